@@ -1,0 +1,62 @@
+//! Execution backends. The reference backend (pure Rust, no unsafe) runs FP32 and quantized graphs on the
+//! CPU; it is also the host's FP32 engine for calibration and the oracle the QNN backend is checked against.
+
+pub mod reference;
+
+use serde::{Deserialize, Serialize};
+
+/// A dense row-major f32 array; dimension 0 is the batch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Array {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+impl Array {
+    pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Array {
+        debug_assert_eq!(shape.iter().product::<usize>(), data.len());
+        Array { shape, data }
+    }
+    pub fn zeros(shape: Vec<usize>) -> Array {
+        let n = shape.iter().product();
+        Array {
+            shape,
+            data: vec![0.0; n],
+        }
+    }
+    pub fn batch(&self) -> usize {
+        self.shape.first().copied().unwrap_or(1)
+    }
+    /// Elements per sample.
+    pub fn sample_len(&self) -> usize {
+        self.shape[1..].iter().product()
+    }
+    /// Samples `[start, end)` along the batch axis.
+    pub fn slice_batch(&self, start: usize, end: usize) -> Array {
+        let per = self.sample_len();
+        let mut shape = self.shape.clone();
+        shape[0] = end - start;
+        Array {
+            shape,
+            data: self.data[start * per..end * per].to_vec(),
+        }
+    }
+}
+
+/// Errors of graph execution.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("input has shape {found:?}, the model expects {expected:?} (batch first)")]
+    InputShape {
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+    #[error("{op} \"{node}\": {msg}")]
+    Node {
+        node: String,
+        op: &'static str,
+        msg: String,
+    },
+    #[error("the model has {0} inputs; amp handles single-input models")]
+    Inputs(usize),
+}

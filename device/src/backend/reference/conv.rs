@@ -1,0 +1,347 @@
+//! Conv: im2col + GEMM (matrixmultiply), a direct loop for depthwise convs; FP32 and integer-domain.
+
+use super::gemm::Num;
+use super::{ArrayRef, QuantMac};
+use crate::backend::Array;
+use crate::ir::Conv;
+use crate::quant::Encoding;
+
+fn out_dims(c: &Conv, x: &[usize], w: &[usize]) -> Result<(usize, usize), String> {
+    let span = |size: usize,
+                k: usize,
+                s: usize,
+                pa: usize,
+                pb: usize,
+                d: usize|
+     -> Result<usize, String> {
+        let eff = d * (k - 1) + 1;
+        let padded = size + pa + pb;
+        if padded < eff {
+            return Err(format!("kernel extent {eff} exceeds padded input {padded}"));
+        }
+        Ok((padded - eff) / s + 1)
+    };
+    Ok((
+        span(
+            x[2],
+            w[2],
+            c.strides[0],
+            c.pads[0],
+            c.pads[2],
+            c.dilations[0],
+        )?,
+        span(
+            x[3],
+            w[3],
+            c.strides[1],
+            c.pads[1],
+            c.pads[3],
+            c.dilations[1],
+        )?,
+    ))
+}
+
+/// Accumulates the convolution of `x` (NCHW) with `w` (OIHW) in `T`; returns NCHW accumulators.
+fn conv_acc<T: Num>(
+    c: &Conv,
+    x: &[T],
+    xs: &[usize],
+    w: &[T],
+    ws: &[usize],
+) -> Result<(Vec<T>, Vec<usize>), String> {
+    if xs.len() != 4 || ws.len() != 4 {
+        return Err(format!(
+            "expects NCHW input and OIHW weight, found {xs:?} and {ws:?}"
+        ));
+    }
+    let (n, cin, h, wd) = (xs[0], xs[1], xs[2], xs[3]);
+    let (cout, cin_g, kh, kw) = (ws[0], ws[1], ws[2], ws[3]);
+    if cin != cin_g * c.group {
+        return Err(format!(
+            "input has {cin} channels, weight expects {}",
+            cin_g * c.group
+        ));
+    }
+    let (oh, ow) = out_dims(c, xs, ws)?;
+    let cout_g = cout / c.group;
+    let p = oh * ow;
+    let mut out = vec![T::default(); n * cout * p];
+    let [sh, sw] = c.strides;
+    let [dh, dw] = c.dilations;
+    let (pt, pl) = (c.pads[0] as isize, c.pads[1] as isize);
+
+    if cin_g == 1 && cout_g == 1 {
+        // depthwise: direct loop
+        for b in 0..n {
+            for ch in 0..cout {
+                let xin = &x[(b * cin + ch) * h * wd..][..h * wd];
+                let wk = &w[ch * kh * kw..][..kh * kw];
+                let o = &mut out[(b * cout + ch) * p..][..p];
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut acc = T::default();
+                        for ky in 0..kh {
+                            let iy = (oy * sh + ky * dh) as isize - pt;
+                            if iy < 0 || iy >= h as isize {
+                                continue;
+                            }
+                            let row = &xin[iy as usize * wd..][..wd];
+                            for kx in 0..kw {
+                                let ix = (ox * sw + kx * dw) as isize - pl;
+                                if ix >= 0 && ix < wd as isize {
+                                    acc = acc + row[ix as usize] * wk[ky * kw + kx];
+                                }
+                            }
+                        }
+                        o[oy * ow + ox] = acc;
+                    }
+                }
+            }
+        }
+        return Ok((out, vec![n, cout, oh, ow]));
+    }
+
+    let k = cin_g * kh * kw;
+    let pointwise = kh == 1 && kw == 1 && sh == 1 && sw == 1 && c.pads == [0; 4];
+    let mut cols = if pointwise {
+        Vec::new()
+    } else {
+        vec![T::default(); k * p]
+    };
+    for b in 0..n {
+        for g in 0..c.group {
+            let xg = &x[(b * cin + g * cin_g) * h * wd..][..cin_g * h * wd];
+            let colref: &[T] = if pointwise {
+                xg
+            } else {
+                for ci in 0..cin_g {
+                    for ky in 0..kh {
+                        for kx in 0..kw {
+                            let row = (ci * kh + ky) * kw + kx;
+                            let dst = &mut cols[row * p..][..p];
+                            for oy in 0..oh {
+                                let iy = (oy * sh + ky * dh) as isize - pt;
+                                let d = &mut dst[oy * ow..][..ow];
+                                if iy < 0 || iy >= h as isize {
+                                    d.iter_mut().for_each(|v| *v = T::default());
+                                    continue;
+                                }
+                                let src = &xg[(ci * h + iy as usize) * wd..][..wd];
+                                for (ox, dv) in d.iter_mut().enumerate() {
+                                    let ix = (ox * sw + kx * dw) as isize - pl;
+                                    *dv = if ix >= 0 && ix < wd as isize {
+                                        src[ix as usize]
+                                    } else {
+                                        T::default()
+                                    };
+                                }
+                            }
+                        }
+                    }
+                }
+                &cols
+            };
+            let wg = &w[g * cout_g * k..][..cout_g * k];
+            let og = &mut out[(b * cout + g * cout_g) * p..][..cout_g * p];
+            T::gemm(
+                cout_g,
+                k,
+                p,
+                wg,
+                (k as isize, 1),
+                colref,
+                (p as isize, 1),
+                og,
+            );
+        }
+    }
+    Ok((out, vec![n, cout, oh, ow]))
+}
+
+pub(crate) fn conv_f32(
+    c: &Conv,
+    x: &ArrayRef,
+    w: &ArrayRef,
+    bias: Option<&[f32]>,
+) -> Result<Array, String> {
+    let (mut acc, shape) = conv_acc::<f32>(c, x.data, x.shape, w.data, w.shape)?;
+    if let Some(b) = bias {
+        let p = shape[2] * shape[3];
+        for (i, chunk) in acc.chunks_mut(p).enumerate() {
+            let bv = b[i % shape[1]];
+            chunk.iter_mut().for_each(|v| *v += bv);
+        }
+    }
+    Ok(Array::new(shape, acc))
+}
+
+/// Integer codes `q + offset` of activations that lie on `e`'s grid.
+pub(crate) fn integer_codes<T: Num>(x: &[f32], e: &Encoding) -> Vec<T> {
+    let inv = 1.0 / e.scale as f64;
+    x.iter()
+        .map(|&v| T::from_f64((v as f64 * inv).round_ties_even()))
+        .collect()
+}
+
+pub(crate) fn conv_quant(
+    c: &Conv,
+    x: &ArrayRef,
+    ws: &[usize],
+    q: &QuantMac,
+    e: Encoding,
+) -> Result<Array, String> {
+    fn finish<T: Num>(acc: Vec<T>, shape: Vec<usize>, q: &QuantMac) -> Array {
+        let p = shape[2] * shape[3];
+        let mut out = vec![0f32; acc.len()];
+        for (i, (o, a)) in out.chunks_mut(p).zip(acc.chunks(p)).enumerate() {
+            let ch = i % shape[1];
+            let (m, b) = (q.mult[ch], q.bias[ch]);
+            for (ov, av) in o.iter_mut().zip(a) {
+                *ov = (av.to_f64() * m + b) as f32;
+            }
+        }
+        Array::new(shape, out)
+    }
+    if q.exact_f32 {
+        let xi = integer_codes::<f32>(x.data, &e);
+        let (acc, shape) = conv_acc::<f32>(c, &xi, x.shape, &q.codes, ws)?;
+        Ok(finish(acc, shape, q))
+    } else {
+        let xi = integer_codes::<f64>(x.data, &e);
+        let w: Vec<f64> = q.codes.iter().map(|&v| v as f64).collect();
+        let (acc, shape) = conv_acc::<f64>(c, &xi, x.shape, &w, ws)?;
+        Ok(finish(acc, shape, q))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Naive convolution straight from the definition.
+    fn naive(c: &Conv, x: &[f32], xs: [usize; 4], w: &[f32], ws: [usize; 4]) -> Vec<f32> {
+        let (oh, ow) = out_dims(c, &xs, &ws).unwrap();
+        let cout_g = ws[0] / c.group;
+        let mut out = vec![0f32; xs[0] * ws[0] * oh * ow];
+        for b in 0..xs[0] {
+            for co in 0..ws[0] {
+                let g = co / cout_g;
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut acc = 0f64;
+                        for ci in 0..ws[1] {
+                            for ky in 0..ws[2] {
+                                for kx in 0..ws[3] {
+                                    let iy = (oy * c.strides[0] + ky * c.dilations[0]) as isize
+                                        - c.pads[0] as isize;
+                                    let ix = (ox * c.strides[1] + kx * c.dilations[1]) as isize
+                                        - c.pads[1] as isize;
+                                    if iy < 0
+                                        || ix < 0
+                                        || iy >= xs[2] as isize
+                                        || ix >= xs[3] as isize
+                                    {
+                                        continue;
+                                    }
+                                    let xv = x[((b * xs[1] + g * ws[1] + ci) * xs[2]
+                                        + iy as usize)
+                                        * xs[3]
+                                        + ix as usize];
+                                    acc += xv as f64
+                                        * w[((co * ws[1] + ci) * ws[2] + ky) * ws[3] + kx] as f64;
+                                }
+                            }
+                        }
+                        out[((b * ws[0] + co) * oh + oy) * ow + ox] = acc as f32;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn pseudo(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(1664525).wrapping_add(1013904223);
+                ((s >> 8) % 17) as f32 - 8.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matches_naive_for_strides_pads_dilations_groups() {
+        let cases = [
+            (
+                Conv {
+                    strides: [1, 1],
+                    pads: [1, 1, 1, 1],
+                    dilations: [1, 1],
+                    group: 1,
+                },
+                [2, 3, 7, 6],
+                [4, 3, 3, 3],
+            ),
+            (
+                Conv {
+                    strides: [2, 1],
+                    pads: [0, 2, 1, 0],
+                    dilations: [1, 2],
+                    group: 1,
+                },
+                [1, 2, 9, 8],
+                [3, 2, 3, 2],
+            ),
+            (
+                Conv {
+                    strides: [2, 2],
+                    pads: [1, 1, 1, 1],
+                    dilations: [1, 1],
+                    group: 4,
+                },
+                [1, 4, 8, 8],
+                [4, 1, 3, 3],
+            ),
+            (
+                Conv {
+                    strides: [1, 1],
+                    pads: [0, 0, 0, 0],
+                    dilations: [1, 1],
+                    group: 2,
+                },
+                [2, 4, 5, 5],
+                [6, 2, 1, 1],
+            ),
+            (
+                Conv {
+                    strides: [1, 1],
+                    pads: [0, 0, 0, 0],
+                    dilations: [1, 1],
+                    group: 1,
+                },
+                [2, 4, 5, 5],
+                [6, 4, 1, 1],
+            ),
+        ];
+        for (i, (c, xs, ws)) in cases.iter().enumerate() {
+            let x = pseudo(xs.iter().product(), i as u32);
+            let w = pseudo(ws.iter().product(), 100 + i as u32);
+            let want = naive(c, &x, *xs, &w, *ws);
+            let got = conv_f32(
+                c,
+                &ArrayRef {
+                    shape: xs,
+                    data: &x,
+                },
+                &ArrayRef {
+                    shape: ws,
+                    data: &w,
+                },
+                None,
+            )
+            .unwrap();
+            assert_eq!(got.data, want, "case {i}");
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! Elementwise ops: broadcast binary arithmetic, activations, per-channel scale-shift, softmax.
+
+use super::ArrayRef;
+use crate::backend::Array;
+use crate::ir::{infer_shape, Op};
+
+/// Strides of `shape` aligned to the right of an output of rank `rank`, 0 on broadcast dims.
+fn bstrides(shape: &[usize], out: &[usize]) -> Vec<usize> {
+    let rank = out.len();
+    let mut s = vec![0; rank];
+    let mut acc = 1;
+    for i in (0..shape.len()).rev() {
+        let o = rank - shape.len() + i;
+        s[o] = if shape[i] == 1 { 0 } else { acc };
+        acc *= shape[i];
+    }
+    s
+}
+
+pub(crate) fn binary(op: &Op, a: &ArrayRef, b: &ArrayRef) -> Result<Array, String> {
+    let shape = infer_shape(op, &[a.shape, b.shape], |_| false)?;
+    let f: fn(f32, f32) -> f32 = match op {
+        Op::Add => |x, y| x + y,
+        Op::Sub => |x, y| x - y,
+        Op::Mul => |x, y| x * y,
+        Op::Div => |x, y| x / y,
+        _ => return Err(format!("{} is not a binary op", op.name())),
+    };
+    let n: usize = shape.iter().product();
+    if a.shape == b.shape {
+        return Ok(Array::new(
+            shape,
+            a.data.iter().zip(b.data).map(|(&x, &y)| f(x, y)).collect(),
+        ));
+    }
+    if b.data.len() == 1 {
+        let y = b.data[0];
+        if a.data.len() == n {
+            return Ok(Array::new(shape, a.data.iter().map(|&x| f(x, y)).collect()));
+        }
+    }
+    let (sa, sb) = (bstrides(a.shape, &shape), bstrides(b.shape, &shape));
+    let mut out = Vec::with_capacity(n);
+    let rank = shape.len();
+    let mut idx = vec![0usize; rank];
+    let (mut ia, mut ib) = (0usize, 0usize);
+    for _ in 0..n {
+        out.push(f(a.data[ia], b.data[ib]));
+        for d in (0..rank).rev() {
+            idx[d] += 1;
+            ia += sa[d];
+            ib += sb[d];
+            if idx[d] < shape[d] {
+                break;
+            }
+            ia -= sa[d] * shape[d];
+            ib -= sb[d] * shape[d];
+            idx[d] = 0;
+        }
+    }
+    Ok(Array::new(shape, out))
+}
+
+pub(crate) fn unary(op: &Op, x: &ArrayRef) -> Array {
+    let f = |v: f32| -> f32 {
+        match *op {
+            Op::Relu => v.max(0.0),
+            Op::Clip { min, max } => v.max(min).min(max),
+            Op::LeakyRelu { alpha } => {
+                if v >= 0.0 {
+                    v
+                } else {
+                    alpha * v
+                }
+            }
+            Op::Sigmoid => 1.0 / (1.0 + (-v).exp()),
+            Op::HardSigmoid { alpha, beta } => (alpha * v + beta).clamp(0.0, 1.0),
+            Op::HardSwish => v * (v / 6.0 + 0.5).clamp(0.0, 1.0),
+            Op::Tanh => v.tanh(),
+            _ => v,
+        }
+    };
+    Array::new(x.shape.to_vec(), x.data.iter().map(|&v| f(v)).collect())
+}
+
+pub(crate) fn scale_shift(x: &ArrayRef, scale: &[f32], shift: &[f32]) -> Result<Array, String> {
+    let c = x.shape[1];
+    let inner: usize = x.shape[2..].iter().product();
+    let mut out = x.data.to_vec();
+    for (i, chunk) in out.chunks_mut(inner).enumerate() {
+        let ch = i % c;
+        chunk
+            .iter_mut()
+            .for_each(|v| *v = *v * scale[ch] + shift[ch]);
+    }
+    Ok(Array::new(x.shape.to_vec(), out))
+}
+
+pub(crate) fn softmax(x: &ArrayRef, axis: usize) -> Result<Array, String> {
+    let dim = x.shape[axis];
+    let inner: usize = x.shape[axis + 1..].iter().product();
+    let outer: usize = x.shape[..axis].iter().product();
+    let mut out = vec![0f32; x.data.len()];
+    for o in 0..outer {
+        for i in 0..inner {
+            let at = |k: usize| (o * dim + k) * inner + i;
+            let mx = (0..dim)
+                .map(|k| x.data[at(k)])
+                .fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0f64;
+            for k in 0..dim {
+                let e = ((x.data[at(k)] - mx) as f64).exp();
+                out[at(k)] = e as f32;
+                sum += e;
+            }
+            for k in 0..dim {
+                out[at(k)] = (out[at(k)] as f64 / sum) as f32;
+            }
+        }
+    }
+    Ok(Array::new(x.shape.to_vec(), out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_broadcasts_per_channel() {
+        let a: Vec<f32> = (0..8).map(|v| v as f32).collect(); // [1, 2, 2, 2]
+        let b = [10.0, 20.0]; // [2, 1, 1]
+        let y = binary(
+            &Op::Add,
+            &ArrayRef {
+                shape: &[1, 2, 2, 2],
+                data: &a,
+            },
+            &ArrayRef {
+                shape: &[2, 1, 1],
+                data: &b,
+            },
+        )
+        .unwrap();
+        assert_eq!(y.data, vec![10.0, 11.0, 12.0, 13.0, 24.0, 25.0, 26.0, 27.0]);
+    }
+
+    #[test]
+    fn hard_activations_match_onnx_definitions() {
+        let x = [-4.0, -1.0, 0.0, 1.0, 4.0];
+        let r = ArrayRef {
+            shape: &[1, 5],
+            data: &x,
+        };
+        let want = [0.0, -1.0 / 3.0, 0.0, 2.0 / 3.0, 4.0];
+        for (g, w) in unary(&Op::HardSwish, &r).data.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "{g} vs {w}");
+        }
+        let hs = unary(
+            &Op::HardSigmoid {
+                alpha: 0.2,
+                beta: 0.5,
+            },
+            &r,
+        )
+        .data;
+        assert_eq!(hs[0], 0.0);
+        assert!((hs[3] - 0.7).abs() < 1e-7);
+        assert_eq!(
+            unary(
+                &Op::Clip { min: 0.0, max: 6.0 },
+                &ArrayRef {
+                    shape: &[1, 1],
+                    data: &[7.5]
+                }
+            )
+            .data,
+            vec![6.0]
+        );
+    }
+
+    #[test]
+    fn softmax_sums_to_one_along_axis() {
+        let x = [1.0, 2.0, 3.0, 1.0, 1.0, 1.0];
+        let y = softmax(
+            &ArrayRef {
+                shape: &[2, 3],
+                data: &x,
+            },
+            1,
+        )
+        .unwrap();
+        assert!((y.data[..3].iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!((y.data[3] - 1.0 / 3.0).abs() < 1e-7);
+    }
+}

@@ -1,0 +1,302 @@
+//! Fully connected (Gemm) and MatMul, FP32 and integer-domain, on matrixmultiply's GEMM.
+
+use super::conv::integer_codes;
+use super::{ArrayRef, QuantMac};
+use crate::backend::Array;
+use crate::ir::infer_shape;
+use crate::ir::Op;
+use crate::quant::Encoding;
+
+/// The arithmetic the kernels accumulate in: f32, or f64 where f32 would not be exact.
+pub(crate) trait Num:
+    Copy + Default + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self>
+{
+    fn from_f64(v: f64) -> Self;
+    fn to_f64(self) -> f64;
+    /// c[m×n] = a[m×k] · b[k×n]; strides given as (row, col).
+    #[allow(clippy::too_many_arguments)]
+    fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[Self],
+        sa: (isize, isize),
+        b: &[Self],
+        sb: (isize, isize),
+        c: &mut [Self],
+    );
+}
+
+// GEMM goes through ndarray's safe `general_mat_mul` (matrixmultiply underneath), so the reference backend
+// needs no `unsafe`.
+impl Num for f32 {
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[f32],
+        sa: (isize, isize),
+        b: &[f32],
+        sb: (isize, isize),
+        c: &mut [f32],
+    ) {
+        safe::sgemm(m, k, n, a, sa, b, sb, c)
+    }
+}
+
+impl Num for f64 {
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[f64],
+        sa: (isize, isize),
+        b: &[f64],
+        sb: (isize, isize),
+        c: &mut [f64],
+    ) {
+        safe::dgemm(m, k, n, a, sa, b, sb, c)
+    }
+}
+
+mod safe {
+    //! Strided GEMM through ndarray's safe API.
+    use ndarray::linalg::general_mat_mul;
+    use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
+
+    macro_rules! gemm_impl {
+        ($name:ident, $t:ty) => {
+            #[allow(clippy::too_many_arguments)]
+            pub fn $name(
+                m: usize,
+                k: usize,
+                n: usize,
+                a: &[$t],
+                sa: (isize, isize),
+                b: &[$t],
+                sb: (isize, isize),
+                c: &mut [$t],
+            ) {
+                let a = ArrayView2::from_shape((m, k).strides((sa.0 as usize, sa.1 as usize)), a)
+                    .expect("gemm: a fits its slice");
+                let b = ArrayView2::from_shape((k, n).strides((sb.0 as usize, sb.1 as usize)), b)
+                    .expect("gemm: b fits its slice");
+                let mut c = ArrayViewMut2::from_shape((m, n), &mut c[..m * n])
+                    .expect("gemm: c fits its slice");
+                general_mat_mul(1.0, &a, &b, 0.0, &mut c);
+            }
+        };
+    }
+    gemm_impl!(sgemm, f32);
+    gemm_impl!(dgemm, f64);
+}
+
+fn split_rows(x: &ArrayRef, k: usize) -> Result<usize, String> {
+    if x.shape.last() != Some(&k) {
+        return Err(format!("input {:?} does not end in {k}", x.shape));
+    }
+    Ok(x.data.len() / k)
+}
+
+pub(crate) fn fc_f32(x: &ArrayRef, w: &ArrayRef, bias: Option<&[f32]>) -> Result<Array, String> {
+    let (nout, k) = (w.shape[0], w.shape[1]);
+    let m = split_rows(x, k)?;
+    let mut out = vec![0f32; m * nout];
+    // y = x · wᵀ: b = wᵀ, element (p, j) at w[j*k + p]
+    f32::gemm(
+        m,
+        k,
+        nout,
+        x.data,
+        (k as isize, 1),
+        w.data,
+        (1, k as isize),
+        &mut out,
+    );
+    if let Some(b) = bias {
+        for row in out.chunks_mut(nout) {
+            row.iter_mut().zip(b).for_each(|(v, bv)| *v += bv);
+        }
+    }
+    let mut shape = x.shape.to_vec();
+    *shape.last_mut().unwrap() = nout;
+    Ok(Array::new(shape, out))
+}
+
+pub(crate) fn fc_quant(
+    x: &ArrayRef,
+    ws: &[usize],
+    q: &QuantMac,
+    e: Encoding,
+) -> Result<Array, String> {
+    let (nout, k) = (ws[0], ws[1]);
+    let m = split_rows(x, k)?;
+    let acc: Vec<f64> = if q.exact_f32 {
+        let xi = integer_codes::<f32>(x.data, &e);
+        let mut t = vec![0f32; m * nout];
+        // transpose weights once so the GEMM streams contiguous rows
+        let wt = transpose(&q.codes, nout, k);
+        f32::gemm(
+            m,
+            k,
+            nout,
+            &xi,
+            (k as isize, 1),
+            &wt,
+            (nout as isize, 1),
+            &mut t,
+        );
+        t.into_iter().map(|v| v as f64).collect()
+    } else {
+        let xi = integer_codes::<f64>(x.data, &e);
+        let wt: Vec<f64> = transpose(&q.codes, nout, k)
+            .into_iter()
+            .map(|v| v as f64)
+            .collect();
+        let mut t = vec![0f64; m * nout];
+        f64::gemm(
+            m,
+            k,
+            nout,
+            &xi,
+            (k as isize, 1),
+            &wt,
+            (nout as isize, 1),
+            &mut t,
+        );
+        t
+    };
+    let out = acc
+        .chunks(nout)
+        .flat_map(|row| {
+            row.iter()
+                .enumerate()
+                .map(|(j, &a)| (a * q.mult[j] + q.bias[j]) as f32)
+        })
+        .collect();
+    let mut shape = x.shape.to_vec();
+    *shape.last_mut().unwrap() = nout;
+    Ok(Array::new(shape, out))
+}
+
+fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0f32; w.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            t[c * rows + r] = w[r * cols + c];
+        }
+    }
+    t
+}
+
+/// Batched matrix product of two activations (with broadcasting of the leading dims). With encodings, the
+/// product runs on integer codes and is scaled once.
+pub(crate) fn matmul(
+    a: &ArrayRef,
+    b: &ArrayRef,
+    enc: Option<(Encoding, Encoding)>,
+) -> Result<Array, String> {
+    let shape = infer_shape(&Op::MatMul, &[a.shape, b.shape], |_| false)?;
+    let (ar, br) = (a.shape.len(), b.shape.len());
+    let (m, k, n) = (a.shape[ar - 2], a.shape[ar - 1], b.shape[br - 1]);
+    let lead = &shape[..shape.len() - 2];
+    let batches: usize = lead.iter().product();
+    let offset = |s: &[usize], idx: usize| -> usize {
+        // index into a broadcast operand's leading dims
+        let sl = &s[..s.len() - 2];
+        let mut rem = idx;
+        let mut off = 0;
+        let mut stride = 1;
+        for d in (0..lead.len()).rev() {
+            let i = rem % lead[d];
+            rem /= lead[d];
+            let sd = d as isize - (lead.len() as isize - sl.len() as isize);
+            if sd >= 0 {
+                let dim = sl[sd as usize];
+                off += if dim == 1 { 0 } else { i } * stride;
+                stride *= dim;
+            }
+        }
+        off
+    };
+    let mut out = vec![0f32; batches * m * n];
+    let (xa, xb, mult): (Vec<f64>, Vec<f64>, f64) = match enc {
+        Some((ea, eb)) => (
+            integer_codes::<f64>(a.data, &ea),
+            integer_codes::<f64>(b.data, &eb),
+            ea.scale as f64 * eb.scale as f64,
+        ),
+        None => (
+            a.data.iter().map(|&v| v as f64).collect(),
+            b.data.iter().map(|&v| v as f64).collect(),
+            1.0,
+        ),
+    };
+    let mut c = vec![0f64; m * n];
+    for bi in 0..batches {
+        let pa = &xa[offset(a.shape, bi) * m * k..][..m * k];
+        let pb = &xb[offset(b.shape, bi) * k * n..][..k * n];
+        f64::gemm(m, k, n, pa, (k as isize, 1), pb, (n as isize, 1), &mut c);
+        for (o, v) in out[bi * m * n..][..m * n].iter_mut().zip(&c) {
+            *o = (v * mult) as f32;
+        }
+    }
+    Ok(Array::new(shape, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fc_computes_x_times_w_transposed_plus_bias() {
+        let x = [1.0, 2.0, 3.0, 4.0];
+        let w = [1.0, 0.0, 0.0, 1.0, 1.0, 1.0];
+        let y = fc_f32(
+            &ArrayRef {
+                shape: &[2, 2],
+                data: &x,
+            },
+            &ArrayRef {
+                shape: &[3, 2],
+                data: &w,
+            },
+            Some(&[0.5, 0.0, -1.0]),
+        )
+        .unwrap();
+        assert_eq!(y.shape, vec![2, 3]);
+        assert_eq!(y.data, vec![1.5, 2.0, 2.0, 3.5, 4.0, 6.0]);
+    }
+
+    #[test]
+    fn matmul_broadcasts_leading_dims() {
+        let a: Vec<f32> = (0..12).map(|v| v as f32).collect(); // [2, 2, 3]
+        let b = [1.0, 0.0, 0.0, 1.0, 1.0, 1.0]; // [3, 2]
+        let y = matmul(
+            &ArrayRef {
+                shape: &[2, 2, 3],
+                data: &a,
+            },
+            &ArrayRef {
+                shape: &[3, 2],
+                data: &b,
+            },
+            None,
+        )
+        .unwrap();
+        assert_eq!(y.shape, vec![2, 2, 2]);
+        assert_eq!(y.data, vec![2.0, 3.0, 8.0, 9.0, 14.0, 15.0, 20.0, 21.0]);
+    }
+}

@@ -1,0 +1,236 @@
+//! The reference backend: FP32 execution, and quantized execution that applies QNN's quantization at every
+//! tensor QNN materialises. MAC ops (Conv, Gemm, MatMul) run on integer codes with exact accumulation (f32
+//! where the bound K·max|a|·max|w| < 2²⁴ proves it exact, f64 otherwise), so the only rounding is the final
+//! requantization, as on the accelerator.
+
+mod conv;
+mod elementwise;
+mod gemm;
+mod layout;
+mod pool;
+
+use std::sync::Arc;
+
+use super::{Array, ExecError};
+use crate::ir::{Graph, Node, Op};
+use crate::quant::{quantize_bias, Encoding, QuantPlan, Role};
+
+/// Integer-domain parameters of one MAC op with weights.
+#[derive(Clone, Debug)]
+pub(crate) struct QuantMac {
+    /// Weight codes (integers stored as floats).
+    pub codes: Vec<f32>,
+    /// Output multiplier per channel: input scale × weight scale.
+    pub mult: Vec<f64>,
+    /// Dequantized int32 bias per channel.
+    pub bias: Vec<f64>,
+    /// True when accumulating in f32 is exact.
+    pub exact_f32: bool,
+}
+
+/// A graph prepared for execution at one precision plan (or FP32).
+pub struct Reference {
+    graph: Arc<Graph>,
+    plan: Option<QuantPlan>,
+    macs: Vec<Option<QuantMac>>,
+    /// Per tensor: index of the last node that reads it (to free memory early).
+    last_use: Vec<usize>,
+}
+
+fn node_err(n: &Node, msg: impl Into<String>) -> ExecError {
+    ExecError::Node {
+        node: n.name.clone(),
+        op: n.op.name(),
+        msg: msg.into(),
+    }
+}
+
+/// The largest |integer| an encoding's codes reach after adding the offset.
+fn max_abs_int(e: &Encoding) -> f64 {
+    (e.offset as f64).abs().max(e.qmax() + e.offset as f64)
+}
+
+impl Reference {
+    /// Prepares `graph` for FP32 execution (`plan` None) or quantized execution.
+    pub fn new(graph: Arc<Graph>, plan: Option<QuantPlan>) -> Result<Reference, ExecError> {
+        if graph.inputs.len() != 1 {
+            return Err(ExecError::Inputs(graph.inputs.len()));
+        }
+        let mut macs = vec![None; graph.nodes.len()];
+        if let Some(plan) = &plan {
+            for (i, n) in graph.nodes.iter().enumerate() {
+                let Some(wq) = &plan.weights[i] else { continue };
+                let enc = plan.encodings[n.inputs[0]]
+                    .ok_or_else(|| node_err(n, "its input has no quantization encoding"))?;
+                let cout = graph.tensors[n.inputs[1]].shape[0];
+                let k: usize = graph.tensors[n.inputs[1]].shape[1..].iter().product();
+                let bias_f = n
+                    .inputs
+                    .get(2)
+                    .and_then(|&b| graph.const_data(b))
+                    .map(|b| b.to_vec())
+                    .unwrap_or(vec![0.0; cout]);
+                let (bcodes, bscales) = quantize_bias(&bias_f, enc.scale, wq);
+                let wmax = wq.codes.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
+                macs[i] = Some(QuantMac {
+                    codes: wq.codes.clone(),
+                    mult: (0..cout)
+                        .map(|c| enc.scale as f64 * wq.scale(c) as f64)
+                        .collect(),
+                    bias: bcodes
+                        .iter()
+                        .zip(&bscales)
+                        .map(|(&q, &s)| q as f64 * s as f64)
+                        .collect(),
+                    exact_f32: (k as f64) * max_abs_int(&enc) * wmax < (1u64 << 24) as f64,
+                });
+            }
+        }
+        let mut last_use = vec![0; graph.tensors.len()];
+        for (i, n) in graph.nodes.iter().enumerate() {
+            for &t in &n.inputs {
+                last_use[t] = i;
+            }
+        }
+        for &o in &graph.outputs {
+            last_use[o] = usize::MAX;
+        }
+        Ok(Reference {
+            graph,
+            plan,
+            macs,
+            last_use,
+        })
+    }
+
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// Runs a batch; returns the graph outputs.
+    pub fn run(&self, input: &Array) -> Result<Vec<Array>, ExecError> {
+        self.run_observed(input, |_, _| {})
+    }
+
+    /// Runs a batch, showing every activation (after quantization) to `observe` as it is computed.
+    pub fn run_observed(
+        &self,
+        input: &Array,
+        mut observe: impl FnMut(usize, &Array),
+    ) -> Result<Vec<Array>, ExecError> {
+        let g = &*self.graph;
+        let in_id = g.inputs[0];
+        let expected = &g.tensors[in_id].shape;
+        if input.shape.len() != expected.len() || input.shape[1..] != expected[1..] {
+            return Err(ExecError::InputShape {
+                expected: expected.clone(),
+                found: input.shape.clone(),
+            });
+        }
+        let mut vals: Vec<Option<Array>> = vec![None; g.tensors.len()];
+        let mut x = input.clone();
+        self.quantize(in_id, &mut x);
+        observe(in_id, &x);
+        vals[in_id] = Some(x);
+        for (i, n) in g.nodes.iter().enumerate() {
+            let mut y = self.exec(i, n, &vals)?;
+            self.quantize(n.output, &mut y);
+            observe(n.output, &y);
+            vals[n.output] = Some(y);
+            for &t in &n.inputs {
+                if self.last_use[t] == i {
+                    vals[t] = None;
+                }
+            }
+        }
+        Ok(g.outputs
+            .iter()
+            .map(|&o| vals[o].take().expect("graph output computed"))
+            .collect())
+    }
+
+    fn quantize(&self, t: usize, a: &mut Array) {
+        let Some(plan) = &self.plan else { return };
+        if plan.roles[t] != Role::Own {
+            return;
+        }
+        if let Some(e) = plan.encodings[t] {
+            for v in a.data.iter_mut() {
+                *v = e.fake(*v);
+            }
+        }
+    }
+
+    fn input<'a>(&'a self, vals: &'a [Option<Array>], t: usize) -> Result<ArrayRef<'a>, String> {
+        if let Some(d) = self.graph.const_data(t) {
+            return Ok(ArrayRef {
+                shape: &self.graph.tensors[t].shape,
+                data: d,
+            });
+        }
+        let a = vals[t]
+            .as_ref()
+            .ok_or_else(|| format!("input \"{}\" was not computed", self.graph.tensors[t].name))?;
+        Ok(ArrayRef {
+            shape: &a.shape,
+            data: &a.data,
+        })
+    }
+
+    fn exec(&self, i: usize, n: &Node, vals: &[Option<Array>]) -> Result<Array, ExecError> {
+        self.exec_inner(i, n, vals).map_err(|m| node_err(n, m))
+    }
+
+    fn exec_inner(&self, i: usize, n: &Node, vals: &[Option<Array>]) -> Result<Array, String> {
+        let ins: Vec<ArrayRef> = n
+            .inputs
+            .iter()
+            .map(|&t| self.input(vals, t))
+            .collect::<Result<_, _>>()?;
+        let need_enc = |k: usize| -> Result<Encoding, String> {
+            self.plan
+                .as_ref()
+                .and_then(|p| p.encodings[n.inputs[k]])
+                .ok_or_else(|| "its input has no quantization encoding".to_string())
+        };
+        let enc = |k: usize| self.plan.as_ref().and_then(|p| p.encodings[n.inputs[k]]);
+        let out_shape = &self.graph.tensors[n.output].shape;
+        let r = match &n.op {
+            Op::Conv(c) => match &self.macs[i] {
+                Some(q) => conv::conv_quant(c, &ins[0], ins[1].shape, q, need_enc(0)?),
+                None => conv::conv_f32(c, &ins[0], &ins[1], ins.get(2).map(|b| b.data)),
+            },
+            Op::Gemm => match &self.macs[i] {
+                Some(q) => gemm::fc_quant(&ins[0], ins[1].shape, q, need_enc(0)?),
+                None => gemm::fc_f32(&ins[0], &ins[1], ins.get(2).map(|b| b.data)),
+            },
+            Op::MatMul => gemm::matmul(&ins[0], &ins[1], enc(0).zip(enc(1))),
+            Op::Add | Op::Sub | Op::Mul | Op::Div => elementwise::binary(&n.op, &ins[0], &ins[1]),
+            Op::ScaleShift => elementwise::scale_shift(&ins[0], ins[1].data, ins[2].data),
+            Op::Softmax { axis } => elementwise::softmax(&ins[0], *axis),
+            Op::Relu
+            | Op::Clip { .. }
+            | Op::LeakyRelu { .. }
+            | Op::Sigmoid
+            | Op::HardSigmoid { .. }
+            | Op::HardSwish
+            | Op::Tanh => Ok(elementwise::unary(&n.op, &ins[0])),
+            Op::MaxPool(p) => pool::max_pool(p, &ins[0]),
+            Op::AveragePool(p) => pool::avg_pool(p, &ins[0]),
+            Op::GlobalAveragePool => pool::global_avg(&ins[0]),
+            Op::ReduceMean { axes, keepdims } => pool::reduce_mean(&ins[0], axes, *keepdims),
+            Op::Reshape { shape } => layout::reshape(&ins[0], shape),
+            Op::Transpose { perm } => layout::transpose(&ins[0], perm),
+            Op::Concat { axis } => layout::concat(&ins, *axis),
+            Op::Pad { pads, value } => layout::pad(&ins[0], pads, *value),
+            Op::Resize(r) => layout::resize(r, &ins[0], out_shape),
+        };
+        r
+    }
+}
+
+/// A borrowed array (an activation or a constant).
+pub(crate) struct ArrayRef<'a> {
+    pub shape: &'a [usize],
+    pub data: &'a [f32],
+}

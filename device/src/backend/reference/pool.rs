@@ -1,0 +1,162 @@
+//! Pooling and reductions.
+
+use super::ArrayRef;
+use crate::backend::Array;
+use crate::ir::{infer_shape, Op, Pool};
+
+fn pool(p: &Pool, x: &ArrayRef, max: bool) -> Result<Array, String> {
+    let op = if max {
+        Op::MaxPool(p.clone())
+    } else {
+        Op::AveragePool(p.clone())
+    };
+    let mut shape = infer_shape(&op, &[x.shape], |_| false)?;
+    shape[0] = x.shape[0];
+    let (h, w) = (x.shape[2], x.shape[3]);
+    let (oh, ow) = (shape[2], shape[3]);
+    let planes = x.shape[0] * x.shape[1];
+    let mut out = vec![0f32; planes * oh * ow];
+    for pl in 0..planes {
+        let xin = &x.data[pl * h * w..][..h * w];
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let y0 = (oy * p.strides[0]) as isize - p.pads[0] as isize;
+                let x0 = (ox * p.strides[1]) as isize - p.pads[1] as isize;
+                let mut m = f32::NEG_INFINITY;
+                let mut sum = 0f64;
+                let mut cnt = 0usize;
+                let mut padded_cnt = 0usize;
+                for ky in 0..p.kernel[0] as isize {
+                    for kx in 0..p.kernel[1] as isize {
+                        let (iy, ix) = (y0 + ky, x0 + kx);
+                        // cells in the explicit padding count for count_include_pad; cells past it (ceil_mode) never do
+                        if iy < (h + p.pads[2]) as isize && ix < (w + p.pads[3]) as isize {
+                            padded_cnt += 1;
+                        }
+                        if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                            continue;
+                        }
+                        let v = xin[iy as usize * w + ix as usize];
+                        m = m.max(v);
+                        sum += v as f64;
+                        cnt += 1;
+                    }
+                }
+                out[(pl * oh + oy) * ow + ox] = if max {
+                    m
+                } else {
+                    let div = if p.count_include_pad { padded_cnt } else { cnt };
+                    (sum / div.max(1) as f64) as f32
+                };
+            }
+        }
+    }
+    Ok(Array::new(shape, out))
+}
+
+pub(crate) fn max_pool(p: &Pool, x: &ArrayRef) -> Result<Array, String> {
+    pool(p, x, true)
+}
+
+pub(crate) fn avg_pool(p: &Pool, x: &ArrayRef) -> Result<Array, String> {
+    pool(p, x, false)
+}
+
+pub(crate) fn global_avg(x: &ArrayRef) -> Result<Array, String> {
+    let inner: usize = x.shape[2..].iter().product();
+    let out = x
+        .data
+        .chunks(inner)
+        .map(|c| (c.iter().map(|&v| v as f64).sum::<f64>() / inner as f64) as f32)
+        .collect();
+    let mut shape = x.shape.to_vec();
+    shape[2..].iter_mut().for_each(|d| *d = 1);
+    Ok(Array::new(shape, out))
+}
+
+pub(crate) fn reduce_mean(x: &ArrayRef, axes: &[usize], keepdims: bool) -> Result<Array, String> {
+    let rank = x.shape.len();
+    let kept: Vec<usize> = x
+        .shape
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| if axes.contains(&i) { 1 } else { d })
+        .collect();
+    let n_out: usize = kept.iter().product();
+    let count: usize = axes.iter().map(|&a| x.shape[a]).product();
+    let mut sums = vec![0f64; n_out];
+    let mut idx = vec![0usize; rank];
+    for &v in x.data {
+        let mut o = 0;
+        for d in 0..rank {
+            o = o * kept[d] + if axes.contains(&d) { 0 } else { idx[d] };
+        }
+        sums[o] += v as f64;
+        for d in (0..rank).rev() {
+            idx[d] += 1;
+            if idx[d] < x.shape[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+    let shape = if keepdims {
+        kept
+    } else {
+        x.shape
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !axes.contains(i))
+            .map(|(_, &d)| d)
+            .collect()
+    };
+    Ok(Array::new(
+        shape,
+        sums.into_iter()
+            .map(|s| (s / count as f64) as f32)
+            .collect(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn average_pool_excludes_padding_unless_asked() {
+        let x = [1.0, 2.0, 3.0, 4.0];
+        let r = ArrayRef {
+            shape: &[1, 1, 2, 2],
+            data: &x,
+        };
+        let p = Pool {
+            kernel: [2, 2],
+            strides: [1, 1],
+            pads: [1, 1, 0, 0],
+            ceil_mode: false,
+            count_include_pad: false,
+        };
+        assert_eq!(avg_pool(&p, &r).unwrap().data, vec![1.0, 1.5, 2.0, 2.5]);
+        let p = Pool {
+            count_include_pad: true,
+            ..p
+        };
+        assert_eq!(avg_pool(&p, &r).unwrap().data, vec![0.25, 0.75, 1.0, 2.5]);
+    }
+
+    #[test]
+    fn reduce_mean_over_spatial_axes() {
+        let x: Vec<f32> = (0..8).map(|v| v as f32).collect();
+        let y = reduce_mean(
+            &ArrayRef {
+                shape: &[1, 2, 2, 2],
+                data: &x,
+            },
+            &[2, 3],
+            false,
+        )
+        .unwrap();
+        assert_eq!(y.shape, vec![1, 2]);
+        assert_eq!(y.data, vec![1.5, 5.5]);
+    }
+}

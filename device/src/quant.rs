@@ -1,0 +1,404 @@
+//! Quantization: encodings (QNN's convention), precisions (`aNwM` candidates), the rule that says which
+//! tensors are materialised (quantized) and a per-tensor plan both backends execute.
+//!
+//! Activations are unsigned asymmetric: `real = (q + offset) · scale` with `offset = −zero_point ≤ 0`
+//! (QNN's `Qnn_ScaleOffset_t`). Weights are signed symmetric per output channel (or per tensor); biases are
+//! int32 with scale `input scale × weight scale`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ir::{Graph, Op, TensorId};
+
+/// An unsigned asymmetric activation encoding.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Encoding {
+    pub bits: u8,
+    pub scale: f32,
+    pub offset: i32,
+}
+
+impl Encoding {
+    /// Min-max encoding over `[min, max]` widened to include 0 (so zero padding is exact).
+    pub fn from_min_max(min: f32, max: f32, bits: u8) -> Encoding {
+        let mn = (min as f64).min(0.0);
+        let mut mx = (max as f64).max(0.0);
+        if mx - mn < 1e-6 {
+            mx = mn + 1e-6;
+        }
+        let n = ((1u64 << bits) - 1) as f64;
+        let scale = ((mx - mn) / n) as f32;
+        let offset = (mn / scale as f64).round_ties_even().clamp(-n, 0.0) as i32;
+        Encoding {
+            bits,
+            scale,
+            offset,
+        }
+    }
+
+    /// The fixed `[0, 1)` encoding QNN requires for Sigmoid and Softmax outputs.
+    pub fn unit_range(bits: u8) -> Encoding {
+        Encoding {
+            bits,
+            scale: (1.0 / (1u64 << bits) as f64) as f32,
+            offset: 0,
+        }
+    }
+
+    pub fn qmax(&self) -> f64 {
+        ((1u64 << self.bits) - 1) as f64
+    }
+
+    /// The integer code of `x` (round half to even, saturating).
+    #[inline]
+    pub fn quantize(&self, x: f32) -> f64 {
+        ((x as f64 / self.scale as f64).round_ties_even() - self.offset as f64)
+            .clamp(0.0, self.qmax())
+    }
+
+    /// Quantize then dequantize.
+    #[inline]
+    pub fn fake(&self, x: f32) -> f32 {
+        ((self.quantize(x) + self.offset as f64) * self.scale as f64) as f32
+    }
+
+    pub fn min(&self) -> f64 {
+        self.offset as f64 * self.scale as f64
+    }
+    pub fn max(&self) -> f64 {
+        (self.qmax() + self.offset as f64) * self.scale as f64
+    }
+}
+
+/// Signed symmetric weights: integer codes and one scale per channel (or one for the tensor).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WeightQuant {
+    pub bits: u8,
+    /// Axis of the per-channel scales (the output-channel axis), or None for per-tensor.
+    pub axis: Option<usize>,
+    pub scales: Vec<f32>,
+    /// Integer codes, same layout as the float weights.
+    pub codes: Vec<f32>,
+}
+
+impl WeightQuant {
+    /// Quantizes `w` (shape `shape`) with per-channel scales along `axis` (None: per tensor).
+    pub fn new(w: &[f32], shape: &[usize], axis: Option<usize>, bits: u8) -> WeightQuant {
+        let qmax = ((1i64 << (bits - 1)) - 1) as f64;
+        let (channels, inner) = match axis {
+            Some(a) => (shape[a], shape[a + 1..].iter().product::<usize>()),
+            None => (1, w.len()),
+        };
+        let chan_of = |i: usize| {
+            if axis.is_some() {
+                (i / inner) % channels
+            } else {
+                0
+            }
+        };
+        let mut amax = vec![0f32; channels];
+        for (i, &v) in w.iter().enumerate() {
+            let c = chan_of(i);
+            amax[c] = amax[c].max(v.abs());
+        }
+        let scales: Vec<f32> = amax
+            .iter()
+            .map(|&a| (if a > 0.0 { a as f64 } else { 1.0 } / qmax) as f32)
+            .collect();
+        let codes = w
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                (v as f64 / scales[chan_of(i)] as f64)
+                    .round_ties_even()
+                    .clamp(-qmax, qmax) as f32
+            })
+            .collect();
+        WeightQuant {
+            bits,
+            axis,
+            scales,
+            codes,
+        }
+    }
+
+    /// Scale of channel `c` (the single scale when per tensor).
+    pub fn scale(&self, c: usize) -> f32 {
+        if self.scales.len() == 1 {
+            self.scales[0]
+        } else {
+            self.scales[c]
+        }
+    }
+}
+
+/// int32 bias codes for `bias` with per-channel scales `in_scale × w_scale[c]` (computed in f64, stored f32).
+pub fn quantize_bias(bias: &[f32], in_scale: f32, w: &WeightQuant) -> (Vec<f32>, Vec<f32>) {
+    let scales: Vec<f32> = (0..bias.len())
+        .map(|c| (in_scale as f64 * w.scale(c) as f64) as f32)
+        .collect();
+    let codes = bias
+        .iter()
+        .zip(&scales)
+        .map(|(&b, &s)| {
+            (b as f64 / s as f64)
+                .round_ties_even()
+                .clamp(-2147483648.0, 2147483647.0) as f32
+        })
+        .collect();
+    (codes, scales)
+}
+
+/// A precision candidate: activation and weight bitwidths (AIMET's "W8A16" is `a16w8` here).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Precision {
+    pub act: u8,
+    pub weight: u8,
+}
+
+impl Precision {
+    pub const A8W8: Precision = Precision { act: 8, weight: 8 };
+    pub const A16W8: Precision = Precision { act: 16, weight: 8 };
+    pub const A16W16: Precision = Precision {
+        act: 16,
+        weight: 16,
+    };
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a{}w{}", self.act, self.weight)
+    }
+}
+
+impl FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("precision {s:?}: expected aNwM with N, M in {{8, 16}}, e.g. a16w8");
+        let rest = s.trim().to_ascii_lowercase();
+        let rest = rest.strip_prefix('a').ok_or_else(bad)?;
+        let (a, w) = rest.split_once('w').ok_or_else(bad)?;
+        let a: u8 = a.parse().map_err(|_| bad())?;
+        let w: u8 = w.parse().map_err(|_| bad())?;
+        if !matches!(a, 8 | 16) || !matches!(w, 8 | 16) {
+            return Err(bad());
+        }
+        Ok(Precision { act: a, weight: w })
+    }
+}
+
+/// How a tensor is treated in quantized execution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    /// Quantized with its own encoding (graph inputs and most op outputs).
+    Own,
+    /// Carries the encoding of the given tensor (outputs of pass-through ops).
+    Alias(TensorId),
+    /// Not materialised: a Conv/Gemm/MatMul output folded into its only consumer, a Relu/Clip.
+    Fused,
+    /// Constant data (weights, biases, other constants).
+    Const,
+}
+
+/// Which tensors QNN materialises, and how. Deterministic: depends only on the graph.
+pub fn roles(g: &Graph) -> Vec<Role> {
+    let producers = g.producers();
+    let consumers = g.consumers();
+    let mut roles = vec![Role::Own; g.tensors.len()];
+    for (t, role) in roles.iter_mut().enumerate() {
+        if g.tensors[t].is_const() {
+            *role = Role::Const;
+        }
+    }
+    for n in &g.nodes {
+        let t = n.output;
+        if n.op.is_passthrough() {
+            let src = n.inputs[0];
+            roles[t] = match roles[src] {
+                Role::Alias(s) => Role::Alias(s),
+                _ => Role::Alias(src),
+            };
+        } else if matches!(n.op, Op::Conv(_) | Op::Gemm | Op::MatMul)
+            && !g.outputs.contains(&t)
+            && consumers[t].len() == 1
+            && g.nodes[consumers[t][0]].op.is_fusable_activation()
+        {
+            roles[t] = Role::Fused;
+        }
+    }
+    let _ = producers;
+    roles
+}
+
+/// min/max of each activation tensor over the calibration data, keyed by tensor name.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub ranges: BTreeMap<String, [f32; 2]>,
+}
+
+/// Per-tensor precision choices: activation bits per materialised tensor, weight bits per weighted node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BitPlan {
+    /// Indexed by tensor id; only read for tensors whose role is `Own`.
+    pub act_bits: Vec<u8>,
+    /// Indexed by node; only read for nodes with weights.
+    pub weight_bits: Vec<u8>,
+    /// Weights per output channel (true) or per tensor.
+    pub per_channel: bool,
+}
+
+impl BitPlan {
+    pub fn uniform(g: &Graph, p: Precision) -> BitPlan {
+        BitPlan {
+            act_bits: vec![p.act; g.tensors.len()],
+            weight_bits: vec![p.weight; g.nodes.len()],
+            per_channel: true,
+        }
+    }
+}
+
+/// Errors turning statistics and bit choices into encodings.
+#[derive(Debug, thiserror::Error)]
+pub enum QuantError {
+    #[error(
+        "tensor \"{0}\" has no calibration range (were the statistics made for another model?)"
+    )]
+    MissingRange(String),
+    #[error("tensor \"{0}\" has a non-finite calibration range [{1}, {2}]")]
+    BadRange(String, f32, f32),
+}
+
+/// Everything quantized execution needs: an encoding per materialised tensor and quantized weights.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct QuantPlan {
+    pub roles: Vec<Role>,
+    /// Encoding per tensor (None for Fused and Const; Alias tensors hold their source's encoding).
+    pub encodings: Vec<Option<Encoding>>,
+    /// Quantized weights per node (None for nodes without weights).
+    pub weights: Vec<Option<WeightQuant>>,
+}
+
+/// Output-channel axis of a weighted node's weight tensor.
+pub fn weight_axis(op: &Op) -> usize {
+    match op {
+        Op::Conv(_) | Op::Gemm => 0,
+        _ => 0,
+    }
+}
+
+impl QuantPlan {
+    pub fn new(g: &Graph, stats: &Stats, bits: &BitPlan) -> Result<QuantPlan, QuantError> {
+        let roles = roles(g);
+        let producers = g.producers();
+        let mut encodings: Vec<Option<Encoding>> = vec![None; g.tensors.len()];
+        for t in 0..g.tensors.len() {
+            if roles[t] != Role::Own {
+                continue;
+            }
+            let b = bits.act_bits[t];
+            let fixed = producers[t]
+                .map(|p| matches!(g.nodes[p].op, Op::Sigmoid | Op::Softmax { .. }))
+                .unwrap_or(false);
+            let enc = if fixed {
+                Encoding::unit_range(b)
+            } else {
+                let name = &g.tensors[t].name;
+                let [mn, mx] = *stats
+                    .ranges
+                    .get(name)
+                    .ok_or_else(|| QuantError::MissingRange(name.clone()))?;
+                if !mn.is_finite() || !mx.is_finite() {
+                    return Err(QuantError::BadRange(name.clone(), mn, mx));
+                }
+                Encoding::from_min_max(mn, mx, b)
+            };
+            encodings[t] = Some(enc);
+        }
+        for t in 0..g.tensors.len() {
+            if let Role::Alias(src) = roles[t] {
+                encodings[t] = encodings[src];
+            }
+        }
+        let weights = g
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                n.op.has_weights().then(|| {
+                    let w = &g.tensors[n.inputs[1]];
+                    let axis = bits.per_channel.then(|| weight_axis(&n.op));
+                    WeightQuant::new(
+                        w.data.as_deref().map(|v| v.as_slice()).unwrap_or(&[]),
+                        &w.shape,
+                        axis,
+                        bits.weight_bits[i],
+                    )
+                })
+            })
+            .collect();
+        Ok(QuantPlan {
+            roles,
+            encodings,
+            weights,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn min_max_encoding_follows_qnn_sign_convention() {
+        // [-1, 3] at 8 bits: scale 4/255, zero point 64 → offset −64
+        let e = Encoding::from_min_max(-1.0, 3.0, 8);
+        assert_eq!(e.offset, -64);
+        assert!((e.scale - 4.0 / 255.0).abs() < 1e-9);
+        assert_eq!(e.quantize(0.0), 64.0);
+        assert_eq!(e.fake(0.0), 0.0);
+        // saturates at both ends
+        assert_eq!(e.quantize(100.0), 255.0);
+        assert_eq!(e.quantize(-100.0), 0.0);
+    }
+
+    #[test]
+    fn range_is_widened_to_include_zero() {
+        let e = Encoding::from_min_max(2.0, 4.0, 8);
+        assert_eq!(e.offset, 0);
+        assert!((e.max() - 4.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn symmetric_weights_per_channel() {
+        // two output channels of two weights each
+        let w = WeightQuant::new(&[0.5, -1.0, 0.1, 0.2], &[2, 2], Some(0), 8);
+        assert_eq!(
+            w.scales,
+            vec![(1.0f64 / 127.0) as f32, (0.2f64 / 127.0) as f32]
+        );
+        assert_eq!(w.codes, vec![64.0, -127.0, 64.0, 127.0]);
+        let t = WeightQuant::new(&[0.5, -1.0, 0.1, 0.2], &[2, 2], None, 8);
+        assert_eq!(t.scales.len(), 1);
+        assert_eq!(t.codes, vec![64.0, -127.0, 13.0, 25.0]);
+    }
+
+    #[test]
+    fn bias_scale_is_input_times_weight_scale() {
+        let w = WeightQuant::new(&[1.0, 2.0], &[2, 1], Some(0), 8);
+        let (codes, scales) = quantize_bias(&[0.5, -0.5], 0.1, &w);
+        assert!((scales[0] as f64 - 0.1 / 127.0).abs() < 1e-9);
+        assert_eq!(codes[0], (0.5f64 / scales[0] as f64).round() as f32);
+        assert!(codes[1] < 0.0);
+    }
+
+    #[test]
+    fn precision_parses_and_prints() {
+        assert_eq!("a16w8".parse::<Precision>().unwrap(), Precision::A16W8);
+        assert_eq!(Precision::A8W8.to_string(), "a8w8");
+        assert!("a4w8".parse::<Precision>().is_err());
+        assert!("w8a8".parse::<Precision>().is_err());
+    }
+}

@@ -1,0 +1,326 @@
+//! Constant tensors during import and the ops folded on them (shape arithmetic exporters emit).
+
+use super::proto;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConstData {
+    F32(Vec<f32>),
+    I64(Vec<i64>),
+}
+
+/// A constant: float data (weights) or integer data (shapes, indices, axes).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConstTensor {
+    pub shape: Vec<usize>,
+    pub data: ConstData,
+}
+
+fn le_chunks<const N: usize>(raw: &[u8]) -> impl Iterator<Item = [u8; N]> + '_ {
+    raw.chunks_exact(N)
+        .map(|c| c.try_into().expect("chunks_exact yields N bytes"))
+}
+
+impl ConstTensor {
+    pub fn f32(shape: Vec<usize>, v: Vec<f32>) -> Self {
+        ConstTensor {
+            shape,
+            data: ConstData::F32(v),
+        }
+    }
+    pub fn i64(shape: Vec<usize>, v: Vec<i64>) -> Self {
+        ConstTensor {
+            shape,
+            data: ConstData::I64(v),
+        }
+    }
+
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn from_proto(t: &proto::TensorProto) -> Result<ConstTensor, String> {
+        if !t.external_data.is_empty() || t.data_location == Some(1) {
+            return Err("stores its data in an external file, which amp does not read; save the model with the data inside".into());
+        }
+        let shape: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
+        let n: usize = shape.iter().product();
+        let raw = t.raw_data.as_deref().unwrap_or(&[]);
+        let dt = t.data_type.unwrap_or(0);
+        let c = match dt {
+            1 => ConstTensor::f32(
+                shape,
+                if raw.is_empty() {
+                    t.float_data.clone()
+                } else {
+                    le_chunks::<4>(raw).map(f32::from_le_bytes).collect()
+                },
+            ),
+            11 => ConstTensor::f32(
+                shape,
+                if raw.is_empty() {
+                    t.double_data.iter().map(|&v| v as f32).collect()
+                } else {
+                    le_chunks::<8>(raw)
+                        .map(|b| f64::from_le_bytes(b) as f32)
+                        .collect()
+                },
+            ),
+            10 => ConstTensor::f32(
+                shape,
+                if raw.is_empty() {
+                    t.int32_data.iter().map(|&v| f16_to_f32(v as u16)).collect()
+                } else {
+                    le_chunks::<2>(raw)
+                        .map(|b| f16_to_f32(u16::from_le_bytes(b)))
+                        .collect()
+                },
+            ),
+            7 => ConstTensor::i64(
+                shape,
+                if raw.is_empty() {
+                    t.int64_data.clone()
+                } else {
+                    le_chunks::<8>(raw).map(i64::from_le_bytes).collect()
+                },
+            ),
+            6 | 5 | 4 | 3 | 2 | 9 => {
+                let v: Vec<i64> = if raw.is_empty() {
+                    t.int32_data.iter().map(|&v| v as i64).collect()
+                } else {
+                    match dt {
+                        6 => le_chunks::<4>(raw)
+                            .map(|b| i32::from_le_bytes(b) as i64)
+                            .collect(),
+                        5 => le_chunks::<2>(raw)
+                            .map(|b| i16::from_le_bytes(b) as i64)
+                            .collect(),
+                        4 => le_chunks::<2>(raw)
+                            .map(|b| u16::from_le_bytes(b) as i64)
+                            .collect(),
+                        3 => raw.iter().map(|&b| b as i8 as i64).collect(),
+                        _ => raw.iter().map(|&b| b as i64).collect(),
+                    }
+                };
+                ConstTensor::i64(shape, v)
+            }
+            other => {
+                return Err(format!(
+                    "has ONNX data type {other}, which amp does not handle in constants"
+                ))
+            }
+        };
+        let len = match &c.data {
+            ConstData::F32(v) => v.len(),
+            ConstData::I64(v) => v.len(),
+        };
+        if len != n {
+            return Err(format!(
+                "declares shape {:?} ({n} elements) but holds {len} values; is the file truncated?",
+                c.shape
+            ));
+        }
+        Ok(c)
+    }
+
+    pub fn to_f32(&self) -> Vec<f32> {
+        match &self.data {
+            ConstData::F32(v) => v.clone(),
+            ConstData::I64(v) => v.iter().map(|&x| x as f32).collect(),
+        }
+    }
+
+    pub fn to_i64(&self) -> Vec<i64> {
+        match &self.data {
+            ConstData::F32(v) => v.iter().map(|&x| x as i64).collect(),
+            ConstData::I64(v) => v.clone(),
+        }
+    }
+
+    pub fn is_float(&self) -> bool {
+        matches!(self.data, ConstData::F32(_))
+    }
+
+    /// Applies `f` elementwise with numpy broadcasting; the result is float if either side is.
+    pub fn binary(
+        &self,
+        other: &ConstTensor,
+        f: impl Fn(f64, f64) -> f64,
+    ) -> Result<ConstTensor, String> {
+        let shape = amp_device::ir::infer_shape(
+            &amp_device::ir::Op::Add,
+            &[&self.shape, &other.shape],
+            |_| true,
+        )?;
+        let n: usize = shape.iter().product();
+        let a = self.to_f64();
+        let b = other.to_f64();
+        let idx = |s: &[usize], i: usize| -> usize {
+            let mut rem = i;
+            let mut off = 0;
+            let mut stride = 1;
+            for d in (0..shape.len()).rev() {
+                let k = rem % shape[d];
+                rem /= shape[d];
+                let sd = d as isize - (shape.len() as isize - s.len() as isize);
+                if sd >= 0 {
+                    let dim = s[sd as usize];
+                    off += if dim == 1 { 0 } else { k } * stride;
+                    stride *= dim;
+                }
+            }
+            off
+        };
+        let v: Vec<f64> = (0..n)
+            .map(|i| f(a[idx(&self.shape, i)], b[idx(&other.shape, i)]))
+            .collect();
+        Ok(if self.is_float() || other.is_float() {
+            ConstTensor::f32(shape, v.into_iter().map(|x| x as f32).collect())
+        } else {
+            ConstTensor::i64(shape, v.into_iter().map(|x| x as i64).collect())
+        })
+    }
+
+    fn to_f64(&self) -> Vec<f64> {
+        match &self.data {
+            ConstData::F32(v) => v.iter().map(|&x| x as f64).collect(),
+            ConstData::I64(v) => v.iter().map(|&x| x as f64).collect(),
+        }
+    }
+
+    /// Selects `indices` along `axis` (ONNX Gather).
+    pub fn gather(&self, axis: usize, indices: &ConstTensor) -> Result<ConstTensor, String> {
+        let dim = *self.shape.get(axis).ok_or("axis out of range")?;
+        let outer: usize = self.shape[..axis].iter().product();
+        let inner: usize = self.shape[axis + 1..].iter().product();
+        let idx: Vec<usize> = indices
+            .to_i64()
+            .iter()
+            .map(|&i| {
+                let j = if i < 0 { i + dim as i64 } else { i };
+                if j < 0 || j >= dim as i64 {
+                    Err(format!("index {i} out of range for dim {dim}"))
+                } else {
+                    Ok(j as usize)
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        let mut shape = self.shape[..axis].to_vec();
+        shape.extend_from_slice(&indices.shape);
+        shape.extend_from_slice(&self.shape[axis + 1..]);
+        let pick = |o: usize, j: usize, k: usize| (o * dim + j) * inner + k;
+        let order: Vec<usize> = (0..outer)
+            .flat_map(|o| {
+                idx.iter()
+                    .flat_map(move |&j| (0..inner).map(move |k| pick(o, j, k)))
+            })
+            .collect();
+        Ok(match &self.data {
+            ConstData::F32(v) => ConstTensor::f32(shape, order.iter().map(|&i| v[i]).collect()),
+            ConstData::I64(v) => ConstTensor::i64(shape, order.iter().map(|&i| v[i]).collect()),
+        })
+    }
+
+    /// ONNX Slice along the given axes.
+    pub fn slice(
+        &self,
+        starts: &[i64],
+        ends: &[i64],
+        axes: &[usize],
+        steps: &[i64],
+    ) -> Result<ConstTensor, String> {
+        let rank = self.shape.len();
+        let mut ranges: Vec<Vec<usize>> = self.shape.iter().map(|&d| (0..d).collect()).collect();
+        for (k, &ax) in axes.iter().enumerate() {
+            let d = self.shape[ax] as i64;
+            let step = steps.get(k).copied().unwrap_or(1);
+            if step == 0 {
+                return Err("slice step 0".into());
+            }
+            let norm = |v: i64, lo: i64, hi: i64| {
+                if v < 0 {
+                    (v + d).clamp(lo, hi)
+                } else {
+                    v.clamp(lo, hi)
+                }
+            };
+            let (s, e) = if step > 0 {
+                (norm(starts[k], 0, d), norm(ends[k], 0, d))
+            } else {
+                (norm(starts[k], -1, d - 1), norm(ends[k], -1, d - 1))
+            };
+            let mut r = Vec::new();
+            let mut i = s;
+            while (step > 0 && i < e) || (step < 0 && i > e) {
+                r.push(i as usize);
+                i += step;
+            }
+            ranges[ax] = r;
+        }
+        let shape: Vec<usize> = ranges.iter().map(|r| r.len()).collect();
+        let n: usize = shape.iter().product();
+        let mut strides = vec![1; rank];
+        for i in (0..rank.saturating_sub(1)).rev() {
+            strides[i] = strides[i + 1] * self.shape[i + 1];
+        }
+        let mut order = Vec::with_capacity(n);
+        let mut idx = vec![0usize; rank];
+        for _ in 0..n {
+            order.push(
+                (0..rank)
+                    .map(|d| ranges[d][idx[d]] * strides[d])
+                    .sum::<usize>(),
+            );
+            for d in (0..rank).rev() {
+                idx[d] += 1;
+                if idx[d] < shape[d] {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        }
+        Ok(match &self.data {
+            ConstData::F32(v) => ConstTensor::f32(shape, order.iter().map(|&i| v[i]).collect()),
+            ConstData::I64(v) => ConstTensor::i64(shape, order.iter().map(|&i| v[i]).collect()),
+        })
+    }
+}
+
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = ((h >> 15) & 1) as u32;
+    let exp = ((h >> 10) & 0x1f) as u32;
+    let frac = (h & 0x3ff) as u32;
+    let bits = match (exp, frac) {
+        (0, 0) => sign << 31,
+        (0, f) => {
+            // subnormal
+            let v = f as f32 / 1024.0 * 2f32.powi(-14);
+            return if sign == 1 { -v } else { v };
+        }
+        (31, f) => (sign << 31) | (0xff << 23) | (f << 13),
+        (e, f) => (sign << 31) | ((e + 112) << 23) | (f << 13),
+    };
+    f32::from_bits(bits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gather_and_slice_fold_shape_arithmetic() {
+        let shape = ConstTensor::i64(vec![4], vec![1, 32, 7, 7]);
+        let n = shape.gather(0, &ConstTensor::i64(vec![], vec![0])).unwrap();
+        assert_eq!(n, ConstTensor::i64(vec![], vec![1]));
+        let s = shape.slice(&[1], &[i64::MAX], &[0], &[1]).unwrap();
+        assert_eq!(s.to_i64(), vec![32, 7, 7]);
+        let r = shape.slice(&[-1], &[-5], &[0], &[-1]).unwrap();
+        assert_eq!(r.to_i64(), vec![7, 7, 32, 1]);
+    }
+
+    #[test]
+    fn half_precision_decodes() {
+        assert_eq!(f16_to_f32(0x3c00), 1.0);
+        assert_eq!(f16_to_f32(0xc000), -2.0);
+        assert_eq!(f16_to_f32(0x3555), 0.333251953125);
+    }
+}

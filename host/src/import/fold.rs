@@ -1,0 +1,169 @@
+//! Graph clean-up after import: fold per-channel affine ops into the preceding Conv/Gemm, drop dead nodes.
+
+use std::sync::Arc;
+
+use amp_device::ir::{Graph, Op, TensorId};
+
+/// Per-channel constant of a foldable op, as (scale, shift) vectors of length `c`.
+fn per_channel(
+    data: &[f32],
+    shape: &[usize],
+    c: usize,
+    out_rank: usize,
+    channel_axis: usize,
+) -> Option<Vec<f32>> {
+    if data.len() == 1 {
+        return Some(vec![data[0]; c]);
+    }
+    if data.len() != c {
+        return None;
+    }
+    // the single non-1 dim must align with the channel axis when right-aligned to the output rank
+    let pos = shape.iter().position(|&d| d == c)?;
+    let aligned = out_rank as isize - shape.len() as isize + pos as isize;
+    (aligned == channel_axis as isize).then(|| data.to_vec())
+}
+
+/// Folds BatchNormalization (ScaleShift), and Add/Sub/Mul by a per-channel constant, into the Conv or Gemm
+/// that produces their input when that output has no other reader. The folded op takes the output (and
+/// name) of the op folded into it.
+pub fn fold_into_mac_ops(g: &mut Graph) {
+    loop {
+        let producers = g.producers();
+        let consumers = g.consumers();
+        let mut done = false;
+        for i in 0..g.nodes.len() {
+            let n = &g.nodes[i];
+            let (x, scale, shift) = match &n.op {
+                Op::ScaleShift => (
+                    n.inputs[0],
+                    g.const_data(n.inputs[1]).map(|s| s.to_vec()),
+                    g.const_data(n.inputs[2]).map(|s| s.to_vec()),
+                ),
+                Op::Add | Op::Sub | Op::Mul => {
+                    let (a, b) = (n.inputs[0], n.inputs[1]);
+                    let (x, c) = if g.tensors[b].is_const() && !g.tensors[a].is_const() {
+                        (a, b)
+                    } else if g.tensors[a].is_const() && !g.tensors[b].is_const() && n.op != Op::Sub
+                    {
+                        (b, a)
+                    } else {
+                        continue;
+                    };
+                    let Some(p) = producers[x] else { continue };
+                    let pn = &g.nodes[p];
+                    let (cout, axis) = match pn.op {
+                        Op::Conv(_) => (g.tensors[pn.inputs[1]].shape[0], 1),
+                        Op::Gemm => (
+                            g.tensors[pn.inputs[1]].shape[0],
+                            g.tensors[x].shape.len() - 1,
+                        ),
+                        _ => continue,
+                    };
+                    let Some(v) = per_channel(
+                        g.const_data(c).unwrap_or(&[]),
+                        &g.tensors[c].shape,
+                        cout,
+                        g.tensors[x].shape.len(),
+                        axis,
+                    ) else {
+                        continue;
+                    };
+                    match n.op {
+                        Op::Add => (x, Some(vec![1.0; cout]), Some(v)),
+                        Op::Sub => (
+                            x,
+                            Some(vec![1.0; cout]),
+                            Some(v.iter().map(|v| -v).collect()),
+                        ),
+                        _ => (x, Some(v), Some(vec![0.0; cout])),
+                    }
+                }
+                _ => continue,
+            };
+            let (Some(scale), Some(shift)) = (scale, shift) else {
+                continue;
+            };
+            let Some(p) = producers[x] else { continue };
+            if !matches!(g.nodes[p].op, Op::Conv(_) | Op::Gemm)
+                || consumers[x].len() != 1
+                || g.outputs.contains(&x)
+            {
+                continue;
+            }
+            let pn = g.nodes[p].clone();
+            let wt = &g.tensors[pn.inputs[1]];
+            let cout = wt.shape[0];
+            if scale.len() != cout {
+                continue;
+            }
+            let per = wt.numel() / cout;
+            let mut w = wt.data.as_deref().cloned().unwrap_or_default();
+            for (c, chunk) in w.chunks_mut(per).enumerate() {
+                chunk.iter_mut().for_each(|v| *v *= scale[c]);
+            }
+            let bias_old = pn
+                .inputs
+                .get(2)
+                .and_then(|&b| g.const_data(b))
+                .map(|b| b.to_vec())
+                .unwrap_or(vec![0.0; cout]);
+            let bias: Vec<f32> = (0..cout)
+                .map(|c| bias_old[c] * scale[c] + shift[c])
+                .collect();
+            let wname = g.tensors[pn.inputs[1]].name.clone();
+            let wshape = g.tensors[pn.inputs[1]].shape.clone();
+            let out = g.nodes[i].output;
+            let new_w = g.add_tensor(format!("{wname}.folded"), wshape, Some(w));
+            let new_b = g.add_tensor(
+                format!("{}.bias", g.tensors[out].name),
+                vec![cout],
+                Some(bias),
+            );
+            let pnode = &mut g.nodes[p];
+            pnode.inputs = vec![pn.inputs[0], new_w, new_b];
+            pnode.output = out;
+            g.nodes.remove(i);
+            done = true;
+            break;
+        }
+        if !done {
+            return;
+        }
+    }
+}
+
+/// Removes nodes no output depends on and tensors nothing references; renumbers tensors.
+pub fn remove_dead(g: &mut Graph) {
+    let producers = g.producers();
+    let mut live = vec![false; g.tensors.len()];
+    let mut stack: Vec<TensorId> = g.outputs.clone();
+    while let Some(t) = stack.pop() {
+        if std::mem::replace(&mut live[t], true) {
+            continue;
+        }
+        if let Some(p) = producers[t] {
+            stack.extend(g.nodes[p].inputs.iter().copied());
+        }
+    }
+    g.nodes.retain(|n| live[n.output]);
+    for &i in &g.inputs {
+        live[i] = true;
+    }
+    let mut map = vec![usize::MAX; g.tensors.len()];
+    let mut tensors = Vec::new();
+    for (i, t) in g.tensors.iter().enumerate() {
+        if live[i] {
+            map[i] = tensors.len();
+            tensors.push(t.clone());
+        }
+    }
+    for n in &mut g.nodes {
+        n.inputs.iter_mut().for_each(|t| *t = map[*t]);
+        n.output = map[n.output];
+    }
+    g.inputs.iter_mut().for_each(|t| *t = map[*t]);
+    g.outputs.iter_mut().for_each(|t| *t = map[*t]);
+    g.tensors = tensors;
+    let _ = Arc::<Vec<f32>>::default;
+}

@@ -1,0 +1,247 @@
+//! ONNX import: decodes the protobuf (prost over the vendored schema), folds constants (initializers,
+//! `Constant` nodes, the Shape/Gather/Unsqueeze/Concat chains exporters emit), turns each supported op into
+//! the IR, infers shapes at batch 1, then folds BatchNormalization and per-channel Add/Mul into the
+//! preceding Conv/Gemm (the same folds onnxruntime's basic optimizer makes, keeping the folded op's output
+//! name, so tensor names match what QNN's converter and onnxruntime see).
+
+mod consts;
+mod fold;
+mod ops;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use amp_device::ir::{Graph, TensorId};
+use prost::Message;
+
+pub use consts::ConstTensor;
+
+#[allow(clippy::all, missing_docs)]
+pub mod proto {
+    include!(concat!(env!("OUT_DIR"), "/onnx.rs"));
+}
+
+/// ONNX default-domain opsets the importer handles.
+pub const OPSETS: std::ops::RangeInclusive<i64> = 7..=21;
+
+/// What the importer was asked for beyond the file.
+#[derive(Clone, Debug, Default)]
+pub struct ImportOptions {
+    /// Per-sample input shape (without the batch dim), for models with symbolic non-batch dims.
+    pub input_shape: Option<Vec<usize>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("not a valid ONNX model (protobuf decoding failed: {0}); is the file truncated?")]
+    Decode(#[from] prost::DecodeError),
+    #[error("the model has no graph")]
+    NoGraph,
+    #[error("opset {found} of the default ONNX domain is not supported (supported: {}..={})", OPSETS.start(), OPSETS.end())]
+    Opset { found: i64 },
+    #[error("{op} \"{node}\": unsupported op{domain}. Supported ops: {}", ops::SUPPORTED.join(", "))]
+    Unsupported {
+        node: String,
+        op: String,
+        domain: String,
+    },
+    #[error("{op} \"{node}\": {msg}")]
+    Node {
+        node: String,
+        op: String,
+        msg: String,
+    },
+    #[error("input \"{name}\": {msg}")]
+    Input { name: String, msg: String },
+    #[error("output \"{0}\" is a constant; amp needs outputs computed from the input")]
+    ConstOutput(String),
+    #[error("tensor \"{0}\" is used but never produced")]
+    Undefined(String),
+    #[error(transparent)]
+    Shape(#[from] amp_device::ir::ShapeError),
+}
+
+/// A value during import: folded to a constant, or an activation in the graph.
+#[derive(Clone, Debug)]
+pub(crate) enum Val {
+    Const(ConstTensor),
+    Dyn(TensorId),
+}
+
+/// The state of one import.
+pub(crate) struct Importer {
+    pub g: Graph,
+    pub vals: HashMap<String, Val>,
+    pub opset: i64,
+    /// Constants already placed in the graph, by ONNX name.
+    placed: HashMap<String, TensorId>,
+}
+
+impl Importer {
+    /// The value named `name` (empty names are absent optional inputs).
+    pub fn val(&self, name: &str) -> Result<&Val, ImportError> {
+        self.vals
+            .get(name)
+            .ok_or_else(|| ImportError::Undefined(name.to_string()))
+    }
+
+    /// A graph tensor for input `name`, placing a constant in the graph the first time it is used.
+    pub fn tensor(&mut self, name: &str) -> Result<TensorId, ImportError> {
+        match self.val(name)?.clone() {
+            Val::Dyn(t) => Ok(t),
+            Val::Const(c) => {
+                if let Some(&t) = self.placed.get(name) {
+                    return Ok(t);
+                }
+                let t = self.g.add_tensor(name, c.shape.clone(), Some(c.to_f32()));
+                self.placed.insert(name.to_string(), t);
+                Ok(t)
+            }
+        }
+    }
+
+    pub fn shape_of(&self, t: TensorId) -> &[usize] {
+        &self.g.tensors[t].shape
+    }
+}
+
+/// Reads and imports an ONNX file.
+pub fn import_file(path: &Path, opts: &ImportOptions) -> Result<Graph, ImportError> {
+    let bytes = std::fs::read(path).map_err(|source| ImportError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    import_bytes(&bytes, opts)
+}
+
+/// Imports an ONNX model from its bytes.
+pub fn import_bytes(bytes: &[u8], opts: &ImportOptions) -> Result<Graph, ImportError> {
+    let model = proto::ModelProto::decode(bytes)?;
+    let graph = model.graph.as_ref().ok_or(ImportError::NoGraph)?;
+    let opset = model
+        .opset_import
+        .iter()
+        .find(|o| {
+            o.domain.as_deref().unwrap_or("").is_empty() || o.domain.as_deref() == Some("ai.onnx")
+        })
+        .and_then(|o| o.version)
+        .unwrap_or(1);
+    if !OPSETS.contains(&opset) {
+        return Err(ImportError::Opset { found: opset });
+    }
+    let mut imp = Importer {
+        g: Graph::default(),
+        vals: HashMap::new(),
+        opset,
+        placed: HashMap::new(),
+    };
+    for init in &graph.initializer {
+        let name = init.name.clone().unwrap_or_default();
+        let c = ConstTensor::from_proto(init).map_err(|msg| ImportError::Input {
+            name: name.clone(),
+            msg,
+        })?;
+        imp.vals.insert(name, Val::Const(c));
+    }
+    let real_inputs: Vec<&proto::ValueInfoProto> = graph
+        .input
+        .iter()
+        .filter(|i| !imp.vals.contains_key(i.name.as_deref().unwrap_or("")))
+        .collect();
+    if real_inputs.len() != 1 {
+        return Err(ImportError::Input {
+            name: real_inputs
+                .iter()
+                .map(|i| i.name.clone().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join(", "),
+            msg: format!(
+                "the model has {} inputs; amp handles single-input models",
+                real_inputs.len()
+            ),
+        });
+    }
+    let input = real_inputs[0];
+    let in_name = input.name.clone().unwrap_or_default();
+    let shape = input_shape(input, opts).map_err(|msg| ImportError::Input {
+        name: in_name.clone(),
+        msg,
+    })?;
+    let t = imp.g.add_tensor(in_name.clone(), shape, None);
+    imp.g.inputs.push(t);
+    imp.vals.insert(in_name, Val::Dyn(t));
+
+    for node in &graph.node {
+        ops::convert(&mut imp, node)?;
+    }
+    for out in &graph.output {
+        let name = out.name.clone().unwrap_or_default();
+        match imp.val(&name)? {
+            Val::Dyn(t) => {
+                let t = *t;
+                imp.g.outputs.push(t);
+            }
+            Val::Const(_) => return Err(ImportError::ConstOutput(name)),
+        }
+    }
+    let mut g = imp.g;
+    fold::fold_into_mac_ops(&mut g);
+    fold::remove_dead(&mut g);
+    g.infer_shapes()?;
+    Ok(g)
+}
+
+fn input_shape(input: &proto::ValueInfoProto, opts: &ImportOptions) -> Result<Vec<usize>, String> {
+    use proto::tensor_shape_proto::dimension::Value;
+    let tt = match input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(proto::type_proto::Value::TensorType(tt)) => tt,
+        _ => return Err("is not a tensor".into()),
+    };
+    if tt.elem_type != Some(1) {
+        return Err(format!(
+            "has element type {} (ONNX TensorProto code); amp needs float32 inputs",
+            tt.elem_type.unwrap_or(0)
+        ));
+    }
+    let dims = tt.shape.as_ref().map(|s| s.dim.clone()).unwrap_or_default();
+    if dims.is_empty() {
+        return Err("has no declared shape; amp needs at least a batch dimension".into());
+    }
+    let mut shape = vec![1usize];
+    for (i, d) in dims.iter().enumerate().skip(1) {
+        let given = opts
+            .input_shape
+            .as_ref()
+            .and_then(|s| s.get(i - 1))
+            .copied();
+        match (&d.value, given) {
+            (Some(Value::DimValue(v)), g) if *v > 0 => {
+                if let Some(g) = g {
+                    if g != *v as usize {
+                        return Err(format!("dim {i} is {v} in the model but the data has {g}"));
+                    }
+                }
+                shape.push(*v as usize)
+            }
+            (_, Some(g)) => shape.push(g),
+            (other, None) => {
+                let what = match other {
+                    Some(Value::DimParam(p)) => format!("symbolic ({p:?})"),
+                    _ => "unknown".into(),
+                };
+                return Err(format!("dim {i} is {what}; give the per-sample shape (it is taken from --data when given)"));
+            }
+        }
+    }
+    if let Some(s) = &opts.input_shape {
+        if s.len() != dims.len() - 1 {
+            return Err(format!("the model's input has rank {} (batch first) but the data's samples have shape {s:?}", dims.len()));
+        }
+    }
+    Ok(shape)
+}

@@ -1,0 +1,7 @@
+//! amp's host side: ONNX import, data loading, calibration, the mixed-precision search, results and CLI.
+
+pub mod calib;
+pub mod data;
+pub mod eval;
+pub mod import;
+pub mod progress;

@@ -1,0 +1,191 @@
+//! `amp-host`: picks per-layer int8/int16 precision for a quantized network by measuring it.
+//!
+//! Exit codes: 0 success, 1 error (the message names the file, node or device at fault), 2 bad usage.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use amp_device::backend::reference::Reference;
+use amp_device::ir::Graph;
+use amp_device::quant::{BitPlan, Precision, QuantPlan};
+use amp_host::calib::calibrate_cached;
+use amp_host::data::Dataset;
+use amp_host::eval::evaluate;
+use amp_host::import::{import_file, ImportOptions};
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "amp-host",
+    version,
+    about = "Automatic mixed precision (int8/int16 per layer group) for QNN, measured on the device.",
+    after_help = "Exit codes: 0 success; 1 an error (bad model, data, device); 2 bad command line."
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Evaluate a model on labelled data at FP32 or a uniform precision.
+    Eval(EvalArgs),
+    /// Print op counts, MACs per op type and tensor count of a model.
+    Info(InfoArgs),
+}
+
+#[derive(clap::Args)]
+struct EvalArgs {
+    /// The ONNX model.
+    #[arg(long)]
+    model: PathBuf,
+    /// Labelled data: an .npz with `inputs` (N, …) float32 and `labels` (N,), or a folder with inputs.npy and labels.npy.
+    #[arg(long)]
+    data: PathBuf,
+    /// fp32, or a uniform precision aNwM (a8w8, a16w8, a16w16).
+    #[arg(long, default_value = "fp32")]
+    precision: String,
+    /// Samples (the first N of --data) used to calibrate activation ranges.
+    #[arg(long, default_value_t = 256)]
+    calib_samples: usize,
+    /// Batch size of each forward pass.
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Weights quantized per tensor instead of per output channel.
+    #[arg(long)]
+    per_tensor: bool,
+    /// Where calibration results are cached.
+    #[arg(long, default_value = ".amp-cache")]
+    cache: PathBuf,
+    /// Print one JSON object on stdout instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct InfoArgs {
+    /// The ONNX model.
+    #[arg(long)]
+    model: PathBuf,
+    /// Per-sample input shape for models with symbolic dims, e.g. 3,48,192.
+    #[arg(long, value_delimiter = ',')]
+    input_shape: Option<Vec<usize>>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("amp-host: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Eval(a) => eval(a),
+        Cmd::Info(a) => info(a),
+    }
+}
+
+fn load_model(path: &Path, sample_shape: Option<Vec<usize>>) -> Result<Graph> {
+    import_file(
+        path,
+        &ImportOptions {
+            input_shape: sample_shape,
+        },
+    )
+    .with_context(|| format!("model {}", path.display()))
+}
+
+fn eval(a: EvalArgs) -> Result<()> {
+    let data = Dataset::load(&a.data)?;
+    let graph = Arc::new(load_model(&a.model, Some(data.sample_shape()))?);
+    let plan = if a.precision.eq_ignore_ascii_case("fp32") {
+        None
+    } else {
+        let p: Precision = a.precision.parse().map_err(anyhow::Error::msg)?;
+        let calib = data.head(a.calib_samples.max(1));
+        let (stats, _, _) =
+            calibrate_cached(graph.clone(), &calib.inputs, &calib.hash(), &a.cache)?;
+        let mut bits = BitPlan::uniform(&graph, p);
+        bits.per_channel = !a.per_tensor;
+        Some(QuantPlan::new(&graph, &stats, &bits)?)
+    };
+    let model = Reference::new(graph, plan)?;
+    let (r, _) = evaluate(&model, &data, a.batch.max(1), "evaluating")?;
+    if a.json {
+        let mut obj = serde_json::to_value(&r)?;
+        obj["precision"] = a.precision.to_ascii_lowercase().into();
+        obj["model"] = a.model.display().to_string().into();
+        obj["backend"] = "ref".into();
+        println!("{obj}");
+    } else {
+        println!("model      {}", a.model.display());
+        println!("precision  {}", a.precision.to_ascii_lowercase());
+        println!("samples    {}", r.samples);
+        println!("top-1      {:.4}", r.top1);
+        if let Some(t5) = r.top5 {
+            println!("top-5      {t5:.4}");
+        }
+        println!("samples/s  {:.1}", r.samples_per_s);
+    }
+    Ok(())
+}
+
+fn info(a: InfoArgs) -> Result<()> {
+    let g = load_model(&a.model, a.input_shape)?;
+    let mut ops: BTreeMap<&str, (usize, u64)> = BTreeMap::new();
+    for n in &g.nodes {
+        let e = ops.entry(n.op.name()).or_default();
+        e.0 += 1;
+        e.1 += g.macs(n);
+    }
+    let total: u64 = ops.values().map(|v| v.1).sum();
+    let consts = g.tensors.iter().filter(|t| t.is_const()).count();
+    let params: usize = g
+        .tensors
+        .iter()
+        .filter(|t| t.is_const())
+        .map(|t| t.numel())
+        .sum();
+    if a.json {
+        let o = serde_json::json!({
+            "model": a.model.display().to_string(),
+            "hash": g.hash(),
+            "input_shape": g.tensors[g.inputs[0]].shape,
+            "nodes": g.nodes.len(),
+            "tensors": g.tensors.len(),
+            "constants": consts,
+            "parameters": params,
+            "macs_per_sample": total,
+            "ops": ops.iter().map(|(k, v)| (k.to_string(), serde_json::json!({"count": v.0, "macs": v.1}))).collect::<serde_json::Map<_, _>>(),
+        });
+        println!("{o}");
+    } else {
+        println!("model        {}  (hash {})", a.model.display(), g.hash());
+        println!(
+            "input        {:?} (batch first)",
+            g.tensors[g.inputs[0]].shape
+        );
+        println!("nodes        {}", g.nodes.len());
+        println!(
+            "tensors      {} ({consts} constant, {params} parameters)",
+            g.tensors.len()
+        );
+        println!("MACs/sample  {total}");
+        println!("{:<20} {:>6} {:>14}", "op", "count", "MACs");
+        for (k, v) in &ops {
+            println!("{k:<20} {:>6} {:>14}", v.0, v.1);
+        }
+    }
+    Ok(())
+}

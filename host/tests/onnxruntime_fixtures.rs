@@ -1,0 +1,140 @@
+//! The reference backend against onnxruntime on every example: FP32 outputs, and the outputs of QDQ models
+//! built by `scripts/make_examples.py` with the same calibration statistics and encoding formulas.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use amp_device::backend::reference::Reference;
+use amp_device::backend::Array;
+use amp_device::quant::{BitPlan, Precision, QuantPlan, Role, Stats};
+use amp_host::import::{import_file, ImportOptions};
+use ndarray::ArrayD;
+use ndarray_npy::NpzReader;
+
+const EXAMPLES: &[&str] = &["digits", "digits_outlier", "mnist_mbv", "textori"];
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn load(name: &str) -> (Arc<amp_device::Graph>, BTreeMap<String, Array>, Stats) {
+    let fx = root().join("tests/fixtures").join(name);
+    let mut npz = NpzReader::new(File::open(fx.join("fixture.npz")).unwrap()).unwrap();
+    let mut arrays = BTreeMap::new();
+    for n in npz.names().unwrap() {
+        if n.starts_with("labels") {
+            continue;
+        }
+        let a: ArrayD<f32> = npz.by_name(&n).unwrap();
+        arrays.insert(
+            n.trim_end_matches(".npy").to_string(),
+            Array::new(a.shape().to_vec(), a.iter().copied().collect()),
+        );
+    }
+    let raw: BTreeMap<String, [f32; 2]> =
+        serde_json::from_str(&std::fs::read_to_string(fx.join("stats.json")).unwrap()).unwrap();
+    let shape = arrays["inputs"].shape[1..].to_vec();
+    let g = import_file(
+        &root().join("examples").join(name).join("model.onnx"),
+        &ImportOptions {
+            input_shape: Some(shape),
+        },
+    )
+    .unwrap();
+    (Arc::new(g), arrays, Stats { ranges: raw })
+}
+
+fn argmax(row: &[f32]) -> usize {
+    row.iter()
+        .enumerate()
+        .fold(
+            (0, f32::NEG_INFINITY),
+            |b, (i, &v)| if v > b.1 { (i, v) } else { b },
+        )
+        .0
+}
+
+fn top1_agreement(a: &Array, b: &Array) -> f64 {
+    let c = *a.shape.last().unwrap();
+    let same = a
+        .data
+        .chunks(c)
+        .zip(b.data.chunks(c))
+        .filter(|(x, y)| argmax(x) == argmax(y))
+        .count();
+    same as f64 / (a.data.len() / c) as f64
+}
+
+#[test]
+fn fp32_matches_onnxruntime_on_every_example() {
+    for name in EXAMPLES {
+        let (g, arrays, _) = load(name);
+        let out = Reference::new(g, None)
+            .unwrap()
+            .run(&arrays["inputs"])
+            .unwrap()
+            .remove(0);
+        let want = &arrays["fp32"];
+        assert_eq!(out.shape, want.shape, "{name}");
+        let range = want.data.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v))
+            - want.data.iter().fold(f32::INFINITY, |m, &v| m.min(v));
+        let max_diff = out
+            .data
+            .iter()
+            .zip(&want.data)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        println!("{name}: fp32 max |diff| {max_diff:.3e} (output range {range:.3})");
+        assert!(
+            max_diff <= 1e-4 * range,
+            "{name}: max |diff| {max_diff} > 1e-4 of range {range}"
+        );
+        assert_eq!(
+            top1_agreement(&out, want),
+            1.0,
+            "{name}: top-1 differs from onnxruntime"
+        );
+    }
+}
+
+#[test]
+fn quantized_matches_onnxruntime_qdq_on_every_example() {
+    for name in EXAMPLES {
+        let (g, arrays, stats) = load(name);
+        for p in [Precision::A8W8, Precision::A16W8, Precision::A16W16] {
+            let plan = QuantPlan::new(&g, &stats, &BitPlan::uniform(&g, p)).unwrap();
+            let out_t = g.outputs[0];
+            assert_eq!(plan.roles[out_t], Role::Own);
+            let enc = plan.encodings[out_t].unwrap();
+            let out = Reference::new(g.clone(), Some(plan))
+                .unwrap()
+                .run(&arrays["inputs"])
+                .unwrap()
+                .remove(0);
+            let want = &arrays[&format!("qdq_{p}")];
+            let lsb: Vec<f64> = out
+                .data
+                .iter()
+                .zip(&want.data)
+                .map(|(a, b)| ((a - b) as f64 / enc.scale as f64).abs())
+                .collect();
+            let max = lsb.iter().cloned().fold(0.0, f64::max);
+            let within1 =
+                lsb.iter().filter(|&&d| d <= 1.0 + 1e-3).count() as f64 / lsb.len() as f64;
+            let agree = top1_agreement(&out, want);
+            println!("{name} {p}: max |diff| {max:.2} LSB, {:.2}% of elements within 1 LSB, top-1 agreement {:.1}%", within1 * 100.0, agree * 100.0);
+            assert!(agree >= 0.99, "{name} {p}: top-1 agreement {agree}");
+            // Shallow models must agree to the LSB; in deep 8-bit chains (textori: 53 convs) a 1-LSB tie broken
+            // differently early on (onnxruntime convolves dequantized values in f32, we accumulate exactly)
+            // grows downstream, so there only top-1 is held to the bar.
+            if *name != "textori" {
+                assert!(
+                    within1 >= 0.99,
+                    "{name} {p}: only {within1} of output elements within 1 LSB"
+                );
+            }
+        }
+    }
+}
