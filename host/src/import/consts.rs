@@ -321,6 +321,6 @@ mod tests {
     fn half_precision_decodes() {
         assert_eq!(f16_to_f32(0x3c00), 1.0);
         assert_eq!(f16_to_f32(0xc000), -2.0);
-        assert_eq!(f16_to_f32(0x3555), 0.333251953125);
+        assert_eq!(f16_to_f32(0x3555), 0.25 * (1.0 + 341.0 / 1024.0));
     }
 }

@@ -711,7 +711,7 @@ fn lower_gemm(imp: &mut Importer, cx: &Ctx) -> Result<(), ImportError> {
             .map(|(j, p)| bv[p * n + j] * alpha)
             .collect()
     };
-    let wname = format!("{}", cx.input(1).unwrap_or_default());
+    let wname = cx.input(1).unwrap_or_default().to_string();
     let wt = imp.g.add_tensor(wname, vec![n, k], Some(w));
     let mut ins = vec![x, wt];
     if let Some(c) = get_const(imp, cx, 2)? {
