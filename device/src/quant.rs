@@ -13,6 +13,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::ir::{Graph, Op, TensorId};
 
+/// Round half to even, as `f64::round_ties_even`, without a libm call on CPUs without SSE4.1: adding and
+/// subtracting 1.5·2⁵² rounds in the FPU's default round-to-nearest-even mode, exactly, for |v| < 2⁵¹.
+#[inline]
+pub fn round_even(v: f64) -> f64 {
+    const MAGIC: f64 = 6755399441055744.0; // 1.5 * 2^52
+    if v.abs() < 2251799813685248.0 {
+        (v + MAGIC) - MAGIC
+    } else {
+        v.round_ties_even()
+    }
+}
+
 /// An unsigned asymmetric activation encoding.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Encoding {
@@ -362,6 +374,24 @@ mod tests {
         // saturates at both ends
         assert_eq!(e.quantize(100.0), 255.0);
         assert_eq!(e.quantize(-100.0), 0.0);
+    }
+
+    #[test]
+    fn fast_rounding_is_round_half_to_even() {
+        for v in [
+            0.5,
+            1.5,
+            2.5,
+            -0.5,
+            -1.5,
+            2.4999999,
+            1e15 + 0.5,
+            -3.7,
+            4503599627370497.0,
+            f64::MAX,
+        ] {
+            assert_eq!(round_even(v), v.round_ties_even(), "{v}");
+        }
     }
 
     #[test]

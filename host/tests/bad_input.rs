@@ -14,19 +14,37 @@ fn root() -> PathBuf {
 }
 
 fn digits() -> (PathBuf, PathBuf) {
-    (root().join("examples/digits/model.onnx"), root().join("examples/digits/val.npz"))
+    (
+        root().join("examples/digits/model.onnx"),
+        root().join("examples/digits/val.npz"),
+    )
 }
 
 /// Runs amp-host; returns (exit code, stderr).
 fn amp(args: &[&str], cwd: &Path) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_amp-host")).args(args).current_dir(cwd).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_amp-host"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!err.contains("panicked"), "amp-host panicked: {err}");
     (out.status.code().unwrap_or(-1), err)
 }
 
 fn eval(model: &Path, data: &Path, dir: &Path) -> (i32, String) {
-    amp(&["eval", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap(), "--precision", "a8w8"], dir)
+    amp(
+        &[
+            "eval",
+            "--model",
+            model.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--precision",
+            "a8w8",
+        ],
+        dir,
+    )
 }
 
 fn write_npz(path: &Path, inputs: Array4<f32>, labels: Array1<i64>) {
@@ -40,25 +58,32 @@ fn one_node_model(op: &str, opset: i64) -> Vec<u8> {
     let vi = |name: &str| proto::ValueInfoProto {
         name: Some(name.into()),
         r#type: Some(proto::TypeProto {
-            value: Some(proto::type_proto::Value::TensorType(proto::type_proto::Tensor {
-                elem_type: Some(1),
-                shape: Some(proto::TensorShapeProto {
-                    dim: [1, 4]
-                        .iter()
-                        .map(|&d| proto::tensor_shape_proto::Dimension {
-                            value: Some(proto::tensor_shape_proto::dimension::Value::DimValue(d)),
-                            ..Default::default()
-                        })
-                        .collect(),
-                }),
-            })),
+            value: Some(proto::type_proto::Value::TensorType(
+                proto::type_proto::Tensor {
+                    elem_type: Some(1),
+                    shape: Some(proto::TensorShapeProto {
+                        dim: [1, 4]
+                            .iter()
+                            .map(|&d| proto::tensor_shape_proto::Dimension {
+                                value: Some(proto::tensor_shape_proto::dimension::Value::DimValue(
+                                    d,
+                                )),
+                                ..Default::default()
+                            })
+                            .collect(),
+                    }),
+                },
+            )),
             ..Default::default()
         }),
         ..Default::default()
     };
     let m = proto::ModelProto {
         ir_version: Some(8),
-        opset_import: vec![proto::OperatorSetIdProto { domain: Some(String::new()), version: Some(opset) }],
+        opset_import: vec![proto::OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(opset),
+        }],
         graph: Some(proto::GraphProto {
             name: Some("g".into()),
             node: vec![proto::NodeProto {
@@ -88,7 +113,13 @@ fn truncated_and_garbage_models_are_rejected() {
     assert_eq!(code, 1);
     assert!(err.contains("trunc.onnx"), "{err}");
     let garbage = dir.path().join("garbage.onnx");
-    std::fs::write(&garbage, (0..4000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect::<Vec<_>>()).unwrap();
+    std::fs::write(
+        &garbage,
+        (0..4000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
     let (code, err) = eval(&garbage, &data, dir.path());
     assert_eq!(code, 1);
     assert!(err.contains("garbage.onnx"), "{err}");
@@ -125,7 +156,10 @@ fn data_that_does_not_fit_the_model_is_rejected() {
     let mnist = root().join("examples/mnist_mbv/val.npz");
     let (code, err) = eval(&model, &mnist, dir.path());
     assert_eq!(code, 1);
-    assert!(err.contains("dim 2 is 8 in the model but the data has 28"), "{err}");
+    assert!(
+        err.contains("dim 2 is 8 in the model but the data has 28"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -141,19 +175,34 @@ fn nan_empty_and_bad_labels_are_rejected() {
     assert!(err.contains("sample 2 contains a NaN"), "{err}");
 
     let empty = dir.path().join("empty.npz");
-    write_npz(&empty, Array4::<f32>::zeros((0, 1, 8, 8)), Array1::from(vec![]));
+    write_npz(
+        &empty,
+        Array4::<f32>::zeros((0, 1, 8, 8)),
+        Array1::from(vec![]),
+    );
     let (code, err) = eval(&model, &empty, dir.path());
     assert_eq!(code, 1);
     assert!(err.contains("empty"), "{err}");
 
     let labels = dir.path().join("labels.npz");
-    write_npz(&labels, Array4::<f32>::zeros((3, 1, 8, 8)), Array1::from(vec![0, 12, 1]));
+    write_npz(
+        &labels,
+        Array4::<f32>::zeros((3, 1, 8, 8)),
+        Array1::from(vec![0, 12, 1]),
+    );
     let (code, err) = eval(&model, &labels, dir.path());
     assert_eq!(code, 1);
-    assert!(err.contains("label 12 of sample 1 is outside the model's 10 classes"), "{err}");
+    assert!(
+        err.contains("label 12 of sample 1 is outside the model's 10 classes"),
+        "{err}"
+    );
 
     let count = dir.path().join("count.npz");
-    write_npz(&count, Array4::<f32>::zeros((3, 1, 8, 8)), Array1::from(vec![0, 1]));
+    write_npz(
+        &count,
+        Array4::<f32>::zeros((3, 1, 8, 8)),
+        Array1::from(vec![0, 1]),
+    );
     let (code, err) = eval(&model, &count, dir.path());
     assert_eq!(code, 1);
     assert!(err.contains("3 inputs but 2 labels"), "{err}");
@@ -165,11 +214,24 @@ fn eval_json_reports_accuracy_of_every_precision() {
     let (model, data) = digits();
     for p in ["fp32", "a8w8", "a16w8", "a16w16"] {
         let out = Command::new(env!("CARGO_BIN_EXE_amp-host"))
-            .args(["eval", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap(), "--precision", p, "--json"])
+            .args([
+                "eval",
+                "--model",
+                model.to_str().unwrap(),
+                "--data",
+                data.to_str().unwrap(),
+                "--precision",
+                p,
+                "--json",
+            ])
             .current_dir(dir.path())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["precision"], p);
         assert_eq!(v["samples"], 360);
@@ -177,6 +239,8 @@ fn eval_json_reports_accuracy_of_every_precision() {
         assert!(v["top1"].as_f64().unwrap() > 0.98, "{p}: {v}");
     }
     // calibration was cached once and reused
-    let cached: Vec<_> = std::fs::read_dir(dir.path().join(".amp-cache")).unwrap().collect();
+    let cached: Vec<_> = std::fs::read_dir(dir.path().join(".amp-cache"))
+        .unwrap()
+        .collect();
     assert_eq!(cached.len(), 1);
 }

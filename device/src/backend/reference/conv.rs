@@ -4,7 +4,7 @@ use super::gemm::Num;
 use super::{ArrayRef, QuantMac};
 use crate::backend::Array;
 use crate::ir::Conv;
-use crate::quant::Encoding;
+use crate::quant::{round_even, Encoding};
 
 fn out_dims(c: &Conv, x: &[usize], w: &[usize]) -> Result<(usize, usize), String> {
     let span = |size: usize,
@@ -179,7 +179,7 @@ pub(crate) fn conv_f32(
 pub(crate) fn integer_codes<T: Num>(x: &[f32], e: &Encoding) -> Vec<T> {
     let inv = 1.0 / e.scale as f64;
     x.iter()
-        .map(|&v| T::from_f64((v as f64 * inv).round_ties_even()))
+        .map(|&v| T::from_f64(round_even(v as f64 * inv)))
         .collect()
 }
 
