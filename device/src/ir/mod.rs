@@ -189,4 +189,4 @@ pub struct ShapeError {
     pub msg: String,
 }
 
-pub use shape::infer as infer_shape;
+pub use shape::{broadcast_offset, conv_out, infer as infer_shape};

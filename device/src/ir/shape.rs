@@ -2,7 +2,7 @@
 
 use super::op::*;
 
-fn conv_out(
+pub fn conv_out(
     size: usize,
     k: usize,
     stride: usize,
@@ -24,6 +24,25 @@ fn conv_out(
     } else {
         span / stride + 1
     })
+}
+
+/// Offset into an operand of shape `operand` of the element at flat index `idx` of the broadcast result
+/// `out` (shapes right-aligned; size-1 dims repeat).
+pub fn broadcast_offset(out: &[usize], operand: &[usize], idx: usize) -> usize {
+    let mut rem = idx;
+    let mut off = 0;
+    let mut stride = 1;
+    for d in (0..out.len()).rev() {
+        let i = rem % out[d];
+        rem /= out[d];
+        let sd = d as isize - (out.len() as isize - operand.len() as isize);
+        if sd >= 0 {
+            let dim = operand[sd as usize];
+            off += if dim == 1 { 0 } else { i } * stride;
+            stride *= dim;
+        }
+    }
+    off
 }
 
 /// Numpy-style broadcast of two shapes.

@@ -154,22 +154,7 @@ impl ConstTensor {
         let n: usize = shape.iter().product();
         let a = self.to_f64();
         let b = other.to_f64();
-        let idx = |s: &[usize], i: usize| -> usize {
-            let mut rem = i;
-            let mut off = 0;
-            let mut stride = 1;
-            for d in (0..shape.len()).rev() {
-                let k = rem % shape[d];
-                rem /= shape[d];
-                let sd = d as isize - (shape.len() as isize - s.len() as isize);
-                if sd >= 0 {
-                    let dim = s[sd as usize];
-                    off += if dim == 1 { 0 } else { k } * stride;
-                    stride *= dim;
-                }
-            }
-            off
-        };
+        let idx = |s: &[usize], i: usize| amp_device::ir::broadcast_offset(&shape, s, i);
         let v: Vec<f64> = (0..n)
             .map(|i| f(a[idx(&self.shape, i)], b[idx(&other.shape, i)]))
             .collect();

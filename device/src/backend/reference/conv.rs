@@ -3,41 +3,14 @@
 use super::gemm::Num;
 use super::{ArrayRef, QuantMac};
 use crate::backend::Array;
-use crate::ir::Conv;
+use crate::ir::{conv_out, Conv};
 use crate::quant::{round_even, Encoding};
 
 fn out_dims(c: &Conv, x: &[usize], w: &[usize]) -> Result<(usize, usize), String> {
-    let span = |size: usize,
-                k: usize,
-                s: usize,
-                pa: usize,
-                pb: usize,
-                d: usize|
-     -> Result<usize, String> {
-        let eff = d * (k - 1) + 1;
-        let padded = size + pa + pb;
-        if padded < eff {
-            return Err(format!("kernel extent {eff} exceeds padded input {padded}"));
-        }
-        Ok((padded - eff) / s + 1)
-    };
+    let (s, p, d) = (c.strides, c.pads, c.dilations);
     Ok((
-        span(
-            x[2],
-            w[2],
-            c.strides[0],
-            c.pads[0],
-            c.pads[2],
-            c.dilations[0],
-        )?,
-        span(
-            x[3],
-            w[3],
-            c.strides[1],
-            c.pads[1],
-            c.pads[3],
-            c.dilations[1],
-        )?,
+        conv_out(x[2], w[2], s[0], p[0], p[2], d[0], false)?,
+        conv_out(x[3], w[3], s[1], p[1], p[3], d[1], false)?,
     ))
 }
 

@@ -3,8 +3,8 @@
 use super::conv::integer_codes;
 use super::{ArrayRef, QuantMac};
 use crate::backend::Array;
-use crate::ir::infer_shape;
 use crate::ir::Op;
+use crate::ir::{broadcast_offset, infer_shape};
 use crate::quant::Encoding;
 
 /// The arithmetic the kernels accumulate in: f32, or f64 where f32 would not be exact.
@@ -213,24 +213,7 @@ pub(crate) fn matmul(
     let (m, k, n) = (a.shape[ar - 2], a.shape[ar - 1], b.shape[br - 1]);
     let lead = &shape[..shape.len() - 2];
     let batches: usize = lead.iter().product();
-    let offset = |s: &[usize], idx: usize| -> usize {
-        // index into a broadcast operand's leading dims
-        let sl = &s[..s.len() - 2];
-        let mut rem = idx;
-        let mut off = 0;
-        let mut stride = 1;
-        for d in (0..lead.len()).rev() {
-            let i = rem % lead[d];
-            rem /= lead[d];
-            let sd = d as isize - (lead.len() as isize - sl.len() as isize);
-            if sd >= 0 {
-                let dim = sl[sd as usize];
-                off += if dim == 1 { 0 } else { i } * stride;
-                stride *= dim;
-            }
-        }
-        off
-    };
+    let offset = |s: &[usize], idx: usize| broadcast_offset(lead, &s[..s.len() - 2], idx);
     let mut out = vec![0f32; batches * m * n];
     let (xa, xb, mult): (Vec<f64>, Vec<f64>, f64) = match enc {
         Some((ea, eb)) => (
