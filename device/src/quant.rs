@@ -67,14 +67,28 @@ impl Encoding {
     /// The integer code of `x` (round half to even, saturating).
     #[inline]
     pub fn quantize(&self, x: f32) -> f64 {
-        ((x as f64 / self.scale as f64).round_ties_even() - self.offset as f64)
-            .clamp(0.0, self.qmax())
+        // in f32 like onnxruntime's QuantizeLinear; the clamp keeps |x / scale| where f32 rounding is exact
+        let v = (x / self.scale)
+            .clamp(-4194304.0, 4194304.0)
+            .round_ties_even();
+        (v as f64 - self.offset as f64).clamp(0.0, self.qmax())
     }
 
     /// Quantize then dequantize.
     #[inline]
     pub fn fake(&self, x: f32) -> f32 {
         ((self.quantize(x) + self.offset as f64) * self.scale as f64) as f32
+    }
+
+    /// Quantize-dequantize every element in place. Same rounding as [`Encoding::fake`] but in f32 like
+    /// onnxruntime's QuantizeLinear (`x / scale`, round half to even), written so the loop vectorises.
+    pub fn fake_slice(&self, data: &mut [f32]) {
+        const MAGIC: f32 = 12582912.0; // 1.5 * 2^23: (v + MAGIC) - MAGIC rounds half to even for |v| < 2^22
+        let (scale, off, qmax) = (self.scale, self.offset as f32, self.qmax() as f32);
+        for v in data.iter_mut() {
+            let r = ((*v / scale).max(-4194304.0).min(4194304.0) + MAGIC) - MAGIC;
+            *v = ((r - off).max(0.0).min(qmax) + off) * scale;
+        }
     }
 
     pub fn min(&self) -> f64 {
@@ -392,6 +406,16 @@ mod tests {
         ] {
             assert_eq!(round_even(v), v.round_ties_even(), "{v}");
         }
+    }
+
+    #[test]
+    fn slice_quantization_matches_scalar() {
+        let e = Encoding::from_min_max(-1.3, 2.9, 8);
+        let mut xs: Vec<f32> = (-400..400).map(|i| i as f32 * 0.01).collect();
+        xs.extend([f32::MAX, f32::MIN, 1e9, -1e9, 0.5 * e.scale, 1.5 * e.scale]);
+        let want: Vec<f32> = xs.iter().map(|&x| e.fake(x)).collect();
+        e.fake_slice(&mut xs);
+        assert_eq!(xs, want);
     }
 
     #[test]

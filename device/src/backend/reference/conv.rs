@@ -14,6 +14,24 @@ fn out_dims(c: &Conv, x: &[usize], w: &[usize]) -> Result<(usize, usize), String
     ))
 }
 
+/// Output indices `[lo, hi)` along one axis whose input index `o·stride + tap − pad` falls inside the input.
+fn valid_range(
+    tap: usize,
+    stride: usize,
+    pad: usize,
+    len: usize,
+    out_len: usize,
+) -> (usize, usize) {
+    // smallest o with o·stride + tap ≥ pad
+    let lo = pad.saturating_sub(tap).div_ceil(stride);
+    // largest o with o·stride + tap − pad ≤ len − 1
+    if tap > len - 1 + pad {
+        return (0, 0);
+    }
+    let hi = ((len - 1 + pad - tap) / stride + 1).min(out_len);
+    (lo.min(hi), hi)
+}
+
 /// Accumulates the convolution of `x` (NCHW) with `w` (OIHW) in `T`; returns NCHW accumulators.
 fn conv_acc<T: Num>(
     c: &Conv,
@@ -41,32 +59,39 @@ fn conv_acc<T: Num>(
     let mut out = vec![T::default(); n * cout * p];
     let [sh, sw] = c.strides;
     let [dh, dw] = c.dilations;
-    let (pt, pl) = (c.pads[0] as isize, c.pads[1] as isize);
 
     if cin_g == 1 && cout_g == 1 {
-        // depthwise: direct loop
+        // depthwise: accumulate one kernel tap at a time over the output rows it reaches (vectorises for
+        // stride 1; each output still sums its taps in (ky, kx) order)
         for b in 0..n {
             for ch in 0..cout {
                 let xin = &x[(b * cin + ch) * h * wd..][..h * wd];
                 let wk = &w[ch * kh * kw..][..kh * kw];
                 let o = &mut out[(b * cout + ch) * p..][..p];
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        let mut acc = T::default();
-                        for ky in 0..kh {
-                            let iy = (oy * sh + ky * dh) as isize - pt;
-                            if iy < 0 || iy >= h as isize {
-                                continue;
-                            }
-                            let row = &xin[iy as usize * wd..][..wd];
-                            for kx in 0..kw {
-                                let ix = (ox * sw + kx * dw) as isize - pl;
-                                if ix >= 0 && ix < wd as isize {
-                                    acc = acc + row[ix as usize] * wk[ky * kw + kx];
+                for ky in 0..kh {
+                    let (ylo, yhi) = valid_range(ky * dh, sh, c.pads[0], h, oh);
+                    for kx in 0..kw {
+                        let wv = wk[ky * kw + kx];
+                        let (xlo, xhi) = valid_range(kx * dw, sw, c.pads[1], wd, ow);
+                        if xlo >= xhi {
+                            continue;
+                        }
+                        for oy in ylo..yhi {
+                            let row = &xin[(oy * sh + ky * dh - c.pads[0]) * wd..][..wd];
+                            let orow = &mut o[oy * ow..][xlo..xhi];
+                            let start = xlo * sw + kx * dw - c.pads[1];
+                            if sw == 1 {
+                                for (ov, &xv) in
+                                    orow.iter_mut().zip(&row[start..start + (xhi - xlo)])
+                                {
+                                    *ov = *ov + xv * wv;
+                                }
+                            } else {
+                                for (i, ov) in orow.iter_mut().enumerate() {
+                                    *ov = *ov + row[start + i * sw] * wv;
                                 }
                             }
                         }
-                        o[oy * ow + ox] = acc;
                     }
                 }
             }
@@ -74,58 +99,66 @@ fn conv_acc<T: Num>(
         return Ok((out, vec![n, cout, oh, ow]));
     }
 
+    // One GEMM per group over the whole batch: cols is [k, n·p] (im2col of every sample side by side), so
+    // the GEMM is wide enough to amortise packing; results are scattered back to NCHW.
     let k = cin_g * kh * kw;
+    let np = n * p;
     let pointwise = kh == 1 && kw == 1 && sh == 1 && sw == 1 && c.pads == [0; 4];
-    let mut cols = if pointwise {
-        Vec::new()
-    } else {
-        vec![T::default(); k * p]
-    };
-    for b in 0..n {
-        for g in 0..c.group {
+    let mut cols = vec![T::default(); k * np];
+    let mut tmp = vec![T::default(); cout_g * np];
+    for g in 0..c.group {
+        for b in 0..n {
             let xg = &x[(b * cin + g * cin_g) * h * wd..][..cin_g * h * wd];
-            let colref: &[T] = if pointwise {
-                xg
-            } else {
+            if pointwise {
                 for ci in 0..cin_g {
-                    for ky in 0..kh {
-                        for kx in 0..kw {
-                            let row = (ci * kh + ky) * kw + kx;
-                            let dst = &mut cols[row * p..][..p];
-                            for oy in 0..oh {
-                                let iy = (oy * sh + ky * dh) as isize - pt;
-                                let d = &mut dst[oy * ow..][..ow];
-                                if iy < 0 || iy >= h as isize {
-                                    d.iter_mut().for_each(|v| *v = T::default());
-                                    continue;
-                                }
-                                let src = &xg[(ci * h + iy as usize) * wd..][..wd];
-                                for (ox, dv) in d.iter_mut().enumerate() {
-                                    let ix = (ox * sw + kx * dw) as isize - pl;
-                                    *dv = if ix >= 0 && ix < wd as isize {
-                                        src[ix as usize]
-                                    } else {
-                                        T::default()
-                                    };
+                    cols[ci * np + b * p..][..p].copy_from_slice(&xg[ci * p..][..p]);
+                }
+                continue;
+            }
+            for ci in 0..cin_g {
+                for ky in 0..kh {
+                    let (ylo, yhi) = valid_range(ky * dh, sh, c.pads[0], h, oh);
+                    for kx in 0..kw {
+                        let row = (ci * kh + ky) * kw + kx;
+                        let dst = &mut cols[row * np + b * p..][..p];
+                        let (xlo, xhi) = valid_range(kx * dw, sw, c.pads[1], wd, ow);
+                        dst.iter_mut().for_each(|v| *v = T::default());
+                        if xlo >= xhi {
+                            continue;
+                        }
+                        for oy in ylo..yhi {
+                            let iy = oy * sh + ky * dh - c.pads[0];
+                            let src = &xg[(ci * h + iy) * wd..][..wd];
+                            let d = &mut dst[oy * ow..][xlo..xhi];
+                            let start = xlo * sw + kx * dw - c.pads[1];
+                            if sw == 1 {
+                                d.copy_from_slice(&src[start..start + (xhi - xlo)]);
+                            } else {
+                                for (i, dv) in d.iter_mut().enumerate() {
+                                    *dv = src[start + i * sw];
                                 }
                             }
                         }
                     }
                 }
-                &cols
-            };
-            let wg = &w[g * cout_g * k..][..cout_g * k];
-            let og = &mut out[(b * cout + g * cout_g) * p..][..cout_g * p];
-            T::gemm(
-                cout_g,
-                k,
-                p,
-                wg,
-                (k as isize, 1),
-                colref,
-                (p as isize, 1),
-                og,
-            );
+            }
+        }
+        let wg = &w[g * cout_g * k..][..cout_g * k];
+        T::gemm(
+            cout_g,
+            k,
+            np,
+            wg,
+            (k as isize, 1),
+            &cols,
+            (np as isize, 1),
+            &mut tmp,
+        );
+        for co in 0..cout_g {
+            for b in 0..n {
+                out[(b * cout + g * cout_g + co) * p..][..p]
+                    .copy_from_slice(&tmp[co * np + b * p..][..p]);
+            }
         }
     }
     Ok((out, vec![n, cout, oh, ow]))
@@ -246,6 +279,16 @@ mod tests {
     #[test]
     fn matches_naive_for_strides_pads_dilations_groups() {
         let cases = [
+            (
+                Conv {
+                    strides: [1, 2],
+                    pads: [0, 2, 1, 0],
+                    dilations: [2, 1],
+                    group: 3,
+                },
+                [2, 3, 9, 7],
+                [3, 1, 3, 2],
+            ),
             (
                 Conv {
                     strides: [1, 1],

@@ -62,25 +62,25 @@ pub(crate) fn binary(op: &Op, a: &ArrayRef, b: &ArrayRef) -> Result<Array, Strin
 }
 
 pub(crate) fn unary(op: &Op, x: &ArrayRef) -> Array {
-    let f = |v: f32| -> f32 {
-        match *op {
-            Op::Relu => v.max(0.0),
-            Op::Clip { min, max } => v.max(min).min(max),
-            Op::LeakyRelu { alpha } => {
-                if v >= 0.0 {
-                    v
-                } else {
-                    alpha * v
-                }
-            }
-            Op::Sigmoid => 1.0 / (1.0 + (-v).exp()),
-            Op::HardSigmoid { alpha, beta } => (alpha * v + beta).clamp(0.0, 1.0),
-            Op::HardSwish => v * (v / 6.0 + 0.5).clamp(0.0, 1.0),
-            Op::Tanh => v.tanh(),
-            _ => v,
-        }
-    };
-    Array::new(x.shape.to_vec(), x.data.iter().map(|&v| f(v)).collect())
+    let mut out = x.data.to_vec();
+    // one loop per op (the match stays outside the loop, so each loop vectorises)
+    match *op {
+        Op::Relu => out.iter_mut().for_each(|v| *v = v.max(0.0)),
+        Op::Clip { min, max } => out.iter_mut().for_each(|v| *v = v.max(min).min(max)),
+        Op::LeakyRelu { alpha } => out
+            .iter_mut()
+            .for_each(|v| *v = if *v >= 0.0 { *v } else { alpha * *v }),
+        Op::Sigmoid => out.iter_mut().for_each(|v| *v = 1.0 / (1.0 + (-*v).exp())),
+        Op::HardSigmoid { alpha, beta } => out
+            .iter_mut()
+            .for_each(|v| *v = (alpha * *v + beta).max(0.0).min(1.0)),
+        Op::HardSwish => out
+            .iter_mut()
+            .for_each(|v| *v *= (*v / 6.0 + 0.5).max(0.0).min(1.0)),
+        Op::Tanh => out.iter_mut().for_each(|v| *v = v.tanh()),
+        _ => {}
+    }
+    Array::new(x.shape.to_vec(), out)
 }
 
 pub(crate) fn scale_shift(x: &ArrayRef, scale: &[f32], shift: &[f32]) -> Result<Array, String> {

@@ -155,9 +155,7 @@ impl Reference {
             return;
         }
         if let Some(e) = plan.encodings[t] {
-            for v in a.data.iter_mut() {
-                *v = e.fake(*v);
-            }
+            e.fake_slice(&mut a.data);
         }
     }
 
