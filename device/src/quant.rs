@@ -86,8 +86,8 @@ impl Encoding {
         const MAGIC: f32 = 12582912.0; // 1.5 * 2^23: (v + MAGIC) - MAGIC rounds half to even for |v| < 2^22
         let (scale, off, qmax) = (self.scale, self.offset as f32, self.qmax() as f32);
         for v in data.iter_mut() {
-            let r = ((*v / scale).max(-4194304.0).min(4194304.0) + MAGIC) - MAGIC;
-            *v = ((r - off).max(0.0).min(qmax) + off) * scale;
+            let r = ((*v / scale).clamp(-4194304.0, 4194304.0) + MAGIC) - MAGIC;
+            *v = ((r - off).clamp(0.0, qmax) + off) * scale;
         }
     }
 

@@ -73,10 +73,10 @@ pub(crate) fn unary(op: &Op, x: &ArrayRef) -> Array {
         Op::Sigmoid => out.iter_mut().for_each(|v| *v = 1.0 / (1.0 + (-*v).exp())),
         Op::HardSigmoid { alpha, beta } => out
             .iter_mut()
-            .for_each(|v| *v = (alpha * *v + beta).max(0.0).min(1.0)),
+            .for_each(|v| *v = (alpha * *v + beta).clamp(0.0, 1.0)),
         Op::HardSwish => out
             .iter_mut()
-            .for_each(|v| *v *= (*v / 6.0 + 0.5).max(0.0).min(1.0)),
+            .for_each(|v| *v *= (*v / 6.0 + 0.5).clamp(0.0, 1.0)),
         Op::Tanh => out.iter_mut().for_each(|v| *v = v.tanh()),
         _ => {}
     }
