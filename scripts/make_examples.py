@@ -195,14 +195,18 @@ def digits_onnx(p):
     return b.model(y, 10)
 
 
-def outlier_variant(p, scales):
-    """Rescale output channels of conv1 (before a ReLU) by `scales` and undo it on conv2's input channels.
-    ReLU is positively homogeneous, so the network computes exactly the same function; the activation
-    tensor between them now has outlier channels, as real networks often do."""
+def outlier_variant(p, scales1, scales2):
+    """Rescale output channels of conv1 by `scales1` (undone on conv2's input channels) and of conv2 by
+    `scales2` (undone on the matching Gemm rows after MaxPool and Flatten). ReLU and MaxPool commute with
+    positive per-channel scales, so the network computes exactly the same function; the activations now have
+    outlier channels, as real networks often do."""
     q = [t.copy() for t in p]
-    q[0] = q[0] * scales[:, None, None, None]
-    q[1] = q[1] * scales
-    q[2] = q[2] / scales[None, :, None, None]
+    q[0] = q[0] * scales1[:, None, None, None]
+    q[1] = q[1] * scales1
+    q[2] = q[2] / scales1[None, :, None, None]
+    q[2] = q[2] * scales2[:, None, None, None]
+    q[3] = q[3] * scales2
+    q[4] = q[4] / np.repeat(scales2, 16)[:, None]  # Flatten of [32, 4, 4]: channel c owns rows c*16..c*16+15
     return q
 
 
@@ -515,19 +519,23 @@ def write_example(name, model_path_or_proto, xva, yva, source):
 
 
 def main():
+    global RNG
     which = sys.argv[1:] or ["digits", "mnist_mbv", "textori", "digits_outlier"]
     if "digits" in which or "digits_outlier" in which:
+        RNG = np.random.default_rng(1234)
         p, xva, yva, src = make_digits()
         if "digits" in which:
             write_example("digits", digits_onnx(p), xva, yva, src)
         if "digits_outlier" in which:
-            scales = np.ones(16, np.float32)
-            # a handful of channels carry 40-80x the range of the rest
-            big = RNG.choice(16, 3, replace=False)
-            scales[big] = RNG.uniform(40, 80, 3)
-            write_example("digits_outlier", digits_onnx(outlier_variant(p, scales)), xva, yva,
-                          src + "; conv1 channels %s rescaled by %s (undone in conv2: same function)"
-                          % (big.tolist(), np.round(scales[big], 1).tolist()))
+            RNG = np.random.default_rng(4321)
+            # a few channels of each activation carry 100-300x the range of the rest
+            s1, s2 = np.ones(16, np.float32), np.ones(32, np.float32)
+            b1, b2 = RNG.choice(16, 2, replace=False), RNG.choice(32, 3, replace=False)
+            s1[b1] = RNG.uniform(100, 300, 2)
+            s2[b2] = RNG.uniform(100, 300, 3)
+            write_example("digits_outlier", digits_onnx(outlier_variant(p, s1, s2)), xva, yva,
+                          src + "; conv1 channels %s x%s and conv2 channels %s x%s (undone downstream: same function)"
+                          % (b1.tolist(), np.round(s1[b1]).tolist(), b2.tolist(), np.round(s2[b2]).tolist()))
     if "mnist_mbv" in which:
         p, xva, yva, src = make_mbv()
         write_example("mnist_mbv", mbv_onnx(p), xva, yva, src)

@@ -1,5 +1,6 @@
 //! amp's host side: ONNX import, data loading, calibration, the mixed-precision search, results and CLI.
 
+pub mod amp;
 pub mod calib;
 pub mod data;
 pub mod eval;

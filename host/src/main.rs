@@ -35,6 +35,74 @@ enum Cmd {
     Eval(EvalArgs),
     /// Print op counts, MACs per op type and tensor count of a model.
     Info(InfoArgs),
+    /// List the quantizer groups (activation tensor, weights, MACs) of a model.
+    Groups(InfoArgs),
+    /// Search the smallest set of 16-bit groups within an accuracy drop; write the pareto curve.
+    Tune(TuneArgs),
+    /// Write the encodings of a tuned point in AIMET's format (for QNN's --quantization_overrides).
+    Export(ExportArgs),
+}
+
+#[derive(clap::Args)]
+struct TuneArgs {
+    /// The ONNX model.
+    #[arg(long)]
+    model: PathBuf,
+    /// Labelled data (.npz with `inputs` and `labels`, or a folder with inputs.npy and labels.npy).
+    #[arg(long)]
+    data: PathBuf,
+    /// Where configs are evaluated: `local` (the reference backend in this process).
+    #[arg(long, default_value = "local")]
+    device: String,
+    /// Largest accepted top-1 drop from FP32 (0.01 = one point), or `none` for the whole curve.
+    #[arg(long, default_value = "0.01")]
+    allowed_drop: String,
+    /// Candidate precisions, comma-separated aNwM.
+    #[arg(long, default_value = "a16w16,a16w8,a8w8", value_delimiter = ',')]
+    candidates: Vec<String>,
+    /// What phase 1 measures per group.
+    #[arg(long, value_enum, default_value = "accuracy")]
+    phase1_metric: amp_host::amp::evaluator::Metric,
+    /// Samples (the first N of --data) for phase 1.
+    #[arg(long, default_value_t = 256)]
+    phase1_samples: usize,
+    /// Phase-2 search.
+    #[arg(long, value_enum, default_value = "binary")]
+    search: amp_host::amp::search::SearchAlgo,
+    /// Samples (the first N of --data) used to calibrate activation ranges.
+    #[arg(long, default_value_t = 256)]
+    calib_samples: usize,
+    /// Results directory (default ./amp-results/<model file stem>).
+    #[arg(long)]
+    results: Option<PathBuf>,
+    /// Ignore earlier evaluations in the results directory's journal.
+    #[arg(long)]
+    fresh: bool,
+    /// Weights quantized per tensor instead of per output channel.
+    #[arg(long)]
+    per_tensor: bool,
+    /// Batch size of each forward pass.
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct ExportArgs {
+    /// A results directory written by `amp-host tune`.
+    #[arg(long)]
+    results: PathBuf,
+    /// Re-pick the cheapest evaluated point within this drop from FP32 (default: the tuned choice).
+    #[arg(long)]
+    allowed_drop: Option<f64>,
+    /// Output file.
+    #[arg(long)]
+    out: PathBuf,
+    /// AIMET encodings format version.
+    #[arg(long, value_enum, default_value = "1.0.0")]
+    format: amp_host::amp::export::Format,
 }
 
 #[derive(clap::Args)]
@@ -57,6 +125,9 @@ struct EvalArgs {
     /// Weights quantized per tensor instead of per output channel.
     #[arg(long)]
     per_tensor: bool,
+    /// Evaluate exactly these encodings (AIMET format, 1.0.0 or 0.6.1) instead of --precision.
+    #[arg(long)]
+    encodings: Option<PathBuf>,
     /// Where calibration results are cached.
     #[arg(long, default_value = ".amp-cache")]
     cache: PathBuf,
@@ -78,6 +149,8 @@ struct InfoArgs {
     json: bool,
 }
 
+mod cli_tune;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -93,10 +166,13 @@ fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Eval(a) => eval(a),
         Cmd::Info(a) => info(a),
+        Cmd::Groups(a) => cli_tune::groups(a.model, a.input_shape, a.json),
+        Cmd::Tune(a) => cli_tune::tune(a),
+        Cmd::Export(a) => cli_tune::export(a),
     }
 }
 
-fn load_model(path: &Path, sample_shape: Option<Vec<usize>>) -> Result<Graph> {
+pub(crate) fn load_model(path: &Path, sample_shape: Option<Vec<usize>>) -> Result<Graph> {
     import_file(
         path,
         &ImportOptions {
@@ -109,7 +185,16 @@ fn load_model(path: &Path, sample_shape: Option<Vec<usize>>) -> Result<Graph> {
 fn eval(a: EvalArgs) -> Result<()> {
     let data = Dataset::load(&a.data)?;
     let graph = Arc::new(load_model(&a.model, Some(data.sample_shape()))?);
-    let plan = if a.precision.eq_ignore_ascii_case("fp32") {
+    let plan = if let Some(path) = &a.encodings {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+        Some(
+            amp_host::amp::export::plan_from_json(&graph, &v)
+                .with_context(|| format!("encodings {}", path.display()))?,
+        )
+    } else if a.precision.eq_ignore_ascii_case("fp32") {
         None
     } else {
         let p: Precision = a.precision.parse().map_err(anyhow::Error::msg)?;
@@ -124,13 +209,19 @@ fn eval(a: EvalArgs) -> Result<()> {
     let (r, _) = evaluate(&model, &data, a.batch.max(1), "evaluating")?;
     if a.json {
         let mut obj = serde_json::to_value(&r)?;
-        obj["precision"] = a.precision.to_ascii_lowercase().into();
+        obj["precision"] = match &a.encodings {
+            Some(p) => p.display().to_string().into(),
+            None => a.precision.to_ascii_lowercase().into(),
+        };
         obj["model"] = a.model.display().to_string().into();
         obj["backend"] = "ref".into();
         println!("{obj}");
     } else {
         println!("model      {}", a.model.display());
-        println!("precision  {}", a.precision.to_ascii_lowercase());
+        match &a.encodings {
+            Some(p) => println!("encodings  {}", p.display()),
+            None => println!("precision  {}", a.precision.to_ascii_lowercase()),
+        }
         println!("samples    {}", r.samples);
         println!("top-1      {:.4}", r.top1);
         if let Some(t5) = r.top5 {

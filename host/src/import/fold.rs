@@ -114,7 +114,7 @@ pub fn fold_into_mac_ops(g: &mut Graph) {
             let wname = g.tensors[pn.inputs[1]].name.clone();
             let wshape = g.tensors[pn.inputs[1]].shape.clone();
             let out = g.nodes[i].output;
-            let new_w = g.add_tensor(format!("{wname}.folded"), wshape, Some(w));
+            let new_w = g.add_tensor(wname, wshape, Some(w));
             let new_b = g.add_tensor(
                 format!("{}.bias", g.tensors[out].name),
                 vec![cout],

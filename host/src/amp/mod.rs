@@ -1,0 +1,10 @@
+//! Automatic mixed precision: quantizer groups, the evaluator interface, the search phases, the journal,
+//! results and export.
+
+pub mod evaluator;
+pub mod export;
+pub mod groups;
+pub mod journal;
+pub mod report;
+pub mod search;
+pub mod tune;

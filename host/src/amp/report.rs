@@ -1,0 +1,255 @@
+//! The results directory: pareto.json/.csv, sensitivity.json, config.json, pareto.svg, a self-contained
+//! pareto.html and report.md.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use amp_device::ir::Graph;
+use anyhow::{Context, Result};
+use serde_json::json;
+
+use super::groups::Groups;
+use super::tune::{Point, TuneResult};
+
+/// Writes `text` to `dir/name` atomically (temp file + rename), so a kill never leaves half a file.
+pub fn write(dir: &Path, name: &str, text: &str) -> Result<()> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+fn point_json(g: &Graph, groups: &Groups, p: &Point) -> serde_json::Value {
+    let at16: Vec<String> = p
+        .config
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.act == 16 || c.weight == 16)
+        .map(|(gi, _)| groups.describe(g, gi))
+        .collect();
+    json!({
+        "index": p.index,
+        "relative_bitops": p.relative_bitops,
+        "accuracy": p.accuracy,
+        "group": p.group.map(|gi| groups.describe(g, gi)),
+        "candidate": p.candidate.map(|c| c.to_string()),
+        "config": p.config.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+        "groups_with_16_bits": at16,
+    })
+}
+
+/// The evaluated points sorted by cost, each config once.
+pub fn curve(r: &TuneResult) -> Vec<Point> {
+    let mut pts: Vec<Point> = Vec::new();
+    for p in &r.pareto {
+        if !pts.iter().any(|q| q.config == p.config) {
+            pts.push(p.clone());
+        }
+    }
+    pts.sort_by(|a, b| {
+        b.relative_bitops
+            .total_cmp(&a.relative_bitops)
+            .then(a.index.cmp(&b.index))
+    });
+    pts
+}
+
+pub fn write_all(
+    dir: &Path,
+    g: &Graph,
+    groups: &Groups,
+    r: &TuneResult,
+    target: Option<f64>,
+    wall: f64,
+) -> Result<()> {
+    let pts = curve(r);
+    write(
+        dir,
+        "pareto.json",
+        &serde_json::to_string_pretty(&json!({
+            "fp32": r.fp32, "baseline": r.baseline.to_string(), "target": target,
+            "points": pts.iter().map(|p| point_json(g, groups, p)).collect::<Vec<_>>(),
+        }))?,
+    )?;
+    let mut csv = String::from("index,relative_bitops,accuracy,group,candidate\n");
+    for p in &pts {
+        let grp = p
+            .group
+            .map(|gi| groups.describe(g, gi))
+            .unwrap_or_default()
+            .replace('"', "'");
+        let _ = writeln!(
+            csv,
+            "{},{:.6},{:.6},\"{}\",{}",
+            p.index.map(|i| i.to_string()).unwrap_or_default(),
+            p.relative_bitops,
+            p.accuracy,
+            grp,
+            p.candidate.map(|c| c.to_string()).unwrap_or_default()
+        );
+    }
+    write(dir, "pareto.csv", &csv)?;
+    write(dir, "sensitivity.json", &serde_json::to_string_pretty(&r.sensitivity.iter().map(|s| json!({
+        "group": groups.describe(g, s.group), "group_index": s.group, "candidate": s.candidate.to_string(),
+        "score": s.score, "bitops_reduction": s.bitops_reduction,
+    })).collect::<Vec<_>>())?)?;
+    write(
+        dir,
+        "config.json",
+        &serde_json::to_string_pretty(&point_json(g, groups, &r.chosen))?,
+    )?;
+    let svg = svg(&pts, &r.chosen, r.fp32, target);
+    write(dir, "pareto.svg", &svg)?;
+    write(dir, "pareto.html", &html(g, groups, &pts, &r.chosen, &svg))?;
+    write(dir, "report.md", &report_md(g, groups, r, target, wall))?;
+    Ok(())
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Accuracy against relative bit-ops, the chosen point ringed, the target as a dashed line.
+pub fn svg(pts: &[Point], chosen: &Point, fp32: f64, target: Option<f64>) -> String {
+    let (w, h, l, rpad, t, b) = (640.0, 420.0, 70.0, 20.0, 30.0, 50.0);
+    let mut lo = pts.iter().map(|p| p.accuracy).fold(fp32, f64::min);
+    if let Some(tg) = target {
+        lo = lo.min(tg);
+    }
+    let hi = pts.iter().map(|p| p.accuracy).fold(fp32, f64::max);
+    let pad = ((hi - lo) * 0.08).max(1e-3);
+    let (ylo, yhi) = (lo - pad, hi + pad);
+    let x = |v: f64| l + v.clamp(0.0, 1.05) / 1.05 * (w - l - rpad);
+    let y = |v: f64| t + (yhi - v) / (yhi - ylo) * (h - t - b);
+    let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"12\">\n");
+    let _ = writeln!(s, "<rect width=\"{w}\" height=\"{h}\" fill=\"white\"/>");
+    let _ = writeln!(s, "<text x=\"{}\" y=\"18\" text-anchor=\"middle\" font-size=\"14\">Accuracy vs relative bit-ops</text>", w / 2.0);
+    for i in 0..=5 {
+        let v = i as f64 * 0.2;
+        let _ = writeln!(s, "<line x1=\"{0:.1}\" y1=\"{1}\" x2=\"{0:.1}\" y2=\"{2}\" stroke=\"#eee\"/><text x=\"{0:.1}\" y=\"{3}\" text-anchor=\"middle\">{v:.1}</text>", x(v), t, h - b, h - b + 16.0);
+        let av = ylo + (yhi - ylo) * i as f64 / 5.0;
+        let _ = writeln!(s, "<line x1=\"{l}\" y1=\"{0:.1}\" x2=\"{1}\" y2=\"{0:.1}\" stroke=\"#eee\"/><text x=\"{2}\" y=\"{3:.1}\" text-anchor=\"end\">{av:.4}</text>", y(av), w - rpad, l - 6.0, y(av) + 4.0);
+    }
+    let _ = writeln!(
+        s,
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">bit-ops relative to the baseline</text>",
+        (w + l) / 2.0,
+        h - 12.0
+    );
+    let _ = writeln!(s, "<text x=\"16\" y=\"{}\" transform=\"rotate(-90 16 {})\" text-anchor=\"middle\">top-1 accuracy</text>", h / 2.0, h / 2.0);
+    let _ = writeln!(s, "<line x1=\"{l}\" y1=\"{0:.1}\" x2=\"{1}\" y2=\"{0:.1}\" stroke=\"#2a2\"/><text x=\"{1}\" y=\"{2:.1}\" text-anchor=\"end\" fill=\"#2a2\">FP32 {fp32:.4}</text>", y(fp32), w - rpad, y(fp32) - 4.0);
+    if let Some(tg) = target {
+        let _ = writeln!(s, "<line x1=\"{l}\" y1=\"{0:.1}\" x2=\"{1}\" y2=\"{0:.1}\" stroke=\"#c33\" stroke-dasharray=\"5,4\"/><text x=\"{1}\" y=\"{2:.1}\" text-anchor=\"end\" fill=\"#c33\">target {tg:.4}</text>", y(tg), w - rpad, y(tg) + 14.0);
+    }
+    let path: Vec<String> = pts
+        .iter()
+        .map(|p| format!("{:.1},{:.1}", x(p.relative_bitops), y(p.accuracy)))
+        .collect();
+    let _ = writeln!(
+        s,
+        "<polyline points=\"{}\" fill=\"none\" stroke=\"#2171b5\" stroke-dasharray=\"2,2\"/>",
+        path.join(" ")
+    );
+    for p in pts {
+        let label = format!(
+            "bit-ops {:.4}, accuracy {:.4}{}",
+            p.relative_bitops,
+            p.accuracy,
+            p.candidate
+                .map(|c| format!(", last change: group {} → {c}", p.group.unwrap_or(0)))
+                .unwrap_or_else(|| ", all baseline".into())
+        );
+        let _ = writeln!(
+            s,
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"#2171b5\"><title>{}</title></circle>",
+            x(p.relative_bitops),
+            y(p.accuracy),
+            esc(&label)
+        );
+    }
+    let _ = writeln!(s, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"8\" fill=\"none\" stroke=\"#e6550d\" stroke-width=\"2\"><title>chosen</title></circle>", x(chosen.relative_bitops), y(chosen.accuracy));
+    s.push_str("</svg>\n");
+    s
+}
+
+fn html(g: &Graph, groups: &Groups, pts: &[Point], chosen: &Point, svg: &str) -> String {
+    let mut rows = String::new();
+    for p in pts {
+        let mark = if p.config == chosen.config {
+            " class=\"chosen\""
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            rows,
+            "<tr{mark}><td>{}</td><td>{:.4}</td><td>{:.4}</td><td>{}</td><td>{}</td></tr>",
+            p.index.map(|i| i.to_string()).unwrap_or("—".into()),
+            p.relative_bitops,
+            p.accuracy,
+            esc(&p
+                .group
+                .map(|gi| groups.describe(g, gi))
+                .unwrap_or_else(|| "(all at the baseline)".into())),
+            p.candidate.map(|c| c.to_string()).unwrap_or_default()
+        );
+    }
+    format!("<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>amp pareto curve</title>\n<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}tr.chosen{{background:#fde0c5}}</style></head>\n<body><h1>amp: accuracy against cost</h1>\n{svg}\n<p>Hover a point for its values. The ringed point is the chosen config.</p>\n<table><tr><th>prefix</th><th>relative bit-ops</th><th>accuracy</th><th>group changed last</th><th>to</th></tr>\n{rows}</table>\n</body></html>\n")
+}
+
+fn report_md(g: &Graph, groups: &Groups, r: &TuneResult, target: Option<f64>, wall: f64) -> String {
+    let mut s = String::from("# amp tune report\n\n");
+    let _ = writeln!(s, "- FP32 accuracy: {:.4}", r.fp32);
+    for (c, a) in &r.uniform {
+        let _ = writeln!(s, "- uniform {c}: {a:.4}");
+    }
+    let _ = writeln!(s, "- baseline: {} (best uniform candidate)", r.baseline);
+    if let Some(t) = target {
+        let _ = writeln!(s, "- target: accuracy ≥ {t:.4}");
+    }
+    if let Some(e) = &r.early_exit {
+        let _ = writeln!(s, "- early exit: {e}");
+    }
+    let _ = writeln!(
+        s,
+        "- chosen: relative bit-ops {:.4}, accuracy {:.4}\n",
+        r.chosen.relative_bitops, r.chosen.accuracy
+    );
+    let _ = writeln!(s, "## Groups left at 16 bits\n");
+    let mut any = false;
+    for (gi, c) in r.chosen.config.iter().enumerate() {
+        if c.act == 16 || c.weight == 16 {
+            let _ = writeln!(s, "- {} ({c})", groups.describe(g, gi));
+            any = true;
+        }
+    }
+    if !any {
+        s.push_str("- none\n");
+    }
+    let _ = writeln!(
+        s,
+        "\n## Evaluations\n\n| phase | evaluated | from the journal | seconds |\n|---|---|---|---|"
+    );
+    for (i, p) in r.phases.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "| {i} | {} | {} | {:.1} |",
+            p.evaluations, p.cached, p.seconds
+        );
+    }
+    let total: usize = r.phases.iter().map(|p| p.evaluations).sum();
+    let _ = writeln!(
+        s,
+        "\n{total} evaluations performed in this run; wall time {wall:.1} s."
+    );
+    if r.torn_journal_lines > 0 {
+        let _ = writeln!(
+            s,
+            "\nThe journal's last line was incomplete (an interrupted run) and was dropped."
+        );
+    }
+    s
+}

@@ -1,0 +1,287 @@
+//! The `groups`, `tune` and `export` commands.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use amp_device::quant::{Precision, QuantPlan, Stats};
+use amp_host::amp::evaluator::LocalEvaluator;
+use amp_host::amp::export::{plan_from_json, to_json};
+use amp_host::amp::groups::Groups;
+use amp_host::amp::journal::Journal;
+use amp_host::amp::report;
+use amp_host::amp::tune::{tune as run_tune, Identity, TuneOptions};
+use amp_host::calib::{calibrate_cached, CalibrationFile};
+use amp_host::data::Dataset;
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::{load_model, ExportArgs, TuneArgs};
+
+/// What a tune used, so `export` can rebuild its encodings.
+#[derive(Serialize, Deserialize)]
+struct RunInfo {
+    model: PathBuf,
+    model_hash: String,
+    sample_shape: Vec<usize>,
+    calibration: PathBuf,
+    per_channel: bool,
+    fp32: f64,
+    candidates: Vec<String>,
+}
+
+pub fn groups(model: PathBuf, shape: Option<Vec<usize>>, json: bool) -> Result<()> {
+    let g = load_model(&model, shape)?;
+    let groups = Groups::new(&g);
+    let rows: Vec<serde_json::Value> = groups
+        .groups
+        .iter()
+        .enumerate()
+        .map(|(i, grp)| {
+            let macs: u64 = grp.weight_nodes.iter().map(|&n| g.macs(&g.nodes[n])).sum();
+            serde_json::json!({
+                "index": i,
+                "activation": g.tensors[grp.activation].name,
+                "weights": grp.weight_nodes.iter().map(|&n| g.tensors[g.nodes[n].inputs[1]].name.clone()).collect::<Vec<_>>(),
+                "ops": grp.weight_nodes.iter().map(|&n| g.nodes[n].name.clone()).collect::<Vec<_>>(),
+                "macs": macs,
+            })
+        })
+        .collect();
+    if json {
+        println!("{}", serde_json::Value::Array(rows));
+    } else {
+        println!("{} quantizer groups", rows.len());
+        for r in rows {
+            println!(
+                "{:>3}  {}  weights {}  MACs {}",
+                r["index"],
+                r["activation"].as_str().unwrap_or(""),
+                r["weights"],
+                r["macs"]
+            );
+        }
+    }
+    Ok(())
+}
+
+fn parse_drop(s: &str) -> Result<Option<f64>> {
+    if s.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let v: f64 = s
+        .parse()
+        .map_err(|_| anyhow!("--allowed-drop {s:?}: expected a number such as 0.01, or none"))?;
+    if !(0.0..=1.0).contains(&v) {
+        bail!("--allowed-drop {v}: expected a fraction between 0 and 1");
+    }
+    Ok(Some(v))
+}
+
+fn stats_hash(stats: &Stats, per_channel: bool) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(serde_json::to_string(stats).unwrap_or_default().as_bytes());
+    h.update(&[per_channel as u8]);
+    h.finalize().to_hex()[..16].to_string()
+}
+
+pub fn tune(a: TuneArgs) -> Result<()> {
+    let start = Instant::now();
+    if a.device != "local" {
+        bail!("--device {:?}: only `local` is available so far (device agents over adb and TCP are not built yet)", a.device);
+    }
+    let allowed_drop = parse_drop(&a.allowed_drop)?;
+    let candidates: Vec<Precision> = a
+        .candidates
+        .iter()
+        .map(|c| c.parse().map_err(anyhow::Error::msg))
+        .collect::<Result<_>>()?;
+    let data = Dataset::load(&a.data)?;
+    let graph = Arc::new(load_model(&a.model, Some(data.sample_shape()))?);
+    let stem = a
+        .model
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    let dir = a
+        .results
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("amp-results").join(stem));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let calib = data.head(a.calib_samples.max(1));
+    let (stats, calib_path, _) =
+        calibrate_cached(graph.clone(), &calib.inputs, &calib.hash(), &dir)?;
+    let groups = Groups::new(&graph);
+    let phase1 = data.head(a.phase1_samples.max(1));
+    let per_channel = !a.per_tensor;
+    let id = Identity {
+        model: graph.hash(),
+        phase1_data: phase1.hash(),
+        phase2_data: data.hash(),
+        encodings: stats_hash(&stats, per_channel),
+        evaluator: "ref@local".into(),
+    };
+    let mut ev = LocalEvaluator::new(
+        graph.clone(),
+        groups.clone(),
+        stats,
+        per_channel,
+        phase1,
+        data,
+        a.batch,
+    );
+    let mut journal = Journal::open(&dir.join("journal.jsonl"), a.fresh)?;
+    let opts = TuneOptions {
+        candidates: candidates.clone(),
+        allowed_drop,
+        search: a.search,
+        phase1_metric: a.phase1_metric,
+    };
+    let r = run_tune(&graph, &groups, &opts, &mut ev, &mut journal, &id)?;
+    let target = allowed_drop.map(|d| r.fp32 - d);
+    let run = RunInfo {
+        model: std::fs::canonicalize(&a.model).unwrap_or(a.model.clone()),
+        model_hash: graph.hash(),
+        sample_shape: graph.tensors[graph.inputs[0]].shape[1..].to_vec(),
+        calibration: calib_path
+            .file_name()
+            .map(PathBuf::from)
+            .unwrap_or_default(),
+        per_channel,
+        fp32: r.fp32,
+        candidates: candidates.iter().map(|c| c.to_string()).collect(),
+    };
+    report::write(&dir, "run.json", &serde_json::to_string_pretty(&run)?)?;
+    report::write_all(
+        &dir,
+        &graph,
+        &groups,
+        &r,
+        target,
+        start.elapsed().as_secs_f64(),
+    )?;
+    let evaluated: usize = r.phases.iter().map(|p| p.evaluations).sum();
+    let cached: usize = r.phases.iter().map(|p| p.cached).sum();
+    let at16 = r
+        .chosen
+        .config
+        .iter()
+        .filter(|c| c.act == 16 || c.weight == 16)
+        .count();
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "results": dir.display().to_string(), "fp32": r.fp32, "baseline": r.baseline.to_string(),
+                "uniform": r.uniform.iter().map(|(c, v)| (c.to_string(), *v)).collect::<std::collections::BTreeMap<_, _>>(),
+                "chosen": {"relative_bitops": r.chosen.relative_bitops, "accuracy": r.chosen.accuracy, "groups_at_16_bits": at16, "groups": groups.len(),
+                           "config": r.chosen.config.iter().map(|c| c.to_string()).collect::<Vec<_>>()},
+                "early_exit": r.early_exit, "pareto_points": report::curve(&r).len(),
+                "evaluations": evaluated, "from_journal": cached, "phases": r.phases, "seconds": start.elapsed().as_secs_f64(),
+            })
+        );
+    } else {
+        println!(
+            "FP32 {:.4}; baseline {} {:.4}",
+            r.fp32,
+            r.baseline,
+            r.uniform
+                .iter()
+                .find(|u| u.0 == r.baseline)
+                .map(|u| u.1)
+                .unwrap_or(0.0)
+        );
+        if let Some(e) = &r.early_exit {
+            println!("{e}");
+        }
+        println!(
+            "chosen: {at16} of {} groups at 16 bits, relative bit-ops {:.4}, accuracy {:.4}",
+            groups.len(),
+            r.chosen.relative_bitops,
+            r.chosen.accuracy
+        );
+        println!(
+            "{evaluated} evaluations ({cached} from the journal) in {:.1} s",
+            start.elapsed().as_secs_f64()
+        );
+        println!("results in {} (open pareto.html)", dir.display());
+    }
+    Ok(())
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: unexpected content", path.display()))
+}
+
+pub fn export(a: ExportArgs) -> Result<()> {
+    let run: RunInfo = read_json(&a.results.join("run.json"))
+        .context("is this a directory written by `amp-host tune`?")?;
+    let g = load_model(&run.model, Some(run.sample_shape.clone()))?;
+    if g.hash() != run.model_hash {
+        bail!(
+            "model {} changed since the tune (hash {} now, {} then); rerun the tune",
+            run.model.display(),
+            g.hash(),
+            run.model_hash
+        );
+    }
+    let calib: CalibrationFile = read_json(&a.results.join(&run.calibration))?;
+    let pareto: serde_json::Value = read_json(&a.results.join("pareto.json"))?;
+    let chosen: serde_json::Value = match a.allowed_drop {
+        None => read_json(&a.results.join("config.json"))?,
+        Some(d) => {
+            let target = run.fp32 - d;
+            pareto["points"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["accuracy"].as_f64().unwrap_or(0.0) >= target)
+                .min_by(|x, y| {
+                    x["relative_bitops"]
+                        .as_f64()
+                        .unwrap_or(1.0)
+                        .total_cmp(&y["relative_bitops"].as_f64().unwrap_or(1.0))
+                })
+                .cloned()
+                .ok_or_else(|| {
+                    anyhow!(
+                        "no evaluated point reaches {target:.4} (FP32 {:.4} − {d})",
+                        run.fp32
+                    )
+                })?
+        }
+    };
+    let config: Vec<Precision> = chosen["config"]
+        .as_array()
+        .ok_or_else(|| anyhow!("the chosen point has no config"))?
+        .iter()
+        .map(|c| c.as_str().unwrap_or("").parse().map_err(anyhow::Error::msg))
+        .collect::<Result<_>>()?;
+    let groups = Groups::new(&g);
+    if config.len() != groups.len() {
+        bail!(
+            "the results hold {} groups but the model has {}",
+            config.len(),
+            groups.len()
+        );
+    }
+    let plan = QuantPlan::new(
+        &g,
+        &calib.stats,
+        &groups.bit_plan(&g, &config, run.per_channel),
+    )?;
+    let v = to_json(&g, &plan, a.format);
+    // the file must read back into the same plan
+    plan_from_json(&g, &v)?;
+    std::fs::write(&a.out, serde_json::to_string_pretty(&v)?)
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    println!(
+        "wrote {} (relative bit-ops {:.4}, accuracy {:.4})",
+        a.out.display(),
+        chosen["relative_bitops"].as_f64().unwrap_or(0.0),
+        chosen["accuracy"].as_f64().unwrap_or(0.0)
+    );
+    Ok(())
+}

@@ -1,0 +1,263 @@
+//! `amp-host tune` end to end through the binary: the exported encodings hold the accuracy target, a rerun
+//! evaluates nothing, and a run killed in phase 1 resumes without repeating work and ends where an
+//! uninterrupted run ends.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn amp(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_amp-host"))
+        .args(args)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "amp-host {args:?} failed: {err}");
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+fn example(name: &str) -> (String, String) {
+    let d = root().join("examples").join(name);
+    (
+        d.join("model.onnx").display().to_string(),
+        d.join("val.npz").display().to_string(),
+    )
+}
+
+fn tune(name: &str, results: &Path, extra: &[&str]) -> serde_json::Value {
+    let (model, data) = example(name);
+    let mut args = vec![
+        "tune",
+        "--model",
+        &model,
+        "--data",
+        &data,
+        "--results",
+        results.to_str().unwrap(),
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    amp(&args)
+}
+
+#[test]
+fn exported_encodings_meet_the_target_on_every_example() {
+    for name in ["digits", "digits_outlier", "mnist_mbv"] {
+        let dir = tempfile::tempdir().unwrap();
+        let r = tune(
+            name,
+            dir.path(),
+            &["--allowed-drop", "0.01", "--phase1-samples", "128"],
+        );
+        let fp32 = r["fp32"].as_f64().unwrap();
+        for fmt in ["1.0.0", "0.6.1"] {
+            let enc = dir.path().join(format!("encodings-{fmt}.json"));
+            let res = dir.path().to_str().unwrap();
+            amp(&[
+                "export",
+                "--results",
+                res,
+                "--out",
+                enc.to_str().unwrap(),
+                "--format",
+                fmt,
+            ]);
+            let (model, data) = example(name);
+            let e = amp(&[
+                "eval",
+                "--model",
+                &model,
+                "--data",
+                &data,
+                "--encodings",
+                enc.to_str().unwrap(),
+                "--json",
+            ]);
+            let acc = e["top1"].as_f64().unwrap();
+            assert!(
+                acc >= fp32 - 0.01,
+                "{name} {fmt}: exported encodings give {acc}, FP32 {fp32}"
+            );
+            assert_eq!(
+                acc,
+                r["chosen"]["accuracy"].as_f64().unwrap(),
+                "{name} {fmt}: eval of the file differs from the tune"
+            );
+        }
+        for f in [
+            "pareto.json",
+            "pareto.csv",
+            "pareto.svg",
+            "pareto.html",
+            "sensitivity.json",
+            "config.json",
+            "report.md",
+        ] {
+            assert!(dir.path().join(f).is_file(), "{name}: {f} missing");
+        }
+    }
+}
+
+#[test]
+fn outlier_model_needs_a_mix_and_every_search_finds_a_passing_one() {
+    let dir = tempfile::tempdir().unwrap();
+    for search in ["binary", "bruteforce", "interpolation", "knapsack"] {
+        let r = tune("digits_outlier", dir.path(), &["--search", search]);
+        let uniform = &r["uniform"];
+        let fp32 = r["fp32"].as_f64().unwrap();
+        assert!(
+            fp32 - uniform["a8w8"].as_f64().unwrap() > 0.02,
+            "a8w8 should lose more than 2%: {r}"
+        );
+        let at16 = r["chosen"]["groups_at_16_bits"].as_u64().unwrap();
+        assert!(
+            at16 >= 1 && at16 < r["chosen"]["groups"].as_u64().unwrap(),
+            "{search}: {r}"
+        );
+        assert!(
+            r["chosen"]["accuracy"].as_f64().unwrap() >= fp32 - 0.01,
+            "{search}: {r}"
+        );
+        assert!(
+            r["chosen"]["relative_bitops"].as_f64().unwrap() < 1.0,
+            "{search}: {r}"
+        );
+    }
+}
+
+#[test]
+fn rerun_evaluates_nothing_and_fresh_evaluates_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = tune(
+        "digits_outlier",
+        dir.path(),
+        &["--allowed-drop", "none", "--search", "bruteforce"],
+    );
+    assert!(first["evaluations"].as_u64().unwrap() > 0);
+    let again = tune(
+        "digits_outlier",
+        dir.path(),
+        &["--allowed-drop", "none", "--search", "bruteforce"],
+    );
+    assert_eq!(again["evaluations"], 0, "{again}");
+    assert_eq!(again["chosen"], first["chosen"]);
+    let report = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(
+        report.contains("0 evaluations performed in this run"),
+        "{report}"
+    );
+    // a different drop reuses everything phase 0 and 1 measured
+    let other = tune("digits_outlier", dir.path(), &["--allowed-drop", "0.02"]);
+    assert_eq!(other["phases"][1]["evaluations"], 0, "{other}");
+    let fresh = tune(
+        "digits_outlier",
+        dir.path(),
+        &[
+            "--allowed-drop",
+            "none",
+            "--search",
+            "bruteforce",
+            "--fresh",
+        ],
+    );
+    assert_eq!(fresh["evaluations"], first["evaluations"]);
+}
+
+fn journal_keys(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| v["key"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn killed_in_phase_1_resumes_without_repeating_work() {
+    let (model, data) = example("mnist_mbv");
+    let args = |dir: &Path| {
+        vec![
+            "tune".to_string(),
+            "--model".into(),
+            model.clone(),
+            "--data".into(),
+            data.clone(),
+            "--results".into(),
+            dir.display().to_string(),
+            "--allowed-drop".into(),
+            "none".into(),
+            "--search".into(),
+            "bruteforce".into(),
+            "--json".into(),
+        ]
+    };
+    // uninterrupted
+    let clean = tempfile::tempdir().unwrap();
+    let full = amp(&args(clean.path())
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    let total = full["evaluations"].as_u64().unwrap();
+
+    // killed with SIGKILL once phase 1 has journalled a few evaluations
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.jsonl");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_amp-host"))
+        .args(args(dir.path()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&journal).unwrap_or_default();
+        if text
+            .lines()
+            .filter(|l| l.contains("\"phase\":\"1\""))
+            .count()
+            >= 3
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "phase 1 never started"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "tune finished before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let done_before = journal_keys(&journal).len() as u64;
+    assert!(done_before < total);
+
+    let resumed = amp(&args(dir.path())
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    assert_eq!(
+        resumed["evaluations"].as_u64().unwrap() + done_before,
+        total,
+        "{resumed}"
+    );
+    let keys = journal_keys(&journal);
+    assert_eq!(keys.len() as u64, total);
+    assert_eq!(
+        keys.iter().collect::<HashSet<_>>().len(),
+        keys.len(),
+        "an evaluation was repeated"
+    );
+    assert_eq!(resumed["chosen"], full["chosen"]);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("pareto.json")).unwrap(),
+        std::fs::read_to_string(clean.path().join("pareto.json")).unwrap()
+    );
+}
