@@ -32,6 +32,14 @@ fn amp(args: &[&str], cwd: &Path) -> (i32, String) {
     (out.status.code().unwrap_or(-1), err)
 }
 
+/// Asserts exit code 1 and that the message names each of `needles`.
+fn expect_failure((code, err): (i32, String), needles: &[&str]) {
+    assert_eq!(code, 1, "{err}");
+    for n in needles {
+        assert!(err.contains(n), "expected {n:?} in: {err}");
+    }
+}
+
 fn eval(model: &Path, data: &Path, dir: &Path) -> (i32, String) {
     amp(
         &[
@@ -109,9 +117,7 @@ fn truncated_and_garbage_models_are_rejected() {
     let bytes = std::fs::read(&model).unwrap();
     let trunc = dir.path().join("trunc.onnx");
     std::fs::write(&trunc, &bytes[..bytes.len() / 2]).unwrap();
-    let (code, err) = eval(&trunc, &data, dir.path());
-    assert_eq!(code, 1);
-    assert!(err.contains("trunc.onnx"), "{err}");
+    expect_failure(eval(&trunc, &data, dir.path()), &["trunc.onnx"]);
     let garbage = dir.path().join("garbage.onnx");
     std::fs::write(
         &garbage,
@@ -120,12 +126,11 @@ fn truncated_and_garbage_models_are_rejected() {
             .collect::<Vec<_>>(),
     )
     .unwrap();
-    let (code, err) = eval(&garbage, &data, dir.path());
-    assert_eq!(code, 1);
-    assert!(err.contains("garbage.onnx"), "{err}");
-    let (code, err) = eval(&dir.path().join("missing.onnx"), &data, dir.path());
-    assert_eq!(code, 1);
-    assert!(err.contains("missing.onnx"), "{err}");
+    expect_failure(eval(&garbage, &data, dir.path()), &["garbage.onnx"]);
+    expect_failure(
+        eval(&dir.path().join("missing.onnx"), &data, dir.path()),
+        &["missing.onnx"],
+    );
 }
 
 #[test]
@@ -133,10 +138,10 @@ fn unsupported_op_names_node_op_and_supported_list() {
     let dir = tempfile::tempdir().unwrap();
     let m = dir.path().join("celu.onnx");
     std::fs::write(&m, one_node_model("Celu", 13)).unwrap();
-    let (code, err) = amp(&["info", "--model", m.to_str().unwrap()], dir.path());
-    assert_eq!(code, 1);
-    assert!(err.contains("Celu \"the_node\": unsupported op"), "{err}");
-    assert!(err.contains("Supported ops: Add"), "{err}");
+    expect_failure(
+        amp(&["info", "--model", m.to_str().unwrap()], dir.path()),
+        &["Celu \"the_node\": unsupported op", "Supported ops: Add"],
+    );
 }
 
 #[test]
@@ -144,9 +149,10 @@ fn unsupported_opset_says_found_and_supported() {
     let dir = tempfile::tempdir().unwrap();
     let m = dir.path().join("old.onnx");
     std::fs::write(&m, one_node_model("Relu", 5)).unwrap();
-    let (code, err) = amp(&["info", "--model", m.to_str().unwrap()], dir.path());
-    assert_eq!(code, 1);
-    assert!(err.contains("opset 5") && err.contains("7..=21"), "{err}");
+    expect_failure(
+        amp(&["info", "--model", m.to_str().unwrap()], dir.path()),
+        &["opset 5", "7..=21"],
+    );
 }
 
 #[test]
@@ -154,11 +160,9 @@ fn data_that_does_not_fit_the_model_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let (model, _) = digits();
     let mnist = root().join("examples/mnist_mbv/val.npz");
-    let (code, err) = eval(&model, &mnist, dir.path());
-    assert_eq!(code, 1);
-    assert!(
-        err.contains("dim 2 is 8 in the model but the data has 28"),
-        "{err}"
+    expect_failure(
+        eval(&model, &mnist, dir.path()),
+        &["dim 2 is 8 in the model but the data has 28"],
     );
 }
 
@@ -170,9 +174,7 @@ fn nan_empty_and_bad_labels_are_rejected() {
     let mut x = Array4::<f32>::zeros((4, 1, 8, 8));
     x[[2, 0, 3, 3]] = f32::NAN;
     write_npz(&nan, x, Array1::from(vec![0, 1, 2, 3]));
-    let (code, err) = eval(&model, &nan, dir.path());
-    assert_eq!(code, 1);
-    assert!(err.contains("sample 2 contains a NaN"), "{err}");
+    expect_failure(eval(&model, &nan, dir.path()), &["sample 2 contains a NaN"]);
 
     let empty = dir.path().join("empty.npz");
     write_npz(
@@ -180,9 +182,7 @@ fn nan_empty_and_bad_labels_are_rejected() {
         Array4::<f32>::zeros((0, 1, 8, 8)),
         Array1::from(vec![]),
     );
-    let (code, err) = eval(&model, &empty, dir.path());
-    assert_eq!(code, 1);
-    assert!(err.contains("empty"), "{err}");
+    expect_failure(eval(&model, &empty, dir.path()), &["empty"]);
 
     let labels = dir.path().join("labels.npz");
     write_npz(
@@ -190,11 +190,9 @@ fn nan_empty_and_bad_labels_are_rejected() {
         Array4::<f32>::zeros((3, 1, 8, 8)),
         Array1::from(vec![0, 12, 1]),
     );
-    let (code, err) = eval(&model, &labels, dir.path());
-    assert_eq!(code, 1);
-    assert!(
-        err.contains("label 12 of sample 1 is outside the model's 10 classes"),
-        "{err}"
+    expect_failure(
+        eval(&model, &labels, dir.path()),
+        &["label 12 of sample 1 is outside the model's 10 classes"],
     );
 
     let count = dir.path().join("count.npz");
@@ -203,9 +201,7 @@ fn nan_empty_and_bad_labels_are_rejected() {
         Array4::<f32>::zeros((3, 1, 8, 8)),
         Array1::from(vec![0, 1]),
     );
-    let (code, err) = eval(&model, &count, dir.path());
-    assert_eq!(code, 1);
-    assert!(err.contains("3 inputs but 2 labels"), "{err}");
+    expect_failure(eval(&model, &count, dir.path()), &["3 inputs but 2 labels"]);
 }
 
 #[test]

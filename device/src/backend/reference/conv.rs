@@ -276,66 +276,45 @@ mod tests {
             .collect()
     }
 
+    fn conv(strides: [usize; 2], pads: [usize; 4], dilations: [usize; 2], group: usize) -> Conv {
+        Conv {
+            strides,
+            pads,
+            dilations,
+            group,
+        }
+    }
+
     #[test]
     fn matches_naive_for_strides_pads_dilations_groups() {
         let cases = [
             (
-                Conv {
-                    strides: [1, 2],
-                    pads: [0, 2, 1, 0],
-                    dilations: [2, 1],
-                    group: 3,
-                },
+                conv([1, 2], [0, 2, 1, 0], [2, 1], 3),
                 [2, 3, 9, 7],
                 [3, 1, 3, 2],
             ),
             (
-                Conv {
-                    strides: [1, 1],
-                    pads: [1, 1, 1, 1],
-                    dilations: [1, 1],
-                    group: 1,
-                },
+                conv([1, 1], [1, 1, 1, 1], [1, 1], 1),
                 [2, 3, 7, 6],
                 [4, 3, 3, 3],
             ),
             (
-                Conv {
-                    strides: [2, 1],
-                    pads: [0, 2, 1, 0],
-                    dilations: [1, 2],
-                    group: 1,
-                },
+                conv([2, 1], [0, 2, 1, 0], [1, 2], 1),
                 [1, 2, 9, 8],
                 [3, 2, 3, 2],
             ),
             (
-                Conv {
-                    strides: [2, 2],
-                    pads: [1, 1, 1, 1],
-                    dilations: [1, 1],
-                    group: 4,
-                },
+                conv([2, 2], [1, 1, 1, 1], [1, 1], 4),
                 [1, 4, 8, 8],
                 [4, 1, 3, 3],
             ),
             (
-                Conv {
-                    strides: [1, 1],
-                    pads: [0, 0, 0, 0],
-                    dilations: [1, 1],
-                    group: 2,
-                },
+                conv([1, 1], [0, 0, 0, 0], [1, 1], 2),
                 [2, 4, 5, 5],
                 [6, 2, 1, 1],
             ),
             (
-                Conv {
-                    strides: [1, 1],
-                    pads: [0, 0, 0, 0],
-                    dilations: [1, 1],
-                    group: 1,
-                },
+                conv([1, 1], [0, 0, 0, 0], [1, 1], 1),
                 [2, 4, 5, 5],
                 [6, 4, 1, 1],
             ),
