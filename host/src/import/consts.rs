@@ -205,6 +205,36 @@ impl ConstTensor {
         })
     }
 
+    /// ONNX Transpose.
+    pub fn transpose(&self, perm: &[usize]) -> Result<ConstTensor, String> {
+        let rank = self.shape.len();
+        if perm.len() != rank {
+            return Err(format!("perm {perm:?} does not fit rank {rank}"));
+        }
+        let shape: Vec<usize> = perm.iter().map(|&p| self.shape[p]).collect();
+        let mut strides = vec![1; rank];
+        for i in (0..rank.saturating_sub(1)).rev() {
+            strides[i] = strides[i + 1] * self.shape[i + 1];
+        }
+        let n = self.numel();
+        let mut order = Vec::with_capacity(n);
+        let mut idx = vec![0usize; rank];
+        for _ in 0..n {
+            order.push((0..rank).map(|d| idx[d] * strides[perm[d]]).sum::<usize>());
+            for d in (0..rank).rev() {
+                idx[d] += 1;
+                if idx[d] < shape[d] {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        }
+        Ok(match &self.data {
+            ConstData::F32(v) => ConstTensor::f32(shape, order.iter().map(|&i| v[i]).collect()),
+            ConstData::I64(v) => ConstTensor::i64(shape, order.iter().map(|&i| v[i]).collect()),
+        })
+    }
+
     /// ONNX Slice along the given axes.
     pub fn slice(
         &self,
@@ -300,6 +330,16 @@ mod tests {
         assert_eq!(s.to_i64(), vec![32, 7, 7]);
         let r = shape.slice(&[-1], &[-5], &[0], &[-1]).unwrap();
         assert_eq!(r.to_i64(), vec![7, 7, 32, 1]);
+    }
+
+    #[test]
+    fn transpose_of_a_constant() {
+        let t = ConstTensor::i64(vec![2, 3], vec![1, 2, 3, 4, 5, 6]);
+        let r = t.transpose(&[1, 0]).unwrap();
+        assert_eq!(
+            (r.shape.clone(), r.to_i64()),
+            (vec![3, 2], vec![1, 4, 2, 5, 3, 6])
+        );
     }
 
     #[test]

@@ -307,6 +307,14 @@ fn fold_const(imp: &Importer, cx: &Ctx) -> Result<Option<ConstTensor>, ImportErr
                 data: x.data,
             }
         }
+        "Transpose" => {
+            let x = req(0)?;
+            let perm: Vec<usize> = cx
+                .ints("perm")
+                .map(|p| p.iter().map(|&v| v as usize).collect())
+                .unwrap_or_else(|| (0..x.shape.len()).rev().collect());
+            x.transpose(&perm).map_err(e)?
+        }
         "Flatten" => {
             let x = req(0)?;
             let axis = norm_axis(cx.int("axis", 1), x.shape.len() + 1).map_err(e)?;
