@@ -150,8 +150,9 @@ pub fn sort_sensitivities(list: &mut [Sensitivity]) {
     });
 }
 
-/// The candidates phase 1 evaluates for a group: the non-baseline ones, and for a group without weights only
-/// one per distinct activation width (the weight half changes nothing there; AIMET evaluates both).
+/// The candidates phase 1 evaluates for a group: those below the baseline (no wider half; AIMET evaluates
+/// every non-baseline candidate, so a baseline of a16w8 would also try a16w16, which only adds cost), and for
+/// a group without weights one per distinct activation width (the weight half changes nothing there).
 fn phase1_candidates(
     groups: &Groups,
     gi: usize,
@@ -161,12 +162,15 @@ fn phase1_candidates(
     let weightless = groups.groups[gi].weight_nodes.is_empty();
     let mut out: Vec<Precision> = Vec::new();
     for &c in cands {
-        if c == baseline
-            || (weightless && (c.act == baseline.act || out.iter().any(|o| o.act == c.act)))
-        {
-            continue;
+        let lower = c.act <= baseline.act && (weightless || c.weight <= baseline.weight);
+        let same = if weightless {
+            c.act == baseline.act || out.iter().any(|o| o.act == c.act)
+        } else {
+            c == baseline
+        };
+        if lower && !same {
+            out.push(c);
         }
-        out.push(c);
     }
     out
 }
@@ -483,6 +487,41 @@ fn knapsack_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn phase1_tries_only_lower_candidates_once_per_distinct_config() {
+        let mut g = Graph::default();
+        let x = g.add_tensor("x", vec![1, 4], None);
+        g.inputs.push(x);
+        let w = g.add_tensor("w", vec![2, 4], Some(vec![1.0; 8]));
+        let y = g.add_tensor("y", vec![1, 2], None);
+        g.nodes.push(amp_device::ir::Node {
+            name: "fc".into(),
+            op: amp_device::ir::Op::Gemm,
+            inputs: vec![x, w],
+            output: y,
+        });
+        g.outputs.push(y);
+        let groups = Groups::new(&g); // group 0: x with fc's weights; group 1: y, no weights
+        let all = [Precision::A16W16, Precision::A16W8, Precision::A8W8];
+        assert_eq!(
+            phase1_candidates(&groups, 0, &all, Precision::A16W16),
+            vec![Precision::A16W8, Precision::A8W8]
+        );
+        assert_eq!(
+            phase1_candidates(&groups, 1, &all, Precision::A16W16),
+            vec![Precision::A8W8]
+        );
+        // a baseline of a16w8 never tries the wider a16w16
+        assert_eq!(
+            phase1_candidates(&groups, 0, &all, Precision::A16W8),
+            vec![Precision::A8W8]
+        );
+        assert_eq!(
+            phase1_candidates(&groups, 1, &all, Precision::A16W8),
+            vec![Precision::A8W8]
+        );
+    }
 
     #[test]
     fn sort_key_is_score_then_bits_then_reduction_then_group() {
