@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use amp_device::quant::{Precision, QuantPlan, Stats};
-use amp_host::amp::evaluator::LocalEvaluator;
+use amp_host::amp::evaluator::{Evaluator, LocalEvaluator};
 use amp_host::amp::export::{plan_from_json, to_json};
 use amp_host::amp::groups::Groups;
 use amp_host::amp::journal::Journal;
@@ -114,14 +114,31 @@ pub fn tune(a: TuneArgs) -> Result<()> {
     let groups = Groups::new(&graph);
     let phase1 = data.head(a.phase1_samples.max(1));
     let per_channel = !a.per_tensor;
+    let backend = a.backend.load(a.backend.backend)?;
+    let phase1_backend = match a.phase1_backend {
+        Some(k) if k != a.backend.backend => Some(a.backend.load(k)?),
+        _ => None,
+    };
     let id = Identity {
         model: graph.hash(),
         phase1_data: phase1.hash(),
         phase2_data: data.hash(),
         encodings: stats_hash(&stats, per_channel),
-        evaluator: "ref@local".into(),
     };
+    let mut ev1 = phase1_backend.map(|b| {
+        LocalEvaluator::new(
+            b,
+            graph.clone(),
+            groups.clone(),
+            stats.clone(),
+            per_channel,
+            phase1.clone(),
+            data.clone(),
+            a.batch,
+        )
+    });
     let mut ev = LocalEvaluator::new(
+        backend,
         graph.clone(),
         groups.clone(),
         stats,
@@ -137,7 +154,15 @@ pub fn tune(a: TuneArgs) -> Result<()> {
         search: a.search,
         phase1_metric: a.phase1_metric,
     };
-    let r = run_tune(&graph, &groups, &opts, &mut ev, &mut journal, &id)?;
+    let r = run_tune(
+        &graph,
+        &groups,
+        &opts,
+        &mut ev,
+        ev1.as_mut().map(|e| e as &mut dyn Evaluator),
+        &mut journal,
+        &id,
+    )?;
     let target = allowed_drop.map(|d| r.fp32 - d);
     let run = RunInfo {
         model: std::fs::canonicalize(&a.model).unwrap_or(a.model.clone()),

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use amp_device::backend::reference::Reference;
+use crate::amp::evaluator::Prepared;
 use amp_device::backend::Array;
 use anyhow::Result;
 use serde::Serialize;
@@ -38,7 +38,7 @@ fn hits(out: &Array, labels: &[i64]) -> (usize, usize) {
 
 /// Runs `model` over `data` in batches; the model's first output holds the class scores.
 pub fn evaluate(
-    model: &Reference,
+    model: &mut Prepared,
     data: &Dataset,
     batch: usize,
     label: &str,

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use amp_device::backend::reference::Reference;
 use amp_device::ir::Graph;
 use amp_device::quant::{BitPlan, Precision, QuantPlan};
 use amp_host::calib::calibrate_cached;
@@ -43,8 +42,50 @@ enum Cmd {
     Export(ExportArgs),
 }
 
+/// Which backend runs quantized configs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum BackendKind {
+    /// amp's reference backend (pure Rust, CPU).
+    Ref,
+    /// Qualcomm's HTP through QNN (libQnnHtp.so; on x86_64 the emulator from scripts/fetch-qnn-runtime.sh).
+    Htp,
+}
+
+#[derive(clap::Args, Clone)]
+pub(crate) struct BackendArgs {
+    /// Backend that runs quantized configs.
+    #[arg(long, value_enum, default_value = "ref")]
+    pub backend: BackendKind,
+    /// Folder holding libQnnHtp.so (else QNN_LIB_DIR, QNN_SDK_ROOT, then ./qnn-runtime/lib).
+    #[arg(long)]
+    pub qnn_lib: Option<PathBuf>,
+    /// HTP architecture to select (v73 or newer on the x86_64 emulator; at v68 16-bit accuracy is poor).
+    #[arg(long, default_value_t = 73)]
+    pub htp_arch: u32,
+}
+
+impl BackendArgs {
+    pub(crate) fn load(&self, kind: BackendKind) -> Result<amp_host::amp::evaluator::EvalBackend> {
+        use amp_host::amp::evaluator::EvalBackend;
+        Ok(match kind {
+            BackendKind::Ref => EvalBackend::Ref,
+            BackendKind::Htp => {
+                let lib = qnn_sys::locate_htp(self.qnn_lib.as_deref())?;
+                let rt = amp_device::backend::qnn::QnnRuntime::load(&lib, self.htp_arch)
+                    .with_context(|| format!("loading {}", lib.display()))?;
+                EvalBackend::Htp(Arc::new(rt))
+            }
+        })
+    }
+}
+
 #[derive(clap::Args)]
 struct TuneArgs {
+    #[command(flatten)]
+    backend: BackendArgs,
+    /// Backend for phase 1 only (e.g. `ref` while phases 0 and 2 run on `htp`); default: --backend.
+    #[arg(long, value_enum)]
+    phase1_backend: Option<BackendKind>,
     /// The ONNX model.
     #[arg(long)]
     model: PathBuf,
@@ -107,6 +148,8 @@ struct ExportArgs {
 
 #[derive(clap::Args)]
 struct EvalArgs {
+    #[command(flatten)]
+    backend: BackendArgs,
     /// The ONNX model.
     #[arg(long)]
     model: PathBuf,
@@ -205,8 +248,9 @@ fn eval(a: EvalArgs) -> Result<()> {
         bits.per_channel = !a.per_tensor;
         Some(QuantPlan::new(&graph, &stats, &bits)?)
     };
-    let model = Reference::new(graph, plan)?;
-    let (r, _) = evaluate(&model, &data, a.batch.max(1), "evaluating")?;
+    let backend = a.backend.load(a.backend.backend)?;
+    let mut model = amp_host::amp::evaluator::prepare(&backend, &graph, plan, a.batch.max(1))?;
+    let (r, _) = evaluate(&mut model, &data, a.batch.max(1), "evaluating")?;
     if a.json {
         let mut obj = serde_json::to_value(&r)?;
         obj["precision"] = match &a.encodings {
@@ -214,7 +258,10 @@ fn eval(a: EvalArgs) -> Result<()> {
             None => a.precision.to_ascii_lowercase().into(),
         };
         obj["model"] = a.model.display().to_string().into();
-        obj["backend"] = "ref".into();
+        obj["backend"] = match a.backend.backend {
+            BackendKind::Ref => "ref".into(),
+            BackendKind::Htp => format!("htp-v{}", a.backend.htp_arch).into(),
+        };
         println!("{obj}");
     } else {
         println!("model      {}", a.model.display());

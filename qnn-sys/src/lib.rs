@@ -65,6 +65,29 @@ type LogCallback = unsafe extern "C" fn(*const c_char, u32, u64, *mut c_void);
 
 extern "C" {
     fn vsnprintf(buf: *mut c_char, n: usize, fmt: *const c_char, ap: *mut c_void) -> c_int;
+    fn dup(fd: c_int) -> c_int;
+    fn dup2(old: c_int, new: c_int) -> c_int;
+    fn close(fd: c_int) -> c_int;
+    fn fflush(stream: *mut c_void) -> c_int;
+}
+
+/// Runs `f` with the process's stdout pointed at stderr: libQnnHtp prints a banner on stdout when it
+/// starts, which would corrupt the machine-readable output of amp's `--json` commands.
+fn stdout_to_stderr<T>(f: impl FnOnce() -> T) -> T {
+    // SAFETY: plain POSIX descriptor calls on fds 1 and 2; the saved copy is restored and closed below.
+    // fflush(NULL) flushes C stdio buffers so the banner lands on stderr before stdout is restored.
+    unsafe {
+        let saved = dup(1);
+        if saved < 0 {
+            return f();
+        }
+        dup2(2, 1);
+        let out = f();
+        fflush(ptr::null_mut());
+        dup2(saved, 1);
+        close(saved);
+        out
+    }
 }
 
 /// The last messages QNN logged at warning level or above (shared by every backend in the process).
@@ -108,8 +131,20 @@ pub struct Library {
     pub provider_name: String,
     pub core_api: Version,
     pub backend_api: Version,
-    // declared last: dropped after everything above that points into it
+    // declared after everything that points into it, so it is dropped after them
     _lib: libloading::Library,
+    // dropped last: sends what the library left in C's stdout buffer to stderr
+    _flush: FlushToStderr,
+}
+
+/// On drop, flushes C stdio with stdout pointed at stderr (see [`stdout_to_stderr`]).
+struct FlushToStderr;
+
+impl Drop for FlushToStderr {
+    fn drop(&mut self) {
+        // SAFETY: fflush(NULL) flushes every C stdio stream.
+        stdout_to_stderr(|| unsafe { fflush(ptr::null_mut()) });
+    }
 }
 
 // SAFETY: the interface table is immutable data inside the loaded library, which lives as long as `Library`;
@@ -123,9 +158,11 @@ impl Library {
     pub fn load(path: &Path) -> Result<Arc<Library>> {
         let p = path.display().to_string();
         // SAFETY: loading a shared library runs its initialisers; QNN libraries are meant to be dlopen'ed.
-        let lib = unsafe { libloading::Library::new(path) }.map_err(|e| QnnError::Load {
-            path: p.clone(),
-            msg: e.to_string(),
+        let lib = stdout_to_stderr(|| unsafe { libloading::Library::new(path) }).map_err(|e| {
+            QnnError::Load {
+                path: p.clone(),
+                msg: e.to_string(),
+            }
         })?;
         // SAFETY: the symbol's type is QNN's documented entry point.
         let get: libloading::Symbol<GetProviders> = unsafe {
@@ -177,6 +214,7 @@ impl Library {
                     core_api: h.core_api,
                     backend_api: h.backend_api,
                     _lib: lib,
+                    _flush: FlushToStderr,
                 };
                 for s in [
                     slot::BACKEND_CREATE,
@@ -292,9 +330,10 @@ impl Backend {
         let create: unsafe extern "C" fn(Handle, *const *const Config, *mut Handle) -> ErrorHandle =
             unsafe { lib.func(slot::BACKEND_CREATE) };
         // SAFETY: NULL config list means defaults; out-pointer valid.
-        lib.check("backendCreate", unsafe {
-            create(log, ptr::null(), &mut handle)
-        })?;
+        lib.check(
+            "backendCreate",
+            stdout_to_stderr(|| unsafe { create(log, ptr::null(), &mut handle) }),
+        )?;
         Ok(Arc::new(Backend { lib, log, handle }))
     }
 

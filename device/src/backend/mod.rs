@@ -1,6 +1,7 @@
 //! Execution backends. The reference backend (pure Rust, no unsafe) runs FP32 and quantized graphs on the
 //! CPU; it is also the host's FP32 engine for calibration and the oracle the QNN backend is checked against.
 
+pub mod qnn;
 pub mod reference;
 
 use serde::{Deserialize, Serialize};

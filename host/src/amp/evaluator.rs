@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use amp_device::backend::qnn::{QnnModel, QnnRuntime};
 use amp_device::backend::reference::Reference;
 use amp_device::backend::Array;
 use amp_device::ir::Graph;
@@ -50,8 +51,48 @@ pub trait Evaluator {
     ) -> Result<f64>;
 }
 
-/// Evaluation in this process on the reference backend.
+/// Which backend runs quantized configs.
+#[derive(Clone)]
+pub enum EvalBackend {
+    /// The reference backend (pure Rust).
+    Ref,
+    /// Qualcomm's HTP through QNN (on x86_64 the emulator library).
+    Htp(Arc<QnnRuntime>),
+}
+
+/// A model ready to run: FP32 or quantized on the reference backend, or a finalized QNN graph.
+pub enum Prepared {
+    Ref(Reference),
+    Htp(Box<QnnModel>),
+}
+
+impl Prepared {
+    pub fn run(&mut self, x: &Array) -> Result<Vec<Array>> {
+        Ok(match self {
+            Prepared::Ref(r) => r.run(x)?,
+            Prepared::Htp(m) => m.run(x)?,
+        })
+    }
+}
+
+/// Prepares `graph` at `plan` (None: FP32, always on the reference backend) for `backend`.
+pub fn prepare(
+    backend: &EvalBackend,
+    graph: &Arc<Graph>,
+    plan: Option<QuantPlan>,
+    batch: usize,
+) -> Result<Prepared> {
+    Ok(match (backend, plan) {
+        (EvalBackend::Htp(rt), Some(plan)) => {
+            Prepared::Htp(Box::new(QnnModel::build(rt, graph, &plan, batch)?))
+        }
+        (_, plan) => Prepared::Ref(Reference::new(graph.clone(), plan)?),
+    })
+}
+
+/// Evaluation in this process, on the reference backend or on QNN HTP.
 pub struct LocalEvaluator {
+    pub backend: EvalBackend,
     pub graph: Arc<Graph>,
     pub groups: Groups,
     pub stats: Stats,
@@ -63,7 +104,9 @@ pub struct LocalEvaluator {
 }
 
 impl LocalEvaluator {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
+        backend: EvalBackend,
         graph: Arc<Graph>,
         groups: Groups,
         stats: Stats,
@@ -73,6 +116,7 @@ impl LocalEvaluator {
         batch: usize,
     ) -> Self {
         LocalEvaluator {
+            backend,
             graph,
             groups,
             stats,
@@ -84,7 +128,7 @@ impl LocalEvaluator {
         }
     }
 
-    fn model(&self, config: Option<&[Precision]>) -> Result<Reference> {
+    fn model(&self, config: Option<&[Precision]>) -> Result<Prepared> {
         let plan = match config {
             None => None,
             Some(c) => Some(QuantPlan::new(
@@ -93,10 +137,10 @@ impl LocalEvaluator {
                 &self.groups.bit_plan(&self.graph, c, self.per_channel),
             )?),
         };
-        Ok(Reference::new(self.graph.clone(), plan)?)
+        prepare(&self.backend, &self.graph, plan, self.batch)
     }
 
-    fn outputs(&self, model: &Reference, data: &Dataset) -> Result<Vec<Array>> {
+    fn outputs(&self, model: &mut Prepared, data: &Dataset) -> Result<Vec<Array>> {
         let n = data.len();
         (0..n)
             .step_by(self.batch)
@@ -151,7 +195,14 @@ pub fn sqnr(fp32: &[Array], quant: &[Array], num_samples: usize) -> f64 {
 
 impl Evaluator for LocalEvaluator {
     fn identity(&self) -> String {
-        "ref@local".to_string()
+        match &self.backend {
+            EvalBackend::Ref => "ref@local".to_string(),
+            EvalBackend::Htp(rt) => format!(
+                "htp-v{}@local:{}",
+                rt.arch,
+                rt.lib.build_id().unwrap_or_default()
+            ),
+        }
     }
 
     fn evaluate(
@@ -160,7 +211,7 @@ impl Evaluator for LocalEvaluator {
         subset: Subset,
         metric: Metric,
     ) -> Result<f64> {
-        let model = self.model(config)?;
+        let mut model = self.model(config)?;
         let data = if subset == Subset::Phase1 {
             &self.phase1
         } else {
@@ -172,12 +223,12 @@ impl Evaluator for LocalEvaluator {
                 .last()
                 .unwrap_or(&1),
         )?;
-        let outs = self.outputs(&model, data)?;
+        let outs = self.outputs(&mut model, data)?;
         match metric {
             Metric::Accuracy => Ok(accuracy(&outs, &data.labels)),
             Metric::Sqnr => {
                 if self.fp32_phase1.is_none() || subset != Subset::Phase1 {
-                    let fp = self.outputs(&self.model(None)?, data)?;
+                    let fp = self.outputs(&mut self.model(None)?, data)?;
                     if subset != Subset::Phase1 {
                         return Ok(sqnr(&fp, &outs, data.len()));
                     }

@@ -16,7 +16,11 @@ pub struct Entry {
     pub phase: String,
     pub config: String,
     pub metric: String,
-    pub value: f64,
+    /// None when the backend could not run the config.
+    pub value: Option<f64>,
+    /// Why the backend could not run it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsupported: Option<String>,
     pub seconds: f64,
 }
 
@@ -121,7 +125,8 @@ mod tests {
             phase: "1".into(),
             config: "c".into(),
             metric: "accuracy".into(),
-            value: v,
+            value: Some(v),
+            unsupported: None,
             seconds: 0.1,
         }
     }
@@ -141,12 +146,12 @@ mod tests {
         drop(f);
         let mut j = Journal::open(&p, false).unwrap();
         assert_eq!(j.torn, 1);
-        assert_eq!(j.get("b").unwrap().value, 0.6);
+        assert_eq!(j.get("b").unwrap().value, Some(0.6));
         assert!(j.get("c").is_none());
         j.append(entry("c", 0.7)).unwrap();
         drop(j);
         let j = Journal::open(&p, false).unwrap();
-        assert_eq!((j.torn, j.get("c").unwrap().value), (0, 0.7));
+        assert_eq!((j.torn, j.get("c").unwrap().value), (0, Some(0.7)));
         let fresh = Journal::open(&p, true).unwrap();
         assert!(fresh.get("a").is_none());
     }

@@ -14,6 +14,7 @@ use super::groups::Groups;
 use super::journal::{self, Journal};
 use super::search::{knapsack, search, KnapsackItem, SearchAlgo};
 use crate::progress;
+use amp_device::backend::qnn::QnnBackendError;
 
 /// What the search is asked.
 #[derive(Clone, Debug, Serialize)]
@@ -32,7 +33,6 @@ pub struct Identity {
     pub phase1_data: String,
     pub phase2_data: String,
     pub encodings: String,
-    pub evaluator: String,
 }
 
 /// One phase-1 measurement.
@@ -75,6 +75,8 @@ pub struct TuneResult {
     pub chosen: Point,
     pub phases: [PhaseStats; 3],
     pub torn_journal_lines: usize,
+    /// Phase-1 (group, candidate) pairs the backend could not run (dropped from the search).
+    pub unsupported: usize,
 }
 
 fn config_str(c: Option<&[Precision]>) -> String {
@@ -88,33 +90,42 @@ fn config_str(c: Option<&[Precision]>) -> String {
     }
 }
 
-struct Runner<'a> {
+struct Runner<'a, 'b> {
     ev: &'a mut dyn Evaluator,
+    /// The evaluator of phase 1 (the same device as `ev`, or the reference backend as a fast path).
+    ev1: Option<&'b mut dyn Evaluator>,
     journal: &'a mut Journal,
     id: &'a Identity,
     phases: [PhaseStats; 3],
 }
 
-impl Runner<'_> {
+impl Runner<'_, '_> {
+    /// The metric of `config` on `subset`, from the journal or measured; None when the backend cannot run
+    /// the config (an op or dtype combination it rejects): the search then drops it.
     fn eval(
         &mut self,
         phase: usize,
         config: Option<&[Precision]>,
         subset: Subset,
         metric: Metric,
-    ) -> Result<f64> {
+    ) -> Result<Option<f64>> {
         let cfg = config_str(config);
         let data = if subset == Subset::Phase1 {
             &self.id.phase1_data
         } else {
             &self.id.phase2_data
         };
+        let ev: &mut dyn Evaluator = match (phase, self.ev1.as_deref_mut()) {
+            (1, Some(e)) => e,
+            _ => &mut *self.ev,
+        };
+        let who = ev.identity();
         let key = journal::key(&[
             &self.id.model,
             data,
             &self.id.encodings,
             &cfg,
-            &self.id.evaluator,
+            &who,
             metric.name(),
         ]);
         if let Some(e) = self.journal.get(&key) {
@@ -122,18 +133,25 @@ impl Runner<'_> {
             return Ok(e.value);
         }
         let t = Instant::now();
-        let v = self.ev.evaluate(config, subset, metric)?;
+        let (value, unsupported) = match ev.evaluate(config, subset, metric) {
+            Ok(v) => (Some(v), None),
+            Err(e) => match e.downcast_ref::<QnnBackendError>() {
+                Some(QnnBackendError::Unsupported { .. }) => (None, Some(e.to_string())),
+                _ => return Err(e),
+            },
+        };
         let secs = t.elapsed().as_secs_f64();
         self.journal.append(journal::Entry {
             key,
             phase: phase.to_string(),
             config: cfg,
             metric: metric.name().into(),
-            value: v,
+            value,
+            unsupported,
             seconds: secs,
         })?;
         self.phases[phase].evaluations += 1;
-        Ok(v)
+        Ok(value)
     }
 }
 
@@ -180,6 +198,7 @@ pub fn tune(
     groups: &Groups,
     opts: &TuneOptions,
     ev: &mut dyn Evaluator,
+    ev1: Option<&mut dyn Evaluator>,
     journal: &mut Journal,
     id: &Identity,
 ) -> Result<TuneResult> {
@@ -189,6 +208,7 @@ pub fn tune(
     let torn = journal.torn;
     let mut r = Runner {
         ev,
+        ev1,
         journal,
         id,
         phases: Default::default(),
@@ -199,17 +219,39 @@ pub fn tune(
     // phase 0
     let t0 = Instant::now();
     let bar = progress::bar(opts.candidates.len() as u64 + 1, "phase 0");
-    let fp32 = r.eval(0, None, Subset::Phase2, Metric::Accuracy)?;
+    let fp32 = r
+        .eval(0, None, Subset::Phase2, Metric::Accuracy)?
+        .ok_or_else(|| anyhow::anyhow!("the FP32 evaluation is not supported"))?;
     bar.inc(1);
     let mut scores = Vec::new();
+    let mut dropped = Vec::new();
     for &c in &opts.candidates {
-        scores.push((
-            c,
-            r.eval(0, Some(&uniform(c)), Subset::Phase2, Metric::Accuracy)?,
-        ));
+        match r.eval(0, Some(&uniform(c)), Subset::Phase2, Metric::Accuracy)? {
+            Some(v) => scores.push((c, v)),
+            None => dropped.push(c),
+        }
         bar.inc(1);
     }
     bar.finish_and_clear();
+    if scores.is_empty() {
+        bail!(
+            "the backend supports none of the candidates uniformly ({})",
+            dropped
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let opts = &TuneOptions {
+        candidates: opts
+            .candidates
+            .iter()
+            .copied()
+            .filter(|c| !dropped.contains(c))
+            .collect(),
+        ..opts.clone()
+    };
     let baseline = scores
         .iter()
         .fold(scores[0], |b, &s| if s.1 > b.1 { s } else { b })
@@ -256,6 +298,7 @@ pub fn tune(
         chosen: point(uniform(baseline), acc_of(baseline)),
         phases: Default::default(),
         torn_journal_lines: torn,
+        unsupported: 0,
     };
     if let Some(drop) = opts.allowed_drop {
         if fp32 - acc_of(baseline) > drop {
@@ -291,7 +334,11 @@ pub fn tune(
     for &(gi, c) in &todo {
         let mut cfg = base_cfg.clone();
         cfg[gi] = c;
-        let score = r.eval(1, Some(&cfg), Subset::Phase1, opts.phase1_metric)?;
+        let Some(score) = r.eval(1, Some(&cfg), Subset::Phase1, opts.phase1_metric)? else {
+            bar.inc(1);
+            result.unsupported += 1;
+            continue;
+        };
         let reduction = bitops(&base_cfg) - bitops(&cfg);
         result.sensitivity.push(Sensitivity {
             group: gi,
@@ -328,7 +375,9 @@ pub fn tune(
         if opts.phase1_metric != Metric::Accuracy {
             bail!("--search knapsack needs --phase1-metric accuracy (it adds up accuracy drops)");
         }
-        let base1 = r.eval(1, Some(&base_cfg), Subset::Phase1, Metric::Accuracy)?;
+        let base1 = r
+            .eval(1, Some(&base_cfg), Subset::Phase1, Metric::Accuracy)?
+            .unwrap_or(f64::NEG_INFINITY);
         knapsack_config(
             groups,
             g,
@@ -337,7 +386,9 @@ pub fn tune(
             base1,
             drop - (fp32 - acc_of(baseline)),
             &mut |cfg| {
-                let v = r.eval(2, Some(cfg), Subset::Phase2, Metric::Accuracy)?;
+                let v = r
+                    .eval(2, Some(cfg), Subset::Phase2, Metric::Accuracy)?
+                    .unwrap_or(f64::NEG_INFINITY);
                 bar.inc(1);
                 Ok(v)
             },
@@ -349,7 +400,9 @@ pub fn tune(
             if let Some(v) = values[i] {
                 return Ok(v);
             }
-            let v = r.eval(2, Some(&prefix(i)), Subset::Phase2, Metric::Accuracy)?;
+            let v = r
+                .eval(2, Some(&prefix(i)), Subset::Phase2, Metric::Accuracy)?
+                .unwrap_or(f64::NEG_INFINITY);
             values[i] = Some(v);
             bar.inc(1);
             Ok(v)
@@ -381,7 +434,9 @@ pub fn tune(
         }
     }
     let chosen_cfg = chosen_cfg.unwrap_or_else(|| base_cfg.clone());
-    let acc = r.eval(2, Some(&chosen_cfg), Subset::Phase2, Metric::Accuracy)?;
+    let acc = r
+        .eval(2, Some(&chosen_cfg), Subset::Phase2, Metric::Accuracy)?
+        .ok_or_else(|| anyhow::anyhow!("the chosen config is not supported by the backend"))?;
     let index = result
         .pareto
         .iter()
