@@ -261,3 +261,54 @@ fn killed_in_phase_1_resumes_without_repeating_work() {
         std::fs::read_to_string(clean.path().join("pareto.json")).unwrap()
     );
 }
+
+#[test]
+fn tune_on_htp_and_the_exported_file_reproduces_on_htp() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = tune("digits_outlier", dir.path(), &["--backend", "htp"]);
+    let fp32 = r["fp32"].as_f64().unwrap();
+    let chosen = r["chosen"]["accuracy"].as_f64().unwrap();
+    assert!(chosen >= fp32 - 0.01, "{r}");
+    assert!(
+        r["chosen"]["relative_bitops"].as_f64().unwrap() < 1.0,
+        "{r}"
+    );
+    let enc = dir.path().join("enc.json");
+    amp(&[
+        "export",
+        "--results",
+        dir.path().to_str().unwrap(),
+        "--out",
+        enc.to_str().unwrap(),
+    ]);
+    let (model, data) = example("digits_outlier");
+    let e = amp(&[
+        "eval",
+        "--model",
+        &model,
+        "--data",
+        &data,
+        "--encodings",
+        enc.to_str().unwrap(),
+        "--backend",
+        "htp",
+        "--json",
+    ]);
+    assert_eq!(e["top1"].as_f64().unwrap(), chosen, "{e}");
+    assert_eq!(e["backend"], "htp-v73");
+    // phase 1 on the reference backend, phases 0 and 2 on HTP: the journal keeps the two apart
+    let fast = tune(
+        "digits_outlier",
+        dir.path(),
+        &["--backend", "htp", "--phase1-backend", "ref"],
+    );
+    assert_eq!(fast["phases"][0]["evaluations"], 0, "{fast}");
+    assert!(
+        fast["phases"][1]["evaluations"].as_u64().unwrap() > 0,
+        "{fast}"
+    );
+    assert!(
+        fast["chosen"]["accuracy"].as_f64().unwrap() >= fp32 - 0.01,
+        "{fast}"
+    );
+}
