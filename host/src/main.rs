@@ -40,6 +40,44 @@ enum Cmd {
     Tune(TuneArgs),
     /// Write the encodings of a tuned point in AIMET's format (for QNN's --quantization_overrides).
     Export(ExportArgs),
+    /// Measure graph build time and execute latency of one config on a backend.
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    backend: BackendArgs,
+    /// The ONNX model.
+    #[arg(long)]
+    model: PathBuf,
+    /// Data for calibration and the benchmark batch (the first --batch samples).
+    #[arg(long)]
+    data: PathBuf,
+    /// fp32 (reference backend only) or a uniform precision aNwM.
+    #[arg(long, default_value = "a8w8")]
+    precision: String,
+    /// Benchmark exactly these encodings (AIMET format) instead of --precision.
+    #[arg(long)]
+    encodings: Option<PathBuf>,
+    /// Samples per execution.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Untimed executions first.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Timed executions.
+    #[arg(long, default_value_t = 20)]
+    iters: usize,
+    /// Samples (the first N of --data) used to calibrate activation ranges.
+    #[arg(long, default_value_t = 256)]
+    calib_samples: usize,
+    /// Where calibration results are cached.
+    #[arg(long, default_value = ".amp-cache")]
+    cache: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Which backend runs quantized configs.
@@ -212,6 +250,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Groups(a) => cli_tune::groups(a.model, a.input_shape, a.json),
         Cmd::Tune(a) => cli_tune::tune(a),
         Cmd::Export(a) => cli_tune::export(a),
+        Cmd::Bench(a) => bench(a),
     }
 }
 
@@ -228,26 +267,15 @@ pub(crate) fn load_model(path: &Path, sample_shape: Option<Vec<usize>>) -> Resul
 fn eval(a: EvalArgs) -> Result<()> {
     let data = Dataset::load(&a.data)?;
     let graph = Arc::new(load_model(&a.model, Some(data.sample_shape()))?);
-    let plan = if let Some(path) = &a.encodings {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let v: serde_json::Value =
-            serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
-        Some(
-            amp_host::amp::export::plan_from_json(&graph, &v)
-                .with_context(|| format!("encodings {}", path.display()))?,
-        )
-    } else if a.precision.eq_ignore_ascii_case("fp32") {
-        None
-    } else {
-        let p: Precision = a.precision.parse().map_err(anyhow::Error::msg)?;
-        let calib = data.head(a.calib_samples.max(1));
-        let (stats, _, _) =
-            calibrate_cached(graph.clone(), &calib.inputs, &calib.hash(), &a.cache)?;
-        let mut bits = BitPlan::uniform(&graph, p);
-        bits.per_channel = !a.per_tensor;
-        Some(QuantPlan::new(&graph, &stats, &bits)?)
-    };
+    let plan = plan_for(
+        &graph,
+        &data,
+        &a.precision,
+        a.encodings.as_deref(),
+        a.calib_samples,
+        &a.cache,
+        !a.per_tensor,
+    )?;
     let backend = a.backend.load(a.backend.backend)?;
     let mut model = amp_host::amp::evaluator::prepare(&backend, &graph, plan, a.batch.max(1))?;
     let (r, _) = evaluate(&mut model, &data, a.batch.max(1), "evaluating")?;
@@ -275,6 +303,120 @@ fn eval(a: EvalArgs) -> Result<()> {
             println!("top-5      {t5:.4}");
         }
         println!("samples/s  {:.1}", r.samples_per_s);
+    }
+    Ok(())
+}
+
+/// The quantization plan of `precision` or of an encodings file (None: FP32).
+fn plan_for(
+    graph: &Arc<Graph>,
+    data: &Dataset,
+    precision: &str,
+    encodings: Option<&Path>,
+    calib_samples: usize,
+    cache: &Path,
+    per_channel: bool,
+) -> Result<Option<QuantPlan>> {
+    if let Some(path) = encodings {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+        return Ok(Some(
+            amp_host::amp::export::plan_from_json(graph, &v)
+                .with_context(|| format!("encodings {}", path.display()))?,
+        ));
+    }
+    if precision.eq_ignore_ascii_case("fp32") {
+        return Ok(None);
+    }
+    let p: Precision = precision.parse().map_err(anyhow::Error::msg)?;
+    let calib = data.head(calib_samples.max(1));
+    let (stats, _, _) = calibrate_cached(graph.clone(), &calib.inputs, &calib.hash(), cache)?;
+    let mut bits = BitPlan::uniform(graph, p);
+    bits.per_channel = per_channel;
+    Ok(Some(QuantPlan::new(graph, &stats, &bits)?))
+}
+
+fn bench(a: BenchArgs) -> Result<()> {
+    use amp_host::amp::evaluator::{prepare, Prepared};
+    use std::time::Instant;
+    let data = Dataset::load(&a.data)?;
+    let graph = Arc::new(load_model(&a.model, Some(data.sample_shape()))?);
+    let plan = plan_for(
+        &graph,
+        &data,
+        &a.precision,
+        a.encodings.as_deref(),
+        a.calib_samples,
+        &a.cache,
+        true,
+    )?;
+    let backend = a.backend.load(a.backend.backend)?;
+    let batch = a.batch.max(1);
+    let t = Instant::now();
+    let mut model = prepare(&backend, &graph, plan, batch)?;
+    let build_ms = t.elapsed().as_secs_f64() * 1e3;
+    let x = data.inputs.slice_batch(0, batch.min(data.len()));
+    for _ in 0..a.warmup {
+        model.run(&x)?;
+    }
+    let mut wall = Vec::new();
+    let mut device = Vec::new();
+    for _ in 0..a.iters.max(1) {
+        let t = Instant::now();
+        model.run(&x)?;
+        wall.push(t.elapsed().as_secs_f64() * 1e6);
+        if let Prepared::Htp(m) = &model {
+            if let Some(us) = m.last_execute_us {
+                device.push(us as f64);
+            }
+        }
+    }
+    let stats = |v: &mut Vec<f64>| -> Option<serde_json::Value> {
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let q = |f: f64| v[((v.len() - 1) as f64 * f).round() as usize];
+        Some(
+            serde_json::json!({"min": v[0], "median": q(0.5), "p90": q(0.9), "max": v[v.len() - 1]}),
+        )
+    };
+    let label = a
+        .encodings
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or(a.precision.to_ascii_lowercase());
+    let backend_name = match a.backend.backend {
+        BackendKind::Ref => "ref".to_string(),
+        BackendKind::Htp => format!("htp-v{}", a.backend.htp_arch),
+    };
+    let o = serde_json::json!({
+        "model": a.model.display().to_string(), "config": label, "backend": backend_name, "batch": batch,
+        "build_and_finalize_ms": build_ms, "iters": a.iters.max(1),
+        "wall_us": stats(&mut wall), "execute_us": stats(&mut device),
+    });
+    if a.json {
+        println!("{o}");
+    } else {
+        println!(
+            "{} {label} on {backend_name}, batch {batch}",
+            a.model.display()
+        );
+        println!("build + finalize  {build_ms:.1} ms");
+        if let Some(w) = o["wall_us"].as_object() {
+            println!(
+                "host wall time    min {:.0} µs, median {:.0} µs, p90 {:.0} µs, max {:.0} µs",
+                w["min"].as_f64().unwrap_or(0.0),
+                w["median"].as_f64().unwrap_or(0.0),
+                w["p90"].as_f64().unwrap_or(0.0),
+                w["max"].as_f64().unwrap_or(0.0)
+            );
+        }
+        if let Some(d) = o["execute_us"].as_object() {
+            println!("QNN execute time  min {:.0} µs, median {:.0} µs, p90 {:.0} µs, max {:.0} µs (profile event 400)", d["min"].as_f64().unwrap_or(0.0), d["median"].as_f64().unwrap_or(0.0), d["p90"].as_f64().unwrap_or(0.0), d["max"].as_f64().unwrap_or(0.0));
+        }
     }
     Ok(())
 }
