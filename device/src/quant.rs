@@ -51,7 +51,8 @@ impl Encoding {
         }
     }
 
-    /// The fixed `[0, 1)` encoding QNN requires for Sigmoid and Softmax outputs.
+    /// The fixed `[0, 1)` encoding of Sigmoid, HardSigmoid and Softmax outputs (QNN requires it for Sigmoid;
+    /// HTP computes HardSigmoid wrongly at 16 bits without it).
     pub fn unit_range(bits: u8) -> Encoding {
         Encoding {
             bits,
@@ -326,7 +327,12 @@ impl QuantPlan {
             }
             let b = bits.act_bits[t];
             let fixed = producers[t]
-                .map(|p| matches!(g.nodes[p].op, Op::Sigmoid | Op::Softmax { .. }))
+                .map(|p| {
+                    matches!(
+                        g.nodes[p].op,
+                        Op::Sigmoid | Op::HardSigmoid { .. } | Op::Softmax { .. }
+                    )
+                })
                 .unwrap_or(false);
             let enc = if fixed {
                 Encoding::unit_range(b)

@@ -133,6 +133,50 @@ pub fn fold_into_mac_ops(g: &mut Graph) {
     }
 }
 
+/// Folds a zero Pad of the two spatial axes into the Conv that is its only reader (exporters emit these for
+/// TensorFlow-style "same" padding; onnxruntime fuses them the same way).
+pub fn fold_pad_into_conv(g: &mut Graph) {
+    loop {
+        let consumers = g.consumers();
+        let producers = g.producers();
+        let mut done = false;
+        for i in 0..g.nodes.len() {
+            let Op::Conv(_) = g.nodes[i].op else { continue };
+            let x = g.nodes[i].inputs[0];
+            let Some(p) = producers[x] else { continue };
+            let Op::Pad { pads, value } = &g.nodes[p].op else {
+                continue;
+            };
+            if *value != 0.0 || pads.len() != 8 || consumers[x].len() != 1 || g.outputs.contains(&x)
+            {
+                continue;
+            }
+            // only H and W may be padded: begins [n, c, h, w], ends [n, c, h, w]
+            if pads[0] != 0 || pads[1] != 0 || pads[4] != 0 || pads[5] != 0 {
+                continue;
+            }
+            let (top, left, bottom, right) = (pads[2], pads[3], pads[6], pads[7]);
+            let src = g.nodes[p].inputs[0];
+            let Op::Conv(c) = &mut g.nodes[i].op else {
+                continue;
+            };
+            c.pads = [
+                c.pads[0] + top,
+                c.pads[1] + left,
+                c.pads[2] + bottom,
+                c.pads[3] + right,
+            ];
+            g.nodes[i].inputs[0] = src;
+            g.nodes.remove(p);
+            done = true;
+            break;
+        }
+        if !done {
+            return;
+        }
+    }
+}
+
 /// Removes nodes no output depends on and tensors nothing references; renumbers tensors.
 pub fn remove_dead(g: &mut Graph) {
     let producers = g.producers();
@@ -166,4 +210,71 @@ pub fn remove_dead(g: &mut Graph) {
     g.outputs.iter_mut().for_each(|t| *t = map[*t]);
     g.tensors = tensors;
     let _ = Arc::<Vec<f32>>::default;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use amp_device::backend::reference::Reference;
+    use amp_device::backend::Array;
+    use amp_device::ir::{Conv, Node};
+
+    #[test]
+    fn zero_pad_folds_into_the_conv_with_the_same_result() {
+        let mut g = Graph::default();
+        let x = g.add_tensor("x", vec![1, 2, 5, 5], None);
+        g.inputs.push(x);
+        let p = g.add_tensor("p", vec![1, 2, 6, 8], None);
+        g.nodes.push(Node {
+            name: "pad".into(),
+            op: Op::Pad {
+                pads: vec![0, 0, 0, 1, 0, 0, 1, 2],
+                value: 0.0,
+            },
+            inputs: vec![x],
+            output: p,
+        });
+        let w = g.add_tensor(
+            "w",
+            vec![3, 2, 3, 3],
+            Some((0..54).map(|i| (i % 7) as f32 - 3.0).collect()),
+        );
+        let y = g.add_tensor("y", vec![1, 3, 4, 6], None);
+        g.nodes.push(Node {
+            name: "conv".into(),
+            op: Op::Conv(Conv {
+                strides: [1, 1],
+                pads: [0; 4],
+                dilations: [1, 1],
+                group: 1,
+            }),
+            inputs: vec![p, w],
+            output: y,
+        });
+        g.outputs.push(y);
+        let input = Array::new(
+            vec![2, 2, 5, 5],
+            (0..100).map(|i| (i % 11) as f32 * 0.5).collect(),
+        );
+        let before = Reference::new(std::sync::Arc::new(g.clone()), None)
+            .unwrap()
+            .run(&input)
+            .unwrap();
+        fold_pad_into_conv(&mut g);
+        assert_eq!(g.nodes.len(), 1);
+        assert_eq!(
+            g.nodes[0].op,
+            Op::Conv(Conv {
+                strides: [1, 1],
+                pads: [0, 1, 1, 2],
+                dilations: [1, 1],
+                group: 1
+            })
+        );
+        let after = Reference::new(std::sync::Arc::new(g), None)
+            .unwrap()
+            .run(&input)
+            .unwrap();
+        assert_eq!(before, after);
+    }
 }

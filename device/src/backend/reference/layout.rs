@@ -71,11 +71,17 @@ pub(crate) fn pad(x: &ArrayRef, pads: &[usize], value: f32) -> Result<Array, Str
     let shape: Vec<usize> = (0..r).map(|i| x.shape[i] + pads[i] + pads[i + r]).collect();
     let os = strides(&shape);
     let mut out = vec![value; shape.iter().product()];
-    let mut idx = vec![0usize; r];
-    for &v in x.data {
-        let o: usize = (0..r).map(|d| (idx[d] + pads[d]) * os[d]).sum();
-        out[o] = v;
-        for d in (0..r).rev() {
+    // copy whole rows of the last axis
+    let row = x.shape[r - 1];
+    let rows = x.data.len() / row.max(1);
+    let mut idx = vec![0usize; r.saturating_sub(1)];
+    for k in 0..rows {
+        let o: usize = (0..r - 1)
+            .map(|d| (idx[d] + pads[d]) * os[d])
+            .sum::<usize>()
+            + pads[r - 1];
+        out[o..o + row].copy_from_slice(&x.data[k * row..(k + 1) * row]);
+        for d in (0..r - 1).rev() {
             idx[d] += 1;
             if idx[d] < x.shape[d] {
                 break;
