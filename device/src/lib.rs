@@ -4,8 +4,11 @@
 //! The host imports ONNX into [`ir::Graph`], calibrates with the reference backend, and searches precision
 //! configs; the agent (binary `amp-agent`) runs the same IR with the same encodings on the device.
 
+pub mod agent;
 pub mod backend;
 pub mod ir;
+pub mod metrics;
+pub mod protocol;
 pub mod quant;
 
 pub use ir::{Graph, Node, Op, Tensor, TensorId};

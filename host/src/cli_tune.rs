@@ -4,11 +4,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use amp_device::protocol::BackendChoice;
 use amp_device::quant::{Precision, QuantPlan, Stats};
 use amp_host::amp::evaluator::{Evaluator, LocalEvaluator};
 use amp_host::amp::export::{plan_from_json, to_json};
 use amp_host::amp::groups::Groups;
 use amp_host::amp::journal::Journal;
+use amp_host::amp::remote::{AgentEvaluator, DeviceSpec};
 use amp_host::amp::report;
 use amp_host::amp::tune::{tune as run_tune, Identity, TuneOptions};
 use amp_host::calib::{calibrate_cached, CalibrationFile};
@@ -16,7 +18,7 @@ use amp_host::data::Dataset;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::{load_model, ExportArgs, TuneArgs};
+use crate::{load_model, BackendKind, ExportArgs, TuneArgs};
 
 /// What a tune used, so `export` can rebuild its encodings.
 #[derive(Serialize, Deserialize)]
@@ -87,9 +89,7 @@ fn stats_hash(stats: &Stats, per_channel: bool) -> String {
 
 pub fn tune(a: TuneArgs) -> Result<()> {
     let start = Instant::now();
-    if a.device != "local" {
-        bail!("--device {:?}: only `local` is available so far (device agents over adb and TCP are not built yet)", a.device);
-    }
+    let device: DeviceSpec = a.device.parse()?;
     let allowed_drop = parse_drop(&a.allowed_drop)?;
     let candidates: Vec<Precision> = a
         .candidates
@@ -114,7 +114,6 @@ pub fn tune(a: TuneArgs) -> Result<()> {
     let groups = Groups::new(&graph);
     let phase1 = data.head(a.phase1_samples.max(1));
     let per_channel = !a.per_tensor;
-    let backend = a.backend.load(a.backend.backend)?;
     let phase1_backend = match a.phase1_backend {
         Some(k) if k != a.backend.backend => Some(a.backend.load(k)?),
         _ => None,
@@ -125,6 +124,7 @@ pub fn tune(a: TuneArgs) -> Result<()> {
         phase2_data: data.hash(),
         encodings: stats_hash(&stats, per_channel),
     };
+    let phase1_n = phase1.len();
     let mut ev1 = phase1_backend.map(|b| {
         LocalEvaluator::new(
             b,
@@ -137,16 +137,48 @@ pub fn tune(a: TuneArgs) -> Result<()> {
             a.batch,
         )
     });
-    let mut ev = LocalEvaluator::new(
-        backend,
-        graph.clone(),
-        groups.clone(),
-        stats,
-        per_channel,
-        phase1,
-        data,
-        a.batch,
-    );
+    let mut ev: Box<dyn Evaluator> = if device == DeviceSpec::InProcess {
+        let backend = a.backend.load(a.backend.backend)?;
+        Box::new(LocalEvaluator::new(
+            backend,
+            graph.clone(),
+            groups.clone(),
+            stats,
+            per_channel,
+            phase1,
+            data,
+            a.batch,
+        ))
+    } else {
+        let choice = match a.backend.backend {
+            BackendKind::Ref => BackendChoice::Ref,
+            BackendKind::Htp => BackendChoice::Htp {
+                arch: a.backend.htp_arch,
+            },
+        };
+        let qnn_lib = match (&a.backend.qnn_lib, a.backend.backend) {
+            (Some(d), _) => Some(d.clone()),
+            // a local agent finds the library the way amp-host would
+            (None, BackendKind::Htp) if device == DeviceSpec::Local => qnn_sys::locate_htp(None)
+                .ok()
+                .and_then(|p| p.parent().map(Path::to_path_buf)),
+            _ => None,
+        };
+        let work = dir.join(".agent");
+        Box::new(AgentEvaluator::connect(
+            &device,
+            &work,
+            qnn_lib.as_deref(),
+            choice,
+            graph.clone(),
+            groups.clone(),
+            &stats,
+            per_channel,
+            phase1_n,
+            &data,
+            a.batch,
+        )?)
+    };
     let mut journal = Journal::open(&dir.join("journal.jsonl"), a.fresh)?;
     let opts = TuneOptions {
         candidates: candidates.clone(),
@@ -158,12 +190,13 @@ pub fn tune(a: TuneArgs) -> Result<()> {
         &graph,
         &groups,
         &opts,
-        &mut ev,
+        ev.as_mut(),
         ev1.as_mut().map(|e| e as &mut dyn Evaluator),
         &mut journal,
         &id,
     )?;
     let target = allowed_drop.map(|d| r.fp32 - d);
+    let pushed = ev.pushed_bytes();
     let run = RunInfo {
         model: std::fs::canonicalize(&a.model).unwrap_or(a.model.clone()),
         model_hash: graph.hash(),
@@ -202,7 +235,7 @@ pub fn tune(a: TuneArgs) -> Result<()> {
                 "chosen": {"relative_bitops": r.chosen.relative_bitops, "accuracy": r.chosen.accuracy, "groups_at_16_bits": at16, "groups": groups.len(),
                            "config": r.chosen.config.iter().map(|c| c.to_string()).collect::<Vec<_>>()},
                 "early_exit": r.early_exit, "pareto_points": report::curve(&r).len(),
-                "evaluations": evaluated, "from_journal": cached, "phases": r.phases, "seconds": start.elapsed().as_secs_f64(),
+                "evaluations": evaluated, "from_journal": cached, "device": a.device, "evaluator": ev.identity(), "pushed_bytes": pushed, "phases": r.phases, "seconds": start.elapsed().as_secs_f64(),
             })
         );
     } else {

@@ -130,7 +130,8 @@ struct TuneArgs {
     /// Labelled data (.npz with `inputs` and `labels`, or a folder with inputs.npy and labels.npy).
     #[arg(long)]
     data: PathBuf,
-    /// Where configs are evaluated: `local` (the reference backend in this process).
+    /// Where configs are evaluated: `local` (an amp-agent child over stdio), `tcp:HOST:PORT` (an agent
+    /// serving there), or `inprocess`.
     #[arg(long, default_value = "local")]
     device: String,
     /// Largest accepted top-1 drop from FP32 (0.01 = one point), or `none` for the whole curve.

@@ -4,6 +4,13 @@
 pub mod qnn;
 pub mod reference;
 
+use std::sync::Arc;
+
+use crate::ir::Graph;
+use crate::quant::QuantPlan;
+use qnn::{QnnModel, QnnRuntime};
+use reference::Reference;
+
 use serde::{Deserialize, Serialize};
 
 /// A dense row-major f32 array; dimension 0 is the batch.
@@ -60,4 +67,43 @@ pub enum ExecError {
     },
     #[error("the model has {0} inputs; amp handles single-input models")]
     Inputs(usize),
+}
+
+/// Which backend runs quantized configs.
+#[derive(Clone)]
+pub enum EvalBackend {
+    /// The reference backend (pure Rust).
+    Ref,
+    /// Qualcomm's HTP through QNN (on x86_64 the emulator library).
+    Htp(Arc<QnnRuntime>),
+}
+
+/// A model ready to run: FP32 or quantized on the reference backend, or a finalized QNN graph.
+pub enum Prepared {
+    Ref(Reference),
+    Htp(Box<QnnModel>),
+}
+
+impl Prepared {
+    pub fn run(&mut self, x: &Array) -> anyhow::Result<Vec<Array>> {
+        Ok(match self {
+            Prepared::Ref(r) => r.run(x)?,
+            Prepared::Htp(m) => m.run(x)?,
+        })
+    }
+}
+
+/// Prepares `graph` at `plan` (None: FP32, always on the reference backend) for `backend`.
+pub fn prepare(
+    backend: &EvalBackend,
+    graph: &Arc<Graph>,
+    plan: Option<QuantPlan>,
+    batch: usize,
+) -> anyhow::Result<Prepared> {
+    Ok(match (backend, plan) {
+        (EvalBackend::Htp(rt), Some(plan)) => {
+            Prepared::Htp(Box::new(QnnModel::build(rt, graph, &plan, batch)?))
+        }
+        (_, plan) => Prepared::Ref(Reference::new(graph.clone(), plan)?),
+    })
 }

@@ -1,17 +1,20 @@
 //! `amp-agent`: runs candidate precision configs on the device for `amp-host`.
 //!
-//! Today it reports what this machine can run (`info`); the wire protocol and `serve` are not built yet.
+//! `serve --stdio` talks the protocol over stdin/stdout (how `amp-host --device local` and adb run it);
+//! `serve --listen ADDR` accepts TCP connections (loopback unless `--allow-remote`); `info` lists backends.
 
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use amp_device::agent::{serve, WorkDir};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
     name = "amp-agent",
     version,
-    about = "amp's device agent: reports and (to come) serves the backends of this device."
+    about = "amp's device agent: evaluates precision configs on this device's backends."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -29,6 +32,33 @@ enum Cmd {
         #[arg(long, default_value_t = 73)]
         htp_arch: u32,
     },
+    /// Serve amp-host over stdin/stdout or TCP.
+    Serve {
+        /// Talk over stdin/stdout (one session).
+        #[arg(long, conflicts_with = "listen")]
+        stdio: bool,
+        /// Listen on this address, e.g. 127.0.0.1:7070 (one session at a time).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Accept a non-loopback --listen address.
+        #[arg(long)]
+        allow_remote: bool,
+        /// Work directory for the blob cache (nothing is written outside it).
+        #[arg(long, default_value = "amp-agent-work")]
+        work: PathBuf,
+        /// Folder holding libQnnHtp.so.
+        #[arg(long)]
+        qnn_lib: Option<PathBuf>,
+        /// A name for this device in the handshake (default: the host name).
+        #[arg(long)]
+        device: Option<String>,
+    },
+}
+
+/// A line on stderr; never panics (a closed stderr must not take the agent down).
+fn log(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "amp-agent: {msg}");
 }
 
 fn main() -> ExitCode {
@@ -54,6 +84,73 @@ fn main() -> ExitCode {
                 Err(e) => println!("backend htp: unavailable: {e}"),
             }
             ExitCode::SUCCESS
+        }
+        Cmd::Serve {
+            stdio,
+            listen,
+            allow_remote,
+            work,
+            qnn_lib,
+            device,
+        } => {
+            let device = device.unwrap_or_else(|| {
+                std::fs::read_to_string("/etc/hostname")
+                    .map(|s| s.trim().to_string())
+                    .unwrap_or_else(|_| "localhost".into())
+            });
+            let wd = |w: &PathBuf| {
+                WorkDir::new(w).map_err(|e| format!("work directory {}: {e}", w.display()))
+            };
+            let result: Result<(), String> = if stdio {
+                wd(&work).and_then(|w| {
+                    serve(
+                        std::io::stdin().lock(),
+                        std::io::stdout().lock(),
+                        w,
+                        qnn_lib,
+                        device,
+                    )
+                    .map_err(|e| e.to_string())
+                })
+            } else if let Some(addr) = listen {
+                if !addr.ip().is_loopback() && !allow_remote {
+                    eprintln!("amp-agent: {addr} is not a loopback address; pass --allow-remote to accept other hosts");
+                    return ExitCode::from(2);
+                }
+                match TcpListener::bind(addr) {
+                    Err(e) => Err(format!("listening on {addr}: {e}")),
+                    Ok(l) => {
+                        log(&format!(
+                            "listening on {}",
+                            l.local_addr().map(|a| a.to_string()).unwrap_or_default()
+                        ));
+                        let mut res = Ok(());
+                        for conn in l.incoming() {
+                            let Ok(s) = conn else { continue };
+                            let r = s.try_clone().map_err(|e| e.to_string());
+                            res = r.and_then(|r| {
+                                wd(&work).and_then(|w| {
+                                    serve(r, s, w, qnn_lib.clone(), device.clone())
+                                        .map_err(|e| e.to_string())
+                                })
+                            });
+                            if let Err(e) = &res {
+                                log(&format!("connection ended: {e}"));
+                            }
+                        }
+                        res
+                    }
+                }
+            } else {
+                Err("give --stdio or --listen ADDR".into())
+            };
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("amp-agent: {e}");
+                    ExitCode::from(1)
+                }
+            }
         }
     }
 }

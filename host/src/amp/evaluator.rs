@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use amp_device::backend::qnn::{QnnModel, QnnRuntime};
-use amp_device::backend::reference::Reference;
 use amp_device::backend::Array;
 use amp_device::ir::Graph;
 use amp_device::quant::{Precision, QuantPlan, Stats};
@@ -42,6 +40,10 @@ pub enum Subset {
 pub trait Evaluator {
     /// Backend and device identity; part of every journal key.
     fn identity(&self) -> String;
+    /// Bytes of model and data sent to the device in this session (0 for in-process evaluation).
+    fn pushed_bytes(&self) -> u64 {
+        0
+    }
     /// Evaluates a config (None: FP32) on a subset.
     fn evaluate(
         &mut self,
@@ -51,44 +53,8 @@ pub trait Evaluator {
     ) -> Result<f64>;
 }
 
-/// Which backend runs quantized configs.
-#[derive(Clone)]
-pub enum EvalBackend {
-    /// The reference backend (pure Rust).
-    Ref,
-    /// Qualcomm's HTP through QNN (on x86_64 the emulator library).
-    Htp(Arc<QnnRuntime>),
-}
-
-/// A model ready to run: FP32 or quantized on the reference backend, or a finalized QNN graph.
-pub enum Prepared {
-    Ref(Reference),
-    Htp(Box<QnnModel>),
-}
-
-impl Prepared {
-    pub fn run(&mut self, x: &Array) -> Result<Vec<Array>> {
-        Ok(match self {
-            Prepared::Ref(r) => r.run(x)?,
-            Prepared::Htp(m) => m.run(x)?,
-        })
-    }
-}
-
-/// Prepares `graph` at `plan` (None: FP32, always on the reference backend) for `backend`.
-pub fn prepare(
-    backend: &EvalBackend,
-    graph: &Arc<Graph>,
-    plan: Option<QuantPlan>,
-    batch: usize,
-) -> Result<Prepared> {
-    Ok(match (backend, plan) {
-        (EvalBackend::Htp(rt), Some(plan)) => {
-            Prepared::Htp(Box::new(QnnModel::build(rt, graph, &plan, batch)?))
-        }
-        (_, plan) => Prepared::Ref(Reference::new(graph.clone(), plan)?),
-    })
-}
+pub use amp_device::backend::{prepare, EvalBackend, Prepared};
+pub use amp_device::metrics::{accuracy, sqnr};
 
 /// Evaluation in this process, on the reference backend or on QNN HTP.
 pub struct LocalEvaluator {
@@ -153,46 +119,6 @@ impl LocalEvaluator {
     }
 }
 
-/// Top-1 accuracy of batched outputs against labels.
-pub fn accuracy(outs: &[Array], labels: &[i64]) -> f64 {
-    let mut hit = 0usize;
-    let mut i = 0usize;
-    for o in outs {
-        let c = *o.shape.last().unwrap_or(&1);
-        for row in o.data.chunks(c) {
-            let best = row
-                .iter()
-                .enumerate()
-                .fold(
-                    (0, f32::NEG_INFINITY),
-                    |b, (j, &v)| if v > b.1 { (j, v) } else { b },
-                )
-                .0;
-            hit += (best as i64 == labels[i]) as usize;
-            i += 1;
-        }
-    }
-    hit as f64 / labels.len().max(1) as f64
-}
-
-/// AIMET's SQNR: 10·log10(Σ_b mean(s²) / (mean((s − q)²) + 1e-4) / num_samples) over batches b.
-pub fn sqnr(fp32: &[Array], quant: &[Array], num_samples: usize) -> f64 {
-    let mut sum = 0.0;
-    for (s, q) in fp32.iter().zip(quant) {
-        let n = s.data.len().max(1) as f64;
-        let sig: f64 = s.data.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / n;
-        let noise: f64 = s
-            .data
-            .iter()
-            .zip(&q.data)
-            .map(|(&a, &b)| ((a - b) as f64).powi(2))
-            .sum::<f64>()
-            / n;
-        sum += sig / (noise + 1e-4);
-    }
-    10.0 * (sum / num_samples.max(1) as f64).log10()
-}
-
 impl Evaluator for LocalEvaluator {
     fn identity(&self) -> String {
         match &self.backend {
@@ -241,22 +167,5 @@ impl Evaluator for LocalEvaluator {
                 ))
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sqnr_follows_aimet_formula() {
-        // one batch of ones against zeros: mean(s²)=1, noise 1 → ratio 1/(1+1e-4); one sample
-        let s = vec![Array::new(vec![1, 4], vec![1.0; 4])];
-        let q = vec![Array::new(vec![1, 4], vec![0.0; 4])];
-        assert!((sqnr(&s, &q, 1) - 10.0 * (1.0f64 / 1.0001).log10()).abs() < 1e-12);
-        // AIMET divides by num_samples, not by batches: two samples in one batch lose 10·log10(2)
-        let s2 = vec![Array::new(vec![2, 2], vec![2.0; 4])];
-        let q2 = vec![Array::new(vec![2, 2], vec![1.0; 4])];
-        assert!((sqnr(&s2, &q2, 2) - 10.0 * (4.0f64 / 1.0001 / 2.0).log10()).abs() < 1e-12);
     }
 }

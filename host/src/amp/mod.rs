@@ -5,6 +5,7 @@ pub mod evaluator;
 pub mod export;
 pub mod groups;
 pub mod journal;
+pub mod remote;
 pub mod report;
 pub mod search;
 pub mod tune;

@@ -1,0 +1,350 @@
+//! The agent's request loop: handshake, content-addressed blob cache in a work directory, model and data
+//! loading, evaluations with metrics computed here, latency profiling.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::backend::qnn::{QnnBackendError, QnnRuntime};
+use crate::backend::{prepare, Array, EvalBackend};
+use crate::ir::Graph;
+use crate::metrics::{accuracy, sqnr};
+use crate::protocol::{
+    blob_hash, read_frame, write_frame, BackendChoice, FrameError, MetricKind, Request, Response,
+    PROTOCOL_VERSION,
+};
+use crate::quant::{QuantPlan, Stats};
+
+/// Where the agent keeps blobs; nothing is written outside it.
+pub struct WorkDir {
+    root: PathBuf,
+}
+
+impl WorkDir {
+    pub fn new(root: &Path) -> std::io::Result<WorkDir> {
+        fs::create_dir_all(root.join("blobs"))?;
+        Ok(WorkDir {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// Path of blob `hash`; None when the name is not a plain hex digest (no path can escape the folder).
+    fn blob(&self, hash: &str) -> Option<PathBuf> {
+        (hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| self.root.join("blobs").join(hash))
+    }
+}
+
+struct State {
+    work: WorkDir,
+    qnn_lib: Option<PathBuf>,
+    graph: Option<Arc<Graph>>,
+    stats: Option<Stats>,
+    backend: EvalBackend,
+    data: Option<(Array, Vec<i64>)>,
+    fp32: Option<(usize, Vec<Array>)>,
+}
+
+fn err(message: impl Into<String>) -> Response {
+    Response::Error {
+        unsupported: false,
+        message: message.into(),
+    }
+}
+
+fn load_blob<T: serde::de::DeserializeOwned>(work: &WorkDir, hash: &str) -> Result<T, String> {
+    let p = work
+        .blob(hash)
+        .ok_or_else(|| format!("blob name {hash:?} is not a hash"))?;
+    let bytes = fs::read(&p).map_err(|e| format!("blob {hash}: {e}"))?;
+    if blob_hash(&bytes) != hash {
+        return Err(format!("blob {hash}: content does not match its hash"));
+    }
+    postcard::from_bytes(&bytes).map_err(|e| format!("blob {hash}: {e}"))
+}
+
+impl State {
+    fn handle(&mut self, req: Request) -> Response {
+        match req {
+            Request::Hello { .. } => err("handshake already done"),
+            Request::BlobStatus { hash } => match self.work.blob(&hash) {
+                None => err(format!("blob name {hash:?} is not a hash")),
+                Some(p) => {
+                    let done = fs::read(&p).map(|b| blob_hash(&b) == hash).unwrap_or(false);
+                    let partial = fs::metadata(p.with_extension("part"))
+                        .map(|m| m.len())
+                        .unwrap_or(0);
+                    Response::BlobStatus {
+                        have: if done { u64::MAX } else { partial },
+                    }
+                }
+            },
+            Request::PutBlob {
+                hash,
+                offset,
+                total,
+                chunk,
+            } => {
+                let Some(p) = self.work.blob(&hash) else {
+                    return err(format!("blob name {hash:?} is not a hash"));
+                };
+                let part = p.with_extension("part");
+                let have = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+                if offset != have {
+                    return err(format!(
+                        "blob {hash}: chunk at offset {offset}, but {have} bytes are stored"
+                    ));
+                }
+                let mut f = match fs::OpenOptions::new().create(true).append(true).open(&part) {
+                    Ok(f) => f,
+                    Err(e) => return err(format!("blob {hash}: {e}")),
+                };
+                if let Err(e) = f.write_all(&chunk) {
+                    return err(format!("blob {hash}: {e}"));
+                }
+                if offset + chunk.len() as u64 >= total {
+                    let bytes = fs::read(&part).unwrap_or_default();
+                    if blob_hash(&bytes) != hash {
+                        let _ = fs::remove_file(&part);
+                        return err(format!(
+                            "blob {hash}: received content does not match its hash; discarded"
+                        ));
+                    }
+                    if let Err(e) = fs::rename(&part, &p) {
+                        return err(format!("blob {hash}: {e}"));
+                    }
+                }
+                Response::Ok
+            }
+            Request::LoadModel {
+                graph,
+                stats,
+                backend,
+            } => {
+                let g: Graph = match load_blob(&self.work, &graph) {
+                    Ok(g) => g,
+                    Err(e) => return err(e),
+                };
+                let s: Stats = match load_blob(&self.work, &stats) {
+                    Ok(s) => s,
+                    Err(e) => return err(e),
+                };
+                self.backend = match backend {
+                    BackendChoice::Ref => EvalBackend::Ref,
+                    BackendChoice::Htp { arch } => {
+                        let rt = qnn_sys::locate_htp(self.qnn_lib.as_deref())
+                            .map_err(|e| e.to_string())
+                            .and_then(|p| QnnRuntime::load(&p, arch).map_err(|e| e.to_string()));
+                        match rt {
+                            Ok(rt) => EvalBackend::Htp(Arc::new(rt)),
+                            Err(e) => return err(e),
+                        }
+                    }
+                };
+                self.graph = Some(Arc::new(g));
+                self.stats = Some(s);
+                self.fp32 = None;
+                Response::Ok
+            }
+            Request::LoadData { data } => match load_blob::<(Array, Vec<i64>)>(&self.work, &data) {
+                Ok(d) => {
+                    self.data = Some(d);
+                    self.fp32 = None;
+                    Response::Ok
+                }
+                Err(e) => err(e),
+            },
+            Request::Evaluate {
+                plan,
+                samples,
+                metric,
+                batch,
+            } => self.evaluate(plan, samples, metric, batch),
+            Request::Profile {
+                plan,
+                batch,
+                warmup,
+                iterations,
+            } => self.profile(plan, batch, warmup, iterations),
+            Request::Shutdown => Response::Bye,
+        }
+    }
+
+    fn run_all(
+        &self,
+        plan: Option<&crate::quant::BitPlan>,
+        samples: usize,
+        batch: usize,
+    ) -> Result<Vec<Array>, Response> {
+        let (Some(g), Some(stats), Some((x, _))) = (&self.graph, &self.stats, &self.data) else {
+            return Err(err("load a model and data first"));
+        };
+        let qp = match plan {
+            None => None,
+            Some(b) => Some(QuantPlan::new(g, stats, b).map_err(|e| err(e.to_string()))?),
+        };
+        let mut m = prepare(&self.backend, g, qp, batch.max(1)).map_err(classify)?;
+        let n = samples.min(x.batch());
+        let mut outs = Vec::new();
+        for s in (0..n).step_by(batch.max(1)) {
+            let mut o = m
+                .run(&x.slice_batch(s, (s + batch).min(n)))
+                .map_err(classify)?;
+            outs.push(o.remove(0));
+        }
+        Ok(outs)
+    }
+
+    fn evaluate(
+        &mut self,
+        plan: Option<crate::quant::BitPlan>,
+        samples: usize,
+        metric: MetricKind,
+        batch: usize,
+    ) -> Response {
+        let t = Instant::now();
+        let outs = match self.run_all(plan.as_ref(), samples, batch) {
+            Ok(o) => o,
+            Err(r) => return r,
+        };
+        let (_, labels) = self.data.as_ref().expect("checked in run_all");
+        let n = samples.min(labels.len());
+        let value = match metric {
+            MetricKind::Accuracy => accuracy(&outs, &labels[..n]),
+            MetricKind::Sqnr => {
+                if self.fp32.as_ref().map(|f| f.0) != Some(n) {
+                    match self.run_all(None, n, batch) {
+                        Ok(f) => self.fp32 = Some((n, f)),
+                        Err(r) => return r,
+                    }
+                }
+                sqnr(&self.fp32.as_ref().expect("set above").1, &outs, n)
+            }
+        };
+        Response::Metric {
+            value,
+            seconds: t.elapsed().as_secs_f64(),
+        }
+    }
+
+    fn profile(
+        &mut self,
+        plan: Option<crate::quant::BitPlan>,
+        batch: usize,
+        warmup: usize,
+        iterations: usize,
+    ) -> Response {
+        let (Some(g), Some(stats), Some((x, _))) = (&self.graph, &self.stats, &self.data) else {
+            return err("load a model and data first");
+        };
+        let qp = match plan.map(|b| QuantPlan::new(g, stats, &b)).transpose() {
+            Ok(p) => p,
+            Err(e) => return err(e.to_string()),
+        };
+        let mut m = match prepare(&self.backend, g, qp, batch.max(1)) {
+            Ok(m) => m,
+            Err(e) => return classify(e),
+        };
+        let xb = x.slice_batch(0, batch.max(1).min(x.batch()));
+        let mut times = Vec::new();
+        for i in 0..warmup + iterations.max(1) {
+            let t = Instant::now();
+            if let Err(e) = m.run(&xb) {
+                return classify(e);
+            }
+            if i >= warmup {
+                times.push(t.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        let q = |f: f64| times[((times.len() - 1) as f64 * f).round() as usize];
+        Response::Latency {
+            min_us: times[0],
+            median_us: q(0.5),
+            p90_us: q(0.9),
+            max_us: times[times.len() - 1],
+        }
+    }
+}
+
+fn classify(e: anyhow::Error) -> Response {
+    let unsupported = matches!(
+        e.downcast_ref::<QnnBackendError>(),
+        Some(QnnBackendError::Unsupported { .. })
+    );
+    Response::Error {
+        unsupported,
+        message: format!("{e:#}"),
+    }
+}
+
+/// What this agent can run, for the handshake.
+pub fn backends(qnn_lib: Option<&Path>) -> Vec<String> {
+    let mut b = vec!["ref".to_string()];
+    if let Ok(p) = qnn_sys::locate_htp(qnn_lib) {
+        if let Ok(lib) = qnn_sys::Library::load(&p) {
+            b.push(format!("htp {}", lib.build_id().unwrap_or_default()));
+        }
+    }
+    b
+}
+
+/// Serves one connection until Shutdown or end of stream. Protocol errors end the connection with an error
+/// saying what was wrong.
+pub fn serve(
+    mut r: impl Read,
+    mut w: impl Write,
+    work: WorkDir,
+    qnn_lib: Option<PathBuf>,
+    device: String,
+) -> Result<(), FrameError> {
+    match read_frame::<Request>(&mut r)? {
+        Request::Hello { protocol, .. } if protocol == PROTOCOL_VERSION => {
+            let backends = backends(qnn_lib.as_deref());
+            write_frame(
+                &mut w,
+                &Response::Hello {
+                    protocol: PROTOCOL_VERSION,
+                    agent_version: env!("CARGO_PKG_VERSION").into(),
+                    backends,
+                    device,
+                },
+            )?;
+        }
+        Request::Hello { protocol, .. } => {
+            let msg = format!("protocol version mismatch: host speaks {protocol}, agent speaks {PROTOCOL_VERSION}");
+            write_frame(&mut w, &err(msg))?;
+            return Ok(());
+        }
+        other => {
+            write_frame(&mut w, &err(format!("expected Hello first, got {other:?}")))?;
+            return Ok(());
+        }
+    }
+    let mut st = State {
+        work,
+        qnn_lib,
+        graph: None,
+        stats: None,
+        backend: EvalBackend::Ref,
+        data: None,
+        fp32: None,
+    };
+    loop {
+        let req = match read_frame::<Request>(&mut r) {
+            Ok(req) => req,
+            Err(FrameError::Closed) => return Ok(()),
+            Err(e) => {
+                let _ = write_frame(&mut w, &err(format!("bad frame: {e}")));
+                return Err(e);
+            }
+        };
+        let bye = req == Request::Shutdown;
+        write_frame(&mut w, &st.handle(req))?;
+        if bye {
+            return Ok(());
+        }
+    }
+}

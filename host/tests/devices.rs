@@ -1,0 +1,179 @@
+//! Evaluations through `amp-agent` over stdio (`--device local`) and TCP give the same results as in this
+//! process; a rerun pushes no bytes; bad frames end a connection with an error, never a panic.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn agent_bin() -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_BIN_EXE_amp-host")).with_file_name("amp-agent");
+    assert!(
+        p.is_file(),
+        "{} missing: build the workspace first (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+fn tune(results: &Path, device: &str) -> serde_json::Value {
+    let ex = root().join("examples/digits_outlier");
+    let out = Command::new(env!("CARGO_BIN_EXE_amp-host"))
+        .args([
+            "tune",
+            "--model",
+            ex.join("model.onnx").to_str().unwrap(),
+            "--data",
+            ex.join("val.npz").to_str().unwrap(),
+        ])
+        .args([
+            "--results",
+            results.to_str().unwrap(),
+            "--device",
+            device,
+            "--allowed-drop",
+            "none",
+            "--search",
+            "bruteforce",
+            "--json",
+        ])
+        .env("AMP_AGENT", agent_bin())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tune --device {device}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Starts `amp-agent serve --listen 127.0.0.1:0` and returns it with the port it bound.
+fn serve_tcp(work: &Path) -> (Child, u16) {
+    let mut child = Command::new(agent_bin())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--work",
+            work.to_str().unwrap(),
+        ])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    err.read_line(&mut line).unwrap();
+    // keep draining the agent's log
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let port = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("no port in {line:?}"));
+    (child, port)
+}
+
+#[test]
+fn local_tcp_and_inprocess_give_the_same_curve() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let work = tempfile::tempdir().unwrap();
+    let (mut agent, port) = serve_tcp(work.path());
+    let runs = [
+        ("inprocess", dirs[0].path()),
+        ("local", dirs[1].path()),
+        (&*format!("tcp:127.0.0.1:{port}"), dirs[2].path()),
+    ];
+    let mut curves = Vec::new();
+    for (device, dir) in runs {
+        let r = tune(dir, device);
+        assert!(r["evaluations"].as_u64().unwrap() > 0);
+        let mut pareto: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("pareto.json")).unwrap())
+                .unwrap();
+        pareto.as_object_mut().unwrap().remove("target");
+        curves.push((device.to_string(), pareto, r));
+    }
+    for (device, curve, _) in &curves[1..] {
+        assert_eq!(
+            curve, &curves[0].1,
+            "{device} gave another curve than in-process evaluation"
+        );
+    }
+    assert!(curves[1].2["pushed_bytes"].as_u64().unwrap() > 0);
+    // the same tune again: nothing pushed (the agent keeps its blobs), nothing evaluated
+    let again = tune(dirs[1].path(), "local");
+    assert_eq!(
+        (
+            again["pushed_bytes"].as_u64(),
+            again["evaluations"].as_u64()
+        ),
+        (Some(0), Some(0)),
+        "{again}"
+    );
+    // a fresh journal re-evaluates but still pushes nothing
+    let tcp_dir = tempfile::tempdir().unwrap();
+    let fresh = tune(tcp_dir.path(), &format!("tcp:127.0.0.1:{port}"));
+    assert_eq!(fresh["pushed_bytes"].as_u64(), Some(0), "{fresh}");
+    agent.kill().unwrap();
+    agent.wait().unwrap();
+}
+
+#[test]
+fn garbage_and_version_mismatch_end_the_connection_not_the_agent() {
+    let work = tempfile::tempdir().unwrap();
+    let (mut agent, port) = serve_tcp(work.path());
+    let mut seed = 42u64;
+    for round in 0..20 {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let mut bytes = Vec::new();
+        for _ in 0..(round * 7 + 3) {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            bytes.push((seed >> 56) as u8);
+        }
+        let _ = s.write_all(&bytes);
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        let mut reply = Vec::new();
+        let _ = s.read_to_end(&mut reply);
+    }
+    // a host speaking another protocol version is told both versions
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    amp_device::protocol::write_frame(
+        &mut s,
+        &amp_device::protocol::Request::Hello {
+            protocol: 999,
+            host_version: "x".into(),
+        },
+    )
+    .unwrap();
+    let r: amp_device::protocol::Response = amp_device::protocol::read_frame(&mut s).unwrap();
+    match r {
+        amp_device::protocol::Response::Error { message, .. } => assert!(
+            message.contains("999") && message.contains("agent speaks 1"),
+            "{message}"
+        ),
+        other => panic!("expected an error, got {other:?}"),
+    }
+    // the agent is still serving
+    assert!(
+        agent.try_wait().unwrap().is_none(),
+        "the agent died on bad input"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let r = tune(dir.path(), &format!("tcp:127.0.0.1:{port}"));
+    assert!(
+        r["fp32"].as_f64().unwrap() > 0.98 && r["evaluations"].as_u64().unwrap() > 0,
+        "{r}"
+    );
+    agent.kill().unwrap();
+    agent.wait().unwrap();
+}
