@@ -43,6 +43,9 @@ enum Cmd {
         /// Accept a non-loopback --listen address.
         #[arg(long)]
         allow_remote: bool,
+        /// With --listen: exit after the first session (how amp-host starts it over adb).
+        #[arg(long)]
+        once: bool,
         /// Work directory for the blob cache (nothing is written outside it).
         #[arg(long, default_value = "amp-agent-work")]
         work: PathBuf,
@@ -89,6 +92,7 @@ fn main() -> ExitCode {
             stdio,
             listen,
             allow_remote,
+            once,
             work,
             qnn_lib,
             device,
@@ -136,6 +140,9 @@ fn main() -> ExitCode {
                             });
                             if let Err(e) = &res {
                                 log(&format!("connection ended: {e}"));
+                            }
+                            if once {
+                                break;
                             }
                         }
                         res

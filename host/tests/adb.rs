@@ -1,0 +1,205 @@
+//! `tune --device adb:SERIAL` through Debian's real `adb` client and server, against the adbd stand-in
+//! (`amp-adbd-standin`): the agent is pushed, started, reached through `adb forward`, and cleaned up.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn bin(name: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_BIN_EXE_amp-host")).with_file_name(name);
+    assert!(
+        p.is_file(),
+        "{} missing: build the workspace first (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An adb server of our own on a free port, so the test never touches a user's server.
+struct AdbServer(u16);
+
+impl AdbServer {
+    fn start() -> AdbServer {
+        let port = free_port();
+        let s = AdbServer(port);
+        let out = s
+            .cmd()
+            .arg("start-server")
+            .output()
+            .expect("adb is installed (apt-get install adb)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        s
+    }
+    fn cmd(&self) -> Command {
+        let mut c = Command::new("adb");
+        c.args(["-P", &self.0.to_string()]);
+        c
+    }
+    fn socket(&self) -> String {
+        format!("tcp:127.0.0.1:{}", self.0)
+    }
+}
+
+impl Drop for AdbServer {
+    fn drop(&mut self) {
+        let _ = self.cmd().arg("kill-server").output();
+    }
+}
+
+fn standin(sandbox: &Path) -> (Child, u16) {
+    let mut c = Command::new(bin("amp-adbd-standin"))
+        .args([
+            "--port",
+            "0",
+            "--sandbox",
+            sandbox.to_str().unwrap(),
+            "--model",
+            "amp_standin",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut err = BufReader::new(c.stderr.take().unwrap());
+    err.read_line(&mut line).unwrap();
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    (c, line.trim().rsplit(':').next().unwrap().parse().unwrap())
+}
+
+fn tune(results: &Path, device: &str, adb_socket: &str) -> serde_json::Value {
+    let ex = root().join("examples/digits_outlier");
+    let out = Command::new(env!("CARGO_BIN_EXE_amp-host"))
+        .args([
+            "tune",
+            "--model",
+            ex.join("model.onnx").to_str().unwrap(),
+            "--data",
+            ex.join("val.npz").to_str().unwrap(),
+        ])
+        .args([
+            "--results",
+            results.to_str().unwrap(),
+            "--device",
+            device,
+            "--allowed-drop",
+            "none",
+            "--search",
+            "bruteforce",
+            "--json",
+        ])
+        .env("ADB_SERVER_SOCKET", adb_socket)
+        .env("AMP_AGENT", bin("amp-agent"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tune --device {device}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn tune_over_adb_matches_in_process_and_cleans_up() {
+    let server = AdbServer::start();
+    let sandbox = tempfile::tempdir().unwrap();
+    let (mut device, port) = standin(sandbox.path());
+    let serial = format!("127.0.0.1:{port}");
+    let out = server.cmd().args(["connect", &serial]).output().unwrap();
+    // `adb connect` exits 0 even when it fails: read what it says
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("connected to"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let listed = String::from_utf8_lossy(
+        &server
+            .cmd()
+            .args(["devices", "-l"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
+    assert!(
+        listed.contains(&serial) && listed.contains("model:amp_standin"),
+        "{listed}"
+    );
+
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let over_adb = tune(a.path(), &format!("adb:{serial}"), &server.socket());
+    let here = tune(b.path(), "inprocess", &server.socket());
+    assert_eq!(over_adb["chosen"], here["chosen"]);
+    let curve = |d: &Path| std::fs::read_to_string(d.join("pareto.csv")).unwrap();
+    assert_eq!(curve(a.path()), curve(b.path()));
+    assert!(over_adb["pushed_bytes"].as_u64().unwrap() > 0);
+    assert!(
+        sandbox.path().join("amp/amp-agent").is_file(),
+        "the agent was not pushed into the device folder"
+    );
+
+    // again, with a fresh journal: every evaluation runs on the device, no blob is pushed
+    let again = tune(a.path(), &format!("adb:{serial}"), &server.socket());
+    assert_eq!(again["evaluations"], 0);
+    let c = tempfile::tempdir().unwrap();
+    let fresh = tune(c.path(), &serial, &server.socket());
+    assert_eq!(fresh["pushed_bytes"].as_u64(), Some(0), "{fresh}");
+    assert!(fresh["evaluations"].as_u64().unwrap() > 0);
+
+    // no forward is left behind
+    let fwd = String::from_utf8_lossy(
+        &server
+            .cmd()
+            .args(["forward", "--list"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
+    assert!(fwd.trim().is_empty(), "forwards left: {fwd}");
+
+    // a device that vanished is an error naming it
+    device.kill().unwrap();
+    device.wait().unwrap();
+    let ex = root().join("examples/digits_outlier");
+    let out = Command::new(env!("CARGO_BIN_EXE_amp-host"))
+        .args([
+            "tune",
+            "--model",
+            ex.join("model.onnx").to_str().unwrap(),
+            "--data",
+            ex.join("val.npz").to_str().unwrap(),
+        ])
+        .args([
+            "--results",
+            c.path().to_str().unwrap(),
+            "--device",
+            &format!("adb:{serial}"),
+            "--fresh",
+        ])
+        .env("ADB_SERVER_SOCKET", server.socket())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains(&serial) && !err.contains("panicked"),
+        "{err}"
+    );
+}
