@@ -42,6 +42,12 @@ enum Cmd {
     Export(ExportArgs),
     /// Measure graph build time and execute latency of one config on a backend.
     Bench(BenchArgs),
+    /// List the devices amp can use: this machine's agent and adb devices (state and model).
+    Devices {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -252,6 +258,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Tune(a) => cli_tune::tune(a),
         Cmd::Export(a) => cli_tune::export(a),
         Cmd::Bench(a) => bench(a),
+        Cmd::Devices { json } => devices(json),
     }
 }
 
@@ -417,6 +424,42 @@ fn bench(a: BenchArgs) -> Result<()> {
         }
         if let Some(d) = o["execute_us"].as_object() {
             println!("QNN execute time  min {:.0} µs, median {:.0} µs, p90 {:.0} µs, max {:.0} µs (profile event 400)", d["min"].as_f64().unwrap_or(0.0), d["median"].as_f64().unwrap_or(0.0), d["p90"].as_f64().unwrap_or(0.0), d["max"].as_f64().unwrap_or(0.0));
+        }
+    }
+    Ok(())
+}
+
+fn devices(json: bool) -> Result<()> {
+    let mut rows = Vec::new();
+    let agent = amp_host::amp::remote::find_agent();
+    let local_backends = amp_device::agent::backends(None);
+    rows.push(serde_json::json!({"device": "local", "transport": "stdio", "state": if agent.is_file() { "ready" } else { "agent binary missing" }, "agent": agent.display().to_string(), "backends": local_backends}));
+    match std::process::Command::new(std::env::var_os("AMP_ADB").unwrap_or_else(|| "adb".into())).args(["devices", "-l"]).output() {
+        Ok(out) => {
+            for line in String::from_utf8_lossy(&out.stdout).lines().skip(1) {
+                let mut parts = line.split_whitespace();
+                let (Some(serial), Some(state)) = (parts.next(), parts.next()) else { continue };
+                let model = parts.find_map(|p| p.strip_prefix("model:")).unwrap_or("");
+                rows.push(serde_json::json!({"device": format!("adb:{serial}"), "transport": "adb", "state": state, "model": model}));
+            }
+        }
+        Err(e) => rows.push(serde_json::json!({"device": "adb", "transport": "adb", "state": format!("adb not available: {e}")})),
+    }
+    if json {
+        println!("{}", serde_json::Value::Array(rows));
+    } else {
+        for r in rows {
+            println!(
+                "{:<28} {:<6} {:<12} {}",
+                r["device"].as_str().unwrap_or(""),
+                r["transport"].as_str().unwrap_or(""),
+                r["state"].as_str().unwrap_or(""),
+                r.get("model")
+                    .and_then(|m| m.as_str())
+                    .map(|m| format!("model {m}"))
+                    .or_else(|| r.get("backends").map(|b| format!("backends {b}")))
+                    .unwrap_or_default()
+            );
         }
     }
     Ok(())

@@ -143,6 +143,23 @@ fn tune_over_adb_matches_in_process_and_cleans_up() {
         "{listed}"
     );
 
+    let out = Command::new(env!("CARGO_BIN_EXE_amp-host"))
+        .args(["devices", "--json"])
+        .env("ADB_SERVER_SOCKET", server.socket())
+        .output()
+        .unwrap();
+    let devices: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let me = devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["device"] == format!("adb:{serial}"))
+        .unwrap_or_else(|| panic!("{devices}"));
+    assert_eq!(
+        (me["state"].as_str(), me["model"].as_str()),
+        (Some("device"), Some("amp_standin"))
+    );
+
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let over_adb = tune(a.path(), &format!("adb:{serial}"), &server.socket());
     let here = tune(b.path(), "inprocess", &server.socket());
