@@ -260,6 +260,7 @@ fn run_service(
             .parse()
             .map_err(|_| std::io::Error::other("bad port"))?;
         let conn = TcpStream::connect(("127.0.0.1", port))?;
+        conn.set_nodelay(true)?;
         let mut w = conn.try_clone()?;
         std::thread::spawn(move || {
             for chunk in input {
@@ -411,6 +412,7 @@ fn sync(s: &Stream, input: Receiver<Vec<u8>>, sandbox: &Path) -> std::io::Result
 }
 
 fn serve(conn: TcpStream, sandbox: PathBuf, model: String) -> std::io::Result<()> {
+    conn.set_nodelay(true)?;
     let mut reader = conn.try_clone()?;
     let out = Out(Arc::new(Mutex::new(conn)));
     let banner = format!("device::ro.product.name={model};ro.product.model={model};ro.product.device={model};features=shell_v2,cmd\0");

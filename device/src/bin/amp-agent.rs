@@ -131,6 +131,7 @@ fn main() -> ExitCode {
                         let mut res = Ok(());
                         for conn in l.incoming() {
                             let Ok(s) = conn else { continue };
+                            let _ = s.set_nodelay(true);
                             let r = s.try_clone().map_err(|e| e.to_string());
                             res = r.and_then(|r| {
                                 wd(&work).and_then(|w| {

@@ -132,6 +132,7 @@ impl AgentEvaluator {
                 DeviceSpec::Tcp(addr) => {
                     let s = TcpStream::connect(addr)
                         .with_context(|| format!("device tcp:{addr}: cannot connect"))?;
+                    s.set_nodelay(true)?;
                     let r = s.try_clone()?;
                     (
                         Box::new(BufReader::new(r)),
