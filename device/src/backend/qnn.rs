@@ -680,14 +680,21 @@ impl QnnModel {
     }
 }
 
-fn to_nhwc(x: &[f32], n: usize, s: &[usize]) -> Vec<f32> {
+/// Moves the channel axis of `n` samples of NCHW shape `s` to the end (NHWC), or back with `to_nhwc` false.
+fn permute_channels(x: &[f32], n: usize, s: &[usize], to_nhwc: bool) -> Vec<f32> {
     let (c, h, w) = (s[1], s[2], s[3]);
     let mut out = vec![0f32; x.len()];
     for b in 0..n {
         for ch in 0..c {
             for y in 0..h {
                 for xx in 0..w {
-                    out[((b * h + y) * w + xx) * c + ch] = x[((b * c + ch) * h + y) * w + xx];
+                    let nchw = ((b * c + ch) * h + y) * w + xx;
+                    let nhwc = ((b * h + y) * w + xx) * c + ch;
+                    if to_nhwc {
+                        out[nhwc] = x[nchw];
+                    } else {
+                        out[nchw] = x[nhwc];
+                    }
                 }
             }
         }
@@ -695,19 +702,12 @@ fn to_nhwc(x: &[f32], n: usize, s: &[usize]) -> Vec<f32> {
     out
 }
 
+fn to_nhwc(x: &[f32], n: usize, s: &[usize]) -> Vec<f32> {
+    permute_channels(x, n, s, true)
+}
+
 fn to_nchw(x: &[f32], n: usize, s: &[usize]) -> Vec<f32> {
-    let (c, h, w) = (s[1], s[2], s[3]);
-    let mut out = vec![0f32; x.len()];
-    for b in 0..n {
-        for ch in 0..c {
-            for y in 0..h {
-                for xx in 0..w {
-                    out[((b * c + ch) * h + y) * w + xx] = x[((b * h + y) * w + xx) * c + ch];
-                }
-            }
-        }
-    }
-    out
+    permute_channels(x, n, s, false)
 }
 
 fn encode(x: &[f32], e: &Encoding) -> Vec<u8> {

@@ -122,6 +122,14 @@ impl ConstTensor {
         Ok(c)
     }
 
+    /// A tensor of `shape` holding the elements at `order` (flat indices into this one).
+    fn pick(&self, shape: Vec<usize>, order: &[usize]) -> ConstTensor {
+        match &self.data {
+            ConstData::F32(v) => ConstTensor::f32(shape, order.iter().map(|&i| v[i]).collect()),
+            ConstData::I64(v) => ConstTensor::i64(shape, order.iter().map(|&i| v[i]).collect()),
+        }
+    }
+
     pub fn to_f32(&self) -> Vec<f32> {
         match &self.data {
             ConstData::F32(v) => v.clone(),
@@ -199,10 +207,7 @@ impl ConstTensor {
                     .flat_map(move |&j| (0..inner).map(move |k| pick(o, j, k)))
             })
             .collect();
-        Ok(match &self.data {
-            ConstData::F32(v) => ConstTensor::f32(shape, order.iter().map(|&i| v[i]).collect()),
-            ConstData::I64(v) => ConstTensor::i64(shape, order.iter().map(|&i| v[i]).collect()),
-        })
+        Ok(self.pick(shape, &order))
     }
 
     /// ONNX Transpose.
@@ -229,10 +234,7 @@ impl ConstTensor {
                 idx[d] = 0;
             }
         }
-        Ok(match &self.data {
-            ConstData::F32(v) => ConstTensor::f32(shape, order.iter().map(|&i| v[i]).collect()),
-            ConstData::I64(v) => ConstTensor::i64(shape, order.iter().map(|&i| v[i]).collect()),
-        })
+        Ok(self.pick(shape, &order))
     }
 
     /// ONNX Slice along the given axes.
@@ -293,10 +295,7 @@ impl ConstTensor {
                 idx[d] = 0;
             }
         }
-        Ok(match &self.data {
-            ConstData::F32(v) => ConstTensor::f32(shape, order.iter().map(|&i| v[i]).collect()),
-            ConstData::I64(v) => ConstTensor::i64(shape, order.iter().map(|&i| v[i]).collect()),
-        })
+        Ok(self.pick(shape, &order))
     }
 }
 
