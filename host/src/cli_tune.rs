@@ -10,7 +10,7 @@ use amp_host::amp::evaluator::{Evaluator, LocalEvaluator};
 use amp_host::amp::export::{plan_from_json, to_json};
 use amp_host::amp::groups::Groups;
 use amp_host::amp::journal::Journal;
-use amp_host::amp::remote::{AgentEvaluator, DeviceSpec};
+use amp_host::amp::remote::{Connector, DeviceSpec, PoolEvaluator};
 use amp_host::amp::report;
 use amp_host::amp::tune::{tune as run_tune, Identity, TuneOptions};
 use amp_host::calib::{calibrate_cached, CalibrationFile};
@@ -89,7 +89,11 @@ fn stats_hash(stats: &Stats, per_channel: bool) -> String {
 
 pub fn tune(a: TuneArgs) -> Result<()> {
     let start = Instant::now();
-    let device: DeviceSpec = a.device.parse()?;
+    let specs: Vec<DeviceSpec> = a.device.iter().map(|d| d.parse()).collect::<Result<_>>()?;
+    if specs.len() > 1 && specs.contains(&DeviceSpec::InProcess) {
+        bail!("--device inprocess cannot be part of a pool");
+    }
+    let device = specs[0].clone();
     let allowed_drop = parse_drop(&a.allowed_drop)?;
     let candidates: Vec<Precision> = a
         .candidates
@@ -165,19 +169,23 @@ pub fn tune(a: TuneArgs) -> Result<()> {
             _ => None,
         };
         let work = dir.join(".agent");
-        Box::new(AgentEvaluator::connect(
-            &device,
-            &work,
-            qnn_lib.as_deref(),
-            choice,
-            graph.clone(),
-            groups.clone(),
-            &stats,
+        let connector = Connector {
+            work,
+            qnn_lib,
+            backend: choice,
+            graph: graph.clone(),
+            groups: groups.clone(),
+            stats,
             per_channel,
-            phase1_n,
-            &data,
-            a.batch,
-        )?)
+            phase1: phase1_n,
+            data,
+            batch: a.batch,
+        };
+        if specs.len() > 1 {
+            Box::new(PoolEvaluator::connect(&specs, connector)?)
+        } else {
+            Box::new(connector.connect(&device)?)
+        }
     };
     let mut journal = Journal::open(&dir.join("journal.jsonl"), a.fresh)?;
     let opts = TuneOptions {
@@ -235,7 +243,7 @@ pub fn tune(a: TuneArgs) -> Result<()> {
                 "chosen": {"relative_bitops": r.chosen.relative_bitops, "accuracy": r.chosen.accuracy, "groups_at_16_bits": at16, "groups": groups.len(),
                            "config": r.chosen.config.iter().map(|c| c.to_string()).collect::<Vec<_>>()},
                 "early_exit": r.early_exit, "pareto_points": report::curve(&r).len(),
-                "evaluations": evaluated, "from_journal": cached, "device": a.device, "evaluator": ev.identity(), "pushed_bytes": pushed, "phases": r.phases, "seconds": start.elapsed().as_secs_f64(),
+                "evaluations": evaluated, "from_journal": cached, "device": a.device.join(","), "evaluator": ev.identity(), "pushed_bytes": pushed, "served": ev.served(), "phases": r.phases, "seconds": start.elapsed().as_secs_f64(),
             })
         );
     } else {

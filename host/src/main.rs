@@ -136,10 +136,11 @@ struct TuneArgs {
     /// Labelled data (.npz with `inputs` and `labels`, or a folder with inputs.npy and labels.npy).
     #[arg(long)]
     data: PathBuf,
-    /// Where configs are evaluated: `local` (an amp-agent child over stdio), `tcp:HOST:PORT` (an agent
-    /// serving there), or `inprocess`.
+    /// Where configs are evaluated: `local` (an amp-agent child over stdio), `adb:SERIAL` (or a bare serial),
+    /// `tcp:HOST:PORT` (an agent serving there), or `inprocess`. Give it several times for a pool: jobs go
+    /// to whichever device is free, and a device that fails is restarted once, then dropped.
     #[arg(long, default_value = "local")]
-    device: String,
+    device: Vec<String>,
     /// Largest accepted top-1 drop from FP32 (0.01 = one point), or `none` for the whole curve.
     #[arg(long, default_value = "0.01")]
     allowed_drop: String,

@@ -37,12 +37,37 @@ pub enum Subset {
     Phase2,
 }
 
+/// One evaluation to run.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub config: Option<Vec<Precision>>,
+    pub subset: Subset,
+    pub metric: Metric,
+}
+
 pub trait Evaluator {
     /// Backend and device identity; part of every journal key.
     fn identity(&self) -> String;
     /// Bytes of model and data sent to the device in this session (0 for in-process evaluation).
     fn pushed_bytes(&self) -> u64 {
         0
+    }
+    /// Which devices served, with how many evaluations each (empty for a single evaluator).
+    fn served(&self) -> Vec<(String, usize)> {
+        Vec::new()
+    }
+    /// Evaluates several jobs, calling `done(index, result)` as each finishes (a pool runs them in parallel,
+    /// in any order). The default runs them one by one.
+    fn evaluate_many(
+        &mut self,
+        jobs: &[Job],
+        done: &mut dyn FnMut(usize, Result<f64>) -> Result<()>,
+    ) -> Result<()> {
+        for (i, j) in jobs.iter().enumerate() {
+            let r = self.evaluate(j.config.as_deref(), j.subset, j.metric);
+            done(i, r)?;
+        }
+        Ok(())
     }
     /// Evaluates a config (None: FP32) on a subset.
     fn evaluate(

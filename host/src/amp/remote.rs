@@ -17,7 +17,7 @@ use amp_device::protocol::{
 use amp_device::quant::{Precision, Stats};
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::evaluator::{Evaluator, Metric, Subset};
+use super::evaluator::{Evaluator, Job, Metric, Subset};
 use super::groups::Groups;
 use crate::data::Dataset;
 
@@ -53,6 +53,17 @@ impl std::str::FromStr for DeviceSpec {
     }
 }
 
+impl std::fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceSpec::InProcess => write!(f, "inprocess"),
+            DeviceSpec::Local => write!(f, "local"),
+            DeviceSpec::Tcp(a) => write!(f, "tcp:{a}"),
+            DeviceSpec::Adb(s) => write!(f, "adb:{s}"),
+        }
+    }
+}
+
 /// The `amp-agent` binary: `AMP_AGENT`, then beside this executable, then on PATH.
 pub fn find_agent() -> PathBuf {
     if let Some(p) = std::env::var_os("AMP_AGENT") {
@@ -70,8 +81,8 @@ pub fn find_agent() -> PathBuf {
 }
 
 pub struct AgentEvaluator {
-    reader: Box<dyn Read>,
-    writer: Box<dyn Write>,
+    reader: Box<dyn Read + Send>,
+    writer: Box<dyn Write + Send>,
     child: Option<Child>,
     // dropped after the connection: removes the forward and stops the agent
     _adb: Option<AdbSession>,
@@ -104,57 +115,61 @@ impl AgentEvaluator {
         batch: usize,
     ) -> Result<AgentEvaluator> {
         let mut adb_session = None;
-        let (reader, writer, child, name): (Box<dyn Read>, Box<dyn Write>, Option<Child>, String) =
-            match spec {
-                DeviceSpec::Local => {
-                    let agent = find_agent();
-                    let mut cmd = Command::new(&agent);
-                    cmd.args(["serve", "--stdio", "--device", "local", "--work"])
-                        .arg(work);
-                    if let Some(l) = qnn_lib {
-                        cmd.arg("--qnn-lib").arg(l);
-                    }
-                    let mut child = cmd
+        let (reader, writer, child, name): (
+            Box<dyn Read + Send>,
+            Box<dyn Write + Send>,
+            Option<Child>,
+            String,
+        ) = match spec {
+            DeviceSpec::Local => {
+                let agent = find_agent();
+                let mut cmd = Command::new(&agent);
+                cmd.args(["serve", "--stdio", "--device", "local", "--work"])
+                    .arg(work);
+                if let Some(l) = qnn_lib {
+                    cmd.arg("--qnn-lib").arg(l);
+                }
+                let mut child = cmd
                     .stdin(Stdio::piped())
                     .stdout(Stdio::piped())
                     .stderr(Stdio::inherit())
                     .spawn()
                     .with_context(|| format!("starting {} (build it with `cargo build -p amp-device`, or set AMP_AGENT)", agent.display()))?;
-                    let r = child.stdout.take().expect("piped");
-                    let w = child.stdin.take().expect("piped");
-                    (
-                        Box::new(BufReader::new(r)),
-                        Box::new(BufWriter::new(w)),
-                        Some(child),
-                        "local".into(),
-                    )
-                }
-                DeviceSpec::Tcp(addr) => {
-                    let s = TcpStream::connect(addr)
-                        .with_context(|| format!("device tcp:{addr}: cannot connect"))?;
-                    s.set_nodelay(true)?;
-                    let r = s.try_clone()?;
-                    (
-                        Box::new(BufReader::new(r)),
-                        Box::new(BufWriter::new(s)),
-                        None,
-                        format!("tcp:{addr}"),
-                    )
-                }
-                DeviceSpec::Adb(serial) => {
-                    let session = AdbSession::start(serial, qnn_lib)?;
-                    let s = session.connect()?;
-                    let r = s.try_clone()?;
-                    adb_session = Some(session);
-                    (
-                        Box::new(BufReader::new(r)),
-                        Box::new(BufWriter::new(s)),
-                        None,
-                        format!("adb:{serial}"),
-                    )
-                }
-                DeviceSpec::InProcess => bail!("an in-process device has no agent"),
-            };
+                let r = child.stdout.take().expect("piped");
+                let w = child.stdin.take().expect("piped");
+                (
+                    Box::new(BufReader::new(r)),
+                    Box::new(BufWriter::new(w)),
+                    Some(child),
+                    "local".into(),
+                )
+            }
+            DeviceSpec::Tcp(addr) => {
+                let s = TcpStream::connect(addr)
+                    .with_context(|| format!("device tcp:{addr}: cannot connect"))?;
+                s.set_nodelay(true)?;
+                let r = s.try_clone()?;
+                (
+                    Box::new(BufReader::new(r)),
+                    Box::new(BufWriter::new(s)),
+                    None,
+                    format!("tcp:{addr}"),
+                )
+            }
+            DeviceSpec::Adb(serial) => {
+                let session = AdbSession::start(serial, qnn_lib)?;
+                let s = session.connect()?;
+                let r = s.try_clone()?;
+                adb_session = Some(session);
+                (
+                    Box::new(BufReader::new(r)),
+                    Box::new(BufWriter::new(s)),
+                    None,
+                    format!("adb:{serial}"),
+                )
+            }
+            DeviceSpec::InProcess => bail!("an in-process device has no agent"),
+        };
         let mut ev = AgentEvaluator {
             reader,
             writer,
@@ -469,5 +484,250 @@ impl Drop for AdbSession {
             .output();
         let _ = self.shell.kill();
         let _ = self.shell.wait();
+    }
+}
+
+/// What it takes to (re)connect an agent: everything `AgentEvaluator::connect` needs.
+#[derive(Clone)]
+pub struct Connector {
+    pub work: PathBuf,
+    pub qnn_lib: Option<PathBuf>,
+    pub backend: BackendChoice,
+    pub graph: Arc<Graph>,
+    pub groups: Groups,
+    pub stats: Stats,
+    pub per_channel: bool,
+    pub phase1: usize,
+    pub data: Dataset,
+    pub batch: usize,
+}
+
+impl Connector {
+    pub fn connect(&self, spec: &DeviceSpec) -> Result<AgentEvaluator> {
+        AgentEvaluator::connect(
+            spec,
+            &self.work,
+            self.qnn_lib.as_deref(),
+            self.backend,
+            self.graph.clone(),
+            self.groups.clone(),
+            &self.stats,
+            self.per_channel,
+            self.phase1,
+            &self.data,
+            self.batch,
+        )
+    }
+}
+
+struct Slot {
+    spec: DeviceSpec,
+    ev: Option<AgentEvaluator>,
+    restarted: bool,
+    served: usize,
+}
+
+/// Several devices with the same backend: jobs go to whichever is free; a device that fails is reconnected
+/// once, then dropped, and its job goes back to the queue. Results do not depend on which device served.
+pub struct PoolEvaluator {
+    slots: Vec<Slot>,
+    connector: Connector,
+    identity: String,
+}
+
+fn is_unsupported(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<QnnBackendError>(),
+        Some(QnnBackendError::Unsupported { .. })
+    )
+}
+
+impl PoolEvaluator {
+    pub fn connect(specs: &[DeviceSpec], connector: Connector) -> Result<PoolEvaluator> {
+        let mut slots = Vec::new();
+        let mut identity = None;
+        for spec in specs {
+            match connector.connect(spec) {
+                Ok(ev) => {
+                    // the pool's results are the backend's, whichever device serves
+                    let backend = ev
+                        .identity
+                        .split('@')
+                        .next()
+                        .unwrap_or_default()
+                        .to_string();
+                    if let Some(id) = &identity {
+                        if *id != backend {
+                            bail!("device {spec} runs {backend}, but the pool's other devices run {id}; a pool needs one backend");
+                        }
+                    }
+                    identity = Some(backend);
+                    slots.push(Slot {
+                        spec: spec.clone(),
+                        ev: Some(ev),
+                        restarted: false,
+                        served: 0,
+                    });
+                }
+                Err(e) => {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "amp-host: device {spec} left out of the pool: {e:#}"
+                    );
+                }
+            }
+        }
+        let identity = identity.ok_or_else(|| anyhow!("no device of the pool could be reached"))?;
+        Ok(PoolEvaluator {
+            slots,
+            connector,
+            identity: format!("{identity}@pool"),
+        })
+    }
+}
+
+/// Runs one job on a slot, reconnecting once on failure. Err(job error) for an unsupported config or a
+/// config error; None when the device is gone (the job must go elsewhere).
+fn run_on(slot: &mut Slot, connector: &Connector, job: &Job) -> Option<Result<f64>> {
+    loop {
+        let ev = slot.ev.as_mut()?;
+        match ev.evaluate(job.config.as_deref(), job.subset, job.metric) {
+            Ok(v) => {
+                slot.served += 1;
+                return Some(Ok(v));
+            }
+            Err(e) if is_unsupported(&e) => return Some(Err(e)),
+            Err(e) => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "amp-host: device {} failed: {e:#}",
+                    slot.spec
+                );
+                slot.ev = None;
+                if slot.restarted {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "amp-host: device {} dropped from the pool",
+                        slot.spec
+                    );
+                    return None;
+                }
+                slot.restarted = true;
+                match connector.connect(&slot.spec) {
+                    Ok(ev) => slot.ev = Some(ev),
+                    Err(e) => {
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "amp-host: device {} could not be restarted ({e:#}); dropped",
+                            slot.spec
+                        );
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Evaluator for PoolEvaluator {
+    fn identity(&self) -> String {
+        self.identity.clone()
+    }
+
+    fn pushed_bytes(&self) -> u64 {
+        self.slots
+            .iter()
+            .filter_map(|s| s.ev.as_ref())
+            .map(|e| e.pushed_bytes)
+            .sum()
+    }
+
+    fn served(&self) -> Vec<(String, usize)> {
+        self.slots
+            .iter()
+            .map(|s| (s.spec.to_string(), s.served))
+            .collect()
+    }
+
+    fn evaluate(
+        &mut self,
+        config: Option<&[Precision]>,
+        subset: Subset,
+        metric: Metric,
+    ) -> Result<f64> {
+        let job = Job {
+            config: config.map(|c| c.to_vec()),
+            subset,
+            metric,
+        };
+        for slot in &mut self.slots {
+            if let Some(r) = run_on(slot, &self.connector, &job) {
+                return r;
+            }
+        }
+        bail!("every device of the pool is gone")
+    }
+
+    fn evaluate_many(
+        &mut self,
+        jobs: &[Job],
+        done: &mut dyn FnMut(usize, Result<f64>) -> Result<()>,
+    ) -> Result<()> {
+        use std::collections::VecDeque;
+        use std::sync::mpsc::channel;
+        use std::sync::Mutex;
+        let queue = Mutex::new((0..jobs.len()).collect::<VecDeque<usize>>());
+        let (tx, rx) = channel::<(usize, Result<f64>)>();
+        let connector = &self.connector;
+        let mut first_err = None;
+        std::thread::scope(|scope| {
+            for slot in self.slots.iter_mut().filter(|s| s.ev.is_some()) {
+                let tx = tx.clone();
+                let queue = &queue;
+                scope.spawn(move || loop {
+                    let Some(i) = queue.lock().ok().and_then(|mut q| q.pop_front()) else {
+                        return;
+                    };
+                    match run_on(slot, connector, &jobs[i]) {
+                        Some(r) => {
+                            if tx.send((i, r)).is_err() {
+                                return;
+                            }
+                        }
+                        None => {
+                            // this device is gone: the job goes back for the others
+                            if let Ok(mut q) = queue.lock() {
+                                q.push_front(i);
+                            }
+                            return;
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            let mut finished = 0;
+            for (i, r) in rx.iter() {
+                finished += 1;
+                if first_err.is_none() {
+                    if let Err(e) = done(i, r) {
+                        first_err = Some(e);
+                        // let the workers drain quickly
+                        if let Ok(mut q) = queue.lock() {
+                            q.clear();
+                        }
+                    }
+                }
+            }
+            if first_err.is_none() && finished < jobs.len() {
+                first_err = Some(anyhow!(
+                    "every device of the pool is gone; {} evaluations were not run",
+                    jobs.len() - finished
+                ));
+            }
+        });
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 }

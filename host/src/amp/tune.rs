@@ -9,7 +9,7 @@ use amp_device::quant::Precision;
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use super::evaluator::{Evaluator, Metric, Subset};
+use super::evaluator::{Evaluator, Job, Metric, Subset};
 use super::groups::Groups;
 use super::journal::{self, Journal};
 use super::search::{knapsack, search, KnapsackItem, SearchAlgo};
@@ -152,6 +152,85 @@ impl Runner<'_, '_> {
         })?;
         self.phases[phase].evaluations += 1;
         Ok(value)
+    }
+}
+
+impl Runner<'_, '_> {
+    /// Like `eval` for many configs at once (a device pool runs them in parallel); every result is
+    /// journalled as soon as it arrives.
+    fn eval_many(
+        &mut self,
+        phase: usize,
+        configs: &[Vec<Precision>],
+        subset: Subset,
+        metric: Metric,
+        mut tick: impl FnMut(),
+    ) -> Result<Vec<Option<f64>>> {
+        let data = if subset == Subset::Phase1 {
+            self.id.phase1_data.clone()
+        } else {
+            self.id.phase2_data.clone()
+        };
+        let ev: &mut dyn Evaluator = match (phase, self.ev1.as_deref_mut()) {
+            (1, Some(e)) => e,
+            _ => &mut *self.ev,
+        };
+        let who = ev.identity();
+        let mut out = vec![None; configs.len()];
+        let mut todo = Vec::new();
+        let mut keys = Vec::new();
+        for (i, c) in configs.iter().enumerate() {
+            let key = journal::key(&[
+                &self.id.model,
+                &data,
+                &self.id.encodings,
+                &config_str(Some(c)),
+                &who,
+                metric.name(),
+            ]);
+            if let Some(e) = self.journal.get(&key) {
+                self.phases[phase].cached += 1;
+                out[i] = e.value;
+                tick();
+            } else {
+                todo.push(i);
+                keys.push(key);
+            }
+        }
+        let jobs: Vec<Job> = todo
+            .iter()
+            .map(|&i| Job {
+                config: Some(configs[i].clone()),
+                subset,
+                metric,
+            })
+            .collect();
+        let journal = &mut *self.journal;
+        let stats = &mut self.phases[phase];
+        let t = Instant::now();
+        ev.evaluate_many(&jobs, &mut |k, r| {
+            let (value, unsupported) = match r {
+                Ok(v) => (Some(v), None),
+                Err(e) => match e.downcast_ref::<QnnBackendError>() {
+                    Some(QnnBackendError::Unsupported { .. }) => (None, Some(e.to_string())),
+                    _ => return Err(e),
+                },
+            };
+            journal.append(journal::Entry {
+                key: keys[k].clone(),
+                phase: phase.to_string(),
+                config: config_str(Some(&configs[todo[k]])),
+                metric: metric.name().into(),
+                value,
+                unsupported,
+                seconds: t.elapsed().as_secs_f64(),
+            })?;
+            stats.evaluations += 1;
+            out[todo[k]] = value;
+            tick();
+            Ok(())
+        })?;
+        Ok(out)
     }
 }
 
@@ -331,22 +410,29 @@ pub fn tune(
         .collect();
     let bar = progress::bar(todo.len() as u64, "phase 1");
     let base_cfg = uniform(baseline);
-    for &(gi, c) in &todo {
-        let mut cfg = base_cfg.clone();
-        cfg[gi] = c;
-        let Some(score) = r.eval(1, Some(&cfg), Subset::Phase1, opts.phase1_metric)? else {
-            bar.inc(1);
+    let configs: Vec<Vec<Precision>> = todo
+        .iter()
+        .map(|&(gi, c)| {
+            let mut cfg = base_cfg.clone();
+            cfg[gi] = c;
+            cfg
+        })
+        .collect();
+    let scores = r.eval_many(1, &configs, Subset::Phase1, opts.phase1_metric, || {
+        bar.inc(1)
+    })?;
+    for ((&(gi, c), cfg), score) in todo.iter().zip(&configs).zip(scores) {
+        let Some(score) = score else {
             result.unsupported += 1;
             continue;
         };
-        let reduction = bitops(&base_cfg) - bitops(&cfg);
+        let reduction = bitops(&base_cfg) - bitops(cfg);
         result.sensitivity.push(Sensitivity {
             group: gi,
             candidate: c,
             score,
             bitops_reduction: reduction,
         });
-        bar.inc(1);
     }
     bar.finish_and_clear();
     sort_sensitivities(&mut result.sensitivity);
