@@ -348,3 +348,112 @@ pub fn serve(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(requests: &[Request]) -> Vec<Response> {
+        let dir = std::env::temp_dir().join(format!(
+            "amp-agent-test-{}-{}",
+            std::process::id(),
+            requests.len()
+        ));
+        let mut input = Vec::new();
+        write_frame(
+            &mut input,
+            &Request::Hello {
+                protocol: PROTOCOL_VERSION,
+                host_version: "test".into(),
+            },
+        )
+        .unwrap();
+        for r in requests {
+            write_frame(&mut input, r).unwrap();
+        }
+        let mut output = Vec::new();
+        serve(
+            input.as_slice(),
+            &mut output,
+            WorkDir::new(&dir).unwrap(),
+            None,
+            "test".into(),
+        )
+        .unwrap();
+        let mut r = output.as_slice();
+        let mut out = Vec::new();
+        while let Ok(m) = read_frame::<Response>(&mut r) {
+            out.push(m);
+        }
+        let _ = fs::remove_dir_all(&dir);
+        out
+    }
+
+    #[test]
+    fn a_blob_whose_content_does_not_match_its_hash_is_refused() {
+        let good = b"hello".to_vec();
+        let hash = blob_hash(&good);
+        let out = session(&[
+            Request::PutBlob {
+                hash: hash.clone(),
+                offset: 0,
+                total: 5,
+                chunk: b"jello".to_vec(),
+            },
+            Request::BlobStatus { hash: hash.clone() },
+            Request::PutBlob {
+                hash: hash.clone(),
+                offset: 0,
+                total: 5,
+                chunk: good,
+            },
+            Request::BlobStatus { hash },
+        ]);
+        assert!(
+            matches!(&out[1], Response::Error { message, .. } if message.contains("does not match its hash")),
+            "{out:?}"
+        );
+        assert_eq!(out[2], Response::BlobStatus { have: 0 });
+        assert_eq!(out[3], Response::Ok);
+        assert_eq!(out[4], Response::BlobStatus { have: u64::MAX });
+    }
+
+    #[test]
+    fn blob_names_that_are_not_hashes_cannot_leave_the_work_dir() {
+        let out = session(&[
+            Request::PutBlob {
+                hash: "../../etc/passwd".into(),
+                offset: 0,
+                total: 1,
+                chunk: vec![1],
+            },
+            Request::LoadData {
+                data: "/etc/passwd".into(),
+            },
+        ]);
+        for r in &out[1..] {
+            assert!(
+                matches!(r, Response::Error { message, .. } if message.contains("is not a hash")),
+                "{r:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn evaluating_before_loading_is_an_error_not_a_panic() {
+        let out = session(&[
+            Request::Evaluate {
+                plan: None,
+                samples: 4,
+                metric: MetricKind::Accuracy,
+                batch: 2,
+            },
+            Request::Shutdown,
+        ]);
+        assert!(
+            matches!(&out[1], Response::Error { message, .. } if message.contains("load a model")),
+            "{out:?}"
+        );
+        assert_eq!(out[2], Response::Bye);
+    }
+}

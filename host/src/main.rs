@@ -84,6 +84,10 @@ struct BenchArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// Measure on a device's agent (`local`, `adb:SERIAL`, `tcp:HOST:PORT`) instead of in this process;
+    /// the agent reports host-side wall time per execution (with --precision only).
+    #[arg(long)]
+    device: Option<String>,
 }
 
 /// Which backend runs quantized configs.
@@ -352,6 +356,9 @@ fn bench(a: BenchArgs) -> Result<()> {
     use std::time::Instant;
     let data = Dataset::load(&a.data)?;
     let graph = Arc::new(load_model(&a.model, Some(data.sample_shape()))?);
+    if let Some(d) = &a.device {
+        return bench_on_device(&a, d, &data, graph);
+    }
     let plan = plan_for(
         &graph,
         &data,
@@ -426,6 +433,62 @@ fn bench(a: BenchArgs) -> Result<()> {
         if let Some(d) = o["execute_us"].as_object() {
             println!("QNN execute time  min {:.0} µs, median {:.0} µs, p90 {:.0} µs, max {:.0} µs (profile event 400)", d["min"].as_f64().unwrap_or(0.0), d["median"].as_f64().unwrap_or(0.0), d["p90"].as_f64().unwrap_or(0.0), d["max"].as_f64().unwrap_or(0.0));
         }
+    }
+    Ok(())
+}
+
+fn bench_on_device(a: &BenchArgs, device: &str, data: &Dataset, graph: Arc<Graph>) -> Result<()> {
+    use amp_device::protocol::BackendChoice;
+    use amp_host::amp::remote::Connector;
+    if a.encodings.is_some() {
+        anyhow::bail!(
+            "--device takes --precision (a uniform config); benchmark an encodings file in process"
+        );
+    }
+    let spec: amp_host::amp::remote::DeviceSpec = device.parse()?;
+    let groups = amp_host::amp::groups::Groups::new(&graph);
+    let calib = data.head(a.calib_samples.max(1));
+    let (stats, _, _) = calibrate_cached(graph.clone(), &calib.inputs, &calib.hash(), &a.cache)?;
+    let plan = if a.precision.eq_ignore_ascii_case("fp32") {
+        None
+    } else {
+        let p: Precision = a.precision.parse().map_err(anyhow::Error::msg)?;
+        Some(groups.bit_plan(&graph, &vec![p; groups.len()], true))
+    };
+    let backend = match a.backend.backend {
+        BackendKind::Ref => BackendChoice::Ref,
+        BackendKind::Htp => BackendChoice::Htp {
+            arch: a.backend.htp_arch,
+        },
+    };
+    let connector = Connector {
+        work: a.cache.join("agent"),
+        qnn_lib: a.backend.qnn_lib.clone(),
+        backend,
+        graph,
+        groups,
+        stats,
+        per_channel: true,
+        phase1: 0,
+        data: data.head(a.batch.max(1)),
+        batch: a.batch.max(1),
+    };
+    let mut ev = connector.connect(&spec)?;
+    let [min, median, p90, max] = ev.profile(plan, a.warmup, a.iters.max(1))?;
+    let who = amp_host::amp::evaluator::Evaluator::identity(&ev);
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({"model": a.model.display().to_string(), "config": a.precision.to_ascii_lowercase(), "device": device, "evaluator": who, "batch": a.batch.max(1), "iters": a.iters.max(1), "wall_us": {"min": min, "median": median, "p90": p90, "max": max}})
+        );
+    } else {
+        println!(
+            "{} {} on {who}, batch {}",
+            a.model.display(),
+            a.precision.to_ascii_lowercase(),
+            a.batch.max(1)
+        );
+        println!("latency (measured by the agent)  min {min:.0} µs, median {median:.0} µs, p90 {p90:.0} µs, max {max:.0} µs");
     }
     Ok(())
 }

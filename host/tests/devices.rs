@@ -282,3 +282,45 @@ fn a_pool_survives_a_device_killed_in_phase_1() {
     b.kill().unwrap();
     b.wait().unwrap();
 }
+
+#[test]
+fn bench_on_a_device_reports_the_agents_latency() {
+    let ex = root().join("examples/digits");
+    let cache = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_amp-host"))
+        .args([
+            "bench",
+            "--model",
+            ex.join("model.onnx").to_str().unwrap(),
+            "--data",
+            ex.join("val.npz").to_str().unwrap(),
+        ])
+        .args([
+            "--precision",
+            "a8w8",
+            "--device",
+            "local",
+            "--iters",
+            "5",
+            "--json",
+            "--cache",
+            cache.path().to_str().unwrap(),
+        ])
+        .env("AMP_AGENT", agent_bin())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let w = &r["wall_us"];
+    let (min, med, max) = (
+        w["min"].as_f64().unwrap(),
+        w["median"].as_f64().unwrap(),
+        w["max"].as_f64().unwrap(),
+    );
+    assert!(min > 0.0 && min <= med && med <= max, "{r}");
+    assert_eq!(r["evaluator"], "ref@local");
+}

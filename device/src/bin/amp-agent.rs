@@ -75,6 +75,15 @@ fn main() -> ExitCode {
                     .map(|n| n.get())
                     .unwrap_or(1)
             );
+            // on Android, the phone's identity from its properties
+            for prop in ["ro.product.model", "ro.soc.model", "ro.board.platform"] {
+                if let Ok(out) = std::process::Command::new("getprop").arg(prop).output() {
+                    let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                    if !v.is_empty() {
+                        println!("{prop}: {v}");
+                    }
+                }
+            }
             println!("backend ref: amp reference backend (CPU)");
             match qnn_sys::locate_htp(qnn_lib.as_deref())
                 .map_err(|e| e.to_string())

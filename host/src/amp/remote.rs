@@ -262,6 +262,32 @@ impl AgentEvaluator {
     }
 }
 
+impl AgentEvaluator {
+    /// Latency of one batch measured on the device: (min, median, p90, max) in µs.
+    pub fn profile(
+        &mut self,
+        plan: Option<amp_device::quant::BitPlan>,
+        warmup: usize,
+        iterations: usize,
+    ) -> Result<[f64; 4]> {
+        match self.call(&Request::Profile {
+            plan,
+            batch: self.batch,
+            warmup,
+            iterations,
+        })? {
+            Response::Latency {
+                min_us,
+                median_us,
+                p90_us,
+                max_us,
+            } => Ok([min_us, median_us, p90_us, max_us]),
+            Response::Error { message, .. } => bail!("device {}: {message}", self.name),
+            other => bail!("device {}: unexpected answer {other:?}", self.name),
+        }
+    }
+}
+
 impl Evaluator for AgentEvaluator {
     fn identity(&self) -> String {
         self.identity.clone()
