@@ -161,7 +161,8 @@ impl State {
                 samples,
                 metric,
                 batch,
-            } => self.evaluate(plan, samples, metric, batch),
+                outputs,
+            } => self.evaluate(plan, samples, metric, batch, outputs),
             Request::Profile {
                 plan,
                 batch,
@@ -203,6 +204,7 @@ impl State {
         samples: usize,
         metric: MetricKind,
         batch: usize,
+        want_outputs: bool,
     ) -> Response {
         let t = Instant::now();
         let outs = match self.run_all(plan.as_ref(), samples, batch) {
@@ -223,9 +225,12 @@ impl State {
                 sqnr(&self.fp32.as_ref().expect("set above").1, &outs, n)
             }
         };
+        let correct = want_outputs.then(|| crate::metrics::correct(&outs, &labels[..n]));
         Response::Metric {
             value,
             seconds: t.elapsed().as_secs_f64(),
+            outputs: want_outputs.then_some(outs),
+            correct,
         }
     }
 
@@ -447,6 +452,7 @@ mod tests {
                 samples: 4,
                 metric: MetricKind::Accuracy,
                 batch: 2,
+                outputs: false,
             },
             Request::Shutdown,
         ]);

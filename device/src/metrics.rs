@@ -24,6 +24,26 @@ pub fn accuracy(outs: &[Array], labels: &[i64]) -> f64 {
     hit as f64 / labels.len().max(1) as f64
 }
 
+/// Per-sample top-1 correctness of batched outputs against labels.
+pub fn correct(outs: &[Array], labels: &[i64]) -> Vec<bool> {
+    let mut v = Vec::with_capacity(labels.len());
+    for o in outs {
+        let c = *o.shape.last().unwrap_or(&1);
+        for row in o.data.chunks(c) {
+            let best = row
+                .iter()
+                .enumerate()
+                .fold(
+                    (0, f32::NEG_INFINITY),
+                    |b, (j, &x)| if x > b.1 { (j, x) } else { b },
+                )
+                .0;
+            v.push(labels.get(v.len()).is_some_and(|&l| l == best as i64));
+        }
+    }
+    v
+}
+
 /// AIMET's SQNR: 10·log10(Σ_b mean(s²) / (mean((s − q)²) + 1e-4) / num_samples) over batches b.
 pub fn sqnr(fp32: &[Array], quant: &[Array], num_samples: usize) -> f64 {
     let mut sum = 0.0;

@@ -57,11 +57,14 @@ pub enum Request {
         data: String,
     },
     /// Evaluate a plan (None: FP32) on the first `samples` samples.
+    /// With `outputs`, also return the raw model outputs (for metrics of the user's own on the host) and
+    /// per-sample top-1 correctness.
     Evaluate {
         plan: Option<BitPlan>,
         samples: usize,
         metric: MetricKind,
         batch: usize,
+        outputs: bool,
     },
     /// Time `iterations` executions of one batch after `warmup`.
     Profile {
@@ -88,6 +91,8 @@ pub enum Response {
     Metric {
         value: f64,
         seconds: f64,
+        outputs: Option<Vec<crate::backend::Array>>,
+        correct: Option<Vec<bool>>,
     },
     Latency {
         min_us: f64,
@@ -161,6 +166,7 @@ mod tests {
             samples: 7,
             metric: MetricKind::Accuracy,
             batch: 4,
+            outputs: false,
         };
         write_frame(&mut buf, &m).unwrap();
         assert_eq!(read_frame::<Request>(&mut buf.as_slice()).unwrap(), m);

@@ -26,6 +26,12 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    /// adb server host for adb devices (adb's -H); ADB_SERVER_SOCKET works too.
+    #[arg(long, global = true)]
+    adb_host: Option<String>,
+    /// adb server port for adb devices (adb's -P).
+    #[arg(long, global = true)]
+    adb_port: Option<u16>,
 }
 
 #[derive(Subcommand)]
@@ -256,6 +262,13 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    // read by the adb transport for every adb command it runs (set before any thread starts)
+    if let Some(h) = &cli.adb_host {
+        std::env::set_var("AMP_ADB_SERVER_HOST", h);
+    }
+    if let Some(p) = cli.adb_port {
+        std::env::set_var("AMP_ADB_SERVER_PORT", p.to_string());
+    }
     match cli.cmd {
         Cmd::Eval(a) => eval(a),
         Cmd::Info(a) => info(a),
@@ -498,7 +511,15 @@ fn devices(json: bool) -> Result<()> {
     let agent = amp_host::amp::remote::find_agent();
     let local_backends = amp_device::agent::backends(None);
     rows.push(serde_json::json!({"device": "local", "transport": "stdio", "state": if agent.is_file() { "ready" } else { "agent binary missing" }, "agent": agent.display().to_string(), "backends": local_backends}));
-    match std::process::Command::new(std::env::var_os("AMP_ADB").unwrap_or_else(|| "adb".into())).args(["devices", "-l"]).output() {
+    let mut adb =
+        std::process::Command::new(std::env::var_os("AMP_ADB").unwrap_or_else(|| "adb".into()));
+    if let Some(h) = std::env::var_os("AMP_ADB_SERVER_HOST") {
+        adb.arg("-H").arg(h);
+    }
+    if let Some(p) = std::env::var_os("AMP_ADB_SERVER_PORT") {
+        adb.arg("-P").arg(p);
+    }
+    match adb.args(["devices", "-l"]).output() {
         Ok(out) => {
             for line in String::from_utf8_lossy(&out.stdout).lines().skip(1) {
                 let mut parts = line.split_whitespace();

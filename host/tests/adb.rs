@@ -143,9 +143,10 @@ fn tune_over_adb_matches_in_process_and_cleans_up() {
         "{listed}"
     );
 
+    // --adb-port reaches our adb server without ADB_SERVER_SOCKET
     let out = Command::new(env!("CARGO_BIN_EXE_amp-host"))
-        .args(["devices", "--json"])
-        .env("ADB_SERVER_SOCKET", server.socket())
+        .args(["devices", "--json", "--adb-port", &server.0.to_string()])
+        .env_remove("ADB_SERVER_SOCKET")
         .output()
         .unwrap();
     let devices: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -324,3 +324,44 @@ fn bench_on_a_device_reports_the_agents_latency() {
     assert!(min > 0.0 && min <= med && med <= max, "{r}");
     assert_eq!(r["evaluator"], "ref@local");
 }
+
+#[test]
+fn the_agent_returns_raw_outputs_and_per_sample_correctness() {
+    use amp_host::amp::evaluator::{Evaluator, Metric, Subset};
+    use amp_host::amp::remote::{Connector, DeviceSpec};
+    let ex = root().join("examples/digits");
+    let data = amp_host::data::Dataset::load(&ex.join("val.npz")).unwrap();
+    let graph = std::sync::Arc::new(
+        amp_host::import::import_file(
+            &ex.join("model.onnx"),
+            &amp_host::import::ImportOptions {
+                input_shape: Some(data.sample_shape()),
+            },
+        )
+        .unwrap(),
+    );
+    let stats = amp_host::calib::calibrate(graph.clone(), &data.head(64).inputs, 32).unwrap();
+    let groups = amp_host::amp::groups::Groups::new(&graph);
+    let work = tempfile::tempdir().unwrap();
+    let connector = Connector {
+        work: work.path().to_path_buf(),
+        qnn_lib: None,
+        backend: amp_device::protocol::BackendChoice::Ref,
+        graph: graph.clone(),
+        groups: groups.clone(),
+        stats,
+        per_channel: true,
+        phase1: 100,
+        data: data.clone(),
+        batch: 32,
+    };
+    let mut ev = connector.connect(&DeviceSpec::Local).unwrap();
+    let cfg = vec![amp_device::quant::Precision::A8W8; groups.len()];
+    let (outs, correct) = ev.outputs(Some(&cfg), 100).unwrap();
+    assert_eq!(outs.iter().map(|o| o.shape[0]).sum::<usize>(), 100);
+    assert_eq!(correct.len(), 100);
+    let acc = ev
+        .evaluate(Some(&cfg), Subset::Phase1, Metric::Accuracy)
+        .unwrap();
+    assert_eq!(correct.iter().filter(|&&c| c).count() as f64 / 100.0, acc);
+}

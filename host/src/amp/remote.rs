@@ -263,6 +263,31 @@ impl AgentEvaluator {
 }
 
 impl AgentEvaluator {
+    /// Raw model outputs (batched as the agent ran them) and per-sample top-1 correctness of a config on the
+    /// first `samples` samples, for metrics computed on the host.
+    pub fn outputs(
+        &mut self,
+        config: Option<&[Precision]>,
+        samples: usize,
+    ) -> Result<(Vec<amp_device::backend::Array>, Vec<bool>)> {
+        let plan = config.map(|c| self.groups.bit_plan(&self.graph, c, self.per_channel));
+        match self.call(&Request::Evaluate {
+            plan,
+            samples,
+            metric: MetricKind::Accuracy,
+            batch: self.batch,
+            outputs: true,
+        })? {
+            Response::Metric {
+                outputs: Some(o),
+                correct: Some(c),
+                ..
+            } => Ok((o, c)),
+            Response::Error { message, .. } => bail!("device {}: {message}", self.name),
+            other => bail!("device {}: unexpected answer {other:?}", self.name),
+        }
+    }
+
     /// Latency of one batch measured on the device: (min, median, p90, max) in µs.
     pub fn profile(
         &mut self,
@@ -318,6 +343,7 @@ impl Evaluator for AgentEvaluator {
             samples,
             metric,
             batch: self.batch,
+            outputs: false,
         })? {
             Response::Metric { value, .. } => Ok(value),
             Response::Error {
@@ -355,8 +381,16 @@ pub struct AdbSession {
     local_port: u16,
 }
 
+/// `adb -s SERIAL`, with `-H`/`-P` from `AMP_ADB_SERVER_HOST`/`AMP_ADB_SERVER_PORT` (set by amp-host's
+/// `--adb-host`/`--adb-port`) for a remote adb server; `ADB_SERVER_SOCKET` is honoured by adb itself.
 fn adb(serial: &str) -> Command {
     let mut c = Command::new(std::env::var_os("AMP_ADB").unwrap_or_else(|| "adb".into()));
+    if let Some(h) = std::env::var_os("AMP_ADB_SERVER_HOST") {
+        c.arg("-H").arg(h);
+    }
+    if let Some(p) = std::env::var_os("AMP_ADB_SERVER_PORT") {
+        c.arg("-P").arg(p);
+    }
     c.arg("-s").arg(serial);
     c
 }
