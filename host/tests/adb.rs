@@ -221,3 +221,103 @@ fn tune_over_adb_matches_in_process_and_cleans_up() {
         "{err}"
     );
 }
+
+#[test]
+fn a_pool_of_two_adb_devices_survives_one_vanishing_in_phase_1() {
+    let server = AdbServer::start();
+    let (s1, s2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut d1, p1) = standin(s1.path());
+    let (mut d2, p2) = standin(s2.path());
+    let serials = [format!("127.0.0.1:{p1}"), format!("127.0.0.1:{p2}")];
+    for s in &serials {
+        let out = server.cmd().args(["connect", s]).output().unwrap();
+        assert!(String::from_utf8_lossy(&out.stdout).contains("connected to"));
+    }
+    let ex = root().join("examples/mnist_mbv");
+    let run = |dir: &Path, devices: &[&String]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_amp-host"));
+        c.args([
+            "tune",
+            "--model",
+            ex.join("model.onnx").to_str().unwrap(),
+            "--data",
+            ex.join("val.npz").to_str().unwrap(),
+        ])
+        .args([
+            "--results",
+            dir.to_str().unwrap(),
+            "--allowed-drop",
+            "none",
+            "--search",
+            "bruteforce",
+            "--json",
+        ])
+        .env("ADB_SERVER_SOCKET", server.socket())
+        .env("AMP_AGENT", bin("amp-agent"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        for d in devices {
+            c.args(["--device", &format!("adb:{d}")]);
+        }
+        c.spawn().unwrap()
+    };
+    // one device, uninterrupted
+    let single_dir = tempfile::tempdir().unwrap();
+    let single = run(single_dir.path(), &[&serials[1]])
+        .wait_with_output()
+        .unwrap();
+    assert!(
+        single.status.success(),
+        "{}",
+        String::from_utf8_lossy(&single.stderr)
+    );
+    let single: serde_json::Value = serde_json::from_slice(&single.stdout).unwrap();
+    // both, with the first device vanishing once phase 1 has journalled a few evaluations
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.jsonl");
+    let child = run(dir.path(), &[&serials[0], &serials[1]]);
+    let start = std::time::Instant::now();
+    while std::fs::read_to_string(&journal)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("\"phase\":\"1\""))
+        .count()
+        < 4
+    {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(180),
+            "phase 1 never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    d1.kill().unwrap();
+    d1.wait().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["chosen"], single["chosen"]);
+    assert_eq!(
+        r["evaluations"], single["evaluations"],
+        "an evaluation was lost or repeated: {r}"
+    );
+    let keys: Vec<String> = std::fs::read_to_string(&journal)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| v["key"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        keys.iter().collect::<std::collections::HashSet<_>>().len(),
+        keys.len(),
+        "an evaluation was repeated"
+    );
+    assert_eq!(keys.len() as u64, r["evaluations"].as_u64().unwrap());
+    let curve = |d: &Path| std::fs::read_to_string(d.join("pareto.csv")).unwrap();
+    assert_eq!(curve(dir.path()), curve(single_dir.path()));
+    d2.kill().unwrap();
+    d2.wait().unwrap();
+}

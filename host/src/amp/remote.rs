@@ -472,7 +472,9 @@ impl AdbSession {
             )?;
         }
         // a device port unlikely to be taken; the agent fails loudly if it is
-        let port = 20000 + (std::process::id() % 20000) as u16;
+        // distinct per process and per device (stand-in devices share one machine's ports)
+        let salt = blake3::hash(serial.as_bytes()).as_bytes()[0] as u32 * 131;
+        let port = 20000 + ((std::process::id() + salt) % 20000) as u16;
         let cmd = format!(
             "cd {ADB_DIR} && LD_LIBRARY_PATH={ADB_DIR} ADSP_LIBRARY_PATH={ADB_DIR} exec ./amp-agent serve --listen 127.0.0.1:{port} --once --work {ADB_DIR}/work --qnn-lib {ADB_DIR} --device {serial}"
         );
