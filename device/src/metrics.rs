@@ -4,27 +4,10 @@ use crate::backend::Array;
 
 /// Top-1 accuracy of batched outputs against labels.
 pub fn accuracy(outs: &[Array], labels: &[i64]) -> f64 {
-    let mut hit = 0usize;
-    let mut i = 0usize;
-    for o in outs {
-        let c = *o.shape.last().unwrap_or(&1);
-        for row in o.data.chunks(c) {
-            let best = row
-                .iter()
-                .enumerate()
-                .fold(
-                    (0, f32::NEG_INFINITY),
-                    |b, (j, &v)| if v > b.1 { (j, v) } else { b },
-                )
-                .0;
-            hit += (best as i64 == labels[i]) as usize;
-            i += 1;
-        }
-    }
-    hit as f64 / labels.len().max(1) as f64
+    correct(outs, labels).iter().filter(|&&c| c).count() as f64 / labels.len().max(1) as f64
 }
 
-/// Per-sample top-1 correctness of batched outputs against labels.
+/// Per-sample top-1 correctness of batched outputs against labels (the first highest score wins a tie).
 pub fn correct(outs: &[Array], labels: &[i64]) -> Vec<bool> {
     let mut v = Vec::with_capacity(labels.len());
     for o in outs {

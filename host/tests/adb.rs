@@ -6,9 +6,8 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+mod common;
+use common::{assert_same_as_single, root, wait_for_phase1};
 
 fn bin(name: &str) -> PathBuf {
     let p = PathBuf::from(env!("CARGO_BIN_EXE_amp-host")).with_file_name(name);
@@ -274,22 +273,8 @@ fn a_pool_of_two_adb_devices_survives_one_vanishing_in_phase_1() {
     let single: serde_json::Value = serde_json::from_slice(&single.stdout).unwrap();
     // both, with the first device vanishing once phase 1 has journalled a few evaluations
     let dir = tempfile::tempdir().unwrap();
-    let journal = dir.path().join("journal.jsonl");
     let child = run(dir.path(), &[&serials[0], &serials[1]]);
-    let start = std::time::Instant::now();
-    while std::fs::read_to_string(&journal)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains("\"phase\":\"1\""))
-        .count()
-        < 4
-    {
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(180),
-            "phase 1 never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    wait_for_phase1(&dir.path().join("journal.jsonl"), 4);
     d1.kill().unwrap();
     d1.wait().unwrap();
     let out = child.wait_with_output().unwrap();
@@ -299,25 +284,7 @@ fn a_pool_of_two_adb_devices_survives_one_vanishing_in_phase_1() {
         String::from_utf8_lossy(&out.stderr)
     );
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(r["chosen"], single["chosen"]);
-    assert_eq!(
-        r["evaluations"], single["evaluations"],
-        "an evaluation was lost or repeated: {r}"
-    );
-    let keys: Vec<String> = std::fs::read_to_string(&journal)
-        .unwrap()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .map(|v| v["key"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(
-        keys.iter().collect::<std::collections::HashSet<_>>().len(),
-        keys.len(),
-        "an evaluation was repeated"
-    );
-    assert_eq!(keys.len() as u64, r["evaluations"].as_u64().unwrap());
-    let curve = |d: &Path| std::fs::read_to_string(d.join("pareto.csv")).unwrap();
-    assert_eq!(curve(dir.path()), curve(single_dir.path()));
+    assert_same_as_single(&r, dir.path(), &single, single_dir.path());
     d2.kill().unwrap();
     d2.wait().unwrap();
 }

@@ -6,9 +6,8 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+mod common;
+use common::{assert_same_as_single, root, wait_for_phase1};
 
 fn agent_bin() -> PathBuf {
     let p = PathBuf::from(env!("CARGO_BIN_EXE_amp-host")).with_file_name("amp-agent");
@@ -178,15 +177,6 @@ fn garbage_and_version_mismatch_end_the_connection_not_the_agent() {
     agent.wait().unwrap();
 }
 
-fn journal_keys(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .map(|v| v["key"].as_str().unwrap().to_string())
-        .collect()
-}
-
 fn tune_mbv(results: &Path, devices: &[String]) -> std::process::Child {
     let ex = root().join("examples/mnist_mbv");
     let mut c = Command::new(env!("CARGO_BIN_EXE_amp-host"));
@@ -236,22 +226,8 @@ fn a_pool_survives_a_device_killed_in_phase_1() {
 
     // the pool, with device a killed once phase 1 has journalled a few evaluations
     let dir = tempfile::tempdir().unwrap();
-    let journal = dir.path().join("journal.jsonl");
     let child = tune_mbv(dir.path(), &pool);
-    let start = std::time::Instant::now();
-    while std::fs::read_to_string(&journal)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains("\"phase\":\"1\""))
-        .count()
-        < 4
-    {
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(120),
-            "phase 1 never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    wait_for_phase1(&dir.path().join("journal.jsonl"), 4);
     a.kill().unwrap();
     a.wait().unwrap();
     let out = child.wait_with_output().unwrap();
@@ -261,24 +237,11 @@ fn a_pool_survives_a_device_killed_in_phase_1() {
         String::from_utf8_lossy(&out.stderr)
     );
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(r["chosen"], single["chosen"]);
-    assert_eq!(
-        r["evaluations"], single["evaluations"],
-        "an evaluation was lost or repeated: {r}"
-    );
-    let keys = journal_keys(&journal);
-    assert_eq!(keys.len() as u64, r["evaluations"].as_u64().unwrap());
-    assert_eq!(
-        keys.iter().collect::<std::collections::HashSet<_>>().len(),
-        keys.len(),
-        "an evaluation was repeated"
-    );
+    assert_same_as_single(&r, dir.path(), &single, single_dir.path());
     let served = r["served"].as_array().unwrap();
     assert_eq!(served.len(), 2, "{r}");
     let total: u64 = served.iter().map(|s| s[1].as_u64().unwrap()).sum();
     assert_eq!(total, r["evaluations"].as_u64().unwrap(), "{r}");
-    let curve = |d: &Path| std::fs::read_to_string(d.join("pareto.csv")).unwrap();
-    assert_eq!(curve(dir.path()), curve(single_dir.path()));
     b.kill().unwrap();
     b.wait().unwrap();
 }
