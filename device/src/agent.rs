@@ -169,6 +169,14 @@ impl State {
                 warmup,
                 iterations,
             } => self.profile(plan, batch, warmup, iterations),
+            Request::PriceConverts {
+                probes,
+                warmup,
+                iterations,
+            } => match crate::convert::price(&self.backend, &probes, warmup, iterations) {
+                Ok(p) => Response::Prices(p),
+                Err(e) => err(format!("{e:#}")),
+            },
             Request::Shutdown => Response::Bye,
         }
     }
@@ -253,23 +261,9 @@ impl State {
             Err(e) => return classify(e),
         };
         let xb = x.slice_batch(0, batch.max(1).min(x.batch()));
-        let mut times = Vec::new();
-        for i in 0..warmup + iterations.max(1) {
-            let t = Instant::now();
-            if let Err(e) = m.run(&xb) {
-                return classify(e);
-            }
-            if i >= warmup {
-                times.push(t.elapsed().as_secs_f64() * 1e6);
-            }
-        }
-        times.sort_by(f64::total_cmp);
-        let q = |f: f64| times[((times.len() - 1) as f64 * f).round() as usize];
-        Response::Latency {
-            min_us: times[0],
-            median_us: q(0.5),
-            p90_us: q(0.9),
-            max_us: times[times.len() - 1],
+        match crate::backend::measure_latency(&mut m, &xb, warmup, iterations) {
+            Ok(l) => Response::Latency(l),
+            Err(e) => classify(e),
         }
     }
 }
@@ -296,6 +290,34 @@ pub fn backends(qnn_lib: Option<&Path>) -> Vec<String> {
     b
 }
 
+/// The SoC (Android's `ro.soc.manufacturer`/`ro.soc.model`, else `ro.board.platform`) or, elsewhere, the CPU
+/// model from /proc/cpuinfo.
+pub fn soc() -> String {
+    let prop = |name: &str| {
+        std::process::Command::new("getprop")
+            .arg(name)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    if let Some(m) = prop("ro.soc.model").or_else(|| prop("ro.board.platform")) {
+        return match prop("ro.soc.manufacturer") {
+            Some(v) => format!("{v} {m}"),
+            None => m,
+        };
+    }
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name") || l.starts_with("Hardware"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
 /// Serves one connection until Shutdown or end of stream. Protocol errors end the connection with an error
 /// saying what was wrong.
 pub fn serve(
@@ -315,6 +337,7 @@ pub fn serve(
                     agent_version: env!("CARGO_PKG_VERSION").into(),
                     backends,
                     device,
+                    soc: soc(),
                 },
             )?;
         }

@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod backend;
+pub mod convert;
 pub mod ir;
 pub mod metrics;
 pub mod protocol;

@@ -12,7 +12,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use crate::quant::BitPlan;
 
 /// Bumped on any incompatible change of the messages below.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 /// Largest frame either side accepts.
 pub const MAX_FRAME: usize = 64 << 20;
 /// Blob chunk size.
@@ -73,6 +73,12 @@ pub enum Request {
         warmup: usize,
         iterations: usize,
     },
+    /// Price Convert ops of these shapes and directions on the loaded backend.
+    PriceConverts {
+        probes: Vec<crate::convert::Probe>,
+        warmup: usize,
+        iterations: usize,
+    },
     Shutdown,
 }
 
@@ -83,6 +89,8 @@ pub enum Response {
         agent_version: String,
         backends: Vec<String>,
         device: String,
+        /// The SoC or CPU the agent runs on (Android's ro.soc.model, else the CPU model).
+        soc: String,
     },
     BlobStatus {
         have: u64,
@@ -94,12 +102,8 @@ pub enum Response {
         outputs: Option<Vec<crate::backend::Array>>,
         correct: Option<Vec<bool>>,
     },
-    Latency {
-        min_us: f64,
-        median_us: f64,
-        p90_us: f64,
-        max_us: f64,
-    },
+    Latency(crate::backend::Latency),
+    Prices(crate::convert::Prices),
     /// `unsupported`: the backend cannot run this plan (the search drops it); otherwise a failure.
     Error {
         unsupported: bool,

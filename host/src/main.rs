@@ -487,12 +487,13 @@ fn bench_on_device(a: &BenchArgs, device: &str, data: &Dataset, graph: Arc<Graph
         batch: a.batch.max(1),
     };
     let mut ev = connector.connect(&spec)?;
-    let [min, median, p90, max] = ev.profile(plan, a.warmup, a.iters.max(1))?;
+    let l = ev.profile(plan, a.warmup, a.iters.max(1))?;
+    let (min, median, p90, max) = (l.min_us, l.median_us, l.p90_us, l.max_us);
     let who = amp_host::amp::evaluator::Evaluator::identity(&ev);
     if a.json {
         println!(
             "{}",
-            serde_json::json!({"model": a.model.display().to_string(), "config": a.precision.to_ascii_lowercase(), "device": device, "evaluator": who, "batch": a.batch.max(1), "iters": a.iters.max(1), "wall_us": {"min": min, "median": median, "p90": p90, "max": max}})
+            serde_json::json!({"model": a.model.display().to_string(), "config": a.precision.to_ascii_lowercase(), "device": device, "evaluator": who, "batch": a.batch.max(1), "iters": a.iters.max(1), "source": l.source, "latency_us": {"min": min, "median": median, "p90": p90, "max": max}})
         );
     } else {
         println!(
@@ -501,7 +502,7 @@ fn bench_on_device(a: &BenchArgs, device: &str, data: &Dataset, graph: Arc<Graph
             a.precision.to_ascii_lowercase(),
             a.batch.max(1)
         );
-        println!("latency (measured by the agent)  min {min:.0} µs, median {median:.0} µs, p90 {p90:.0} µs, max {max:.0} µs");
+        println!("latency (measured by the agent, {})  min {min:.0} µs, median {median:.0} µs, p90 {p90:.0} µs, max {max:.0} µs", l.source);
     }
     Ok(())
 }

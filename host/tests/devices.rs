@@ -278,7 +278,9 @@ fn bench_on_a_device_reports_the_agents_latency() {
         String::from_utf8_lossy(&out.stderr)
     );
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let w = &r["wall_us"];
+    // the reference backend has no profiler: the agent times the run call
+    assert_eq!(r["source"], "wall-clock", "{r}");
+    let w = &r["latency_us"];
     let (min, med, max) = (
         w["min"].as_f64().unwrap(),
         w["median"].as_f64().unwrap(),

@@ -85,6 +85,14 @@ pub enum Prepared {
 }
 
 impl Prepared {
+    /// The backend's own execute time of the last batch run (QNN's profile), if it reports one.
+    pub fn last_execute_us(&self) -> Option<f64> {
+        match self {
+            Prepared::Ref(_) => None,
+            Prepared::Htp(m) => m.last_execute_us.map(|u| u as f64),
+        }
+    }
+
     pub fn run(&mut self, x: &Array) -> anyhow::Result<Vec<Array>> {
         Ok(match self {
             Prepared::Ref(r) => r.run(x)?,
@@ -105,5 +113,51 @@ pub fn prepare(
             Prepared::Htp(Box::new(QnnModel::build(rt, graph, &plan, batch)?))
         }
         (_, plan) => Prepared::Ref(Reference::new(graph.clone(), plan)?),
+    })
+}
+
+/// Latency of one batch: order statistics in µs, and where the times come from.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Latency {
+    pub min_us: f64,
+    pub median_us: f64,
+    pub p90_us: f64,
+    pub max_us: f64,
+    /// "qnn-profile" (the backend's execute time) or "wall-clock" (around the run call).
+    pub source: String,
+}
+
+/// Runs `x` through `model` `iterations` times after `warmup` and reports the latency, from the backend's
+/// profile where it has one, else from the wall clock.
+pub fn measure_latency(
+    model: &mut Prepared,
+    x: &Array,
+    warmup: usize,
+    iterations: usize,
+) -> anyhow::Result<Latency> {
+    let mut times = Vec::new();
+    let mut source = "qnn-profile";
+    for i in 0..warmup + iterations.max(1) {
+        let t = std::time::Instant::now();
+        model.run(x)?;
+        let wall = t.elapsed().as_secs_f64() * 1e6;
+        if i >= warmup {
+            times.push(match model.last_execute_us() {
+                Some(us) => us,
+                None => {
+                    source = "wall-clock";
+                    wall
+                }
+            });
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let q = |f: f64| times[((times.len() - 1) as f64 * f).round() as usize];
+    Ok(Latency {
+        min_us: times[0],
+        median_us: q(0.5),
+        p90_us: q(0.9),
+        max_us: times[times.len() - 1],
+        source: source.into(),
     })
 }

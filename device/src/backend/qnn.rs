@@ -126,6 +126,8 @@ pub struct QnnModel {
     outputs: Vec<(TensorRef, Encoding, Vec<usize>)>,
     /// Execute time (µs) of the last run's last batch, from QNN's profile.
     pub last_execute_us: Option<u64>,
+    /// Convert ops the graph holds (mixed precision's width changes).
+    pub converts: usize,
 }
 
 struct Builder<'a> {
@@ -136,6 +138,7 @@ struct Builder<'a> {
     /// QNN tensor per (IR tensor, bits).
     vals: HashMap<(TensorId, u8), (TensorRef, Encoding)>,
     count: usize,
+    converts: usize,
 }
 
 impl Builder<'_> {
@@ -199,6 +202,7 @@ impl Builder<'_> {
         let out = self.native(&name, &dims, e2, false)?;
         self.q
             .node(&self.fresh("convert"), "Convert", &[], &[src], &[out])?;
+        self.converts += 1;
         self.vals.insert((t, bits), (out, e2));
         Ok((out, e2))
     }
@@ -374,6 +378,7 @@ impl QnnModel {
             batch,
             vals: HashMap::new(),
             count: 0,
+            converts: 0,
         };
 
         let in_t = g.inputs[0];
@@ -595,6 +600,7 @@ impl QnnModel {
                     let name = b.fresh(&g.tensors[o].name);
                     let dst = b.native(&name, &qdims(&g.tensors[o].shape, batch), e, true)?;
                     q.node(&b.fresh("convert"), "Convert", &[], &[src], &[dst])?;
+                    b.converts += 1;
                     (dst, e)
                 }
             };
@@ -602,6 +608,7 @@ impl QnnModel {
         }
         q.finalize(None)?;
         let input = (in_ref, in_e, g.tensors[in_t].shape.clone());
+        let converts = b.converts;
         drop(b);
         Ok(QnnModel {
             _ctx: ctx,
@@ -611,6 +618,7 @@ impl QnnModel {
             input,
             outputs,
             last_execute_us: None,
+            converts,
         })
     }
 
@@ -752,4 +760,74 @@ mod tests {
             .collect();
         assert_eq!(decode(&encode(&x, &e), &e), x);
     }
+}
+
+/// Median execute time in µs (QNN's profile) of `iterations` runs after `warmup` of a one-op graph on a
+/// tensor of IR shape `shape`: `op` reads it at `from` bits and writes it at `to` bits.
+fn one_op_us(
+    rt: &QnnRuntime,
+    op: &str,
+    shape: &[usize],
+    from: u8,
+    to: u8,
+    warmup: usize,
+    iterations: usize,
+) -> Result<f64> {
+    let ctx = Context::new(rt.backend.clone(), Some(rt.device.clone()))?;
+    let q = QGraph::new(ctx.clone(), "probe")?;
+    let profile = Profile::basic(rt.backend.clone())?;
+    let dims = qdims(shape, shape.first().copied().unwrap_or(1).max(1));
+    let spec = |name: &'static str, tensor_type, bits: u8| {
+        let e = Encoding::from_min_max(-1.0, 1.0, bits);
+        q.tensor(&TensorSpec {
+            name,
+            tensor_type,
+            data_type: act_dtype(bits),
+            dims: &dims,
+            quant: Quant::ScaleOffset {
+                scale: e.scale,
+                offset: e.offset,
+            },
+            data: None,
+        })
+    };
+    let x = spec("x", TENSOR_TYPE_APP_WRITE, from)?;
+    let y = spec("y", TENSOR_TYPE_APP_READ, to)?;
+    q.node("op", op, &[], &[x], &[y])?;
+    q.finalize(None)?;
+    let input = vec![0u8; x.bytes()];
+    let mut output = vec![0u8; y.bytes()];
+    let mut times = Vec::new();
+    for i in 0..warmup + iterations.max(1) {
+        q.execute(&[(x, &input)], &mut [(y, &mut output)], Some(&profile))?;
+        if i >= warmup {
+            if let Some(us) = profile.event_us(PROFILE_EVENTTYPE_EXECUTE)? {
+                times.push(us as f64);
+            }
+        }
+    }
+    if times.is_empty() {
+        return Err(QnnBackendError::Input(
+            "the backend's profile reported no execute time".into(),
+        ));
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+/// What one Convert costs on this backend: the median execute time of a graph holding only that Convert,
+/// minus that of the same graph with a Reshape (no data change) in its place, so the per-graph overhead and
+/// the input copy cancel. Returns (convert µs, reshape µs); the difference is the cost (clamped at 0 by the
+/// caller).
+pub fn measure_convert(
+    rt: &QnnRuntime,
+    shape: &[usize],
+    from: u8,
+    to: u8,
+    warmup: usize,
+    iterations: usize,
+) -> Result<(f64, f64)> {
+    let with = one_op_us(rt, "Convert", shape, from, to, warmup, iterations)?;
+    let without = one_op_us(rt, "Reshape", shape, from, from, warmup, iterations)?;
+    Ok((with, without))
 }

@@ -45,9 +45,47 @@ pub struct Job {
     pub metric: Metric,
 }
 
+/// Where timings come from: what a stored Convert price is valid for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Provenance {
+    /// The device (its transport name and agent device name).
+    pub device: String,
+    /// SoC or CPU model.
+    pub soc: String,
+    /// Backend and its build id.
+    pub backend: String,
+}
+
 pub trait Evaluator {
     /// Backend and device identity; part of every journal key.
     fn identity(&self) -> String;
+    /// What this evaluator's timings are valid for.
+    fn provenance(&self) -> Provenance {
+        Provenance {
+            device: self.identity(),
+            soc: String::new(),
+            backend: self.identity(),
+        }
+    }
+    /// Latency of one batch of `batch` samples at `config` (None: FP32).
+    fn latency(
+        &mut self,
+        _config: Option<&[Precision]>,
+        _batch: usize,
+        _warmup: usize,
+        _iterations: usize,
+    ) -> Result<Latency> {
+        anyhow::bail!("{} cannot measure latency", self.identity())
+    }
+    /// Prices of Convert ops on the device (measured, or estimated where the backend has none).
+    fn price_converts(
+        &mut self,
+        _probes: &[Probe],
+        _warmup: usize,
+        _iterations: usize,
+    ) -> Result<Prices> {
+        anyhow::bail!("{} cannot price Convert ops", self.identity())
+    }
     /// Bytes of model and data sent to the device in this session (0 for in-process evaluation).
     fn pushed_bytes(&self) -> u64 {
         0
@@ -78,7 +116,8 @@ pub trait Evaluator {
     ) -> Result<f64>;
 }
 
-pub use amp_device::backend::{prepare, EvalBackend, Prepared};
+pub use amp_device::backend::{prepare, EvalBackend, Latency, Prepared};
+pub use amp_device::convert::{Prices, Probe};
 pub use amp_device::metrics::{accuracy, sqnr};
 
 /// Evaluation in this process, on the reference backend or on QNN HTP.
@@ -154,6 +193,46 @@ impl Evaluator for LocalEvaluator {
                 rt.lib.build_id().unwrap_or_default()
             ),
         }
+    }
+
+    fn provenance(&self) -> Provenance {
+        Provenance {
+            device: "local".into(),
+            soc: amp_device::agent::soc(),
+            backend: self.identity(),
+        }
+    }
+
+    fn latency(
+        &mut self,
+        config: Option<&[Precision]>,
+        batch: usize,
+        warmup: usize,
+        iterations: usize,
+    ) -> Result<Latency> {
+        let plan = match config {
+            None => None,
+            Some(c) => Some(QuantPlan::new(
+                &self.graph,
+                &self.stats,
+                &self.groups.bit_plan(&self.graph, c, self.per_channel),
+            )?),
+        };
+        let mut model = prepare(&self.backend, &self.graph, plan, batch.max(1))?;
+        let x = self
+            .phase2
+            .inputs
+            .slice_batch(0, batch.max(1).min(self.phase2.len()));
+        amp_device::backend::measure_latency(&mut model, &x, warmup, iterations)
+    }
+
+    fn price_converts(
+        &mut self,
+        probes: &[Probe],
+        warmup: usize,
+        iterations: usize,
+    ) -> Result<Prices> {
+        amp_device::convert::price(&self.backend, probes, warmup, iterations)
     }
 
     fn evaluate(

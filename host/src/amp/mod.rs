@@ -1,6 +1,7 @@
 //! Automatic mixed precision: quantizer groups, the evaluator interface, the search phases, the journal,
 //! results and export.
 
+pub mod cost;
 pub mod evaluator;
 pub mod export;
 pub mod groups;

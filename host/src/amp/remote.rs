@@ -17,7 +17,7 @@ use amp_device::protocol::{
 use amp_device::quant::{Precision, Stats};
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::evaluator::{Evaluator, Job, Metric, Subset};
+use super::evaluator::{Evaluator, Job, Latency, Metric, Prices, Probe, Provenance, Subset};
 use super::groups::Groups;
 use crate::data::Dataset;
 
@@ -88,6 +88,7 @@ pub struct AgentEvaluator {
     _adb: Option<AdbSession>,
     name: String,
     identity: String,
+    soc: String,
     graph: Arc<Graph>,
     groups: Groups,
     per_channel: bool,
@@ -177,6 +178,7 @@ impl AgentEvaluator {
             _adb: adb_session,
             name: name.clone(),
             identity: String::new(),
+            soc: String::new(),
             graph,
             groups,
             per_channel,
@@ -190,8 +192,12 @@ impl AgentEvaluator {
             host_version: env!("CARGO_PKG_VERSION").into(),
         })? {
             Response::Hello {
-                backends, device, ..
+                backends,
+                device,
+                soc,
+                ..
             } => {
+                ev.soc = soc;
                 let b = match backend {
                     BackendChoice::Ref => "ref".to_string(),
                     BackendChoice::Htp { arch } => {
@@ -288,25 +294,40 @@ impl AgentEvaluator {
         }
     }
 
-    /// Latency of one batch measured on the device: (min, median, p90, max) in µs.
+    /// Latency of one batch of the session's batch size, measured on the device.
     pub fn profile(
         &mut self,
         plan: Option<amp_device::quant::BitPlan>,
         warmup: usize,
         iterations: usize,
-    ) -> Result<[f64; 4]> {
+    ) -> Result<Latency> {
+        let batch = self.batch;
+        self.profile_batch(plan, batch, warmup, iterations)
+    }
+
+    fn profile_batch(
+        &mut self,
+        plan: Option<amp_device::quant::BitPlan>,
+        batch: usize,
+        warmup: usize,
+        iterations: usize,
+    ) -> Result<Latency> {
         match self.call(&Request::Profile {
             plan,
-            batch: self.batch,
+            batch,
             warmup,
             iterations,
         })? {
-            Response::Latency {
-                min_us,
-                median_us,
-                p90_us,
-                max_us,
-            } => Ok([min_us, median_us, p90_us, max_us]),
+            Response::Latency(l) => Ok(l),
+            Response::Error {
+                unsupported: true,
+                message,
+            } => Err(QnnBackendError::Unsupported {
+                node: format!("device {}", self.name),
+                op: "config",
+                reason: message,
+            }
+            .into()),
             Response::Error { message, .. } => bail!("device {}: {message}", self.name),
             other => bail!("device {}: unexpected answer {other:?}", self.name),
         }
@@ -320,6 +341,42 @@ impl Evaluator for AgentEvaluator {
 
     fn pushed_bytes(&self) -> u64 {
         self.pushed_bytes
+    }
+
+    fn provenance(&self) -> Provenance {
+        Provenance {
+            device: self.name.clone(),
+            soc: self.soc.clone(),
+            backend: self.identity.clone(),
+        }
+    }
+
+    fn latency(
+        &mut self,
+        config: Option<&[Precision]>,
+        batch: usize,
+        warmup: usize,
+        iterations: usize,
+    ) -> Result<Latency> {
+        let plan = config.map(|c| self.groups.bit_plan(&self.graph, c, self.per_channel));
+        self.profile_batch(plan, batch, warmup, iterations)
+    }
+
+    fn price_converts(
+        &mut self,
+        probes: &[Probe],
+        warmup: usize,
+        iterations: usize,
+    ) -> Result<Prices> {
+        match self.call(&Request::PriceConverts {
+            probes: probes.to_vec(),
+            warmup,
+            iterations,
+        })? {
+            Response::Prices(p) => Ok(p),
+            Response::Error { message, .. } => bail!("device {}: {message}", self.name),
+            other => bail!("device {}: unexpected answer {other:?}", self.name),
+        }
     }
 
     fn evaluate(
@@ -702,6 +759,48 @@ impl Evaluator for PoolEvaluator {
             .filter_map(|s| s.ev.as_ref())
             .map(|e| e.pushed_bytes)
             .sum()
+    }
+
+    fn provenance(&self) -> Provenance {
+        self.slots
+            .iter()
+            .find_map(|s| s.ev.as_ref())
+            .map(|e| e.provenance())
+            .unwrap_or_else(|| Provenance {
+                device: self.identity.clone(),
+                soc: String::new(),
+                backend: self.identity.clone(),
+            })
+    }
+
+    /// Timings come from one device (the first still in the pool), so they compare with each other.
+    fn latency(
+        &mut self,
+        config: Option<&[Precision]>,
+        batch: usize,
+        warmup: usize,
+        iterations: usize,
+    ) -> Result<Latency> {
+        let ev = self
+            .slots
+            .iter_mut()
+            .find_map(|s| s.ev.as_mut())
+            .ok_or_else(|| anyhow!("every device of the pool is gone"))?;
+        ev.latency(config, batch, warmup, iterations)
+    }
+
+    fn price_converts(
+        &mut self,
+        probes: &[Probe],
+        warmup: usize,
+        iterations: usize,
+    ) -> Result<Prices> {
+        let ev = self
+            .slots
+            .iter_mut()
+            .find_map(|s| s.ev.as_mut())
+            .ok_or_else(|| anyhow!("every device of the pool is gone"))?;
+        ev.price_converts(probes, warmup, iterations)
     }
 
     fn served(&self) -> Vec<(String, usize)> {
