@@ -205,7 +205,7 @@ mod tests {
         inputs: Vec<TensorId>,
         shape: Vec<usize>,
     ) -> TensorId {
-        let y = g.add_tensor(&format!("{name}_out"), shape, None);
+        let y = g.add_tensor(format!("{name}_out"), shape, None);
         g.nodes.push(Node {
             name: name.into(),
             op,

@@ -739,29 +739,6 @@ fn decode(b: &[u8], e: &Encoding) -> Vec<f32> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn layout_round_trip() {
-        let x: Vec<f32> = (0..2 * 3 * 2 * 2).map(|v| v as f32).collect();
-        let s = [2, 3, 2, 2];
-        assert_eq!(to_nchw(&to_nhwc(&x, 2, &s), 2, &s), x);
-        assert_eq!(&to_nhwc(&x, 2, &s)[..3], &[0.0, 4.0, 8.0]);
-    }
-
-    #[test]
-    fn codes_round_trip_on_the_grid() {
-        let e = Encoding::from_min_max(-1.0, 3.0, 16);
-        let x: Vec<f32> = [-1.0f32, 0.0, 0.5, 2.99]
-            .iter()
-            .map(|&v| e.fake(v))
-            .collect();
-        assert_eq!(decode(&encode(&x, &e), &e), x);
-    }
-}
-
 /// Median execute time in µs (QNN's profile) of `iterations` runs after `warmup` of a one-op graph on a
 /// tensor of IR shape `shape`: `op` reads it at `from` bits and writes it at `to` bits.
 fn one_op_us(
@@ -830,4 +807,27 @@ pub fn measure_convert(
     let with = one_op_us(rt, "Convert", shape, from, to, warmup, iterations)?;
     let without = one_op_us(rt, "Reshape", shape, from, from, warmup, iterations)?;
     Ok((with, without))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_round_trip() {
+        let x: Vec<f32> = (0..2 * 3 * 2 * 2).map(|v| v as f32).collect();
+        let s = [2, 3, 2, 2];
+        assert_eq!(to_nchw(&to_nhwc(&x, 2, &s), 2, &s), x);
+        assert_eq!(&to_nhwc(&x, 2, &s)[..3], &[0.0, 4.0, 8.0]);
+    }
+
+    #[test]
+    fn codes_round_trip_on_the_grid() {
+        let e = Encoding::from_min_max(-1.0, 3.0, 16);
+        let x: Vec<f32> = [-1.0f32, 0.0, 0.5, 2.99]
+            .iter()
+            .map(|&v| e.fake(v))
+            .collect();
+        assert_eq!(decode(&encode(&x, &e), &e), x);
+    }
 }

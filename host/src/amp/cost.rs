@@ -407,6 +407,9 @@ impl AlphaProblem {
 /// Largest number of (state, overhead) entries the exact solver keeps before giving up.
 const MAX_ENTRIES: usize = 2_000_000;
 
+/// (overhead, cost, parent entry, width).
+type Candidate = (f64, f64, usize, u8);
+
 struct Entry {
     overhead: f64,
     cost: f64,
@@ -473,7 +476,8 @@ pub fn solve_alphas(p: &AlphaProblem, budgets: &[f64]) -> Result<Vec<Option<Alph
             .collect();
         let prev = layers.last().expect("layer 0 exists");
         let mut layer: Vec<Entry> = Vec::new();
-        let mut cand: HashMap<Vec<u8>, Vec<(f64, f64, usize, u8)>> = HashMap::new();
+        // per next state: (overhead, cost, parent entry, width of g)
+        let mut cand: HashMap<Vec<u8>, Vec<Candidate>> = HashMap::new();
         for (key, idxs) in &states {
             for (&w, &k) in &widths[g] {
                 let mut full = key.clone();
