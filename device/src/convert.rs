@@ -179,13 +179,14 @@ pub fn price(
                         p.to
                     )
                 })?;
-                us.push((with - without).max(0.0));
+                // a Convert is never free; below the profile's 1 µs resolution it counts as 1 µs
+                us.push((with - without).max(1.0));
             }
             Ok(Prices {
                 us,
                 measured: true,
                 method: format!(
-                    "measured: median QNN execute time of a one-Convert graph minus a one-Reshape graph, {iterations} runs after {warmup} warm-up"
+                    "measured: median QNN execute time of a one-Convert graph minus a one-Reshape graph, {iterations} runs after {warmup} warm-up, at least 1 µs"
                 ),
             })
         }

@@ -12,7 +12,7 @@ use amp_host::amp::groups::Groups;
 use amp_host::amp::journal::Journal;
 use amp_host::amp::remote::{Connector, DeviceSpec, PoolEvaluator};
 use amp_host::amp::report;
-use amp_host::amp::tune::{tune as run_tune, Identity, TuneOptions};
+use amp_host::amp::tune::{tune as run_tune, Identity, Timing, TuneOptions};
 use amp_host::calib::{calibrate_cached, CalibrationFile};
 use amp_host::data::Dataset;
 use anyhow::{anyhow, bail, Context, Result};
@@ -193,6 +193,15 @@ pub fn tune(a: TuneArgs) -> Result<()> {
         allowed_drop,
         search: a.search,
         phase1_metric: a.phase1_metric,
+        cost: a.cost,
+        phase3: a.phase3,
+        timing: Timing {
+            batch: a.latency_batch.max(1),
+            warmup: 3,
+            iterations: a.latency_iterations.max(1),
+            convert_costs: Some(dir.join("convert_costs.json")),
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+        },
     };
     let r = run_tune(
         &graph,
@@ -243,7 +252,10 @@ pub fn tune(a: TuneArgs) -> Result<()> {
                 "chosen": {"relative_bitops": r.chosen.relative_bitops, "accuracy": r.chosen.accuracy, "groups_at_16_bits": at16, "groups": groups.len(),
                            "config": r.chosen.config.iter().map(|c| c.to_string()).collect::<Vec<_>>()},
                 "early_exit": r.early_exit, "pareto_points": report::curve(&r).len(),
-                "evaluations": evaluated, "from_journal": cached, "device": a.device.join(","), "evaluator": ev.identity(), "pushed_bytes": pushed, "served": ev.served(), "phases": r.phases, "seconds": start.elapsed().as_secs_f64(),
+                "evaluations": evaluated, "from_journal": cached,
+                "cost_model": r.cost, "chosen_cost": r.chosen.cost,
+                "latency_measurements": r.timing.evaluations, "latency_from_journal": r.timing.cached,
+                "phase3": r.phase3.as_ref().map(|p| serde_json::json!({"marked": p.marked, "note": p.note, "points": p.points.iter().map(|a| serde_json::json!({"alpha": a.alpha, "accuracy": a.accuracy, "latency_us": a.latency_us, "convert_us": a.convert_us, "converts": a.converts, "relative_bitops": a.relative_bitops, "groups_raised": a.groups_raised, "meets_target": a.meets_target})).collect::<Vec<_>>()})), "device": a.device.join(","), "evaluator": ev.identity(), "pushed_bytes": pushed, "served": ev.served(), "phases": r.phases, "seconds": start.elapsed().as_secs_f64(),
             })
         );
     } else {
@@ -266,6 +278,51 @@ pub fn tune(a: TuneArgs) -> Result<()> {
             r.chosen.relative_bitops,
             r.chosen.accuracy
         );
+        if let Some(c) = &r.cost {
+            println!(
+                "Convert prices {} on {}: {} reused from convert_costs.json, {} priced now{}",
+                c.convert_prices,
+                c.provenance.backend,
+                c.pricing.reused,
+                c.pricing.measured,
+                c.pricing
+                    .invalidated
+                    .as_ref()
+                    .map(|w| format!(" (old table set aside: {w})"))
+                    .unwrap_or_default()
+            );
+            if let Some(pc) = &r.chosen.cost {
+                println!(
+                    "chosen config's Converts: {} ({:.0} µs), relative cost {:.4}{}",
+                    pc.converts,
+                    pc.convert_us,
+                    pc.relative_cost,
+                    pc.latency_us
+                        .map(|l| format!(", latency {l:.0} µs"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        if let Some(p3) = &r.phase3 {
+            println!("phase 3 (α: accuracy, latency µs, Converts):");
+            for (i, a) in p3.points.iter().enumerate() {
+                println!(
+                    "  {:.1}{}: {}, {}, {}",
+                    a.alpha,
+                    if p3.marked == Some(i) { " *" } else { "" },
+                    a.accuracy
+                        .map(|v| format!("{v:.4}"))
+                        .unwrap_or("unsupported".into()),
+                    a.latency_us
+                        .map(|v| format!("{v:.0}"))
+                        .unwrap_or("-".into()),
+                    a.converts
+                );
+            }
+            if let Some(n) = &p3.note {
+                println!("  {n}");
+            }
+        }
         println!(
             "{evaluated} evaluations ({cached} from the journal) in {:.1} s",
             start.elapsed().as_secs_f64()
@@ -296,6 +353,14 @@ pub fn export(a: ExportArgs) -> Result<()> {
     let calib: CalibrationFile = read_json(&a.results.join(&run.calibration))?;
     let pareto: serde_json::Value = read_json(&a.results.join("pareto.json"))?;
     let chosen: serde_json::Value = match a.allowed_drop {
+        None if a.phase3 => {
+            let p3: serde_json::Value = read_json(&a.results.join("phase3.json"))
+                .context("was the tune run with --phase3?")?;
+            let i = p3["marked"].as_u64().ok_or_else(|| {
+                anyhow!("phase3.json marks no config (none met the target with a measured latency)")
+            })?;
+            p3["points"][i as usize].clone()
+        }
         None => read_json(&a.results.join("config.json"))?,
         Some(d) => {
             let target = run.fp32 - d;

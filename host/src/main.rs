@@ -181,6 +181,22 @@ struct TuneArgs {
     /// Batch size of each forward pass.
     #[arg(long, default_value_t = 32)]
     batch: usize,
+    /// What phase 2 ranks and reports: AIMET's bit-ops; bit-ops plus the Convert ops' overhead priced on
+    /// the device (in bit-op equivalents via the uniform candidates' latencies); or whole-graph latency
+    /// measured on the device for each point of the front.
+    #[arg(long, value_enum, default_value = "bitops")]
+    cost: amp_host::amp::cost::CostKind,
+    /// Phase 3: from the phase-2 solution, raise groups to cut Convert overhead to α × its own for α in
+    /// 1.0, 0.8 … 0.0 (exact solver), measure each on the device; phase3.json marks the fastest that meets
+    /// the target.
+    #[arg(long)]
+    phase3: bool,
+    /// Batch size of latency and Convert measurements.
+    #[arg(long, default_value_t = 1)]
+    latency_batch: usize,
+    /// Timed runs per latency or Convert measurement (the median is kept), after 3 warm-up runs.
+    #[arg(long, default_value_t = 20)]
+    latency_iterations: usize,
     /// Print a JSON summary on stdout.
     #[arg(long)]
     json: bool,
@@ -194,6 +210,9 @@ struct ExportArgs {
     /// Re-pick the cheapest evaluated point within this drop from FP32 (default: the tuned choice).
     #[arg(long)]
     allowed_drop: Option<f64>,
+    /// Export phase 3's marked config (phase3.json) instead of phase 2's choice.
+    #[arg(long, conflicts_with = "allowed_drop")]
+    phase3: bool,
     /// Output file.
     #[arg(long)]
     out: PathBuf,

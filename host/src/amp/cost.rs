@@ -99,9 +99,9 @@ pub struct PricingReport {
     pub invalidated: Option<String>,
 }
 
-/// Loads `path` if it is valid for `prov` and `batch`, prices the probes it lacks on `ev`, saves it back.
+/// Loads `path` (if given) when it is valid for `prov` and `batch`, prices the probes it lacks on `ev`, saves it back.
 pub fn price_converts(
-    path: &Path,
+    path: Option<&Path>,
     ev: &mut dyn Evaluator,
     probes: &[Probe],
     batch: usize,
@@ -111,8 +111,8 @@ pub fn price_converts(
 ) -> Result<(ConvertTable, PricingReport)> {
     let prov = ev.provenance();
     let mut report = PricingReport::default();
-    let old: Option<ConvertTable> = std::fs::read_to_string(path)
-        .ok()
+    let old: Option<ConvertTable> = path
+        .and_then(|p| std::fs::read_to_string(p).ok())
         .and_then(|t| serde_json::from_str(&t).ok());
     let mut table = match old {
         Some(t) if t.provenance == prov && t.batch == batch => t,
@@ -172,8 +172,10 @@ pub fn price_converts(
             });
         }
         report.measured = missing.len();
-        std::fs::write(path, serde_json::to_string_pretty(&table)?)
-            .with_context(|| format!("writing {}", path.display()))?;
+        if let Some(path) = path {
+            std::fs::write(path, serde_json::to_string_pretty(&table)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
     }
     Ok((table, report))
 }

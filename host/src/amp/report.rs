@@ -36,7 +36,45 @@ fn point_json(g: &Graph, groups: &Groups, p: &Point) -> serde_json::Value {
         "candidate": p.candidate.map(|c| c.to_string()),
         "config": p.config.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
         "groups_with_16_bits": at16,
+        "relative_cost": p.cost.as_ref().map(|c| c.relative_cost),
+        "convert_us": p.cost.as_ref().map(|c| c.convert_us),
+        "converts": p.cost.as_ref().map(|c| c.converts),
+        "latency_us": p.cost.as_ref().and_then(|c| c.latency_us),
     })
+}
+
+/// The x axis of a pareto view.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Bitops,
+    Cost,
+    Latency,
+}
+
+impl View {
+    fn x(self, p: &Point) -> Option<f64> {
+        match self {
+            View::Bitops => Some(p.relative_bitops),
+            View::Cost => p.cost.as_ref().map(|c| c.relative_cost),
+            View::Latency => p.cost.as_ref().and_then(|c| c.latency_us),
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            View::Bitops => "Accuracy vs relative bit-ops",
+            View::Cost => "Accuracy vs relative cost (bit-ops + Convert overhead)",
+            View::Latency => "Accuracy vs measured latency",
+        }
+    }
+
+    fn axis(self) -> &'static str {
+        match self {
+            View::Bitops => "bit-ops relative to the baseline",
+            View::Cost => "bit-ops + Convert overhead, relative to the baseline's bit-ops",
+            View::Latency => "median latency on the device, µs",
+        }
+    }
 }
 
 /// The evaluated points sorted by cost, each config once.
@@ -69,24 +107,31 @@ pub fn write_all(
         "pareto.json",
         &serde_json::to_string_pretty(&json!({
             "fp32": r.fp32, "baseline": r.baseline.to_string(), "target": target,
+            "cost_model": r.cost,
             "points": pts.iter().map(|p| point_json(g, groups, p)).collect::<Vec<_>>(),
         }))?,
     )?;
-    let mut csv = String::from("index,relative_bitops,accuracy,group,candidate\n");
+    let mut csv = String::from(
+        "index,relative_bitops,accuracy,group,candidate,relative_cost,convert_us,latency_us\n",
+    );
     for p in &pts {
         let grp = p
             .group
             .map(|gi| groups.describe(g, gi))
             .unwrap_or_default()
             .replace('"', "'");
+        let opt = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
         let _ = writeln!(
             csv,
-            "{},{:.6},{:.6},\"{}\",{}",
+            "{},{:.6},{:.6},\"{}\",{},{},{},{}",
             p.index.map(|i| i.to_string()).unwrap_or_default(),
             p.relative_bitops,
             p.accuracy,
             grp,
-            p.candidate.map(|c| c.to_string()).unwrap_or_default()
+            p.candidate.map(|c| c.to_string()).unwrap_or_default(),
+            opt(p.cost.as_ref().map(|c| c.relative_cost)),
+            opt(p.cost.as_ref().map(|c| c.convert_us)),
+            opt(p.cost.as_ref().and_then(|c| c.latency_us)),
         );
     }
     write(dir, "pareto.csv", &csv)?;
@@ -101,7 +146,46 @@ pub fn write_all(
     )?;
     let svg = svg(&pts, &r.chosen, r.fp32, target);
     write(dir, "pareto.svg", &svg)?;
-    write(dir, "pareto.html", &html(g, groups, &pts, &r.chosen, &svg))?;
+    let mut views = vec![svg];
+    for (view, name) in [
+        (View::Cost, "pareto_cost.svg"),
+        (View::Latency, "pareto_latency.svg"),
+    ] {
+        if pts.iter().filter(|p| view.x(p).is_some()).count() >= 1 {
+            let v = svg_view(view, &pts, &r.chosen, r.fp32, target);
+            write(dir, name, &v)?;
+            views.push(v);
+        }
+    }
+    write(
+        dir,
+        "pareto.html",
+        &html(g, groups, &pts, &r.chosen, &views.join("\n")),
+    )?;
+    if let Some(p3) = &r.phase3 {
+        write(
+            dir,
+            "phase3.json",
+            &serde_json::to_string_pretty(&json!({
+                "phase2_convert_us": p3.phase2_convert_us,
+                "target": p3.target,
+                "marked": p3.marked,
+                "note": p3.note,
+                "points": p3.points.iter().map(|a| json!({
+                    "alpha": a.alpha,
+                    "accuracy": a.accuracy,
+                    "latency_us": a.latency_us,
+                    "relative_bitops": a.relative_bitops,
+                    "relative_cost": a.relative_cost,
+                    "convert_us": a.convert_us,
+                    "converts": a.converts,
+                    "groups_raised": a.groups_raised,
+                    "meets_target": a.meets_target,
+                    "config": a.config.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+            }))?,
+        )?;
+    }
     write(dir, "report.md", &report_md(g, groups, r, target, wall))?;
     Ok(())
 }
@@ -115,6 +199,29 @@ fn esc(s: &str) -> String {
 
 /// Accuracy against relative bit-ops, the chosen point ringed, the target as a dashed line.
 pub fn svg(pts: &[Point], chosen: &Point, fp32: f64, target: Option<f64>) -> String {
+    svg_view(View::Bitops, pts, chosen, fp32, target)
+}
+
+/// Accuracy against a view's x (points without one are left out).
+pub fn svg_view(
+    view: View,
+    pts: &[Point],
+    chosen: &Point,
+    fp32: f64,
+    target: Option<f64>,
+) -> String {
+    let mut pts: Vec<&Point> = pts.iter().filter(|p| view.x(p).is_some()).collect();
+    pts.sort_by(|a, b| {
+        view.x(b)
+            .unwrap_or(0.0)
+            .total_cmp(&view.x(a).unwrap_or(0.0))
+    });
+    let xv = |p: &Point| view.x(p).unwrap_or(0.0);
+    let xmax = match view {
+        View::Latency => pts.iter().map(|p| xv(p)).fold(0.0, f64::max) * 1.05,
+        _ => pts.iter().map(|p| xv(p)).fold(1.0, f64::max) * 1.05,
+    }
+    .max(1e-9);
     let (w, h, l, rpad, t, b) = (640.0, 420.0, 70.0, 20.0, 30.0, 50.0);
     let mut lo = pts.iter().map(|p| p.accuracy).fold(fp32, f64::min);
     if let Some(tg) = target {
@@ -123,22 +230,33 @@ pub fn svg(pts: &[Point], chosen: &Point, fp32: f64, target: Option<f64>) -> Str
     let hi = pts.iter().map(|p| p.accuracy).fold(fp32, f64::max);
     let pad = ((hi - lo) * 0.08).max(1e-3);
     let (ylo, yhi) = (lo - pad, hi + pad);
-    let x = |v: f64| l + v.clamp(0.0, 1.05) / 1.05 * (w - l - rpad);
+    let x = |v: f64| l + v.clamp(0.0, xmax) / xmax * (w - l - rpad);
     let y = |v: f64| t + (yhi - v) / (yhi - ylo) * (h - t - b);
     let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"12\">\n");
     let _ = writeln!(s, "<rect width=\"{w}\" height=\"{h}\" fill=\"white\"/>");
-    let _ = writeln!(s, "<text x=\"{}\" y=\"18\" text-anchor=\"middle\" font-size=\"14\">Accuracy vs relative bit-ops</text>", w / 2.0);
+    let _ = writeln!(
+        s,
+        "<text x=\"{}\" y=\"18\" text-anchor=\"middle\" font-size=\"14\">{}</text>",
+        w / 2.0,
+        view.title()
+    );
     for i in 0..=5 {
-        let v = i as f64 * 0.2;
-        let _ = writeln!(s, "<line x1=\"{0:.1}\" y1=\"{1}\" x2=\"{0:.1}\" y2=\"{2}\" stroke=\"#eee\"/><text x=\"{0:.1}\" y=\"{3}\" text-anchor=\"middle\">{v:.1}</text>", x(v), t, h - b, h - b + 16.0);
+        let v = xmax / 1.05 * i as f64 * 0.2;
+        let lbl = if view == View::Latency {
+            format!("{v:.0}")
+        } else {
+            format!("{v:.2}")
+        };
+        let _ = writeln!(s, "<line x1=\"{0:.1}\" y1=\"{1}\" x2=\"{0:.1}\" y2=\"{2}\" stroke=\"#eee\"/><text x=\"{0:.1}\" y=\"{3}\" text-anchor=\"middle\">{lbl}</text>", x(v), t, h - b, h - b + 16.0);
         let av = ylo + (yhi - ylo) * i as f64 / 5.0;
         let _ = writeln!(s, "<line x1=\"{l}\" y1=\"{0:.1}\" x2=\"{1}\" y2=\"{0:.1}\" stroke=\"#eee\"/><text x=\"{2}\" y=\"{3:.1}\" text-anchor=\"end\">{av:.4}</text>", y(av), w - rpad, l - 6.0, y(av) + 4.0);
     }
     let _ = writeln!(
         s,
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">bit-ops relative to the baseline</text>",
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
         (w + l) / 2.0,
-        h - 12.0
+        h - 12.0,
+        view.axis()
     );
     let _ = writeln!(s, "<text x=\"16\" y=\"{}\" transform=\"rotate(-90 16 {})\" text-anchor=\"middle\">top-1 accuracy</text>", h / 2.0, h / 2.0);
     let _ = writeln!(s, "<line x1=\"{l}\" y1=\"{0:.1}\" x2=\"{1}\" y2=\"{0:.1}\" stroke=\"#2a2\"/><text x=\"{1}\" y=\"{2:.1}\" text-anchor=\"end\" fill=\"#2a2\">FP32 {fp32:.4}</text>", y(fp32), w - rpad, y(fp32) - 4.0);
@@ -147,17 +265,29 @@ pub fn svg(pts: &[Point], chosen: &Point, fp32: f64, target: Option<f64>) -> Str
     }
     let path: Vec<String> = pts
         .iter()
-        .map(|p| format!("{:.1},{:.1}", x(p.relative_bitops), y(p.accuracy)))
+        .map(|p| format!("{:.1},{:.1}", x(xv(p)), y(p.accuracy)))
         .collect();
     let _ = writeln!(
         s,
         "<polyline points=\"{}\" fill=\"none\" stroke=\"#2171b5\" stroke-dasharray=\"2,2\"/>",
         path.join(" ")
     );
-    for p in pts {
+    for p in &pts {
         let label = format!(
-            "bit-ops {:.4}, accuracy {:.4}{}",
+            "bit-ops {:.4}{}, accuracy {:.4}{}",
             p.relative_bitops,
+            p.cost
+                .as_ref()
+                .map(|c| format!(
+                    ", cost {:.4}, {} Converts ({:.0} µs){}",
+                    c.relative_cost,
+                    c.converts,
+                    c.convert_us,
+                    c.latency_us
+                        .map(|l| format!(", latency {l:.0} µs"))
+                        .unwrap_or_default()
+                ))
+                .unwrap_or_default(),
             p.accuracy,
             p.candidate
                 .map(|c| format!(", last change: group {} → {c}", p.group.unwrap_or(0)))
@@ -166,12 +296,19 @@ pub fn svg(pts: &[Point], chosen: &Point, fp32: f64, target: Option<f64>) -> Str
         let _ = writeln!(
             s,
             "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"#2171b5\"><title>{}</title></circle>",
-            x(p.relative_bitops),
+            x(xv(p)),
             y(p.accuracy),
             esc(&label)
         );
     }
-    let _ = writeln!(s, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"8\" fill=\"none\" stroke=\"#e6550d\" stroke-width=\"2\"><title>chosen</title></circle>", x(chosen.relative_bitops), y(chosen.accuracy));
+    let cx = pts
+        .iter()
+        .find(|p| p.config == chosen.config)
+        .map(|p| xv(p))
+        .or_else(|| view.x(chosen));
+    if let Some(cx) = cx {
+        let _ = writeln!(s, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"8\" fill=\"none\" stroke=\"#e6550d\" stroke-width=\"2\"><title>chosen</title></circle>", x(cx), y(chosen.accuracy));
+    }
     s.push_str("</svg>\n");
     s
 }
@@ -229,6 +366,87 @@ fn report_md(g: &Graph, groups: &Groups, r: &TuneResult, target: Option<f64>, wa
     if !any {
         s.push_str("- none\n");
     }
+    if let Some(c) = &r.cost {
+        let _ = writeln!(s, "\n## Cost model\n");
+        let _ = writeln!(
+            s,
+            "- Convert prices: {} ({}); {} tensors can need a Convert",
+            c.convert_prices, c.method, c.sites
+        );
+        let _ = writeln!(
+            s,
+            "- provenance: device {}, SoC {}, backend {}",
+            c.provenance.device, c.provenance.soc, c.provenance.backend
+        );
+        let _ = writeln!(
+            s,
+            "- prices reused from convert_costs.json: {}, priced now: {}{}",
+            c.pricing.reused,
+            c.pricing.measured,
+            c.pricing
+                .invalidated
+                .as_ref()
+                .map(|w| format!(" (the old table was set aside: {w})"))
+                .unwrap_or_default()
+        );
+        let _ = writeln!(
+            s,
+            "- latency fit ({}): {:.1} µs + {:.3e} µs per bit-op, RMS residual {:.1} µs, over {}",
+            c.fit.kind,
+            c.fit.a,
+            c.fit.b,
+            c.fit.rms_residual_us,
+            c.fit
+                .points
+                .iter()
+                .map(|(n, b, l)| format!("{n} ({b:.3e} bit-ops, {l:.0} µs)"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if let Some(pc) = &r.chosen.cost {
+            let _ = writeln!(
+                s,
+                "- chosen config: relative cost {:.4}, {} Converts ({:.0} µs){}",
+                pc.relative_cost,
+                pc.converts,
+                pc.convert_us,
+                pc.latency_us
+                    .map(|l| format!(", latency {l:.0} µs"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    if let Some(p3) = &r.phase3 {
+        let _ = writeln!(
+            s,
+            "\n## Phase 3: Convert reduction\n\nPhase-2 solution's Convert overhead: {:.0} µs. Target: {:.4}.\n",
+            p3.phase2_convert_us, p3.target
+        );
+        let _ = writeln!(s, "| α | groups raised | Converts | Convert µs | relative bit-ops | accuracy | latency µs | meets target |\n|---|---|---|---|---|---|---|---|");
+        for (i, a) in p3.points.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "| {:.1}{} | {} | {} | {:.0} | {:.4} | {} | {} | {} |",
+                a.alpha,
+                if p3.marked == Some(i) { " ★" } else { "" },
+                a.groups_raised,
+                a.converts,
+                a.convert_us,
+                a.relative_bitops,
+                a.accuracy
+                    .map(|v| format!("{v:.4}"))
+                    .unwrap_or("unsupported".into()),
+                a.latency_us
+                    .map(|v| format!("{v:.0}"))
+                    .unwrap_or("—".into()),
+                if a.meets_target { "yes" } else { "no" }
+            );
+        }
+        let _ = writeln!(s, "\n★ the config that meets the target at the lowest measured latency (`amp-host export --phase3`).");
+        if let Some(n) = &p3.note {
+            let _ = writeln!(s, "\n{n}");
+        }
+    }
     let _ = writeln!(
         s,
         "\n## Evaluations\n\n| phase | evaluated | from the journal | seconds |\n|---|---|---|---|"
@@ -238,6 +456,13 @@ fn report_md(g: &Graph, groups: &Groups, r: &TuneResult, target: Option<f64>, wa
             s,
             "| {i} | {} | {} | {:.1} |",
             p.evaluations, p.cached, p.seconds
+        );
+    }
+    if r.timing.evaluations + r.timing.cached > 0 {
+        let _ = writeln!(
+            s,
+            "| latency | {} | {} | {:.1} |",
+            r.timing.evaluations, r.timing.cached, r.timing.seconds
         );
     }
     let total: usize = r.phases.iter().map(|p| p.evaluations).sum();

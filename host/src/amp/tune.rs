@@ -2,6 +2,7 @@
 //! candidate, all others at the baseline), phase 2 (sorted prefixes with the chosen search, or a knapsack),
 //! every evaluation journalled.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use amp_device::ir::Graph;
@@ -9,6 +10,7 @@ use amp_device::quant::Precision;
 use anyhow::{bail, Result};
 use serde::Serialize;
 
+use super::cost::{self, CostKind, CostModel, LatencyFit, PricingReport};
 use super::evaluator::{Evaluator, Job, Metric, Subset};
 use super::groups::Groups;
 use super::journal::{self, Journal};
@@ -24,6 +26,35 @@ pub struct TuneOptions {
     pub allowed_drop: Option<f64>,
     pub search: SearchAlgo,
     pub phase1_metric: Metric,
+    /// What phase 2 ranks and reports.
+    pub cost: CostKind,
+    /// Run phase 3 (Convert reduction).
+    pub phase3: bool,
+    pub timing: Timing,
+}
+
+/// How latencies and Convert prices are measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct Timing {
+    pub batch: usize,
+    pub warmup: usize,
+    pub iterations: usize,
+    /// Where Convert prices are kept between runs (None: not kept).
+    pub convert_costs: Option<PathBuf>,
+    /// The command line, for the prices' provenance.
+    pub command: String,
+}
+
+impl Default for Timing {
+    fn default() -> Timing {
+        Timing {
+            batch: 1,
+            warmup: 3,
+            iterations: 20,
+            convert_costs: None,
+            command: String::new(),
+        }
+    }
 }
 
 /// Hashes identifying the inputs of every evaluation (for journal keys).
@@ -54,6 +85,57 @@ pub struct Point {
     pub group: Option<usize>,
     pub candidate: Option<Precision>,
     pub config: Vec<Precision>,
+    /// Set when a cost model was built.
+    pub cost: Option<PointCost>,
+}
+
+/// A point's cost beyond bit-ops.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PointCost {
+    /// (bit-ops + Convert overhead in bit-op equivalents) / the baseline's bit-ops.
+    pub relative_cost: f64,
+    pub convert_us: f64,
+    pub converts: usize,
+    /// Whole-graph latency measured on the device (median µs), where measured.
+    pub latency_us: Option<f64>,
+}
+
+/// The cost model a run used.
+#[derive(Clone, Debug, Serialize)]
+pub struct CostReport {
+    pub kind: CostKind,
+    /// "measured" or "estimated, not measured".
+    pub convert_prices: String,
+    pub method: String,
+    pub provenance: super::evaluator::Provenance,
+    pub fit: LatencyFit,
+    pub pricing: PricingReport,
+    pub sites: usize,
+}
+
+/// One row of phase 3's α table.
+#[derive(Clone, Debug, Serialize)]
+pub struct AlphaPoint {
+    pub alpha: f64,
+    pub config: Vec<Precision>,
+    pub relative_bitops: f64,
+    pub relative_cost: f64,
+    pub convert_us: f64,
+    pub converts: usize,
+    pub groups_raised: usize,
+    pub accuracy: Option<f64>,
+    pub latency_us: Option<f64>,
+    pub meets_target: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Phase3 {
+    pub phase2_convert_us: f64,
+    pub target: f64,
+    pub points: Vec<AlphaPoint>,
+    /// The point that meets the target at the lowest measured latency.
+    pub marked: Option<usize>,
+    pub note: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -73,7 +155,11 @@ pub struct TuneResult {
     pub sensitivity: Vec<Sensitivity>,
     pub pareto: Vec<Point>,
     pub chosen: Point,
-    pub phases: [PhaseStats; 3],
+    pub phases: [PhaseStats; 4],
+    /// Latency measurements (uniform candidates, pareto points, phase 3).
+    pub timing: PhaseStats,
+    pub cost: Option<CostReport>,
+    pub phase3: Option<Phase3>,
     pub torn_journal_lines: usize,
     /// Phase-1 (group, candidate) pairs the backend could not run (dropped from the search).
     pub unsupported: usize,
@@ -96,7 +182,8 @@ struct Runner<'a, 'b> {
     ev1: Option<&'b mut dyn Evaluator>,
     journal: &'a mut Journal,
     id: &'a Identity,
-    phases: [PhaseStats; 3],
+    phases: [PhaseStats; 4],
+    timing: PhaseStats,
 }
 
 impl Runner<'_, '_> {
@@ -151,6 +238,53 @@ impl Runner<'_, '_> {
             seconds: secs,
         })?;
         self.phases[phase].evaluations += 1;
+        Ok(value)
+    }
+}
+
+impl Runner<'_, '_> {
+    /// Median whole-graph latency (µs) of a config measured on the main evaluator, journalled like an
+    /// evaluation; None when the backend cannot run it.
+    fn latency(&mut self, config: &[Precision], t: &Timing) -> Result<Option<f64>> {
+        let cfg = config_str(Some(config));
+        let who = self.ev.identity();
+        let metric = format!("latency-b{}", t.batch);
+        let key = journal::key(&[
+            &self.id.model,
+            "latency",
+            &self.id.encodings,
+            &cfg,
+            &who,
+            &metric,
+        ]);
+        if let Some(e) = self.journal.get(&key) {
+            self.timing.cached += 1;
+            return Ok(e.value);
+        }
+        let start = Instant::now();
+        let (value, unsupported) =
+            match self
+                .ev
+                .latency(Some(config), t.batch, t.warmup, t.iterations)
+            {
+                Ok(l) => (Some(l.median_us), None),
+                Err(e) => match e.downcast_ref::<QnnBackendError>() {
+                    Some(QnnBackendError::Unsupported { .. }) => (None, Some(e.to_string())),
+                    _ => return Err(e),
+                },
+            };
+        let secs = start.elapsed().as_secs_f64();
+        self.journal.append(journal::Entry {
+            key,
+            phase: "latency".into(),
+            config: cfg,
+            metric,
+            value,
+            unsupported,
+            seconds: secs,
+        })?;
+        self.timing.evaluations += 1;
+        self.timing.seconds += secs;
         Ok(value)
     }
 }
@@ -291,6 +425,7 @@ pub fn tune(
         journal,
         id,
         phases: Default::default(),
+        timing: Default::default(),
     };
     let n = groups.len();
     let uniform = |c: Precision| vec![c; n];
@@ -363,8 +498,16 @@ pub fn tune(
         group: None,
         candidate: None,
         config: cfg,
+        cost: None,
     };
     r.phases[0].seconds = t0.elapsed().as_secs_f64();
+
+    // the cost model: uniform latencies → bit-op equivalents; Convert prices from the device
+    let model = if opts.cost != CostKind::Bitops || opts.phase3 {
+        Some(build_cost_model(&mut r, g, groups, opts, &scores)?)
+    } else {
+        None
+    };
 
     let mut result = TuneResult {
         fp32,
@@ -378,6 +521,9 @@ pub fn tune(
         phases: Default::default(),
         torn_journal_lines: torn,
         unsupported: 0,
+        timing: Default::default(),
+        cost: model.as_ref().map(|m| m.1.clone()),
+        phase3: None,
     };
     if let Some(drop) = opts.allowed_drop {
         if fp32 - acc_of(baseline) > drop {
@@ -386,6 +532,7 @@ pub fn tune(
                 acc_of(baseline)
             ));
             result.phases = r.phases;
+            result.timing = r.timing;
             return Ok(result);
         }
         if fp32 - acc_of(min_candidate) < drop {
@@ -395,6 +542,7 @@ pub fn tune(
                 "the cheapest uniform candidate ({min_candidate}) is already within {drop} of FP32"
             ));
             result.phases = r.phases;
+            result.timing = r.timing;
             return Ok(result);
         }
     }
@@ -516,6 +664,7 @@ pub fn tune(
                 group: Some(list[i].group),
                 candidate: Some(list[i].candidate),
                 config: cfg,
+                cost: None,
             });
         }
     }
@@ -532,9 +681,306 @@ pub fn tune(
         index,
         ..point(chosen_cfg, acc)
     };
+    if let Some((m, _)) = &model {
+        let prefixes: Vec<Vec<Precision>> = match index {
+            Some(i) => (0..=i).map(prefix).collect(),
+            None => Vec::new(),
+        };
+        choose_by_cost(
+            &mut r,
+            g,
+            groups,
+            opts,
+            m,
+            base_bitops,
+            target,
+            &prefixes,
+            &mut result,
+        )?;
+    }
     r.phases[2].seconds = t2.elapsed().as_secs_f64();
+    if let (true, Some((m, _))) = (opts.phase3, &model) {
+        let t3 = Instant::now();
+        result.phase3 = Some(phase3(
+            &mut r,
+            g,
+            groups,
+            opts,
+            m,
+            base_bitops,
+            target,
+            &result.chosen,
+        )?);
+        r.phases[3].seconds = t3.elapsed().as_secs_f64();
+    }
     result.phases = r.phases;
+    result.timing = r.timing;
     Ok(result)
+}
+
+/// Latency of each uniform candidate, the line through them, and the Convert prices (kept in
+/// `convert_costs.json` while the device, SoC and backend are the same).
+fn build_cost_model(
+    r: &mut Runner,
+    g: &Graph,
+    groups: &Groups,
+    opts: &TuneOptions,
+    scores: &[(Precision, f64)],
+) -> Result<(CostModel, CostReport)> {
+    let n = groups.len();
+    let bar = progress::bar(scores.len() as u64 + 1, "latency");
+    let mut pts = Vec::new();
+    for &(c, _) in scores {
+        let cfg = vec![c; n];
+        if let Some(us) = r.latency(&cfg, &opts.timing)? {
+            pts.push((c.to_string(), groups.bit_ops(g, &cfg), us));
+        }
+        bar.inc(1);
+    }
+    let fit = cost::fit_latency(&pts);
+    let probes = cost::probes(g, opts.timing.batch);
+    let t = Instant::now();
+    let (table, pricing) = cost::price_converts(
+        opts.timing.convert_costs.as_deref(),
+        &mut *r.ev,
+        &probes,
+        opts.timing.batch,
+        &opts.timing.command,
+        opts.timing.warmup,
+        opts.timing.iterations,
+    )?;
+    r.timing.seconds += t.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let model = CostModel::new(g, groups, &table, fit.clone());
+    let report = CostReport {
+        kind: opts.cost,
+        convert_prices: table.kind.clone(),
+        method: table.method.clone(),
+        provenance: table.provenance.clone(),
+        fit,
+        pricing,
+        sites: model.sites.len(),
+    };
+    Ok((model, report))
+}
+
+fn point_cost(
+    groups: &Groups,
+    g: &Graph,
+    m: &CostModel,
+    base: f64,
+    cfg: &[Precision],
+) -> PointCost {
+    PointCost {
+        relative_cost: (groups.bit_ops(g, cfg) + m.convert_bitops(cfg)) / base,
+        convert_us: m.convert_us(cfg),
+        converts: m.convert_count(cfg),
+        latency_us: None,
+    }
+}
+
+/// Prices every point; with `--cost bitops+convert` picks, among the evaluated points that meet the target
+/// and the prefixes up to phase 2's choice (each lowers a subset of its groups), the one of least combined
+/// cost; with `--cost latency` measures each point of the front and picks the fastest that meets the target.
+#[allow(clippy::too_many_arguments)]
+fn choose_by_cost(
+    r: &mut Runner,
+    g: &Graph,
+    groups: &Groups,
+    opts: &TuneOptions,
+    m: &CostModel,
+    base: f64,
+    target: f64,
+    prefixes: &[Vec<Precision>],
+    result: &mut TuneResult,
+) -> Result<()> {
+    for p in result
+        .pareto
+        .iter_mut()
+        .chain(std::iter::once(&mut result.chosen))
+    {
+        p.cost = Some(point_cost(groups, g, m, base, &p.config));
+    }
+    let feasible = |p: &Point| p.accuracy >= target;
+    if opts.cost == CostKind::Bitops
+        || opts.allowed_drop.is_none() && opts.cost != CostKind::Latency
+    {
+        return Ok(());
+    }
+    let combined = |cfg: &[Precision]| groups.bit_ops(g, cfg) + m.convert_bitops(cfg);
+    // the cheapest prefix by combined cost: evaluate it if it is new
+    if let Some(best) = prefixes
+        .iter()
+        .min_by(|a, b| combined(a).total_cmp(&combined(b)))
+    {
+        if !result.pareto.iter().any(|p| &p.config == best) {
+            if let Some(acc) = r.eval(2, Some(best), Subset::Phase2, Metric::Accuracy)? {
+                let index = prefixes.iter().position(|p| p == best);
+                result.pareto.push(Point {
+                    index,
+                    relative_bitops: groups.bit_ops(g, best) / base,
+                    accuracy: acc,
+                    group: None,
+                    candidate: None,
+                    config: best.clone(),
+                    cost: Some(point_cost(groups, g, m, base, best)),
+                });
+            }
+        }
+    }
+    if opts.cost == CostKind::Latency {
+        // the front: points no other point beats in both bit-ops and accuracy
+        let front: Vec<usize> = (0..result.pareto.len())
+            .filter(|&i| {
+                let p = &result.pareto[i];
+                !result.pareto.iter().any(|q| {
+                    q.relative_bitops <= p.relative_bitops
+                        && q.accuracy >= p.accuracy
+                        && (q.relative_bitops < p.relative_bitops || q.accuracy > p.accuracy)
+                })
+            })
+            .collect();
+        let bar = progress::bar(front.len() as u64, "latency");
+        for i in front {
+            let cfg = result.pareto[i].config.clone();
+            let us = r.latency(&cfg, &opts.timing)?;
+            if let Some(c) = result.pareto[i].cost.as_mut() {
+                c.latency_us = us;
+            }
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+    }
+    let key = |p: &Point| -> Option<f64> {
+        let c = p.cost.as_ref()?;
+        match opts.cost {
+            CostKind::Latency => c.latency_us,
+            _ => Some(c.relative_cost),
+        }
+    };
+    let best = result
+        .pareto
+        .iter()
+        .filter(|p| feasible(p) && key(p).is_some())
+        .min_by(|a, b| {
+            key(a)
+                .unwrap_or(f64::INFINITY)
+                .total_cmp(&key(b).unwrap_or(f64::INFINITY))
+                .then(a.relative_bitops.total_cmp(&b.relative_bitops))
+        })
+        .cloned();
+    if let Some(b) = best {
+        let cur = result
+            .pareto
+            .iter()
+            .find(|p| p.config == result.chosen.config)
+            .and_then(key)
+            .or_else(|| key(&result.chosen));
+        if cur.is_none_or(|c| key(&b).is_some_and(|k| k < c)) || !feasible(&result.chosen) {
+            result.chosen = b;
+        } else if let Some(p) = result
+            .pareto
+            .iter()
+            .find(|p| p.config == result.chosen.config)
+        {
+            result.chosen.cost = p.cost.clone();
+        }
+    }
+    Ok(())
+}
+
+/// Phase 3: for each α, the least bit-ops config whose Convert overhead is at most α × the phase-2
+/// solution's, moving groups only upward; each evaluated for accuracy and latency on the device.
+#[allow(clippy::too_many_arguments)]
+fn phase3(
+    r: &mut Runner,
+    g: &Graph,
+    groups: &Groups,
+    opts: &TuneOptions,
+    m: &CostModel,
+    base: f64,
+    target: f64,
+    p2: &Point,
+) -> Result<Phase3> {
+    const ALPHAS: [f64; 6] = [1.0, 0.8, 0.6, 0.4, 0.2, 0.0];
+    let (problem, precs) = cost::alpha_problem(g, groups, m, &opts.candidates, &p2.config);
+    let full = m.convert_us(&p2.config);
+    let budgets: Vec<f64> = ALPHAS.iter().map(|a| a * full).collect();
+    let mut note = None;
+    let solutions = match cost::solve_alphas(&problem, &budgets) {
+        Ok(s) => s,
+        Err(e) => {
+            note = Some(format!(
+                "{e:#}; only α = 1 (the phase-2 solution) is listed"
+            ));
+            vec![None; budgets.len()]
+        }
+    };
+    let target = if opts.allowed_drop.is_some() {
+        target
+    } else {
+        p2.accuracy
+    };
+    let bar = progress::bar(ALPHAS.len() as u64, "phase 3");
+    let mut points: Vec<AlphaPoint> = Vec::new();
+    for (k, &alpha) in ALPHAS.iter().enumerate() {
+        let cfg: Vec<Precision> = if k == 0 {
+            p2.config.clone()
+        } else {
+            match &solutions[k] {
+                Some(s) => s
+                    .choice
+                    .iter()
+                    .enumerate()
+                    .map(|(gi, &o)| precs[gi][o])
+                    .collect(),
+                None => {
+                    bar.inc(1);
+                    continue;
+                }
+            }
+        };
+        let (accuracy, latency_us) = match points.iter().find(|p| p.config == cfg) {
+            Some(p) => (p.accuracy, p.latency_us),
+            None => (
+                r.eval(3, Some(&cfg), Subset::Phase2, Metric::Accuracy)?,
+                r.latency(&cfg, &opts.timing)?,
+            ),
+        };
+        let pc = point_cost(groups, g, m, base, &cfg);
+        points.push(AlphaPoint {
+            alpha,
+            relative_bitops: groups.bit_ops(g, &cfg) / base,
+            relative_cost: pc.relative_cost,
+            convert_us: pc.convert_us,
+            converts: pc.converts,
+            groups_raised: cfg.iter().zip(&p2.config).filter(|(a, b)| a != b).count(),
+            meets_target: accuracy.is_some_and(|a| a >= target),
+            accuracy,
+            latency_us,
+            config: cfg,
+        });
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let marked = points
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.meets_target && p.latency_us.is_some())
+        .min_by(|a, b| {
+            a.1.latency_us
+                .unwrap_or(f64::INFINITY)
+                .total_cmp(&b.1.latency_us.unwrap_or(f64::INFINITY))
+                .then(b.1.alpha.total_cmp(&a.1.alpha))
+        })
+        .map(|(i, _)| i);
+    Ok(Phase3 {
+        phase2_convert_us: full,
+        target,
+        points,
+        marked,
+        note,
+    })
 }
 
 /// Knapsack over the phase-1 sensitivities: per group, the baseline or one lower candidate, costs in bit-ops,
@@ -601,6 +1047,7 @@ fn knapsack_config(
             group: None,
             candidate: None,
             config: cfg.clone(),
+            cost: None,
         });
         if acc >= target {
             return Ok(Some(cfg));
