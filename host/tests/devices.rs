@@ -157,7 +157,11 @@ fn garbage_and_version_mismatch_end_the_connection_not_the_agent() {
     let r: amp_device::protocol::Response = amp_device::protocol::read_frame(&mut s).unwrap();
     match r {
         amp_device::protocol::Response::Error { message, .. } => assert!(
-            message.contains("999") && message.contains("agent speaks 1"),
+            message.contains("999")
+                && message.contains(&format!(
+                    "agent speaks {}",
+                    amp_device::protocol::PROTOCOL_VERSION
+                )),
             "{message}"
         ),
         other => panic!("expected an error, got {other:?}"),
