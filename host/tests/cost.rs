@@ -116,6 +116,11 @@ fn reference_phase3_reuses_prices_and_prices_again_on_another_device() {
     for f in ["convert_costs.json", "phase3.json", "pareto_cost.svg"] {
         assert!(dir.path().join(f).is_file(), "{f} missing");
     }
+    let svg = std::fs::read_to_string(dir.path().join("pareto_cost.svg")).unwrap();
+    assert!(
+        svg.contains("estimated, not measured"),
+        "the estimate is labelled"
+    );
     // latency per pareto point is measured with --cost latency only
     assert!(!dir.path().join("pareto_latency.svg").exists());
     let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();

@@ -152,7 +152,17 @@ pub fn write_all(
         (View::Latency, "pareto_latency.svg"),
     ] {
         if pts.iter().filter(|p| view.x(p).is_some()).count() >= 1 {
-            let v = svg_view(view, &pts, &r.chosen, r.fp32, target);
+            let mut v = svg_view(view, &pts, &r.chosen, r.fp32, target);
+            if view == View::Cost
+                && r.cost
+                    .as_ref()
+                    .is_some_and(|c| c.convert_prices != "measured")
+            {
+                v = v.replace(
+                    "Convert overhead)</text>",
+                    "Convert overhead, estimated, not measured)</text>",
+                );
+            }
             write(dir, name, &v)?;
             views.push(v);
         }
