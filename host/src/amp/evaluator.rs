@@ -159,6 +159,10 @@ impl LocalEvaluator {
     }
 
     fn model(&self, config: Option<&[Precision]>) -> Result<Prepared> {
+        self.model_at(config, self.batch)
+    }
+
+    fn model_at(&self, config: Option<&[Precision]>, batch: usize) -> Result<Prepared> {
         let plan = match config {
             None => None,
             Some(c) => Some(QuantPlan::new(
@@ -167,7 +171,7 @@ impl LocalEvaluator {
                 &self.groups.bit_plan(&self.graph, c, self.per_channel),
             )?),
         };
-        prepare(&self.backend, &self.graph, plan, self.batch)
+        prepare(&self.backend, &self.graph, plan, batch.max(1))
     }
 
     fn outputs(&self, model: &mut Prepared, data: &Dataset) -> Result<Vec<Array>> {
@@ -210,15 +214,7 @@ impl Evaluator for LocalEvaluator {
         warmup: usize,
         iterations: usize,
     ) -> Result<Latency> {
-        let plan = match config {
-            None => None,
-            Some(c) => Some(QuantPlan::new(
-                &self.graph,
-                &self.stats,
-                &self.groups.bit_plan(&self.graph, c, self.per_channel),
-            )?),
-        };
-        let mut model = prepare(&self.backend, &self.graph, plan, batch.max(1))?;
+        let mut model = self.model_at(config, batch)?;
         let x = self
             .phase2
             .inputs

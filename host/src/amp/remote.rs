@@ -229,6 +229,24 @@ impl AgentEvaluator {
             .with_context(|| format!("device {}: no answer (did the agent die?)", self.name))
     }
 
+    /// The error for an answer that is not the expected one: an unsupported config (which the search
+    /// prunes), the agent's own error, or a protocol surprise.
+    fn failure(&self, r: Response) -> anyhow::Error {
+        match r {
+            Response::Error {
+                unsupported: true,
+                message,
+            } => QnnBackendError::Unsupported {
+                node: format!("device {}", self.name),
+                op: "config",
+                reason: message,
+            }
+            .into(),
+            Response::Error { message, .. } => anyhow!("device {}: {message}", self.name),
+            other => anyhow!("device {}: unexpected answer {other:?}", self.name),
+        }
+    }
+
     fn expect_ok(&mut self, req: &Request) -> Result<()> {
         match self.call(req)? {
             Response::Ok => Ok(()),
@@ -319,17 +337,7 @@ impl AgentEvaluator {
             iterations,
         })? {
             Response::Latency(l) => Ok(l),
-            Response::Error {
-                unsupported: true,
-                message,
-            } => Err(QnnBackendError::Unsupported {
-                node: format!("device {}", self.name),
-                op: "config",
-                reason: message,
-            }
-            .into()),
-            Response::Error { message, .. } => bail!("device {}: {message}", self.name),
-            other => bail!("device {}: unexpected answer {other:?}", self.name),
+            other => Err(self.failure(other)),
         }
     }
 }
@@ -374,8 +382,7 @@ impl Evaluator for AgentEvaluator {
             iterations,
         })? {
             Response::Prices(p) => Ok(p),
-            Response::Error { message, .. } => bail!("device {}: {message}", self.name),
-            other => bail!("device {}: unexpected answer {other:?}", self.name),
+            other => Err(self.failure(other)),
         }
     }
 
@@ -403,17 +410,7 @@ impl Evaluator for AgentEvaluator {
             outputs: false,
         })? {
             Response::Metric { value, .. } => Ok(value),
-            Response::Error {
-                unsupported: true,
-                message,
-            } => Err(QnnBackendError::Unsupported {
-                node: format!("device {}", self.name),
-                op: "config",
-                reason: message,
-            }
-            .into()),
-            Response::Error { message, .. } => bail!("device {}: {message}", self.name),
-            other => bail!("device {}: unexpected answer {other:?}", self.name),
+            other => Err(self.failure(other)),
         }
     }
 }
@@ -705,6 +702,16 @@ impl PoolEvaluator {
     }
 }
 
+impl PoolEvaluator {
+    /// The first device still in the pool: timings all come from it, so they compare with each other.
+    fn first_live(&mut self) -> Result<&mut AgentEvaluator> {
+        self.slots
+            .iter_mut()
+            .find_map(|s| s.ev.as_mut())
+            .ok_or_else(|| anyhow!("every device of the pool is gone"))
+    }
+}
+
 /// Runs one job on a slot, reconnecting once on failure. Err(job error) for an unsupported config or a
 /// config error; None when the device is gone (the job must go elsewhere).
 fn run_on(slot: &mut Slot, connector: &Connector, job: &Job) -> Option<Result<f64>> {
@@ -781,11 +788,7 @@ impl Evaluator for PoolEvaluator {
         warmup: usize,
         iterations: usize,
     ) -> Result<Latency> {
-        let ev = self
-            .slots
-            .iter_mut()
-            .find_map(|s| s.ev.as_mut())
-            .ok_or_else(|| anyhow!("every device of the pool is gone"))?;
+        let ev = self.first_live()?;
         ev.latency(config, batch, warmup, iterations)
     }
 
@@ -795,11 +798,7 @@ impl Evaluator for PoolEvaluator {
         warmup: usize,
         iterations: usize,
     ) -> Result<Prices> {
-        let ev = self
-            .slots
-            .iter_mut()
-            .find_map(|s| s.ev.as_mut())
-            .ok_or_else(|| anyhow!("every device of the pool is gone"))?;
+        let ev = self.first_live()?;
         ev.price_converts(probes, warmup, iterations)
     }
 
