@@ -4,7 +4,7 @@ batch size and thread count (1). Prints samples/s and ratios.
 
     python3 -m venv /tmp/amp-py && /tmp/amp-py/bin/pip install numpy onnxruntime
     cargo build --release -p amp-host
-    /tmp/amp-py/bin/python scripts/bench_ref.py [examples/mnist_mbv] [--batch 32] [--repeat 3]
+    /tmp/amp-py/bin/python scripts/bench_ref.py [examples/mnist_mbv] [--batch 32] [--iters 10]
 
 Targets (issue 2): reference FP32 >= 0.5x onnxruntime FP32; reference a8w8 >= 0.4x onnxruntime FP32.
 """
@@ -20,48 +20,51 @@ import onnxruntime as ort
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def ort_rate(model, x, batch, repeat):
+def ort_rate(model, x, batch, warmup, iters):
+    """onnxruntime samples/s: the first `batch` samples, median of `iters` timed runs after `warmup`."""
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     so.inter_op_num_threads = 1
     sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
-    sess.run(None, {name: x[:batch]})
-    best = 0.0
-    for _ in range(repeat):
+    xb = x[:batch]
+    for _ in range(warmup):
+        sess.run(None, {name: xb})
+    times = []
+    for _ in range(iters):
         t = time.perf_counter()
-        for i in range(0, len(x), batch):
-            sess.run(None, {name: x[i:i + batch]})
-        best = max(best, len(x) / (time.perf_counter() - t))
-    return best
+        sess.run(None, {name: xb})
+        times.append(time.perf_counter() - t)
+    return len(xb) / float(np.median(times))
 
 
-def amp_rate(model, data, precision, batch, repeat):
+def amp_rate(model, data, precision, batch, warmup, iters):
+    """amp's reference backend, measured the same way by `amp-host bench` (one thread)."""
     exe = os.path.join(ROOT, "target", "release", "amp-host")
-    best = 0.0
-    for _ in range(repeat + 1):  # the first run also fills the calibration cache
-        out = subprocess.run([exe, "eval", "--model", model, "--data", data, "--precision", precision,
-                              "--batch", str(batch), "--json", "--cache", "/tmp/amp-bench-cache"],
-                             check=True, capture_output=True, text=True).stdout
-        best = max(best, json.loads(out)["samples_per_s"])
-    return best
+    out = subprocess.run([exe, "bench", "--backend", "ref", "--model", model, "--data", data,
+                          "--precision", precision, "--batch", str(batch), "--warmup", str(warmup),
+                          "--iters", str(iters), "--json", "--cache", "/tmp/amp-bench-cache"],
+                         check=True, capture_output=True, text=True).stdout
+    o = json.loads(out)
+    return o["batch"] / (o["wall_us"]["median"] * 1e-6)
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("example", nargs="*", default=["examples/mnist_mbv", "examples/textori"])
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--iters", type=int, default=10)
     a = ap.parse_args()
     for ex in a.example:
         model = os.path.join(ex, "model.onnx")
         data = os.path.join(ex, "val.npz")
         x = np.load(data)["inputs"]
-        base = ort_rate(model, x, a.batch, a.repeat)
-        print(f"{ex}: batch {a.batch}, 1 thread, {len(x)} samples")
+        base = ort_rate(model, x, a.batch, a.warmup, a.iters)
+        print(f"{ex}: batch {a.batch}, 1 thread, median of {a.iters} runs after {a.warmup} warm-up runs")
         print(f"  onnxruntime fp32   {base:10.1f} samples/s   1.00x")
         for p in ("fp32", "a8w8", "a16w8", "a16w16"):
-            r = amp_rate(model, data, p, a.batch, a.repeat)
+            r = amp_rate(model, data, p, a.batch, a.warmup, a.iters)
             print(f"  amp ref {p:<10} {r:10.1f} samples/s   {r / base:.2f}x")
 
 

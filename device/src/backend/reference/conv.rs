@@ -1,10 +1,21 @@
-//! Conv: im2col + GEMM (matrixmultiply), a direct loop for depthwise convs; FP32 and integer-domain.
+//! Conv, FP32 and integer-domain. Each sample runs one GEMM per group straight into its own output (pointwise
+//! convs read the input where it lies; others go through an im2col buffer of one sample); when the output
+//! plane is too small to fill a GEMM, the whole batch's columns go into one GEMM instead. Depthwise convs run
+//! a direct loop. The bias, a fused Relu/Clip and the output's quantization are applied to each sample while
+//! it is still in cache.
 
+use super::buffers::Buffers;
 use super::gemm::Num;
-use super::{ArrayRef, QuantMac};
+use super::{ArrayRef, Epilogue, QuantMac};
 use crate::backend::Array;
 use crate::ir::{conv_out, Conv};
-use crate::quant::{round_even, Encoding};
+use crate::quant::Encoding;
+
+/// Depthwise outputs accumulated together in registers.
+const DW_LANES: usize = 16;
+
+/// Below this many output pixels per sample, one GEMM per sample is too narrow to run well.
+const MIN_GEMM_WIDTH: usize = 128;
 
 fn out_dims(c: &Conv, x: &[usize], w: &[usize]) -> Result<(usize, usize), String> {
     let (s, p, d) = (c.strides, c.pads, c.dilations);
@@ -32,136 +43,354 @@ fn valid_range(
     (lo.min(hi), hi)
 }
 
-/// Accumulates the convolution of `x` (NCHW) with `w` (OIHW) in `T`; returns NCHW accumulators.
-fn conv_acc<T: Num>(
-    c: &Conv,
-    x: &[T],
-    xs: &[usize],
-    w: &[T],
-    ws: &[usize],
-) -> Result<(Vec<T>, Vec<usize>), String> {
-    if xs.len() != 4 || ws.len() != 4 {
-        return Err(format!(
-            "expects NCHW input and OIHW weight, found {xs:?} and {ws:?}"
-        ));
-    }
-    let (n, cin, h, wd) = (xs[0], xs[1], xs[2], xs[3]);
-    let (cout, cin_g, kh, kw) = (ws[0], ws[1], ws[2], ws[3]);
-    if cin != cin_g * c.group {
-        return Err(format!(
-            "input has {cin} channels, weight expects {}",
-            cin_g * c.group
-        ));
-    }
-    let (oh, ow) = out_dims(c, xs, ws)?;
-    let cout_g = cout / c.group;
-    let p = oh * ow;
-    let mut out = vec![T::default(); n * cout * p];
-    let [sh, sw] = c.strides;
-    let [dh, dw] = c.dilations;
+/// The sizes of one Conv.
+struct Geom {
+    n: usize,
+    cin: usize,
+    h: usize,
+    w: usize,
+    cout: usize,
+    cin_g: usize,
+    kh: usize,
+    kw: usize,
+    oh: usize,
+    ow: usize,
+    group: usize,
+    s: [usize; 2],
+    d: [usize; 2],
+    pads: [usize; 4],
+}
 
-    if cin_g == 1 && cout_g == 1 {
-        // depthwise: accumulate one kernel tap at a time over the output rows it reaches (vectorises for
-        // stride 1; each output still sums its taps in (ky, kx) order)
-        for b in 0..n {
-            for ch in 0..cout {
-                let xin = &x[(b * cin + ch) * h * wd..][..h * wd];
-                let wk = &w[ch * kh * kw..][..kh * kw];
-                let o = &mut out[(b * cout + ch) * p..][..p];
-                for ky in 0..kh {
-                    let (ylo, yhi) = valid_range(ky * dh, sh, c.pads[0], h, oh);
-                    for kx in 0..kw {
-                        let wv = wk[ky * kw + kx];
-                        let (xlo, xhi) = valid_range(kx * dw, sw, c.pads[1], wd, ow);
-                        if xlo >= xhi {
-                            continue;
-                        }
-                        for oy in ylo..yhi {
-                            let row = &xin[(oy * sh + ky * dh - c.pads[0]) * wd..][..wd];
-                            let orow = &mut o[oy * ow..][xlo..xhi];
-                            let start = xlo * sw + kx * dw - c.pads[1];
-                            if sw == 1 {
-                                for (ov, &xv) in
-                                    orow.iter_mut().zip(&row[start..start + (xhi - xlo)])
-                                {
-                                    *ov = *ov + xv * wv;
-                                }
-                            } else {
-                                for (i, ov) in orow.iter_mut().enumerate() {
-                                    *ov = *ov + row[start + i * sw] * wv;
-                                }
-                            }
+impl Geom {
+    fn new(c: &Conv, xs: &[usize], ws: &[usize]) -> Result<Geom, String> {
+        if xs.len() != 4 || ws.len() != 4 {
+            return Err(format!(
+                "expects NCHW input and OIHW weight, found {xs:?} and {ws:?}"
+            ));
+        }
+        if c.group == 0 || xs[1] != ws[1] * c.group || ws[0] % c.group != 0 {
+            return Err(format!(
+                "input has {} channels and weight {:?} with {} groups: they do not fit",
+                xs[1], ws, c.group
+            ));
+        }
+        let (oh, ow) = out_dims(c, xs, ws)?;
+        Ok(Geom {
+            n: xs[0],
+            cin: xs[1],
+            h: xs[2],
+            w: xs[3],
+            cout: ws[0],
+            cin_g: ws[1],
+            kh: ws[2],
+            kw: ws[3],
+            oh,
+            ow,
+            group: c.group,
+            s: c.strides,
+            d: c.dilations,
+            pads: c.pads,
+        })
+    }
+    fn p(&self) -> usize {
+        self.oh * self.ow
+    }
+    fn k(&self) -> usize {
+        self.cin_g * self.kh * self.kw
+    }
+    fn cout_g(&self) -> usize {
+        self.cout / self.group
+    }
+    fn plane(&self) -> usize {
+        self.h * self.w
+    }
+    fn depthwise(&self) -> bool {
+        self.cin_g == 1 && self.cout_g() == 1
+    }
+    fn pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.s == [1, 1] && self.pads == [0; 4]
+    }
+    fn shape(&self) -> Vec<usize> {
+        vec![self.n, self.cout, self.oh, self.ow]
+    }
+}
+
+/// Where a kernel reads its input: the activations themselves, or their integer codes (`round(x / scale)`,
+/// which is `q + offset` for activations on the encoding's grid), converted one slice at a time so the
+/// converted copy stays in cache.
+pub(crate) enum Source<'a, T> {
+    Ready(&'a [T]),
+    Codes { x: &'a [f32], inv_scale: f32 },
+}
+
+/// Rounds half to even in f32 (exact for |v| < 2²²; codes stay below 2¹⁸).
+#[inline]
+fn round_code(v: f32) -> f32 {
+    const MAGIC: f32 = 12582912.0; // 1.5 * 2^23
+    (v.clamp(-4194304.0, 4194304.0) + MAGIC) - MAGIC
+}
+
+impl<'a, T: Num> Source<'a, T> {
+    pub fn codes(x: &'a [f32], inv_scale: f32) -> Self {
+        Source::Codes { x, inv_scale }
+    }
+
+    /// Elements `[lo, lo + len)`, converted into `scratch` when they are codes.
+    pub fn get<'s>(&'s self, lo: usize, len: usize, scratch: &'s mut Vec<T>) -> &'s [T] {
+        match self {
+            Source::Ready(x) => &x[lo..lo + len],
+            Source::Codes { x, inv_scale } => {
+                scratch.clear();
+                scratch.extend(
+                    x[lo..lo + len]
+                        .iter()
+                        .map(|&v| T::from_f32(round_code(v * inv_scale))),
+                );
+                scratch
+            }
+        }
+    }
+}
+
+/// Writes the im2col columns of one group of one sample (`xg`: `cin_g` planes) into `cols`, a `[k, ld]`
+/// matrix, at columns `col0 .. col0 + p`.
+fn im2col<T: Num>(g: &Geom, xg: &[T], cols: &mut [T], ld: usize, col0: usize) {
+    let (p, ow) = (g.p(), g.ow);
+    let zero = T::default();
+    for ci in 0..g.cin_g {
+        for ky in 0..g.kh {
+            let (ylo, yhi) = valid_range(ky * g.d[0], g.s[0], g.pads[0], g.h, g.oh);
+            for kx in 0..g.kw {
+                let row = (ci * g.kh + ky) * g.kw + kx;
+                let dst = &mut cols[row * ld + col0..][..p];
+                let (xlo, xhi) = valid_range(kx * g.d[1], g.s[1], g.pads[1], g.w, g.ow);
+                if ylo >= yhi || xlo >= xhi {
+                    dst.fill(zero);
+                    continue;
+                }
+                dst[..ylo * ow].fill(zero);
+                dst[yhi * ow..].fill(zero);
+                let start = xlo * g.s[1] + kx * g.d[1] - g.pads[1];
+                for oy in ylo..yhi {
+                    let iy = oy * g.s[0] + ky * g.d[0] - g.pads[0];
+                    let src = &xg[(ci * g.h + iy) * g.w..][..g.w];
+                    let d = &mut dst[oy * ow..][..ow];
+                    d[..xlo].fill(zero);
+                    d[xhi..].fill(zero);
+                    if g.s[1] == 1 {
+                        d[xlo..xhi].copy_from_slice(&src[start..start + (xhi - xlo)]);
+                    } else {
+                        for (i, dv) in d[xlo..xhi].iter_mut().enumerate() {
+                            *dv = src[start + i * g.s[1]];
                         }
                     }
                 }
             }
         }
-        return Ok((out, vec![n, cout, oh, ow]));
     }
+}
 
-    // One GEMM per group over the whole batch: cols is [k, n·p] (im2col of every sample side by side), so
-    // the GEMM is wide enough to amortise packing; results are scattered back to NCHW.
-    let k = cin_g * kh * kw;
-    let np = n * p;
-    let pointwise = kh == 1 && kw == 1 && sh == 1 && sw == 1 && c.pads == [0; 4];
-    let mut cols = vec![T::default(); k * np];
-    let mut tmp = vec![T::default(); cout_g * np];
-    for g in 0..c.group {
-        for b in 0..n {
-            let xg = &x[(b * cin + g * cin_g) * h * wd..][..cin_g * h * wd];
-            if pointwise {
-                for ci in 0..cin_g {
-                    cols[ci * np + b * p..][..p].copy_from_slice(&xg[ci * p..][..p]);
+/// Depthwise accumulators of sample `b` (`acc`: `[cout, p]`).
+///
+/// Each channel is first copied into zero-padded planes, one per (row, column) phase of the stride, all
+/// `pw` wide. Then the input a tap reads for the whole output, taken `pw` columns per output row, is one
+/// contiguous run of a phase plane, so each tap is a single long vector loop over the channel. The columns
+/// past the output width are discarded. Each output sums its taps in (ky, kx) order; padding taps add exact
+/// zeros, so the sums equal those that skip them.
+fn depthwise_acc<T: Num>(
+    g: &Geom,
+    src: &Source<T>,
+    b: usize,
+    w: &[T],
+    acc: &mut [T],
+    scratch: &mut Vec<T>,
+    work: &mut (Vec<T>, Vec<T>),
+) {
+    let zero = T::default();
+    let (p, oh, ow, kh, kw) = (g.p(), g.oh, g.ow, g.kh, g.kw);
+    let ([s0, s1], [d0, d1]) = (g.s, g.d);
+    let (pt, pl) = (g.pads[0], g.pads[1]);
+    let pw = (ow + (kw - 1) * d1 / s1).max((g.w - 1 + pl) / s1 + 1);
+    let prh = (oh + (kh - 1) * d0 / s0 + 1).max((g.h - 1 + pt) / s0 + 1);
+    let plane_len = prh * pw;
+    let (planes, wide) = work;
+    planes.clear();
+    planes.resize(s0 * s1 * plane_len, zero);
+    wide.clear();
+    wide.resize(oh * pw, zero);
+    // where each input row and each column phase lands (no divisions in the channel loop)
+    let rows: Vec<usize> = (0..g.h)
+        .map(|r| ((r + pt) % s0 * s1 * prh + (r + pt) / s0) * pw)
+        .collect();
+    let cols: Vec<(usize, usize, usize)> = (0..s1)
+        .map(|px| {
+            // columns c ≡ px − pl (mod s1) land at (c + pl) / s1
+            let c0 = (px + s1 - pl % s1) % s1;
+            let cnt = g.w.saturating_sub(c0).div_ceil(s1);
+            (c0, px * plane_len + (c0 + pl) / s1, cnt)
+        })
+        .collect();
+    // where each tap (in (ky, kx) order) starts reading
+    let taps: Vec<usize> = (0..kh * kw)
+        .map(|t| {
+            let (ky, kx) = (t / kw, t % kw);
+            let (py, oy) = ((ky * d0) % s0, (ky * d0) / s0);
+            let (px, ox) = ((kx * d1) % s1, (kx * d1) / s1);
+            (py * s1 + px) * plane_len + oy * pw + ox
+        })
+        .collect();
+    for ch in 0..g.cout {
+        let xin = src.get((b * g.cin + ch) * g.plane(), g.plane(), scratch);
+        // the borders stay zero from the first fill; every channel overwrites the same interior
+        for (row, &base) in xin.chunks(g.w).zip(&rows) {
+            if s1 == 1 {
+                planes[base + pl..][..g.w].copy_from_slice(row);
+                continue;
+            }
+            if s1 == 2 {
+                // deinterleave in one pass: even columns to one phase, odd to the other
+                let (lo, hi) = planes.split_at_mut(base + plane_len);
+                let (ph0, ph1) = (&mut lo[base..base + pw], &mut hi[..pw]);
+                let (ev, od) = if pl % 2 == 0 { (ph0, ph1) } else { (ph1, ph0) };
+                let (ev, od) = (&mut ev[pl / 2..], &mut od[pl.div_ceil(2)..]);
+                for ((e, o), c) in ev.iter_mut().zip(od.iter_mut()).zip(row.chunks_exact(2)) {
+                    *e = c[0];
+                    *o = c[1];
+                }
+                if g.w % 2 == 1 {
+                    ev[g.w / 2] = row[g.w - 1];
                 }
                 continue;
             }
-            for ci in 0..cin_g {
-                for ky in 0..kh {
-                    let (ylo, yhi) = valid_range(ky * dh, sh, c.pads[0], h, oh);
-                    for kx in 0..kw {
-                        let row = (ci * kh + ky) * kw + kx;
-                        let dst = &mut cols[row * np + b * p..][..p];
-                        let (xlo, xhi) = valid_range(kx * dw, sw, c.pads[1], wd, ow);
-                        dst.iter_mut().for_each(|v| *v = T::default());
-                        if xlo >= xhi {
-                            continue;
-                        }
-                        for oy in ylo..yhi {
-                            let iy = oy * sh + ky * dh - c.pads[0];
-                            let src = &xg[(ci * h + iy) * wd..][..wd];
-                            let d = &mut dst[oy * ow..][xlo..xhi];
-                            let start = xlo * sw + kx * dw - c.pads[1];
-                            if sw == 1 {
-                                d.copy_from_slice(&src[start..start + (xhi - xlo)]);
-                            } else {
-                                for (i, dv) in d.iter_mut().enumerate() {
-                                    *dv = src[start + i * sw];
-                                }
-                            }
-                        }
-                    }
+            for &(c0, at, cnt) in &cols {
+                for (j, d) in planes[base + at..][..cnt].iter_mut().enumerate() {
+                    *d = row[c0 + j * s1];
                 }
             }
         }
-        let wg = &w[g * cout_g * k..][..cout_g * k];
+        let wk = &w[ch * kh * kw..][..kh * kw];
+        // DW_LANES outputs at a time, their sums kept in registers across all taps
+        let n = oh * pw;
+        let mut i = 0;
+        while i + DW_LANES <= n {
+            let mut a = [zero; DW_LANES];
+            for (&at, &wv) in taps.iter().zip(wk) {
+                let xs = &planes[at + i..][..DW_LANES];
+                for (av, &xv) in a.iter_mut().zip(xs) {
+                    *av = *av + xv * wv;
+                }
+            }
+            wide[i..i + DW_LANES].copy_from_slice(&a);
+            i += DW_LANES;
+        }
+        for (j, o) in wide[i..n].iter_mut().enumerate() {
+            let mut a = zero;
+            for (&at, &wv) in taps.iter().zip(wk) {
+                a = a + planes[at + i + j] * wv;
+            }
+            *o = a;
+        }
+        for (orow, wrow) in acc[ch * p..][..p].chunks_mut(ow).zip(wide.chunks(pw)) {
+            orow.copy_from_slice(&wrow[..ow]);
+        }
+    }
+}
+
+/// Accumulators of one sample (`xb`: its `cin` planes; `acc`: `[cout, p]`), one GEMM per group.
+fn sample_acc<T: Num>(g: &Geom, xb: &[T], w: &[T], acc: &mut [T], cols: &mut Vec<T>) {
+    let (p, k, cout_g) = (g.p(), g.k(), g.cout_g());
+    for gi in 0..g.group {
+        let xg = &xb[gi * g.cin_g * g.plane()..][..g.cin_g * g.plane()];
+        let bm: &[T] = if g.pointwise() {
+            xg
+        } else {
+            cols.resize(k * p, T::default());
+            im2col(g, xg, cols, p, 0);
+            cols
+        };
+        T::gemm(
+            cout_g,
+            k,
+            p,
+            &w[gi * cout_g * k..][..cout_g * k],
+            (k as isize, 1),
+            bm,
+            (p as isize, 1),
+            &mut acc[gi * cout_g * p..][..cout_g * p],
+        );
+    }
+}
+
+/// Accumulators of the whole batch (`acc`: NCHW) with one GEMM per group over every sample's columns side by
+/// side, for output planes too small to fill a GEMM alone.
+fn batch_acc<T: Num>(g: &Geom, src: &Source<T>, w: &[T], acc: &mut [T], scratch: &mut Vec<T>) {
+    let (p, k, cout_g) = (g.p(), g.k(), g.cout_g());
+    let np = g.n * p;
+    let mut cols = vec![T::default(); k * np];
+    let mut tmp = vec![T::default(); cout_g * np];
+    for gi in 0..g.group {
+        for b in 0..g.n {
+            let lo = (b * g.cin + gi * g.cin_g) * g.plane();
+            let xg = src.get(lo, g.cin_g * g.plane(), scratch);
+            if g.pointwise() {
+                for ci in 0..g.cin_g {
+                    cols[ci * np + b * p..][..p].copy_from_slice(&xg[ci * p..][..p]);
+                }
+            } else {
+                im2col(g, xg, &mut cols, np, b * p);
+            }
+        }
         T::gemm(
             cout_g,
             k,
             np,
-            wg,
+            &w[gi * cout_g * k..][..cout_g * k],
             (k as isize, 1),
             &cols,
             (np as isize, 1),
             &mut tmp,
         );
         for co in 0..cout_g {
-            for b in 0..n {
-                out[(b * cout + g * cout_g + co) * p..][..p]
+            for b in 0..g.n {
+                acc[(b * g.cout + gi * cout_g + co) * p..][..p]
                     .copy_from_slice(&tmp[co * np + b * p..][..p]);
             }
         }
     }
-    Ok((out, vec![n, cout, oh, ow]))
+}
+
+/// Computes the accumulators of every sample into `acc` (NCHW) and calls `finish(b, acc_b)` on each sample as
+/// soon as its accumulators are complete.
+fn conv_acc<T: Num>(
+    g: &Geom,
+    src: &Source<T>,
+    w: &[T],
+    acc: &mut [T],
+    mut finish: impl FnMut(usize, &mut [T]),
+) {
+    let per = g.cout * g.p();
+    let mut scratch = Vec::new();
+    if g.depthwise() {
+        let mut work = (Vec::new(), Vec::new());
+        for b in 0..g.n {
+            let ab = &mut acc[b * per..][..per];
+            depthwise_acc(g, src, b, w, ab, &mut scratch, &mut work);
+            finish(b, ab);
+        }
+    } else if g.p() >= MIN_GEMM_WIDTH || g.n == 1 {
+        let mut cols = Vec::new();
+        for b in 0..g.n {
+            let xb = src.get(b * g.cin * g.plane(), g.cin * g.plane(), &mut scratch);
+            let ab = &mut acc[b * per..][..per];
+            sample_acc(g, xb, w, ab, &mut cols);
+            finish(b, ab);
+        }
+    } else {
+        batch_acc(g, src, w, acc, &mut scratch);
+        for b in 0..g.n {
+            finish(b, &mut acc[b * per..][..per]);
+        }
+    }
 }
 
 pub(crate) fn conv_f32(
@@ -169,24 +398,38 @@ pub(crate) fn conv_f32(
     x: &ArrayRef,
     w: &ArrayRef,
     bias: Option<&[f32]>,
+    epi: &Epilogue,
+    bufs: &mut Buffers,
 ) -> Result<Array, String> {
-    let (mut acc, shape) = conv_acc::<f32>(c, x.data, x.shape, w.data, w.shape)?;
-    if let Some(b) = bias {
-        let p = shape[2] * shape[3];
-        for (i, chunk) in acc.chunks_mut(p).enumerate() {
-            let bv = b[i % shape[1]];
-            chunk.iter_mut().for_each(|v| *v += bv);
+    let g = Geom::new(c, x.shape, w.shape)?;
+    let p = g.p();
+    let mut out = bufs.take(g.n * g.cout * p);
+    conv_acc::<f32>(&g, &Source::Ready(x.data), w.data, &mut out, |_, ob| {
+        if let Some(b) = bias {
+            for (row, &bv) in ob.chunks_mut(p).zip(b) {
+                row.iter_mut().for_each(|v| *v += bv);
+            }
         }
-    }
-    Ok(Array::new(shape, acc))
+        epi.apply(ob);
+    });
+    Ok(Array::new(g.shape(), out))
 }
 
 /// Integer codes `q + offset` of activations that lie on `e`'s grid.
 pub(crate) fn integer_codes<T: Num>(x: &[f32], e: &Encoding) -> Vec<T> {
-    let inv = 1.0 / e.scale as f64;
-    x.iter()
-        .map(|&v| T::from_f64(round_even(v as f64 * inv)))
-        .collect()
+    let mut v = Vec::new();
+    Source::<T>::codes(x, 1.0 / e.scale).get(0, x.len(), &mut v);
+    v
+}
+
+/// Rescales accumulators: `out = acc · mult[c] + bias[c]` per output channel `c` (rows of `p`).
+pub(crate) fn requantize<T: Num>(acc: &[T], out: &mut [f32], p: usize, q: &QuantMac) {
+    for (c, (o, a)) in out.chunks_mut(p).zip(acc.chunks(p)).enumerate() {
+        let (m, b) = (q.mult[c], q.bias[c]);
+        for (ov, av) in o.iter_mut().zip(a) {
+            *ov = (av.to_f64() * m + b) as f32;
+        }
+    }
 }
 
 pub(crate) fn conv_quant(
@@ -195,29 +438,35 @@ pub(crate) fn conv_quant(
     ws: &[usize],
     q: &QuantMac,
     e: Encoding,
+    epi: &Epilogue,
+    bufs: &mut Buffers,
 ) -> Result<Array, String> {
-    fn finish<T: Num>(acc: Vec<T>, shape: Vec<usize>, q: &QuantMac) -> Array {
-        let p = shape[2] * shape[3];
-        let mut out = vec![0f32; acc.len()];
-        for (i, (o, a)) in out.chunks_mut(p).zip(acc.chunks(p)).enumerate() {
-            let ch = i % shape[1];
-            let (m, b) = (q.mult[ch], q.bias[ch]);
-            for (ov, av) in o.iter_mut().zip(a) {
-                *ov = (av.to_f64() * m + b) as f32;
-            }
+    let g = Geom::new(c, x.shape, ws)?;
+    let (p, per) = (g.p(), g.cout * g.p());
+    let mut out = bufs.take(g.n * per);
+    let inv_scale = 1.0 / e.scale;
+    match &q.codes64 {
+        None => {
+            let src = Source::<f32>::codes(x.data, inv_scale);
+            conv_acc(&g, &src, &q.codes, &mut out, |_, ob| {
+                for (c, row) in ob.chunks_mut(p).enumerate() {
+                    let (m, b) = (q.mult[c], q.bias[c]);
+                    row.iter_mut().for_each(|v| *v = (*v as f64 * m + b) as f32);
+                }
+                epi.apply(ob);
+            });
         }
-        Array::new(shape, out)
+        Some(w64) => {
+            let src = Source::<f64>::codes(x.data, inv_scale);
+            let mut acc = vec![0f64; out.len()];
+            conv_acc(&g, &src, w64, &mut acc, |b, ab| {
+                let ob = &mut out[b * per..][..per];
+                requantize(ab, ob, p, q);
+                epi.apply(ob);
+            });
+        }
     }
-    if q.exact_f32 {
-        let xi = integer_codes::<f32>(x.data, &e);
-        let (acc, shape) = conv_acc::<f32>(c, &xi, x.shape, &q.codes, ws)?;
-        Ok(finish(acc, shape, q))
-    } else {
-        let xi = integer_codes::<f64>(x.data, &e);
-        let w: Vec<f64> = q.codes.iter().map(|&v| v as f64).collect();
-        let (acc, shape) = conv_acc::<f64>(c, &xi, x.shape, &w, ws)?;
-        Ok(finish(acc, shape, q))
-    }
+    Ok(Array::new(g.shape(), out))
 }
 
 #[cfg(test)]
@@ -318,6 +567,48 @@ mod tests {
                 [2, 4, 5, 5],
                 [6, 4, 1, 1],
             ),
+            // output planes of at least MIN_GEMM_WIDTH: one GEMM per sample (pointwise, im2col, groups)
+            (
+                conv([1, 1], [0, 0, 0, 0], [1, 1], 1),
+                [2, 5, 13, 11],
+                [7, 5, 1, 1],
+            ),
+            (
+                conv([1, 1], [1, 0, 2, 1], [1, 1], 2),
+                [3, 4, 12, 12],
+                [6, 2, 3, 3],
+            ),
+            (
+                conv([2, 2], [0, 0, 0, 0], [1, 1], 1),
+                [2, 3, 25, 24],
+                [4, 3, 1, 1],
+            ),
+            // depthwise: odd widths, strides 2 and 3, asymmetric pads, dilation, 5×5 kernels, large planes
+            (
+                conv([2, 2], [1, 2, 0, 1], [1, 1], 3),
+                [2, 3, 15, 13],
+                [3, 1, 3, 3],
+            ),
+            (
+                conv([3, 2], [2, 2, 2, 2], [1, 1], 2),
+                [1, 2, 17, 16],
+                [2, 1, 5, 5],
+            ),
+            (
+                conv([1, 1], [2, 2, 2, 2], [2, 2], 4),
+                [2, 4, 9, 10],
+                [4, 1, 3, 3],
+            ),
+            (
+                conv([1, 1], [2, 2, 2, 2], [1, 1], 2),
+                [2, 2, 40, 37],
+                [2, 1, 5, 5],
+            ),
+            (
+                conv([2, 2], [0, 1, 1, 0], [1, 1], 3),
+                [1, 3, 1, 6],
+                [3, 1, 1, 3],
+            ),
         ];
         for (i, (c, xs, ws)) in cases.iter().enumerate() {
             let x = pseudo(xs.iter().product(), i as u32);
@@ -334,9 +625,99 @@ mod tests {
                     data: &w,
                 },
                 None,
+                &Epilogue::NONE,
+                &mut Buffers::default(),
             )
             .unwrap();
             assert_eq!(got.data, want, "case {i}");
+        }
+    }
+
+    /// Quantized conv against the definition: integer codes `q + offset`, an exact integer sum, one rescale
+    /// per channel, then the output encoding. Both accumulators (f32 where exact, f64) and both the
+    /// batched and per-sample GEMMs.
+    #[test]
+    fn quantized_conv_is_the_integer_conv_rescaled() {
+        let e_in = Encoding {
+            bits: 8,
+            scale: 0.05,
+            offset: -100,
+        };
+        let e_out = Encoding {
+            bits: 8,
+            scale: 0.3,
+            offset: -128,
+        };
+        let cases = [
+            (
+                conv([1, 1], [1, 1, 1, 1], [1, 1], 1),
+                [2, 3, 6, 7],
+                [4, 3, 3, 3],
+            ),
+            (
+                conv([2, 2], [1, 1, 1, 1], [1, 1], 5),
+                [2, 5, 16, 17],
+                [5, 1, 3, 3],
+            ),
+            (
+                conv([1, 1], [0, 0, 0, 0], [1, 1], 1),
+                [2, 6, 12, 12],
+                [3, 6, 1, 1],
+            ),
+        ];
+        for (i, (c, xs, ws)) in cases.iter().enumerate() {
+            let n_x: usize = xs.iter().product();
+            // activations on e_in's grid: codes 0..=255
+            let q: Vec<f32> = pseudo(n_x, 7 + i as u32)
+                .iter()
+                .map(|v| ((v + 8.0) * 15.0).min(255.0))
+                .collect();
+            let x: Vec<f32> = q
+                .iter()
+                .map(|&q| ((q + e_in.offset as f32) as f64 * e_in.scale as f64) as f32)
+                .collect();
+            let codes = pseudo(ws.iter().product(), 50 + i as u32);
+            let cout = ws[0];
+            let mult: Vec<f64> = (0..cout).map(|c| 0.001 * (c + 1) as f64).collect();
+            let bias: Vec<f64> = (0..cout).map(|c| 0.25 * c as f64 - 0.5).collect();
+            let shifted: Vec<f32> = q.iter().map(|&q| q + e_in.offset as f32).collect();
+            let acc = naive(c, &shifted, *xs, &codes, *ws);
+            let p = acc.len() / (xs[0] * cout);
+            let mut want: Vec<f32> = acc
+                .iter()
+                .enumerate()
+                .map(|(j, &a)| {
+                    let ch = (j / p) % cout;
+                    (a as f64 * mult[ch] + bias[ch]) as f32
+                })
+                .collect();
+            let epi = Epilogue {
+                clamp: Some((0.0, 6.0)),
+                quant: Some(e_out),
+            };
+            epi.apply(&mut want);
+            for wide in [false, true] {
+                let q = QuantMac {
+                    codes: codes.clone(),
+                    codes64: wide.then(|| codes.iter().map(|&v| v as f64).collect()),
+                    mult: mult.clone(),
+                    bias: bias.clone(),
+                };
+                let got = conv_quant(
+                    c,
+                    &ArrayRef {
+                        shape: xs,
+                        data: &x,
+                    },
+                    ws,
+                    &q,
+                    e_in,
+                    &epi,
+                    &mut Buffers::default(),
+                )
+                .unwrap();
+                assert_eq!(got.data, want, "case {i}, f64 accumulators {wide}");
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Elementwise ops: broadcast binary arithmetic, activations, per-channel scale-shift, softmax.
 
+use super::buffers::Buffers;
 use super::ArrayRef;
 use crate::backend::Array;
 use crate::ir::{infer_shape, Op};
@@ -17,7 +18,12 @@ fn bstrides(shape: &[usize], out: &[usize]) -> Vec<usize> {
     s
 }
 
-pub(crate) fn binary(op: &Op, a: &ArrayRef, b: &ArrayRef) -> Result<Array, String> {
+pub(crate) fn binary(
+    op: &Op,
+    a: &ArrayRef,
+    b: &ArrayRef,
+    bufs: &mut Buffers,
+) -> Result<Array, String> {
     let shape = infer_shape(op, &[a.shape, b.shape], |_| false)?;
     let f: fn(f32, f32) -> f32 = match op {
         Op::Add => |x, y| x + y,
@@ -28,15 +34,22 @@ pub(crate) fn binary(op: &Op, a: &ArrayRef, b: &ArrayRef) -> Result<Array, Strin
     };
     let n: usize = shape.iter().product();
     if a.shape == b.shape {
-        return Ok(Array::new(
-            shape,
-            a.data.iter().zip(b.data).map(|(&x, &y)| f(x, y)).collect(),
-        ));
+        let mut out = bufs.take(n);
+        // one loop per op, so each vectorises
+        match op {
+            Op::Add => zip_into(&mut out, a.data, b.data, |x, y| x + y),
+            Op::Sub => zip_into(&mut out, a.data, b.data, |x, y| x - y),
+            Op::Mul => zip_into(&mut out, a.data, b.data, |x, y| x * y),
+            _ => zip_into(&mut out, a.data, b.data, f),
+        }
+        return Ok(Array::new(shape, out));
     }
     if b.data.len() == 1 {
         let y = b.data[0];
         if a.data.len() == n {
-            return Ok(Array::new(shape, a.data.iter().map(|&x| f(x, y)).collect()));
+            let mut out = bufs.take(n);
+            out.iter_mut().zip(a.data).for_each(|(o, &x)| *o = f(x, y));
+            return Ok(Array::new(shape, out));
         }
     }
     let (sa, sb) = (bstrides(a.shape, &shape), bstrides(b.shape, &shape));
@@ -61,8 +74,16 @@ pub(crate) fn binary(op: &Op, a: &ArrayRef, b: &ArrayRef) -> Result<Array, Strin
     Ok(Array::new(shape, out))
 }
 
-pub(crate) fn unary(op: &Op, x: &ArrayRef) -> Array {
-    let mut out = x.data.to_vec();
+#[inline]
+fn zip_into(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) {
+    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+        *o = f(x, y);
+    }
+}
+
+pub(crate) fn unary(op: &Op, x: &ArrayRef, bufs: &mut Buffers) -> Array {
+    let mut out = bufs.take(x.data.len());
+    out.copy_from_slice(x.data);
     // one loop per op (the match stays outside the loop, so each loop vectorises)
     match *op {
         Op::Relu => out.iter_mut().for_each(|v| *v = v.max(0.0)),
@@ -139,6 +160,7 @@ mod tests {
                 shape: &[2, 1, 1],
                 data: &b,
             },
+            &mut Buffers::default(),
         )
         .unwrap();
         assert_eq!(y.data, vec![10.0, 11.0, 12.0, 13.0, 24.0, 25.0, 26.0, 27.0]);
@@ -152,7 +174,11 @@ mod tests {
             data: &x,
         };
         let want = [0.0, -1.0 / 3.0, 0.0, 2.0 / 3.0, 4.0];
-        for (g, w) in unary(&Op::HardSwish, &r).data.iter().zip(want) {
+        for (g, w) in unary(&Op::HardSwish, &r, &mut Buffers::default())
+            .data
+            .iter()
+            .zip(want)
+        {
             assert!((g - w).abs() < 1e-6, "{g} vs {w}");
         }
         let hs = unary(
@@ -161,6 +187,7 @@ mod tests {
                 beta: 0.5,
             },
             &r,
+            &mut Buffers::default(),
         )
         .data;
         assert_eq!(hs[0], 0.0);
@@ -171,7 +198,8 @@ mod tests {
                 &ArrayRef {
                     shape: &[1, 1],
                     data: &[7.5]
-                }
+                },
+                &mut Buffers::default()
             )
             .data,
             vec![6.0]

@@ -1,7 +1,8 @@
 //! Fully connected (Gemm) and MatMul, FP32 and integer-domain, on matrixmultiply's GEMM.
 
+use super::buffers::Buffers;
 use super::conv::integer_codes;
-use super::{ArrayRef, QuantMac};
+use super::{ArrayRef, Epilogue, QuantMac};
 use crate::backend::Array;
 use crate::ir::Op;
 use crate::ir::{broadcast_offset, infer_shape};
@@ -11,7 +12,7 @@ use crate::quant::Encoding;
 pub(crate) trait Num:
     Copy + Default + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self>
 {
-    fn from_f64(v: f64) -> Self;
+    fn from_f32(v: f32) -> Self;
     fn to_f64(self) -> f64;
     /// c[m×n] = a[m×k] · b[k×n]; strides given as (row, col).
     #[allow(clippy::too_many_arguments)]
@@ -30,8 +31,8 @@ pub(crate) trait Num:
 // GEMM goes through ndarray's safe `general_mat_mul` (matrixmultiply underneath), so the reference backend
 // needs no `unsafe`.
 impl Num for f32 {
-    fn from_f64(v: f64) -> Self {
-        v as f32
+    fn from_f32(v: f32) -> Self {
+        v
     }
     fn to_f64(self) -> f64 {
         self as f64
@@ -51,8 +52,8 @@ impl Num for f32 {
 }
 
 impl Num for f64 {
-    fn from_f64(v: f64) -> Self {
-        v
+    fn from_f32(v: f32) -> Self {
+        v as f64
     }
     fn to_f64(self) -> f64 {
         self
@@ -110,10 +111,16 @@ fn split_rows(x: &ArrayRef, k: usize) -> Result<usize, String> {
     Ok(x.data.len() / k)
 }
 
-pub(crate) fn fc_f32(x: &ArrayRef, w: &ArrayRef, bias: Option<&[f32]>) -> Result<Array, String> {
+pub(crate) fn fc_f32(
+    x: &ArrayRef,
+    w: &ArrayRef,
+    bias: Option<&[f32]>,
+    epi: &Epilogue,
+    bufs: &mut Buffers,
+) -> Result<Array, String> {
     let (nout, k) = (w.shape[0], w.shape[1]);
     let m = split_rows(x, k)?;
-    let mut out = vec![0f32; m * nout];
+    let mut out = bufs.take(m * nout);
     // y = x · wᵀ: b = wᵀ, element (p, j) at w[j*k + p]
     f32::gemm(
         m,
@@ -130,6 +137,7 @@ pub(crate) fn fc_f32(x: &ArrayRef, w: &ArrayRef, bias: Option<&[f32]>) -> Result
             row.iter_mut().zip(b).for_each(|(v, bv)| *v += bv);
         }
     }
+    epi.apply(&mut out);
     let mut shape = x.shape.to_vec();
     *shape.last_mut().unwrap() = nout;
     Ok(Array::new(shape, out))
@@ -140,65 +148,56 @@ pub(crate) fn fc_quant(
     ws: &[usize],
     q: &QuantMac,
     e: Encoding,
+    epi: &Epilogue,
+    bufs: &mut Buffers,
 ) -> Result<Array, String> {
     let (nout, k) = (ws[0], ws[1]);
     let m = split_rows(x, k)?;
-    let acc: Vec<f64> = if q.exact_f32 {
-        let xi = integer_codes::<f32>(x.data, &e);
-        let mut t = vec![0f32; m * nout];
-        // transpose weights once so the GEMM streams contiguous rows
-        let wt = transpose(&q.codes, nout, k);
-        f32::gemm(
-            m,
-            k,
-            nout,
-            &xi,
-            (k as isize, 1),
-            &wt,
-            (nout as isize, 1),
-            &mut t,
-        );
-        t.into_iter().map(|v| v as f64).collect()
-    } else {
-        let xi = integer_codes::<f64>(x.data, &e);
-        let wt: Vec<f64> = transpose(&q.codes, nout, k)
-            .into_iter()
-            .map(|v| v as f64)
-            .collect();
-        let mut t = vec![0f64; m * nout];
-        f64::gemm(
-            m,
-            k,
-            nout,
-            &xi,
-            (k as isize, 1),
-            &wt,
-            (nout as isize, 1),
-            &mut t,
-        );
-        t
-    };
-    let out = acc
-        .chunks(nout)
-        .flat_map(|row| {
-            row.iter()
-                .enumerate()
-                .map(|(j, &a)| (a * q.mult[j] + q.bias[j]) as f32)
-        })
-        .collect();
+    let mut out = bufs.take(m * nout);
+    // y = x · wᵀ on integer codes (exact), then one rescale per output channel
+    match &q.codes64 {
+        None => {
+            let xi = integer_codes::<f32>(x.data, &e);
+            f32::gemm(
+                m,
+                k,
+                nout,
+                &xi,
+                (k as isize, 1),
+                &q.codes,
+                (1, k as isize),
+                &mut out,
+            );
+            for row in out.chunks_mut(nout) {
+                for (j, v) in row.iter_mut().enumerate() {
+                    *v = (*v as f64 * q.mult[j] + q.bias[j]) as f32;
+                }
+            }
+        }
+        Some(w64) => {
+            let xi = integer_codes::<f64>(x.data, &e);
+            let mut acc = vec![0f64; m * nout];
+            f64::gemm(
+                m,
+                k,
+                nout,
+                &xi,
+                (k as isize, 1),
+                w64,
+                (1, k as isize),
+                &mut acc,
+            );
+            for (row, a) in out.chunks_mut(nout).zip(acc.chunks(nout)) {
+                for (j, (v, &av)) in row.iter_mut().zip(a).enumerate() {
+                    *v = (av * q.mult[j] + q.bias[j]) as f32;
+                }
+            }
+        }
+    }
+    epi.apply(&mut out);
     let mut shape = x.shape.to_vec();
     *shape.last_mut().unwrap() = nout;
     Ok(Array::new(shape, out))
-}
-
-fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut t = vec![0f32; w.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            t[c * rows + r] = w[r * cols + c];
-        }
-    }
-    t
 }
 
 /// Batched matrix product of two activations (with broadcasting of the leading dims). With encodings, the
@@ -257,6 +256,8 @@ mod tests {
                 data: &w,
             },
             Some(&[0.5, 0.0, -1.0]),
+            &Epilogue::NONE,
+            &mut Buffers::default(),
         )
         .unwrap();
         assert_eq!(y.shape, vec![2, 3]);

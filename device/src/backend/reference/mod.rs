@@ -2,30 +2,70 @@
 //! tensor QNN materialises. MAC ops (Conv, Gemm, MatMul) run on integer codes with exact accumulation (f32
 //! where the bound K·max|a|·max|w| < 2²⁴ proves it exact, f64 otherwise), so the only rounding is the final
 //! requantization, as on the accelerator.
+//!
+//! `run` fuses a Conv/Gemm with the Relu/Clip QNN folds into it (and quantizes the result in the same pass);
+//! `run_observed` executes node by node so every tensor can be observed. Both give the same outputs bit for
+//! bit.
 
+mod buffers;
 mod conv;
 mod elementwise;
 mod gemm;
 mod layout;
 mod pool;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::{Array, ExecError};
 use crate::ir::{Graph, Node, Op};
-use crate::quant::{quantize_bias, Encoding, QuantPlan, Role};
+use crate::quant::{quantize_bias, roles, Encoding, QuantPlan, Role};
+use buffers::Buffers;
 
 /// Integer-domain parameters of one MAC op with weights.
 #[derive(Clone, Debug)]
 pub(crate) struct QuantMac {
     /// Weight codes (integers stored as floats).
     pub codes: Vec<f32>,
+    /// The same codes in f64, when accumulating in f32 would not be exact.
+    pub codes64: Option<Vec<f64>>,
     /// Output multiplier per channel: input scale × weight scale.
     pub mult: Vec<f64>,
     /// Dequantized int32 bias per channel.
     pub bias: Vec<f64>,
-    /// True when accumulating in f32 is exact.
-    pub exact_f32: bool,
+}
+
+/// What a MAC kernel applies to its output before handing it on: a fused Relu/Clip, then the output's
+/// quantization.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Epilogue {
+    pub clamp: Option<(f32, f32)>,
+    pub quant: Option<Encoding>,
+}
+
+impl Epilogue {
+    #[cfg(test)]
+    pub const NONE: Epilogue = Epilogue {
+        clamp: None,
+        quant: None,
+    };
+
+    pub fn apply(&self, v: &mut [f32]) {
+        if let Some((lo, hi)) = self.clamp {
+            v.iter_mut().for_each(|x| *x = x.max(lo).min(hi));
+        }
+        if let Some(e) = &self.quant {
+            e.fake_slice(v);
+        }
+    }
+}
+
+/// The clamp a fusable activation applies.
+fn activation_clamp(op: &Op) -> Option<(f32, f32)> {
+    match *op {
+        Op::Relu => Some((0.0, f32::INFINITY)),
+        Op::Clip { min, max } => Some((min, max)),
+        _ => None,
+    }
 }
 
 /// A graph prepared for execution at one precision plan (or FP32).
@@ -35,6 +75,10 @@ pub struct Reference {
     macs: Vec<Option<QuantMac>>,
     /// Per tensor: index of the last node that reads it (to free memory early).
     last_use: Vec<usize>,
+    /// Per node: the Relu/Clip node `run` folds into this Conv/Gemm.
+    fused_act: Vec<Option<usize>>,
+    /// Buffers freed by one run, reused by the next.
+    buffers: Mutex<Buffers>,
 }
 
 fn node_err(n: &Node, msg: impl Into<String>) -> ExecError {
@@ -72,8 +116,10 @@ impl Reference {
                     .unwrap_or(vec![0.0; cout]);
                 let (bcodes, bscales) = quantize_bias(&bias_f, enc.scale, wq);
                 let wmax = wq.codes.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
+                let exact_f32 = (k as f64) * max_abs_int(&enc) * wmax < (1u64 << 24) as f64;
                 macs[i] = Some(QuantMac {
                     codes: wq.codes.clone(),
+                    codes64: (!exact_f32).then(|| wq.codes.iter().map(|&v| v as f64).collect()),
                     mult: (0..cout)
                         .map(|c| enc.scale as f64 * wq.scale(c) as f64)
                         .collect(),
@@ -82,7 +128,6 @@ impl Reference {
                         .zip(&bscales)
                         .map(|(&q, &s)| q as f64 * s as f64)
                         .collect(),
-                    exact_f32: (k as f64) * max_abs_int(&enc) * wmax < (1u64 << 24) as f64,
                 });
             }
         }
@@ -95,11 +140,30 @@ impl Reference {
         for &o in &graph.outputs {
             last_use[o] = usize::MAX;
         }
+        // QNN's rule: a Conv/Gemm output read only by a Relu/Clip is not materialised
+        let tensor_roles = match &plan {
+            Some(p) => p.roles.clone(),
+            None => roles(&graph),
+        };
+        let consumers = graph.consumers();
+        let fused_act = graph
+            .nodes
+            .iter()
+            .map(|n| {
+                let fusable = matches!(n.op, Op::Conv(_) | Op::Gemm)
+                    && tensor_roles[n.output] == Role::Fused
+                    && !graph.outputs.contains(&n.output);
+                let act = *consumers[n.output].first()?;
+                (fusable && activation_clamp(&graph.nodes[act].op).is_some()).then_some(act)
+            })
+            .collect();
         Ok(Reference {
             graph,
             plan,
             macs,
             last_use,
+            fused_act,
+            buffers: Mutex::new(Buffers::default()),
         })
     }
 
@@ -109,13 +173,23 @@ impl Reference {
 
     /// Runs a batch; returns the graph outputs.
     pub fn run(&self, input: &Array) -> Result<Vec<Array>, ExecError> {
-        self.run_observed(input, |_, _| {})
+        self.execute(input, true, |_, _| {})
     }
 
-    /// Runs a batch, showing every activation (after quantization) to `observe` as it is computed.
+    /// Runs a batch node by node, showing every activation (after quantization) to `observe` as it is
+    /// computed.
     pub fn run_observed(
         &self,
         input: &Array,
+        observe: impl FnMut(usize, &Array),
+    ) -> Result<Vec<Array>, ExecError> {
+        self.execute(input, false, observe)
+    }
+
+    fn execute(
+        &self,
+        input: &Array,
+        fuse: bool,
         mut observe: impl FnMut(usize, &Array),
     ) -> Result<Vec<Array>, ExecError> {
         let g = &*self.graph;
@@ -127,34 +201,63 @@ impl Reference {
                 found: input.shape.clone(),
             });
         }
+        let mut bufs = std::mem::take(&mut *self.lock_buffers());
         let mut vals: Vec<Option<Array>> = vec![None; g.tensors.len()];
         let mut x = input.clone();
         self.quantize(in_id, &mut x);
         observe(in_id, &x);
         vals[in_id] = Some(x);
+        let mut skip = vec![false; g.nodes.len()];
         for (i, n) in g.nodes.iter().enumerate() {
-            let mut y = self.exec(i, n, &vals)?;
-            self.quantize(n.output, &mut y);
-            observe(n.output, &y);
-            vals[n.output] = Some(y);
+            if !skip[i] {
+                let act = if fuse { self.fused_act[i] } else { None };
+                // with a fused activation, the node's result is the activation's output
+                let out = match act {
+                    Some(a) => {
+                        skip[a] = true;
+                        g.nodes[a].output
+                    }
+                    None => n.output,
+                };
+                let (mut y, quantized) = self.exec(i, n, act, out, &vals, &mut bufs)?;
+                if !quantized {
+                    self.quantize(out, &mut y);
+                }
+                observe(out, &y);
+                vals[out] = Some(y);
+            }
             for &t in &n.inputs {
                 if self.last_use[t] == i {
-                    vals[t] = None;
+                    if let Some(a) = vals[t].take() {
+                        bufs.give(a.data);
+                    }
                 }
             }
         }
-        Ok(g.outputs
+        let outs = g
+            .outputs
             .iter()
             .map(|&o| vals[o].take().expect("graph output computed"))
-            .collect())
+            .collect();
+        *self.lock_buffers() = bufs;
+        Ok(outs)
+    }
+
+    fn lock_buffers(&self) -> std::sync::MutexGuard<'_, Buffers> {
+        // a panic elsewhere cannot leave the free list inconsistent: take it as it is
+        self.buffers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The encoding `t` is quantized with, when it is quantized with its own.
+    fn own_encoding(&self, t: usize) -> Option<Encoding> {
+        let plan = self.plan.as_ref()?;
+        (plan.roles[t] == Role::Own)
+            .then_some(plan.encodings[t])
+            .flatten()
     }
 
     fn quantize(&self, t: usize, a: &mut Array) {
-        let Some(plan) = &self.plan else { return };
-        if plan.roles[t] != Role::Own {
-            return;
-        }
-        if let Some(e) = plan.encodings[t] {
+        if let Some(e) = self.own_encoding(t) {
             e.fake_slice(&mut a.data);
         }
     }
@@ -175,11 +278,33 @@ impl Reference {
         })
     }
 
-    fn exec(&self, i: usize, n: &Node, vals: &[Option<Array>]) -> Result<Array, ExecError> {
-        self.exec_inner(i, n, vals).map_err(|m| node_err(n, m))
+    /// Executes node `i` (with the activation node `act` folded in), whose result is tensor `out`. Returns
+    /// the result and whether it is already quantized.
+    fn exec(
+        &self,
+        i: usize,
+        n: &Node,
+        act: Option<usize>,
+        out: usize,
+        vals: &[Option<Array>],
+        bufs: &mut Buffers,
+    ) -> Result<(Array, bool), ExecError> {
+        let epi = Epilogue {
+            clamp: act.and_then(|a| activation_clamp(&self.graph.nodes[a].op)),
+            quant: self.own_encoding(out),
+        };
+        self.exec_inner(i, n, &epi, vals, bufs)
+            .map_err(|m| node_err(n, m))
     }
 
-    fn exec_inner(&self, i: usize, n: &Node, vals: &[Option<Array>]) -> Result<Array, String> {
+    fn exec_inner(
+        &self,
+        i: usize,
+        n: &Node,
+        epi: &Epilogue,
+        vals: &[Option<Array>],
+        bufs: &mut Buffers,
+    ) -> Result<(Array, bool), String> {
         let ins: Vec<ArrayRef> = n
             .inputs
             .iter()
@@ -193,17 +318,28 @@ impl Reference {
         };
         let enc = |k: usize| self.plan.as_ref().and_then(|p| p.encodings[n.inputs[k]]);
         let out_shape = &self.graph.tensors[n.output].shape;
+        let bias = ins.get(2).map(|b| b.data);
         let r = match &n.op {
-            Op::Conv(c) => match &self.macs[i] {
-                Some(q) => conv::conv_quant(c, &ins[0], ins[1].shape, q, need_enc(0)?),
-                None => conv::conv_f32(c, &ins[0], &ins[1], ins.get(2).map(|b| b.data)),
-            },
-            Op::Gemm => match &self.macs[i] {
-                Some(q) => gemm::fc_quant(&ins[0], ins[1].shape, q, need_enc(0)?),
-                None => gemm::fc_f32(&ins[0], &ins[1], ins.get(2).map(|b| b.data)),
-            },
+            Op::Conv(c) => {
+                let r = match &self.macs[i] {
+                    Some(q) => {
+                        conv::conv_quant(c, &ins[0], ins[1].shape, q, need_enc(0)?, epi, bufs)
+                    }
+                    None => conv::conv_f32(c, &ins[0], &ins[1], bias, epi, bufs),
+                };
+                return r.map(|a| (a, true));
+            }
+            Op::Gemm => {
+                let r = match &self.macs[i] {
+                    Some(q) => gemm::fc_quant(&ins[0], ins[1].shape, q, need_enc(0)?, epi, bufs),
+                    None => gemm::fc_f32(&ins[0], &ins[1], bias, epi, bufs),
+                };
+                return r.map(|a| (a, true));
+            }
             Op::MatMul => gemm::matmul(&ins[0], &ins[1], enc(0).zip(enc(1))),
-            Op::Add | Op::Sub | Op::Mul | Op::Div => elementwise::binary(&n.op, &ins[0], &ins[1]),
+            Op::Add | Op::Sub | Op::Mul | Op::Div => {
+                elementwise::binary(&n.op, &ins[0], &ins[1], bufs)
+            }
             Op::ScaleShift => elementwise::scale_shift(&ins[0], ins[1].data, ins[2].data),
             Op::Softmax { axis } => elementwise::softmax(&ins[0], *axis),
             Op::Relu
@@ -212,7 +348,7 @@ impl Reference {
             | Op::Sigmoid
             | Op::HardSigmoid { .. }
             | Op::HardSwish
-            | Op::Tanh => Ok(elementwise::unary(&n.op, &ins[0])),
+            | Op::Tanh => Ok(elementwise::unary(&n.op, &ins[0], bufs)),
             Op::MaxPool(p) => pool::max_pool(p, &ins[0]),
             Op::AveragePool(p) => pool::avg_pool(p, &ins[0]),
             Op::GlobalAveragePool => pool::global_avg(&ins[0]),
@@ -223,7 +359,7 @@ impl Reference {
             Op::Pad { pads, value } => layout::pad(&ins[0], pads, *value),
             Op::Resize(r) => layout::resize(r, &ins[0], out_shape),
         };
-        r
+        r.map(|a| (a, false))
     }
 }
 
