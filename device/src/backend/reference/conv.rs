@@ -6,6 +6,7 @@
 
 use super::buffers::Buffers;
 use super::gemm::Num;
+use super::int8;
 use super::{ArrayRef, Epilogue, QuantMac};
 use crate::backend::Array;
 use crate::ir::{conv_out, Conv};
@@ -15,7 +16,7 @@ use crate::quant::Encoding;
 const DW_LANES: usize = 16;
 
 /// Below this many output pixels per sample, one GEMM per sample is too narrow to run well.
-const MIN_GEMM_WIDTH: usize = 128;
+pub(super) const MIN_GEMM_WIDTH: usize = 128;
 
 fn out_dims(c: &Conv, x: &[usize], w: &[usize]) -> Result<(usize, usize), String> {
     let (s, p, d) = (c.strides, c.pads, c.dilations);
@@ -44,25 +45,25 @@ fn valid_range(
 }
 
 /// The sizes of one Conv.
-struct Geom {
-    n: usize,
-    cin: usize,
-    h: usize,
-    w: usize,
-    cout: usize,
-    cin_g: usize,
-    kh: usize,
-    kw: usize,
-    oh: usize,
-    ow: usize,
-    group: usize,
-    s: [usize; 2],
-    d: [usize; 2],
-    pads: [usize; 4],
+pub(super) struct Geom {
+    pub n: usize,
+    pub cin: usize,
+    pub h: usize,
+    pub w: usize,
+    pub cout: usize,
+    pub cin_g: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub group: usize,
+    pub s: [usize; 2],
+    pub d: [usize; 2],
+    pub pads: [usize; 4],
 }
 
 impl Geom {
-    fn new(c: &Conv, xs: &[usize], ws: &[usize]) -> Result<Geom, String> {
+    pub fn new(c: &Conv, xs: &[usize], ws: &[usize]) -> Result<Geom, String> {
         if xs.len() != 4 || ws.len() != 4 {
             return Err(format!(
                 "expects NCHW input and OIHW weight, found {xs:?} and {ws:?}"
@@ -92,25 +93,25 @@ impl Geom {
             pads: c.pads,
         })
     }
-    fn p(&self) -> usize {
+    pub fn p(&self) -> usize {
         self.oh * self.ow
     }
-    fn k(&self) -> usize {
+    pub fn k(&self) -> usize {
         self.cin_g * self.kh * self.kw
     }
-    fn cout_g(&self) -> usize {
+    pub fn cout_g(&self) -> usize {
         self.cout / self.group
     }
-    fn plane(&self) -> usize {
+    pub fn plane(&self) -> usize {
         self.h * self.w
     }
-    fn depthwise(&self) -> bool {
+    pub fn depthwise(&self) -> bool {
         self.cin_g == 1 && self.cout_g() == 1
     }
-    fn pointwise(&self) -> bool {
+    pub fn pointwise(&self) -> bool {
         self.kh == 1 && self.kw == 1 && self.s == [1, 1] && self.pads == [0; 4]
     }
-    fn shape(&self) -> Vec<usize> {
+    pub fn shape(&self) -> Vec<usize> {
         vec![self.n, self.cout, self.oh, self.ow]
     }
 }
@@ -154,9 +155,8 @@ impl<'a, T: Num> Source<'a, T> {
 
 /// Writes the im2col columns of one group of one sample (`xg`: `cin_g` planes) into `cols`, a `[k, ld]`
 /// matrix, at columns `col0 .. col0 + p`.
-fn im2col<T: Num>(g: &Geom, xg: &[T], cols: &mut [T], ld: usize, col0: usize) {
+pub(super) fn im2col<T: Copy>(g: &Geom, xg: &[T], cols: &mut [T], ld: usize, col0: usize, zero: T) {
     let (p, ow) = (g.p(), g.ow);
-    let zero = T::default();
     for ci in 0..g.cin_g {
         for ky in 0..g.kh {
             let (ylo, yhi) = valid_range(ky * g.d[0], g.s[0], g.pads[0], g.h, g.oh);
@@ -305,7 +305,7 @@ fn sample_acc<T: Num>(g: &Geom, xb: &[T], w: &[T], acc: &mut [T], cols: &mut Vec
             xg
         } else {
             cols.resize(k * p, T::default());
-            im2col(g, xg, cols, p, 0);
+            im2col(g, xg, cols, p, 0, T::default());
             cols
         };
         T::gemm(
@@ -337,7 +337,7 @@ fn batch_acc<T: Num>(g: &Geom, src: &Source<T>, w: &[T], acc: &mut [T], scratch:
                     cols[ci * np + b * p..][..p].copy_from_slice(&xg[ci * p..][..p]);
                 }
             } else {
-                im2col(g, xg, &mut cols, np, b * p);
+                im2col(g, xg, &mut cols, np, b * p, T::default());
             }
         }
         T::gemm(
@@ -444,6 +444,13 @@ pub(crate) fn conv_quant(
     let g = Geom::new(c, x.shape, ws)?;
     let (p, per) = (g.p(), g.cout * g.p());
     let mut out = bufs.take(g.n * per);
+    // the int8 GEMM pays for its transposed output once the sums are long enough (or f32 is not exact)
+    let int8_pays = g.k() >= 64 || q.codes64.is_some();
+    if let (Some(w8), false, true) = (&q.codes_i8, g.depthwise(), int8_pays) {
+        if int8::conv(&g, x.data, &e, w8, q, epi, &mut out) {
+            return Ok(Array::new(g.shape(), out));
+        }
+    }
     let inv_scale = 1.0 / e.scale;
     match &q.codes64 {
         None => {
@@ -664,7 +671,32 @@ mod tests {
                 [2, 6, 12, 12],
                 [3, 6, 1, 1],
             ),
+            // long enough sums for the int8 GEMM: batched, per sample, pointwise, two groups
+            (
+                conv([1, 1], [1, 1, 1, 1], [1, 1], 1),
+                [3, 8, 5, 6],
+                [5, 8, 3, 3],
+            ),
+            (
+                conv([2, 1], [1, 0, 1, 2], [1, 1], 1),
+                [2, 8, 27, 13],
+                [4, 8, 3, 3],
+            ),
+            (
+                conv([1, 1], [0, 0, 0, 0], [1, 1], 1),
+                [2, 70, 12, 11],
+                [3, 70, 1, 1],
+            ),
+            (
+                conv([1, 1], [1, 1, 1, 1], [1, 1], 2),
+                [2, 16, 12, 12],
+                [4, 8, 3, 3],
+            ),
         ];
+        assert!(
+            cases.iter().any(|(_, _, ws)| ws[1] * ws[2] * ws[3] >= 64),
+            "a case takes the int8 GEMM"
+        );
         for (i, (c, xs, ws)) in cases.iter().enumerate() {
             let n_x: usize = xs.iter().product();
             // activations on e_in's grid: codes 0..=255
@@ -696,10 +728,14 @@ mod tests {
                 quant: Some(e_out),
             };
             epi.apply(&mut want);
-            for wide in [false, true] {
+            if !int8::available() {
+                println!("no exact int8 GEMM on this CPU: only the f32 and f64 paths are checked");
+            }
+            for (wide, i8w) in [(false, false), (true, false), (false, true), (true, true)] {
                 let q = QuantMac {
                     codes: codes.clone(),
                     codes64: wide.then(|| codes.iter().map(|&v| v as f64).collect()),
+                    codes_i8: i8w.then(|| int8::weight_codes(&codes).unwrap()),
                     mult: mult.clone(),
                     bias: bias.clone(),
                 };
@@ -716,7 +752,7 @@ mod tests {
                     &mut Buffers::default(),
                 )
                 .unwrap();
-                assert_eq!(got.data, want, "case {i}, f64 accumulators {wide}");
+                assert_eq!(got.data, want, "case {i}, f64 {wide}, int8 {i8w}");
             }
         }
     }

@@ -2,6 +2,7 @@
 
 use super::buffers::Buffers;
 use super::conv::integer_codes;
+use super::int8;
 use super::{ArrayRef, Epilogue, QuantMac};
 use crate::backend::Array;
 use crate::ir::Op;
@@ -154,6 +155,13 @@ pub(crate) fn fc_quant(
     let (nout, k) = (ws[0], ws[1]);
     let m = split_rows(x, k)?;
     let mut out = bufs.take(m * nout);
+    if let Some(w8) = &q.codes_i8 {
+        if int8::fc(x.data, m, k, nout, &e, w8, q, epi, &mut out) {
+            let mut shape = x.shape.to_vec();
+            *shape.last_mut().unwrap() = nout;
+            return Ok(Array::new(shape, out));
+        }
+    }
     // y = x · wᵀ on integer codes (exact), then one rescale per output channel
     match &q.codes64 {
         None => {
@@ -282,5 +290,57 @@ mod tests {
         .unwrap();
         assert_eq!(y.shape, vec![2, 2, 2]);
         assert_eq!(y.data, vec![2.0, 3.0, 8.0, 9.0, 14.0, 15.0, 20.0, 21.0]);
+    }
+
+    /// Gemm on integer codes: the f32, f64 and int8 paths give the definition's result bit for bit.
+    #[test]
+    fn quantized_fc_is_the_integer_product_rescaled() {
+        let e = Encoding {
+            bits: 8,
+            scale: 0.02,
+            offset: -37,
+        };
+        let (m, k, nout) = (5, 70, 9);
+        let q: Vec<f32> = (0..m * k).map(|i| ((i * 37) % 256) as f32).collect();
+        let x: Vec<f32> = q
+            .iter()
+            .map(|&q| ((q + e.offset as f32) as f64 * e.scale as f64) as f32)
+            .collect();
+        let codes: Vec<f32> = (0..nout * k)
+            .map(|i| ((i * 11) % 255) as f32 - 127.0)
+            .collect();
+        let mult: Vec<f64> = (0..nout).map(|j| 1e-4 * (j + 1) as f64).collect();
+        let bias: Vec<f64> = (0..nout).map(|j| j as f64 * 0.1).collect();
+        let mut want = vec![0f32; m * nout];
+        for r in 0..m {
+            for j in 0..nout {
+                let acc: f64 = (0..k)
+                    .map(|p| (q[r * k + p] + e.offset as f32) as f64 * codes[j * k + p] as f64)
+                    .sum();
+                want[r * nout + j] = (acc * mult[j] + bias[j]) as f32;
+            }
+        }
+        for (wide, i8w) in [(false, false), (true, false), (false, true)] {
+            let qm = QuantMac {
+                codes: codes.clone(),
+                codes64: wide.then(|| codes.iter().map(|&v| v as f64).collect()),
+                codes_i8: i8w.then(|| int8::weight_codes(&codes).unwrap()),
+                mult: mult.clone(),
+                bias: bias.clone(),
+            };
+            let y = fc_quant(
+                &ArrayRef {
+                    shape: &[m, k],
+                    data: &x,
+                },
+                &[nout, k],
+                &qm,
+                e,
+                &Epilogue::NONE,
+                &mut Buffers::default(),
+            )
+            .unwrap();
+            assert_eq!(y.data, want, "f64 {wide}, int8 {i8w}");
+        }
     }
 }

@@ -11,6 +11,7 @@ mod buffers;
 mod conv;
 mod elementwise;
 mod gemm;
+mod int8;
 mod layout;
 mod pool;
 
@@ -28,6 +29,8 @@ pub(crate) struct QuantMac {
     pub codes: Vec<f32>,
     /// The same codes in f64, when accumulating in f32 would not be exact.
     pub codes64: Option<Vec<f64>>,
+    /// The same codes in i8, for 8-bit weights on 8-bit activations (the int8 GEMM).
+    pub codes_i8: Option<Vec<i8>>,
     /// Output multiplier per channel: input scale × weight scale.
     pub mult: Vec<f64>,
     /// Dequantized int32 bias per channel.
@@ -120,6 +123,11 @@ impl Reference {
                 macs[i] = Some(QuantMac {
                     codes: wq.codes.clone(),
                     codes64: (!exact_f32).then(|| wq.codes.iter().map(|&v| v as f64).collect()),
+                    codes_i8: if wq.bits == 8 && enc.bits == 8 {
+                        int8::weight_codes(&wq.codes)
+                    } else {
+                        None
+                    },
                     mult: (0..cout)
                         .map(|c| enc.scale as f64 * wq.scale(c) as f64)
                         .collect(),
