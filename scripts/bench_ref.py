@@ -30,12 +30,16 @@ def ort_rate(model, x, batch, warmup, iters):
     xb = x[:batch]
     for _ in range(warmup):
         sess.run(None, {name: xb})
+    t = time.perf_counter()
+    sess.run(None, {name: xb})
+    # at least `iters` runs and about a second of them: a small model's run is a fraction of a millisecond
+    iters = max(iters, int(1.0 / max(time.perf_counter() - t, 1e-6)))
     times = []
     for _ in range(iters):
         t = time.perf_counter()
         sess.run(None, {name: xb})
         times.append(time.perf_counter() - t)
-    return len(xb) / float(np.median(times))
+    return len(xb) / float(np.median(times)), iters
 
 
 def amp_rate(model, data, precision, batch, warmup, iters):
@@ -60,11 +64,11 @@ def main():
         model = os.path.join(ex, "model.onnx")
         data = os.path.join(ex, "val.npz")
         x = np.load(data)["inputs"]
-        base = ort_rate(model, x, a.batch, a.warmup, a.iters)
-        print(f"{ex}: batch {a.batch}, 1 thread, median of {a.iters} runs after {a.warmup} warm-up runs")
+        base, iters = ort_rate(model, x, a.batch, a.warmup, a.iters)
+        print(f"{ex}: batch {a.batch}, 1 thread, median of {iters} runs after {a.warmup} warm-up runs")
         print(f"  onnxruntime fp32   {base:10.1f} samples/s   1.00x")
         for p in ("fp32", "a8w8", "a16w8", "a16w16"):
-            r = amp_rate(model, data, p, a.batch, a.warmup, a.iters)
+            r = amp_rate(model, data, p, a.batch, a.warmup, iters)
             print(f"  amp ref {p:<10} {r:10.1f} samples/s   {r / base:.2f}x")
 
 

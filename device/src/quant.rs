@@ -84,11 +84,21 @@ impl Encoding {
     /// Quantize-dequantize every element in place. Same rounding as [`Encoding::fake`] but in f32 like
     /// onnxruntime's QuantizeLinear (`x / scale`, round half to even), written so the loop vectorises.
     pub fn fake_slice(&self, data: &mut [f32]) {
+        let f = self.fake_fn();
+        for v in data.iter_mut() {
+            *v = f(*v);
+        }
+    }
+
+    /// [`Encoding::fake_slice`] for one value, as a closure with the encoding's constants hoisted, for loops
+    /// that fuse it with other work.
+    #[inline]
+    pub fn fake_fn(&self) -> impl Fn(f32) -> f32 + Copy {
         const MAGIC: f32 = 12582912.0; // 1.5 * 2^23: (v + MAGIC) - MAGIC rounds half to even for |v| < 2^22
         let (scale, off, qmax) = (self.scale, self.offset as f32, self.qmax() as f32);
-        for v in data.iter_mut() {
-            let r = ((*v / scale).clamp(-4194304.0, 4194304.0) + MAGIC) - MAGIC;
-            *v = ((r - off).clamp(0.0, qmax) + off) * scale;
+        move |v: f32| {
+            let r = ((v / scale).clamp(-4194304.0, 4194304.0) + MAGIC) - MAGIC;
+            ((r - off).clamp(0.0, qmax) + off) * scale
         }
     }
 

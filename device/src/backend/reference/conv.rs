@@ -5,7 +5,7 @@
 //! it is still in cache.
 
 use super::buffers::Buffers;
-use super::gemm::Num;
+use super::gemm::{Layout, Num};
 use super::int8;
 use super::{ArrayRef, Epilogue, QuantMac};
 use crate::backend::Array;
@@ -141,13 +141,15 @@ impl<'a, T: Num> Source<'a, T> {
         match self {
             Source::Ready(x) => &x[lo..lo + len],
             Source::Codes { x, inv_scale } => {
-                scratch.clear();
-                scratch.extend(
-                    x[lo..lo + len]
-                        .iter()
-                        .map(|&v| T::from_f32(round_code(v * inv_scale))),
-                );
-                scratch
+                // a zip over two slices vectorises (an `extend` from a map does not)
+                if scratch.len() < len {
+                    scratch.resize(len, T::default());
+                }
+                let dst = &mut scratch[..len];
+                for (d, &v) in dst.iter_mut().zip(&x[lo..lo + len]) {
+                    *d = T::from_f32(round_code(v * inv_scale));
+                }
+                dst
             }
         }
     }
@@ -214,10 +216,12 @@ fn depthwise_acc<T: Num>(
     let prh = (oh + (kh - 1) * d0 / s0 + 1).max((g.h - 1 + pt) / s0 + 1);
     let plane_len = prh * pw;
     let (planes, wide) = work;
+    // outputs are computed in whole blocks of DW_LANES; the last block reads into zero slack
+    let n = (oh * pw).div_ceil(DW_LANES) * DW_LANES;
     planes.clear();
-    planes.resize(s0 * s1 * plane_len, zero);
+    planes.resize(s0 * s1 * plane_len + n, zero);
     wide.clear();
-    wide.resize(oh * pw, zero);
+    wide.resize(n, zero);
     // where each input row and each column phase lands (no divisions in the channel loop)
     let rows: Vec<usize> = (0..g.h)
         .map(|r| ((r + pt) % s0 * s1 * prh + (r + pt) / s0) * pw)
@@ -244,7 +248,10 @@ fn depthwise_acc<T: Num>(
         // the borders stay zero from the first fill; every channel overwrites the same interior
         for (row, &base) in xin.chunks(g.w).zip(&rows) {
             if s1 == 1 {
-                planes[base + pl..][..g.w].copy_from_slice(row);
+                // an inline loop: rows are short, and a memcpy call per row costs more than the copy
+                for (d, &v) in planes[base + pl..][..g.w].iter_mut().zip(row) {
+                    *d = v;
+                }
                 continue;
             }
             if s1 == 2 {
@@ -270,28 +277,20 @@ fn depthwise_acc<T: Num>(
         }
         let wk = &w[ch * kh * kw..][..kh * kw];
         // DW_LANES outputs at a time, their sums kept in registers across all taps
-        let n = oh * pw;
-        let mut i = 0;
-        while i + DW_LANES <= n {
+        for (i, block) in wide.chunks_exact_mut(DW_LANES).enumerate() {
             let mut a = [zero; DW_LANES];
             for (&at, &wv) in taps.iter().zip(wk) {
-                let xs = &planes[at + i..][..DW_LANES];
+                let xs = &planes[at + i * DW_LANES..][..DW_LANES];
                 for (av, &xv) in a.iter_mut().zip(xs) {
                     *av = *av + xv * wv;
                 }
             }
-            wide[i..i + DW_LANES].copy_from_slice(&a);
-            i += DW_LANES;
-        }
-        for (j, o) in wide[i..n].iter_mut().enumerate() {
-            let mut a = zero;
-            for (&at, &wv) in taps.iter().zip(wk) {
-                a = a + planes[at + i + j] * wv;
-            }
-            *o = a;
+            block.copy_from_slice(&a);
         }
         for (orow, wrow) in acc[ch * p..][..p].chunks_mut(ow).zip(wide.chunks(pw)) {
-            orow.copy_from_slice(&wrow[..ow]);
+            for (o, &v) in orow.iter_mut().zip(wrow) {
+                *o = v;
+            }
         }
     }
 }
@@ -313,9 +312,9 @@ fn sample_acc<T: Num>(g: &Geom, xb: &[T], w: &[T], acc: &mut [T], cols: &mut Vec
             k,
             p,
             &w[gi * cout_g * k..][..cout_g * k],
-            (k as isize, 1),
+            Layout::Rows(k),
             bm,
-            (p as isize, 1),
+            Layout::Rows(p),
             &mut acc[gi * cout_g * p..][..cout_g * p],
         );
     }
@@ -345,9 +344,9 @@ fn batch_acc<T: Num>(g: &Geom, src: &Source<T>, w: &[T], acc: &mut [T], scratch:
             k,
             np,
             &w[gi * cout_g * k..][..cout_g * k],
-            (k as isize, 1),
+            Layout::Rows(k),
             &cols,
-            (np as isize, 1),
+            Layout::Rows(np),
             &mut tmp,
         );
         for co in 0..cout_g {

@@ -9,28 +9,36 @@ use crate::ir::Op;
 use crate::ir::{broadcast_offset, infer_shape};
 use crate::quant::Encoding;
 
+/// How a GEMM operand lies in its slice: row-major with the given row stride, or column-major with the
+/// given column stride.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Layout {
+    Rows(usize),
+    Cols(usize),
+}
+
 /// The arithmetic the kernels accumulate in: f32, or f64 where f32 would not be exact.
 pub(crate) trait Num:
     Copy + Default + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self>
 {
     fn from_f32(v: f32) -> Self;
     fn to_f64(self) -> f64;
-    /// c[m×n] = a[m×k] · b[k×n]; strides given as (row, col).
+    /// c[m×n] = a[m×k] · b[k×n].
     #[allow(clippy::too_many_arguments)]
     fn gemm(
         m: usize,
         k: usize,
         n: usize,
         a: &[Self],
-        sa: (isize, isize),
+        sa: Layout,
         b: &[Self],
-        sb: (isize, isize),
+        sb: Layout,
         c: &mut [Self],
     );
 }
 
-// GEMM goes through ndarray's safe `general_mat_mul` (matrixmultiply underneath), so the reference backend
-// needs no `unsafe`.
+// GEMM goes through faer's safe API (its kernels dispatch to AVX-512, AVX2 or NEON at run time), so the
+// reference backend needs no `unsafe`.
 impl Num for f32 {
     fn from_f32(v: f32) -> Self {
         v
@@ -43,12 +51,12 @@ impl Num for f32 {
         k: usize,
         n: usize,
         a: &[f32],
-        sa: (isize, isize),
+        sa: Layout,
         b: &[f32],
-        sb: (isize, isize),
+        sb: Layout,
         c: &mut [f32],
     ) {
-        safe::sgemm(m, k, n, a, sa, b, sb, c)
+        safe::gemm(m, k, n, a, sa, b, sb, c)
     }
 }
 
@@ -64,45 +72,48 @@ impl Num for f64 {
         k: usize,
         n: usize,
         a: &[f64],
-        sa: (isize, isize),
+        sa: Layout,
         b: &[f64],
-        sb: (isize, isize),
+        sb: Layout,
         c: &mut [f64],
     ) {
-        safe::dgemm(m, k, n, a, sa, b, sb, c)
+        safe::gemm(m, k, n, a, sa, b, sb, c)
     }
 }
 
 mod safe {
-    //! Strided GEMM through ndarray's safe API.
-    use ndarray::linalg::general_mat_mul;
-    use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
+    //! Strided GEMM through faer's safe API, single-threaded: amp runs evaluations side by side instead.
+    use super::Layout;
+    use faer::{Accum, MatMut, MatRef, Par};
 
-    macro_rules! gemm_impl {
-        ($name:ident, $t:ty) => {
-            #[allow(clippy::too_many_arguments)]
-            pub fn $name(
-                m: usize,
-                k: usize,
-                n: usize,
-                a: &[$t],
-                sa: (isize, isize),
-                b: &[$t],
-                sb: (isize, isize),
-                c: &mut [$t],
-            ) {
-                let a = ArrayView2::from_shape((m, k).strides((sa.0 as usize, sa.1 as usize)), a)
-                    .expect("gemm: a fits its slice");
-                let b = ArrayView2::from_shape((k, n).strides((sb.0 as usize, sb.1 as usize)), b)
-                    .expect("gemm: b fits its slice");
-                let mut c = ArrayViewMut2::from_shape((m, n), &mut c[..m * n])
-                    .expect("gemm: c fits its slice");
-                general_mat_mul(1.0, &a, &b, 0.0, &mut c);
-            }
-        };
+    fn view<T>(d: &[T], rows: usize, cols: usize, l: Layout) -> MatRef<'_, T> {
+        match l {
+            Layout::Rows(rs) => MatRef::from_row_major_slice_with_stride(d, rows, cols, rs),
+            Layout::Cols(cs) => MatRef::from_column_major_slice_with_stride(d, rows, cols, cs),
+        }
     }
-    gemm_impl!(sgemm, f32);
-    gemm_impl!(dgemm, f64);
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm<T: faer::traits::RealField + Copy + From<f32>>(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[T],
+        sa: Layout,
+        b: &[T],
+        sb: Layout,
+        c: &mut [T],
+    ) {
+        let c = MatMut::from_row_major_slice_mut(&mut c[..m * n], m, n);
+        faer::linalg::matmul::matmul(
+            c,
+            Accum::Replace,
+            view(a, m, k, sa),
+            view(b, k, n, sb),
+            T::from(1.0f32),
+            Par::Seq,
+        );
+    }
 }
 
 fn split_rows(x: &ArrayRef, k: usize) -> Result<usize, String> {
@@ -128,9 +139,9 @@ pub(crate) fn fc_f32(
         k,
         nout,
         x.data,
-        (k as isize, 1),
+        Layout::Rows(k),
         w.data,
-        (1, k as isize),
+        Layout::Cols(k),
         &mut out,
     );
     if let Some(b) = bias {
@@ -171,9 +182,9 @@ pub(crate) fn fc_quant(
                 k,
                 nout,
                 &xi,
-                (k as isize, 1),
+                Layout::Rows(k),
                 &q.codes,
-                (1, k as isize),
+                Layout::Cols(k),
                 &mut out,
             );
             for row in out.chunks_mut(nout) {
@@ -190,9 +201,9 @@ pub(crate) fn fc_quant(
                 k,
                 nout,
                 &xi,
-                (k as isize, 1),
+                Layout::Rows(k),
                 w64,
-                (1, k as isize),
+                Layout::Cols(k),
                 &mut acc,
             );
             for (row, a) in out.chunks_mut(nout).zip(acc.chunks(nout)) {
@@ -238,7 +249,7 @@ pub(crate) fn matmul(
     for bi in 0..batches {
         let pa = &xa[offset(a.shape, bi) * m * k..][..m * k];
         let pb = &xb[offset(b.shape, bi) * k * n..][..k * n];
-        f64::gemm(m, k, n, pa, (k as isize, 1), pb, (n as isize, 1), &mut c);
+        f64::gemm(m, k, n, pa, Layout::Rows(k), pb, Layout::Rows(n), &mut c);
         for (o, v) in out[bi * m * n..][..m * n].iter_mut().zip(&c) {
             *o = (v * mult) as f32;
         }

@@ -53,11 +53,23 @@ impl Epilogue {
     };
 
     pub fn apply(&self, v: &mut [f32]) {
-        if let Some((lo, hi)) = self.clamp {
-            v.iter_mut().for_each(|x| *x = x.max(lo).min(hi));
-        }
-        if let Some(e) = &self.quant {
-            e.fake_slice(v);
+        self.apply_mapped(v, |x| x);
+    }
+
+    /// `v[i] = epilogue(pre(v[i]))` in one pass (one loop per variant, so each vectorises).
+    #[inline]
+    pub fn apply_mapped(&self, v: &mut [f32], pre: impl Fn(f32) -> f32) {
+        match (self.clamp, self.quant) {
+            (None, None) => v.iter_mut().for_each(|x| *x = pre(*x)),
+            (Some((lo, hi)), None) => v.iter_mut().for_each(|x| *x = pre(*x).max(lo).min(hi)),
+            (None, Some(e)) => {
+                let f = e.fake_fn();
+                v.iter_mut().for_each(|x| *x = f(pre(*x)));
+            }
+            (Some((lo, hi)), Some(e)) => {
+                let f = e.fake_fn();
+                v.iter_mut().for_each(|x| *x = f(pre(*x).max(lo).min(hi)));
+            }
         }
     }
 }
