@@ -94,11 +94,18 @@ impl Encoding {
     /// that fuse it with other work.
     #[inline]
     pub fn fake_fn(&self) -> impl Fn(f32) -> f32 + Copy {
+        self.quant_fn(self.scale)
+    }
+
+    /// Quantizes with this encoding and returns the integer `q + offset` times `out_scale`: the
+    /// dequantized value for `out_scale = scale`, the integer code itself for 1.
+    #[inline]
+    pub fn quant_fn(&self, out_scale: f32) -> impl Fn(f32) -> f32 + Copy {
         const MAGIC: f32 = 12582912.0; // 1.5 * 2^23: (v + MAGIC) - MAGIC rounds half to even for |v| < 2^22
         let (scale, off, qmax) = (self.scale, self.offset as f32, self.qmax() as f32);
         move |v: f32| {
             let r = ((v / scale).clamp(-4194304.0, 4194304.0) + MAGIC) - MAGIC;
-            ((r - off).clamp(0.0, qmax) + off) * scale
+            ((r - off).clamp(0.0, qmax) + off) * out_scale
         }
     }
 

@@ -725,6 +725,7 @@ mod tests {
             let epi = Epilogue {
                 clamp: Some((0.0, 6.0)),
                 quant: Some(e_out),
+                codes: false,
             };
             epi.apply(&mut want);
             if !int8::available() {

@@ -1,7 +1,7 @@
 //! Elementwise ops: broadcast binary arithmetic, activations, per-channel scale-shift, softmax.
 
 use super::buffers::Buffers;
-use super::ArrayRef;
+use super::{clamp, ArrayRef};
 use crate::backend::Array;
 use crate::ir::{infer_shape, Op};
 
@@ -86,8 +86,10 @@ pub(crate) fn unary(op: &Op, x: &ArrayRef, bufs: &mut Buffers) -> Array {
     out.copy_from_slice(x.data);
     // one loop per op (the match stays outside the loop, so each loop vectorises)
     match *op {
-        Op::Relu => out.iter_mut().for_each(|v| *v = v.max(0.0)),
-        Op::Clip { min, max } => out.iter_mut().for_each(|v| *v = v.max(min).min(max)),
+        Op::Relu => out
+            .iter_mut()
+            .for_each(|v| *v = clamp(*v, 0.0, f32::INFINITY)),
+        Op::Clip { min, max } => out.iter_mut().for_each(|v| *v = clamp(*v, min, max)),
         Op::LeakyRelu { alpha } => out
             .iter_mut()
             .for_each(|v| *v = if *v >= 0.0 { *v } else { alpha * *v }),

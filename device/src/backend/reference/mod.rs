@@ -43,6 +43,8 @@ pub(crate) struct QuantMac {
 pub(crate) struct Epilogue {
     pub clamp: Option<(f32, f32)>,
     pub quant: Option<Encoding>,
+    /// Leave the quantized values as integer codes `q + offset` (for a tensor only MAC ops read).
+    pub codes: bool,
 }
 
 impl Epilogue {
@@ -50,6 +52,7 @@ impl Epilogue {
     pub const NONE: Epilogue = Epilogue {
         clamp: None,
         quant: None,
+        codes: false,
     };
 
     pub fn apply(&self, v: &mut [f32]) {
@@ -61,16 +64,29 @@ impl Epilogue {
     pub fn apply_mapped(&self, v: &mut [f32], pre: impl Fn(f32) -> f32) {
         match (self.clamp, self.quant) {
             (None, None) => v.iter_mut().for_each(|x| *x = pre(*x)),
-            (Some((lo, hi)), None) => v.iter_mut().for_each(|x| *x = pre(*x).max(lo).min(hi)),
+            (Some((lo, hi)), None) => v.iter_mut().for_each(|x| *x = clamp(pre(*x), lo, hi)),
             (None, Some(e)) => {
-                let f = e.fake_fn();
+                let f = e.quant_fn(if self.codes { 1.0 } else { e.scale });
                 v.iter_mut().for_each(|x| *x = f(pre(*x)));
             }
             (Some((lo, hi)), Some(e)) => {
-                let f = e.fake_fn();
-                v.iter_mut().for_each(|x| *x = f(pre(*x).max(lo).min(hi)));
+                let f = e.quant_fn(if self.codes { 1.0 } else { e.scale });
+                v.iter_mut().for_each(|x| *x = f(clamp(pre(*x), lo, hi)));
             }
         }
+    }
+}
+
+/// `v` limited to `[lo, hi]` with two selects: one vector max and one min (`f32::max`/`min` add a NaN
+/// check each), no panic on `lo > hi` (unlike `f32::clamp`); NaN passes through. Relu and Clip use it
+/// fused or not, so both paths agree bit for bit.
+#[inline(always)]
+pub(crate) fn clamp(v: f32, lo: f32, hi: f32) -> f32 {
+    let v = if v < lo { lo } else { v };
+    if v > hi {
+        hi
+    } else {
+        v
     }
 }
 
@@ -92,6 +108,10 @@ pub struct Reference {
     last_use: Vec<usize>,
     /// Per node: the Relu/Clip node `run` folds into this Conv/Gemm.
     fused_act: Vec<Option<usize>>,
+    /// Per tensor: `run` keeps it as integer codes `q + offset` rather than `(q + offset) · scale`. Only for
+    /// a quantized Conv/Gemm result that only quantized Conv/Gemm read (as their data input): the reader
+    /// takes the codes as they are instead of dividing by the scale and rounding, the same integers.
+    as_codes: Vec<bool>,
     /// Buffers freed by one run, reused by the next.
     buffers: Mutex<Buffers>,
 }
@@ -176,13 +196,32 @@ impl Reference {
                 let act = *consumers[n.output].first()?;
                 (fusable && activation_clamp(&graph.nodes[act].op).is_some()).then_some(act)
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let mut as_codes = vec![false; graph.tensors.len()];
+        if let Some(p) = &plan {
+            let is_qmac =
+                |j: usize| matches!(graph.nodes[j].op, Op::Conv(_) | Op::Gemm) && macs[j].is_some();
+            for i in (0..graph.nodes.len()).filter(|&i| is_qmac(i)) {
+                let t = fused_act[i].map_or(graph.nodes[i].output, |a| graph.nodes[a].output);
+                let readers = &consumers[t];
+                as_codes[t] = p.roles[t] == Role::Own
+                    && p.encodings[t].is_some()
+                    && !graph.outputs.contains(&t)
+                    && !readers.is_empty()
+                    && readers.iter().all(|&j| {
+                        is_qmac(j)
+                            && graph.nodes[j].inputs[0] == t
+                            && !graph.nodes[j].inputs[1..].contains(&t)
+                    });
+            }
+        }
         Ok(Reference {
             graph,
             plan,
             macs,
             last_use,
             fused_act,
+            as_codes,
             buffers: Mutex::new(Buffers::default()),
         })
     }
@@ -239,7 +278,7 @@ impl Reference {
                     }
                     None => n.output,
                 };
-                let (mut y, quantized) = self.exec(i, n, act, out, &vals, &mut bufs)?;
+                let (mut y, quantized) = self.exec(i, n, fuse, act, out, &vals, &mut bufs)?;
                 if !quantized {
                     self.quantize(out, &mut y);
                 }
@@ -300,10 +339,12 @@ impl Reference {
 
     /// Executes node `i` (with the activation node `act` folded in), whose result is tensor `out`. Returns
     /// the result and whether it is already quantized.
+    #[allow(clippy::too_many_arguments)]
     fn exec(
         &self,
         i: usize,
         n: &Node,
+        fuse: bool,
         act: Option<usize>,
         out: usize,
         vals: &[Option<Array>],
@@ -312,8 +353,9 @@ impl Reference {
         let epi = Epilogue {
             clamp: act.and_then(|a| activation_clamp(&self.graph.nodes[a].op)),
             quant: self.own_encoding(out),
+            codes: fuse && self.as_codes[out],
         };
-        self.exec_inner(i, n, &epi, vals, bufs)
+        self.exec_inner(i, n, fuse, &epi, vals, bufs)
             .map_err(|m| node_err(n, m))
     }
 
@@ -321,6 +363,7 @@ impl Reference {
         &self,
         i: usize,
         n: &Node,
+        fuse: bool,
         epi: &Epilogue,
         vals: &[Option<Array>],
         bufs: &mut Buffers,
@@ -331,10 +374,17 @@ impl Reference {
             .map(|&t| self.input(vals, t))
             .collect::<Result<_, _>>()?;
         let need_enc = |k: usize| -> Result<Encoding, String> {
-            self.plan
+            let e = self
+                .plan
                 .as_ref()
                 .and_then(|p| p.encodings[n.inputs[k]])
-                .ok_or_else(|| "its input has no quantization encoding".to_string())
+                .ok_or_else(|| "its input has no quantization encoding".to_string())?;
+            // an input kept as codes is on the grid of scale 1
+            Ok(if fuse && self.as_codes[n.inputs[k]] {
+                Encoding { scale: 1.0, ..e }
+            } else {
+                e
+            })
         };
         let enc = |k: usize| self.plan.as_ref().and_then(|p| p.encodings[n.inputs[k]]);
         let out_shape = &self.graph.tensors[n.output].shape;
