@@ -25,59 +25,83 @@ pub(crate) fn binary(
     bufs: &mut Buffers,
 ) -> Result<Array, String> {
     let shape = infer_shape(op, &[a.shape, b.shape], |_| false)?;
-    let f: fn(f32, f32) -> f32 = match op {
-        Op::Add => |x, y| x + y,
-        Op::Sub => |x, y| x - y,
-        Op::Mul => |x, y| x * y,
-        Op::Div => |x, y| x / y,
-        _ => return Err(format!("{} is not a binary op", op.name())),
-    };
     let n: usize = shape.iter().product();
-    if a.shape == b.shape {
-        let mut out = bufs.take(n);
-        // one loop per op, so each vectorises
-        match op {
-            Op::Add => zip_into(&mut out, a.data, b.data, |x, y| x + y),
-            Op::Sub => zip_into(&mut out, a.data, b.data, |x, y| x - y),
-            Op::Mul => zip_into(&mut out, a.data, b.data, |x, y| x * y),
-            _ => zip_into(&mut out, a.data, b.data, f),
-        }
-        return Ok(Array::new(shape, out));
-    }
-    if b.data.len() == 1 {
-        let y = b.data[0];
-        if a.data.len() == n {
-            let mut out = bufs.take(n);
-            out.iter_mut().zip(a.data).for_each(|(o, &x)| *o = f(x, y));
-            return Ok(Array::new(shape, out));
-        }
-    }
-    let (sa, sb) = (bstrides(a.shape, &shape), bstrides(b.shape, &shape));
-    let mut out = Vec::with_capacity(n);
-    let rank = shape.len();
-    let mut idx = vec![0usize; rank];
-    let (mut ia, mut ib) = (0usize, 0usize);
-    for _ in 0..n {
-        out.push(f(a.data[ia], b.data[ib]));
-        for d in (0..rank).rev() {
-            idx[d] += 1;
-            ia += sa[d];
-            ib += sb[d];
-            if idx[d] < shape[d] {
-                break;
-            }
-            ia -= sa[d] * shape[d];
-            ib -= sb[d] * shape[d];
-            idx[d] = 0;
-        }
+    let mut out = bufs.take(n);
+    // one instance per op, so each inner loop vectorises
+    match op {
+        Op::Add => broadcast(&mut out, &shape, a, b, |x, y| x + y),
+        Op::Sub => broadcast(&mut out, &shape, a, b, |x, y| x - y),
+        Op::Mul => broadcast(&mut out, &shape, a, b, |x, y| x * y),
+        Op::Div => broadcast(&mut out, &shape, a, b, |x, y| x / y),
+        _ => return Err(format!("{} is not a binary op", op.name())),
     }
     Ok(Array::new(shape, out))
 }
 
-#[inline]
-fn zip_into(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) {
-    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
-        *o = f(x, y);
+/// `out = f(a, b)` with numpy broadcasting. The innermost dims over which each operand is either
+/// contiguous or constant form one run, done by a single vectorised loop (a whole same-shape op, or a
+/// per-channel scale over a plane); an odometer walks the dims outside it.
+fn broadcast(
+    out: &mut [f32],
+    shape: &[usize],
+    a: &ArrayRef,
+    b: &ArrayRef,
+    f: impl Fn(f32, f32) -> f32 + Copy,
+) {
+    if out.is_empty() {
+        return;
+    }
+    let (sa, sb) = (bstrides(a.shape, shape), bstrides(b.shape, shape));
+    let (mut inner, mut d) = (1usize, shape.len());
+    // over the run: is each operand contiguous (full) or constant?
+    let (mut a_full, mut a_const, mut b_full, mut b_const) = (true, true, true, true);
+    while d > 0 {
+        let k = d - 1;
+        if shape[k] != 1 {
+            let (af, ac) = (a_full && sa[k] == inner, a_const && sa[k] == 0);
+            let (bf, bc) = (b_full && sb[k] == inner, b_const && sb[k] == 0);
+            if !(af || ac) || !(bf || bc) {
+                break;
+            }
+            (a_full, a_const, b_full, b_const) = (af, ac, bf, bc);
+            inner *= shape[k];
+        }
+        d -= 1;
+    }
+    let mut idx = vec![0usize; d];
+    let (mut ia, mut ib) = (0usize, 0usize);
+    for dst in out.chunks_mut(inner) {
+        match (a_full, b_full) {
+            (true, true) => {
+                for ((o, &x), &y) in dst.iter_mut().zip(&a.data[ia..]).zip(&b.data[ib..]) {
+                    *o = f(x, y);
+                }
+            }
+            (true, false) => {
+                let y = b.data[ib];
+                for (o, &x) in dst.iter_mut().zip(&a.data[ia..]) {
+                    *o = f(x, y);
+                }
+            }
+            (false, true) => {
+                let x = a.data[ia];
+                for (o, &y) in dst.iter_mut().zip(&b.data[ib..]) {
+                    *o = f(x, y);
+                }
+            }
+            (false, false) => dst.fill(f(a.data[ia], b.data[ib])),
+        }
+        for k in (0..d).rev() {
+            idx[k] += 1;
+            ia += sa[k];
+            ib += sb[k];
+            if idx[k] < shape[k] {
+                break;
+            }
+            ia -= sa[k] * shape[k];
+            ib -= sb[k] * shape[k];
+            idx[k] = 0;
+        }
     }
 }
 
@@ -166,6 +190,58 @@ mod tests {
         )
         .unwrap();
         assert_eq!(y.data, vec![10.0, 11.0, 12.0, 13.0, 24.0, 25.0, 26.0, 27.0]);
+    }
+
+    /// Every broadcasting pattern against the definition: each output index mapped to each operand.
+    #[test]
+    fn binary_broadcasting_matches_the_definition() {
+        let cases: &[(&[usize], &[usize])] = &[
+            (&[2, 3, 4, 5], &[2, 3, 4, 5]),
+            (&[2, 3, 4, 5], &[3, 1, 1]),
+            (&[2, 3, 4, 5], &[1, 3, 1, 1]),
+            (&[2, 1, 4, 1], &[1, 3, 1, 5]),
+            (&[5], &[2, 3, 5]),
+            (&[2, 3, 1], &[2, 3, 4]),
+            (&[1], &[2, 2]),
+            (&[3, 1, 2], &[1, 1, 1]),
+            (&[4, 1], &[4, 6]),
+        ];
+        for (sa, sb) in cases {
+            let a: Vec<f32> = (0..sa.iter().product()).map(|v| v as f32 + 1.0).collect();
+            let b: Vec<f32> = (0..sb.iter().product())
+                .map(|v| v as f32 * 0.5 - 3.0)
+                .collect();
+            let y = binary(
+                &Op::Sub,
+                &ArrayRef {
+                    shape: sa,
+                    data: &a,
+                },
+                &ArrayRef {
+                    shape: sb,
+                    data: &b,
+                },
+                &mut Buffers::default(),
+            )
+            .unwrap();
+            let rank = y.shape.len();
+            let at = |s: &[usize], idx: &[usize]| {
+                let off = rank - s.len();
+                s.iter().enumerate().fold(0, |acc, (i, &dim)| {
+                    acc * dim + if dim == 1 { 0 } else { idx[off + i] }
+                })
+            };
+            for (flat, &got) in y.data.iter().enumerate() {
+                let mut idx = vec![0; rank];
+                let mut r = flat;
+                for k in (0..rank).rev() {
+                    idx[k] = r % y.shape[k];
+                    r /= y.shape[k];
+                }
+                let want = a[at(sa, &idx)] - b[at(sb, &idx)];
+                assert_eq!(got, want, "{sa:?} - {sb:?} at {idx:?}");
+            }
+        }
     }
 
     #[test]
