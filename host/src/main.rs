@@ -48,6 +48,8 @@ enum Cmd {
     Export(ExportArgs),
     /// Measure graph build time and execute latency of one config on a backend.
     Bench(BenchArgs),
+    /// Compare the reference backend with QNN tensor by tensor on one config: where the device departs.
+    Trace(TraceArgs),
     /// List the devices amp can use: this machine's agent and adb devices (state and model).
     Devices {
         /// Print JSON.
@@ -131,6 +133,40 @@ impl BackendArgs {
             }
         })
     }
+}
+
+#[derive(clap::Args)]
+struct TraceArgs {
+    /// The ONNX model.
+    #[arg(long)]
+    model: PathBuf,
+    /// Data for calibration and the traced samples (the first --samples).
+    #[arg(long)]
+    data: PathBuf,
+    /// A uniform precision aNwM.
+    #[arg(long, default_value = "a16w8")]
+    precision: String,
+    /// Trace exactly these encodings (AIMET format) instead of --precision.
+    #[arg(long)]
+    encodings: Option<PathBuf>,
+    /// Samples run through both backends.
+    #[arg(long, default_value_t = 8)]
+    samples: usize,
+    /// Samples (the first N of --data) used to calibrate activation ranges.
+    #[arg(long, default_value_t = 256)]
+    calib_samples: usize,
+    /// Where calibration results are cached.
+    #[arg(long, default_value = ".amp-cache")]
+    cache: PathBuf,
+    /// Folder holding libQnnHtp.so (else QNN_LIB_DIR, QNN_SDK_ROOT, then ./qnn-runtime/lib).
+    #[arg(long)]
+    qnn_lib: Option<PathBuf>,
+    /// HTP architecture to select.
+    #[arg(long, default_value_t = 73)]
+    htp_arch: u32,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -295,6 +331,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Tune(a) => cli_tune::tune(a),
         Cmd::Export(a) => cli_tune::export(a),
         Cmd::Bench(a) => bench(a),
+        Cmd::Trace(a) => trace(a),
         Cmd::Devices { json } => devices(json),
     }
 }
@@ -381,6 +418,74 @@ fn plan_for(
     let mut bits = BitPlan::uniform(graph, p);
     bits.per_channel = per_channel;
     Ok(Some(QuantPlan::new(graph, &stats, &bits)?))
+}
+
+/// "Within 1 LSB", allowing for the float error of comparing dequantized values (up to ~0.004 LSB on a
+/// 16-bit range).
+const TRACE_TOLERANCE_LSB: f64 = 1.01;
+
+fn trace(a: TraceArgs) -> Result<()> {
+    let data = Dataset::load(&a.data)?;
+    let graph = Arc::new(load_model(&a.model, Some(data.sample_shape()))?);
+    let plan = plan_for(
+        &graph,
+        &data,
+        &a.precision,
+        a.encodings.as_deref(),
+        a.calib_samples,
+        &a.cache,
+        true,
+    )?
+    .context("trace compares quantized configs: give a precision aNwM or --encodings")?;
+    let lib = qnn_sys::locate_htp(a.qnn_lib.as_deref())?;
+    let rt = amp_device::backend::qnn::QnnRuntime::load(&lib, a.htp_arch)
+        .with_context(|| format!("loading {}", lib.display()))?;
+    let x = data.inputs.slice_batch(0, a.samples.clamp(1, data.len()));
+    let diffs = amp_host::trace::trace(&rt, &graph, &plan, &x)?;
+    let first = diffs.iter().position(|d| d.max_lsb > TRACE_TOLERANCE_LSB);
+    if a.json {
+        let o = serde_json::json!({
+            "model": a.model.display().to_string(), "htp_arch": a.htp_arch, "samples": x.batch(),
+            "tensors": diffs, "first_over_1_lsb": first.map(|i| diffs[i].tensor.clone()),
+        });
+        println!("{o}");
+        return Ok(());
+    }
+    println!(
+        "{}: reference vs HTP v{} on {} samples, per materialised tensor",
+        a.model.display(),
+        a.htp_arch,
+        x.batch()
+    );
+    println!(
+        "{:>4}  {:<32} {:<18} {:>4} {:>9} {:>9} {:>8}",
+        "#", "node", "op", "bits", "max LSB", "mean LSB", "≤1 LSB"
+    );
+    for (i, d) in diffs.iter().enumerate() {
+        let mark = if Some(i) == first {
+            "  ← first over 1 LSB"
+        } else {
+            ""
+        };
+        println!(
+            "{:>4}  {:<32} {:<18} {:>4} {:>9.2} {:>9.3} {:>7.1}%{mark}",
+            i,
+            d.node,
+            d.op,
+            d.bits,
+            d.max_lsb,
+            d.mean_lsb,
+            d.within_1lsb * 100.0
+        );
+    }
+    match first {
+        Some(i) => println!(
+            "first tensor more than 1 LSB away: {} ({} \"{}\")",
+            diffs[i].tensor, diffs[i].op, diffs[i].node
+        ),
+        None => println!("every tensor within 1 LSB"),
+    }
+    Ok(())
 }
 
 fn bench(a: BenchArgs) -> Result<()> {

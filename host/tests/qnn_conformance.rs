@@ -153,3 +153,78 @@ fn reference_agrees_with_htp_on_every_example() {
         }
     }
 }
+
+/// `amp-host trace`: every tensor QNN materialises is compared in node order. On digits at a8w8 each one
+/// is within 1 LSB, as the outputs are. On digits_outlier (per-channel weight scales spanning 300×) the
+/// trace puts the departure at the second conv, whose input still agrees within 1 LSB.
+#[test]
+fn trace_finds_where_htp_departs() {
+    let rt = runtime();
+    for (name, first_off) in [("digits", None), ("digits_outlier", Some(1))] {
+        let (g, inputs, stats) = load(name);
+        let plan = QuantPlan::new(&g, &stats, &BitPlan::uniform(&g, Precision::A8W8)).unwrap();
+        let x = inputs.slice_batch(0, 8);
+        let diffs = amp_host::trace::trace(&rt, &g, &plan, &x).unwrap();
+        let own = g
+            .nodes
+            .iter()
+            .filter(|n| plan.roles[n.output] == amp_device::quant::Role::Own)
+            .count();
+        assert_eq!(
+            diffs.len(),
+            own,
+            "{name}: one entry per materialised tensor"
+        );
+        for d in &diffs {
+            println!(
+                "{name}: {} {} max {:.2} LSB, {:.1}% within 1",
+                d.node,
+                d.op,
+                d.max_lsb,
+                d.within_1lsb * 100.0
+            );
+            assert!(!d.node.is_empty() && d.bits == 8);
+        }
+        let first = diffs.iter().position(|d| d.max_lsb > 1.01);
+        assert_eq!(first, first_off, "{name}: first tensor over 1 LSB");
+        if let Some(i) = first {
+            assert!(diffs[..i].iter().all(|d| d.max_lsb <= 1.01));
+        }
+        // the traced graph's last tensor is the model output
+        assert_eq!(diffs.last().unwrap().tensor, g.tensors[g.outputs[0]].name);
+    }
+}
+
+/// The `trace` command end to end: JSON with one entry per materialised tensor; FP32 is refused with a
+/// clear error.
+#[test]
+fn trace_command_reports_every_tensor() {
+    let cache = tempfile::tempdir().unwrap();
+    let run = |precision: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_amp-host"))
+            .args(["trace", "--model"])
+            .arg(root().join("examples/digits/model.onnx"))
+            .arg("--data")
+            .arg(root().join("examples/digits/val.npz"))
+            .args(["--precision", precision, "--json", "--qnn-lib"])
+            .arg(root().join("qnn-runtime/lib"))
+            .arg("--cache")
+            .arg(cache.path())
+            .output()
+            .unwrap()
+    };
+    let out = run("a8w8");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["tensors"].as_array().unwrap().len(), 3);
+    assert_eq!(v["samples"], 8);
+    assert!(v["tensors"][0]["max_lsb"].as_f64().unwrap() <= 1.01);
+    let bad = run("fp32");
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("quantized"), "{err}");
+}
