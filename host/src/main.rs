@@ -420,10 +420,6 @@ fn plan_for(
     Ok(Some(QuantPlan::new(graph, &stats, &bits)?))
 }
 
-/// "Within 1 LSB", allowing for the float error of comparing dequantized values (up to ~0.004 LSB on a
-/// 16-bit range).
-const TRACE_TOLERANCE_LSB: f64 = 1.01;
-
 fn trace(a: TraceArgs) -> Result<()> {
     let data = Dataset::load(&a.data)?;
     let graph = Arc::new(load_model(&a.model, Some(data.sample_shape()))?);
@@ -442,7 +438,9 @@ fn trace(a: TraceArgs) -> Result<()> {
         .with_context(|| format!("loading {}", lib.display()))?;
     let x = data.inputs.slice_batch(0, a.samples.clamp(1, data.len()));
     let diffs = amp_host::trace::trace(&rt, &graph, &plan, &x)?;
-    let first = diffs.iter().position(|d| d.max_lsb > TRACE_TOLERANCE_LSB);
+    let first = diffs
+        .iter()
+        .position(|d| d.max_lsb > amp_host::trace::WITHIN_1_LSB);
     if a.json {
         let o = serde_json::json!({
             "model": a.model.display().to_string(), "htp_arch": a.htp_arch, "samples": x.batch(),

@@ -16,6 +16,10 @@ use amp_device::Graph;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+/// "Within 1 LSB", allowing for the float error of comparing dequantized values (up to ~0.004 LSB on a
+/// 16-bit range).
+pub const WITHIN_1_LSB: f64 = 1.01;
+
 /// One materialised tensor, reference against QNN.
 #[derive(Clone, Debug, Serialize)]
 pub struct TensorDiff {
@@ -77,8 +81,7 @@ pub fn trace(
             bits: e.bits,
             max_lsb: lsb.iter().cloned().fold(0.0, f64::max),
             mean_lsb: lsb.iter().sum::<f64>() / len,
-            // dequantized values carry float error (up to ~0.004 LSB on a 16-bit range)
-            within_1lsb: lsb.iter().filter(|&&d| d <= 1.01).count() as f64 / len,
+            within_1lsb: lsb.iter().filter(|&&d| d <= WITHIN_1_LSB).count() as f64 / len,
         });
     }
     Ok(out)

@@ -185,10 +185,14 @@ fn trace_finds_where_htp_departs() {
             );
             assert!(!d.node.is_empty() && d.bits == 8);
         }
-        let first = diffs.iter().position(|d| d.max_lsb > 1.01);
+        let first = diffs
+            .iter()
+            .position(|d| d.max_lsb > amp_host::trace::WITHIN_1_LSB);
         assert_eq!(first, first_off, "{name}: first tensor over 1 LSB");
         if let Some(i) = first {
-            assert!(diffs[..i].iter().all(|d| d.max_lsb <= 1.01));
+            assert!(diffs[..i]
+                .iter()
+                .all(|d| d.max_lsb <= amp_host::trace::WITHIN_1_LSB));
         }
         // the traced graph's last tensor is the model output
         assert_eq!(diffs.last().unwrap().tensor, g.tensors[g.outputs[0]].name);

@@ -123,6 +123,15 @@ fn split_rows(x: &ArrayRef, k: usize) -> Result<usize, String> {
     Ok(x.data.len() / k)
 }
 
+/// The shape of `x` with its last dim (the features, checked by `split_rows`) replaced by `nout`.
+fn fc_shape(x: &ArrayRef, nout: usize) -> Vec<usize> {
+    let mut shape = x.shape.to_vec();
+    if let Some(last) = shape.last_mut() {
+        *last = nout;
+    }
+    shape
+}
+
 pub(crate) fn fc_f32(
     x: &ArrayRef,
     w: &ArrayRef,
@@ -150,9 +159,7 @@ pub(crate) fn fc_f32(
         }
     }
     epi.apply(&mut out);
-    let mut shape = x.shape.to_vec();
-    *shape.last_mut().unwrap() = nout;
-    Ok(Array::new(shape, out))
+    Ok(Array::new(fc_shape(x, nout), out))
 }
 
 pub(crate) fn fc_quant(
@@ -168,9 +175,7 @@ pub(crate) fn fc_quant(
     let mut out = bufs.take(m * nout);
     if let Some(w8) = &q.codes_i8 {
         if int8::fc(x.data, m, k, nout, &e, w8, q, epi, &mut out) {
-            let mut shape = x.shape.to_vec();
-            *shape.last_mut().unwrap() = nout;
-            return Ok(Array::new(shape, out));
+            return Ok(Array::new(fc_shape(x, nout), out));
         }
     }
     // y = x · wᵀ on integer codes (exact), then one rescale per output channel
@@ -214,9 +219,7 @@ pub(crate) fn fc_quant(
         }
     }
     epi.apply(&mut out);
-    let mut shape = x.shape.to_vec();
-    *shape.last_mut().unwrap() = nout;
-    Ok(Array::new(shape, out))
+    Ok(Array::new(fc_shape(x, nout), out))
 }
 
 /// Batched matrix product of two activations (with broadcasting of the leading dims). With encodings, the

@@ -56,6 +56,24 @@ fn activation_codes(x: &[f32], e: &Encoding, out: &mut Vec<u8>) {
     }
 }
 
+/// acc = (a − zero point of each row of a) · b, in i32; false if rten refuses the shapes.
+fn exact_gemm(
+    gemm: &GemmExecutor<u8, i8, i32>,
+    acc: &mut [i32],
+    a: NdTensorView<u8, 2>,
+    b: NdTensorView<i8, 2>,
+    zero_points: &[u8],
+) -> bool {
+    let opts = GemmOptions {
+        a_quant: Some(QuantParams {
+            zero_point: zero_points,
+        }),
+        ..Default::default()
+    };
+    gemm.gemm(acc, GemmInputA::Unpacked(a), GemmInputB::Unpacked(b), opts)
+        .is_ok()
+}
+
 /// Pixels rescaled and transposed together.
 const TILE: usize = 16;
 
@@ -117,19 +135,7 @@ pub(crate) fn conv(
                     .expect("weights fit their buffer");
                 acc.clear();
                 acc.resize(ncols * cout_g, 0i32);
-                let opts = GemmOptions {
-                    a_quant: Some(QuantParams { zero_point: &zps }),
-                    ..Default::default()
-                };
-                if gemm
-                    .gemm(
-                        &mut acc,
-                        GemmInputA::Unpacked(a),
-                        GemmInputB::Unpacked(bt),
-                        opts,
-                    )
-                    .is_err()
-                {
+                if !exact_gemm(gemm, &mut acc, a, bt, &zps) {
                     return false;
                 }
                 // rescale, and transpose back to channel-major a block of pixels at a time
@@ -189,19 +195,7 @@ pub(crate) fn fc(
             .expect("weights fit their buffer");
         let zps = vec![zp; m];
         let mut acc = vec![0i32; m * nout];
-        let opts = GemmOptions {
-            a_quant: Some(QuantParams { zero_point: &zps }),
-            ..Default::default()
-        };
-        if gemm
-            .gemm(
-                &mut acc,
-                GemmInputA::Unpacked(a),
-                GemmInputB::Unpacked(bt),
-                opts,
-            )
-            .is_err()
-        {
+        if !exact_gemm(gemm, &mut acc, a, bt, &zps) {
             return false;
         }
         for (orow, arow) in out.chunks_mut(nout).zip(acc.chunks(nout)) {
