@@ -56,6 +56,14 @@ fn activation_codes(x: &[f32], e: &Encoding, out: &mut Vec<u8>) {
     }
 }
 
+/// Runs `f` with the exact int8 GEMM and `e`'s zero point; false when either is missing.
+fn with_gemm(e: &Encoding, f: impl FnOnce(&GemmExecutor<u8, i8, i32>, u8) -> bool) -> bool {
+    let Some(zp) = zero_point(e) else {
+        return false;
+    };
+    GEMM.with(|g| g.as_ref().is_some_and(|g| f(g, zp)))
+}
+
 /// acc = (a − zero point of each row of a) · b, in i32; false if rten refuses the shapes.
 fn exact_gemm(
     gemm: &GemmExecutor<u8, i8, i32>,
@@ -92,11 +100,7 @@ pub(crate) fn conv(
     epi: &Epilogue,
     out: &mut [f32],
 ) -> bool {
-    let Some(zp) = zero_point(e) else {
-        return false;
-    };
-    GEMM.with(|gemm| {
-        let Some(gemm) = gemm else { return false };
+    with_gemm(e, |gemm, zp| {
         let (p, k, cout_g) = (g.p(), g.k(), g.cout_g());
         // one GEMM per sample when its output plane is wide enough, else one for the whole batch
         let ns = if p >= MIN_GEMM_WIDTH { 1 } else { g.n };
@@ -183,11 +187,7 @@ pub(crate) fn fc(
     epi: &Epilogue,
     out: &mut [f32],
 ) -> bool {
-    let Some(zp) = zero_point(e) else {
-        return false;
-    };
-    GEMM.with(|gemm| {
-        let Some(gemm) = gemm else { return false };
+    with_gemm(e, |gemm, zp| {
         let mut xs = Vec::with_capacity(m * k);
         activation_codes(x, e, &mut xs);
         let a = NdTensorView::from_data([m, k], &xs[..]);
