@@ -1,4 +1,4 @@
-//! Fully connected (Gemm) and MatMul, FP32 and integer-domain, on matrixmultiply's GEMM.
+//! Fully connected (Gemm) and MatMul, FP32 and integer-domain, on faer's GEMM (and the int8 GEMM for a8w8).
 
 use super::buffers::Buffers;
 use super::conv::integer_codes;

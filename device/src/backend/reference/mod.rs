@@ -1,7 +1,7 @@
 //! The reference backend: FP32 execution, and quantized execution that applies QNN's quantization at every
-//! tensor QNN materialises. MAC ops (Conv, Gemm, MatMul) run on integer codes with exact accumulation (f32
-//! where the bound K·max|a|·max|w| < 2²⁴ proves it exact, f64 otherwise), so the only rounding is the final
-//! requantization, as on the accelerator.
+//! tensor QNN materialises. MAC ops (Conv, Gemm, MatMul) run on integer codes with exact accumulation (i32
+//! on the int8 GEMM for long a8w8 sums, f32 where the bound K·max|a|·max|w| < 2²⁴ proves it exact, f64
+//! otherwise), so the only rounding is the final requantization, as on the accelerator.
 //!
 //! `run` fuses a Conv/Gemm with the Relu/Clip QNN folds into it (and quantizes the result in the same pass);
 //! `run_observed` executes node by node so every tensor can be observed. Both give the same outputs bit for
