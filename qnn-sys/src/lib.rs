@@ -549,6 +549,7 @@ pub enum Quant {
 #[derive(Clone, Debug)]
 pub enum ParamSpec {
     U32(&'static str, u32),
+    I32(&'static str, i32),
     F32(&'static str, f32),
     Bool(&'static str, bool),
     /// A UINT_32 tensor parameter with its dimensions.
@@ -746,6 +747,16 @@ impl Graph {
                         scalar: Scalar {
                             data_type: DATATYPE_UINT_32,
                             value: ScalarValue { u32: *v },
+                        },
+                    },
+                    PARAM_TYPE_SCALAR,
+                ),
+                ParamSpec::I32(n, v) => (
+                    *n,
+                    ParamValue {
+                        scalar: Scalar {
+                            data_type: DATATYPE_INT_32,
+                            value: ScalarValue { i32: *v },
                         },
                     },
                     PARAM_TYPE_SCALAR,
