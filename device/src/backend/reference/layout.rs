@@ -44,23 +44,36 @@ pub(crate) fn transpose(x: &ArrayRef, perm: &[usize]) -> Result<Array, String> {
     Ok(Array::new(shape, out))
 }
 
+/// Concatenation along `axis`. An input with batch 1 (a constant) is repeated over the others' batch.
 pub(crate) fn concat(ins: &[ArrayRef], axis: usize) -> Result<Array, String> {
     let first = ins[0].shape;
-    let outer: usize = first[..axis].iter().product();
     let mut shape = first.to_vec();
+    shape[0] = ins.iter().map(|a| a.shape[0]).max().unwrap_or(1);
+    for a in ins {
+        let fits = a.shape.len() == first.len()
+            && (0..first.len())
+                .all(|d| d == axis || a.shape[d] == shape[d] || (d == 0 && a.shape[0] == 1));
+        if !fits {
+            return Err(format!(
+                "inputs of shapes {:?} and {:?} cannot be concatenated on axis {axis}",
+                first, a.shape
+            ));
+        }
+    }
     shape[axis] = ins.iter().map(|a| a.shape[axis]).sum();
+    let outer: usize = shape[..axis].iter().product();
+    // rows per sample: an input of batch 1 reads its one sample's rows for every sample
+    let per_sample: usize = shape[1..axis.max(1)].iter().product();
     let mut out = Vec::with_capacity(shape.iter().product());
     for o in 0..outer {
         for a in ins {
-            if a.shape.len() != first.len() {
-                return Err(format!(
-                    "inputs of rank {} and {} cannot be concatenated",
-                    first.len(),
-                    a.shape.len()
-                ));
-            }
             let chunk: usize = a.shape[axis..].iter().product();
-            out.extend_from_slice(&a.data[o * chunk..(o + 1) * chunk]);
+            let src = if a.shape[0] == shape[0] {
+                o
+            } else {
+                o % per_sample
+            };
+            out.extend_from_slice(&a.data[src * chunk..(src + 1) * chunk]);
         }
     }
     Ok(Array::new(shape, out))
@@ -213,6 +226,35 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.data, vec![1.0, 2.0, 9.0, 3.0, 4.0, 8.0]);
+    }
+
+    #[test]
+    fn concat_repeats_a_batch_1_constant_and_refuses_misfits() {
+        // activations [2, 1, 2] with a constant [1, 1, 2] on axis 1: every sample gets the constant's rows
+        let a = [1.0, 2.0, 3.0, 4.0];
+        let k = [7.0, 8.0];
+        let x = ArrayRef {
+            shape: &[2, 1, 2],
+            data: &a,
+        };
+        let c = ArrayRef {
+            shape: &[1, 1, 2],
+            data: &k,
+        };
+        let y = concat(&[x, c], 1).unwrap();
+        assert_eq!(y.shape, vec![2, 2, 2]);
+        assert_eq!(y.data, vec![1.0, 2.0, 7.0, 8.0, 3.0, 4.0, 7.0, 8.0]);
+        let bad = ArrayRef {
+            shape: &[2, 1, 3],
+            data: &[0.0; 6],
+        };
+        let x = ArrayRef {
+            shape: &[2, 1, 2],
+            data: &a,
+        };
+        assert!(concat(&[x, bad], 1)
+            .unwrap_err()
+            .contains("cannot be concatenated"));
     }
 
     #[test]
