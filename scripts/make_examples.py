@@ -20,6 +20,9 @@ Writes, for each example NAME:
 
 Each example draws from its own seeded generator, so any one of them can be remade alone:
     python scripts/make_examples.py textori
+The fixtures alone (after a change to the quantization rules) are remade from the committed models and data,
+with no training, by:
+    python scripts/make_examples.py --fixtures-only [NAME ...]
 
 Examples:
   digits     small CNN trained on scikit-learn's bundled 8x8 digits (Conv, BatchNorm, Relu, MaxPool, Flatten, Gemm)
@@ -48,7 +51,14 @@ CALIB_SAMPLES = 64
 PASSTHROUGH = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "MaxPool", "Identity", "Dropout", "Pad"}
 FUSABLE_PRODUCERS = {"Conv", "Gemm", "MatMul"}
 FUSABLE_ACTIVATIONS = {"Relu", "Clip"}
+# Element-wise ops whose lone Relu/Clip reader clamps their exact result (HTP fuses the pair; device/src/backend/
+# reference): their own encoding is kept but the activation reads the unrounded value.
+ACT_READS_EXACT = {"Add", "Sub", "Mul", "Div"}
+# Element-wise ops whose constant operands are quantized over their own range (Encoding::for_operand).
+CONST_OPERANDS = {"Add", "Sub", "Mul", "Div", "Concat"}
 FIXED_UNIT_RANGE = {"Sigmoid", "HardSigmoid", "Softmax"}
+# HTP's largest positive 16-bit weight code (W16_MAX_CODE in device/src/quant.rs)
+W16_MAX_CODE = 32639
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -336,9 +346,10 @@ def act_encoding(mn, mx, bits):
 def weight_quant(w, bits, axis):
     """Symmetric signed per-channel weights: returns the dequantized float weights and the scales."""
     qmax = 2 ** (bits - 1) - 1
+    top = W16_MAX_CODE if bits == 16 else qmax
     red = tuple(i for i in range(w.ndim) if i != axis)
     amax = np.max(np.abs(w), axis=red) if w.ndim > 1 else np.abs(w)
-    scale = (np.where(amax > 0, amax.astype(np.float64), 1.0) / qmax).astype(np.float32)
+    scale = (np.where(amax > 0, amax.astype(np.float64), 1.0) / top).astype(np.float32)
     shape = [1] * w.ndim
     shape[axis] = -1
     s = scale.reshape(shape)
@@ -411,10 +422,22 @@ def qdq_model(folded, stats, a_bits, w_bits):
         if p.op_type in PASSTHROUGH:
             return False
         cs = consumers.get(t, [])
-        if (p.op_type in FUSABLE_PRODUCERS and t not in graph_outputs and len(cs) == 1
+        if (p.op_type in FUSABLE_PRODUCERS | ACT_READS_EXACT and t not in graph_outputs and len(cs) == 1
                 and cs[0].op_type in FUSABLE_ACTIVATIONS):
             return False
         return True
+
+    # constant operands of element-wise ops: fake-quantized over their own range (with 0) at the act width
+    for n in g.node:
+        if n.op_type in CONST_OPERANDS:
+            for i in n.input:
+                if i in inits:
+                    c = numpy_helper.to_array(inits[i])
+                    if c.dtype != np.float32:
+                        continue
+                    s, o = act_encoding(c.min(), c.max(), a_bits)
+                    q = np.clip(np.round(c.astype(np.float64) / float(s)) - o, 0, 2 ** a_bits - 1)
+                    inits[i].CopyFrom(numpy_helper.from_array(((q + o) * float(s)).astype(np.float32), i))
 
     # weights and biases: fake-quantize the constants in place
     for n in g.node:
@@ -499,6 +522,18 @@ def write_example(name, model_path_or_proto, xva, yva, source):
     acc = float(np.mean(np.argmax(logits, axis=1) == yva))
     print(f"{name}: onnxruntime FP32 top-1 {acc:.4f} on {len(yva)} samples", flush=True)
 
+    write_fixtures(name, source, acc)
+
+
+def write_fixtures(name, source, acc=None):
+    """The fixtures (and meta.json) of an existing example, from its committed model and data."""
+    ex = os.path.join(ROOT, "examples", name)
+    fx = os.path.join(ROOT, "tests", "fixtures", name)
+    mpath = os.path.join(ex, "model.onnx")
+    val = np.load(os.path.join(ex, "val.npz"))
+    xva, yva = val["inputs"], val["labels"]
+    if acc is None:
+        acc = float(np.mean(np.argmax(run(mpath, xva), axis=1) == yva))
     folded = fold(mpath, "/tmp/amp_folded.onnx")
     calib = xva[:CALIB_SAMPLES]
     sample = xva[:FIXTURE_SAMPLES]
@@ -523,7 +558,14 @@ def write_example(name, model_path_or_proto, xva, yva, source):
 
 def main():
     global RNG
-    which = sys.argv[1:] or ["digits", "mnist_mbv", "textori", "digits_outlier"]
+    args = sys.argv[1:]
+    if args[:1] == ["--fixtures-only"]:
+        # remake tests/fixtures (onnxruntime FP32 and QDQ outputs) from the committed examples, untrained
+        for name in args[1:] or ["digits", "mnist_mbv", "textori", "digits_outlier"]:
+            with open(os.path.join(ROOT, "examples", name, "meta.json")) as f:
+                write_fixtures(name, json.load(f)["source"])
+        return
+    which = args or ["digits", "mnist_mbv", "textori", "digits_outlier"]
     if "digits" in which or "digits_outlier" in which:
         RNG = np.random.default_rng(1234)
         p, xva, yva, src = make_digits()

@@ -51,6 +51,44 @@ impl Encoding {
         }
     }
 
+    /// The encoding of a constant operand of an element-wise op (not a weight): min-max over its own values
+    /// at the width of the op's output, as QNN's converters give it a static tensor of that width.
+    pub fn for_constant(data: &[f32], bits: u8) -> Encoding {
+        let (mn, mx) = data
+            .iter()
+            .fold((0f32, 0f32), |(a, b), &v| (a.min(v), b.max(v)));
+        Encoding::from_min_max(mn, mx, bits)
+    }
+
+    /// The encoding of input `k` of `op`, a constant, when the op's output has `out_bits`: mostly
+    /// [`Encoding::for_constant`], but where HTP accepts no such tensor, the nearest that it takes. At 16 bits
+    /// a MatMul's second operand and a ScaleShift's (HTP Batchnorm) scale must be symmetric (offset −32768),
+    /// and the shift is an int32 bias at scale input × scale, exact here for all practical purposes (None:
+    /// keep it as it is).
+    pub fn for_operand(op: &Op, k: usize, data: &[f32], out_bits: u8) -> Option<Encoding> {
+        Some(match (op, k, out_bits) {
+            (Op::MatMul, 1, 16) | (Op::ScaleShift, 1, 16) => {
+                let m = data.iter().fold(1e-6f32, |a, &v| a.max(v.abs()));
+                Encoding {
+                    bits: 16,
+                    scale: (m as f64 / W16_MAX_CODE) as f32,
+                    offset: -32768,
+                }
+            }
+            (Op::ScaleShift, 2, 16) => return None,
+            _ => Encoding::for_constant(data, out_bits),
+        })
+    }
+
+    /// The fixed `[-1, 1)` encoding of Tanh outputs (HTP requires it at 16 bits: offset −32768).
+    pub fn signed_unit_range(bits: u8) -> Encoding {
+        Encoding {
+            bits,
+            scale: (2.0 / (1u64 << bits) as f64) as f32,
+            offset: -(1i32 << (bits - 1)),
+        }
+    }
+
     /// The fixed `[0, 1)` encoding of Sigmoid, HardSigmoid and Softmax outputs (QNN requires it for Sigmoid;
     /// HTP computes HardSigmoid wrongly at 16 bits without it).
     pub fn unit_range(bits: u8) -> Encoding {
@@ -117,6 +155,13 @@ impl Encoding {
     }
 }
 
+/// The largest positive 16-bit weight code HTP computes with: 0x7F7F. HTP multiplies 16-bit weights as two
+/// signed bytes, and a code above 127·256 + 127 saturates there (a channel whose largest weight is positive
+/// came out of a single a16w16 Conv up to 37 LSB off). Scaling the largest |weight| to this code instead
+/// of 32767 costs 0.4% of resolution and makes every code exact on the device; the exported encodings
+/// carry the scale, so QNN's converter produces the same codes.
+pub const W16_MAX_CODE: f64 = 32639.0;
+
 /// Signed symmetric weights: integer codes and one scale per channel (or one for the tensor).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WeightQuant {
@@ -129,9 +174,11 @@ pub struct WeightQuant {
 }
 
 impl WeightQuant {
-    /// Quantizes `w` (shape `shape`) with per-channel scales along `axis` (None: per tensor).
+    /// Quantizes `w` (shape `shape`) with per-channel scales along `axis` (None: per tensor). The largest
+    /// |weight| of a channel maps to the largest code, except at 16 bits: see [`W16_MAX_CODE`].
     pub fn new(w: &[f32], shape: &[usize], axis: Option<usize>, bits: u8) -> WeightQuant {
         let qmax = ((1i64 << (bits - 1)) - 1) as f64;
+        let top = if bits == 16 { W16_MAX_CODE } else { qmax };
         let (channels, inner) = match axis {
             Some(a) => (shape[a], shape[a + 1..].iter().product::<usize>()),
             None => (1, w.len()),
@@ -150,7 +197,7 @@ impl WeightQuant {
         }
         let scales: Vec<f32> = amax
             .iter()
-            .map(|&a| (if a > 0.0 { a as f64 } else { 1.0 } / qmax) as f32)
+            .map(|&a| (if a > 0.0 { a as f64 } else { 1.0 } / top) as f32)
             .collect();
         let codes = w
             .iter()
@@ -343,16 +390,14 @@ impl QuantPlan {
                 continue;
             }
             let b = bits.act_bits[t];
-            let fixed = producers[t]
-                .map(|p| {
-                    matches!(
-                        g.nodes[p].op,
-                        Op::Sigmoid | Op::HardSigmoid { .. } | Op::Softmax { .. }
-                    )
-                })
-                .unwrap_or(false);
-            let enc = if fixed {
+            let op = producers[t].map(|p| &g.nodes[p].op);
+            let enc = if matches!(
+                op,
+                Some(Op::Sigmoid | Op::HardSigmoid { .. } | Op::Softmax { .. })
+            ) {
                 Encoding::unit_range(b)
+            } else if matches!(op, Some(Op::Tanh)) {
+                Encoding::signed_unit_range(b)
             } else {
                 let name = &g.tensors[t].name;
                 let [mn, mx] = *stats
@@ -411,6 +456,41 @@ mod tests {
         // saturates at both ends
         assert_eq!(e.quantize(100.0), 255.0);
         assert_eq!(e.quantize(-100.0), 0.0);
+    }
+
+    #[test]
+    fn sixteen_bit_weights_stop_at_htps_largest_code() {
+        let w = [0.5f32, -1.0, 0.25, 1.0];
+        let q16 = WeightQuant::new(&w, &[4], None, 16);
+        assert_eq!(
+            q16.codes.iter().cloned().fold(0f32, f32::max),
+            W16_MAX_CODE as f32
+        );
+        assert_eq!(q16.codes[1], -(W16_MAX_CODE as f32));
+        let q8 = WeightQuant::new(&w, &[4], None, 8);
+        assert_eq!(q8.codes[3], 127.0);
+    }
+
+    #[test]
+    fn constant_operands_follow_what_htp_accepts() {
+        let d = [0.5f32, 2.0, -1.0];
+        // most constants: min-max over their own values (with 0) at the output's width
+        assert_eq!(
+            Encoding::for_operand(&Op::Add, 1, &d, 8),
+            Some(Encoding::from_min_max(-1.0, 2.0, 8))
+        );
+        // 16-bit MatMul second operand and ScaleShift scale: symmetric, offset −32768
+        let e = Encoding::for_operand(&Op::MatMul, 1, &d, 16).unwrap();
+        assert_eq!(e.offset, -32768);
+        assert_eq!((2.0 / e.scale as f64).round(), W16_MAX_CODE);
+        assert_eq!(
+            Encoding::for_operand(&Op::ScaleShift, 1, &d, 16)
+                .unwrap()
+                .offset,
+            -32768
+        );
+        // a 16-bit ScaleShift shift is an int32 bias, kept as it is
+        assert_eq!(Encoding::for_operand(&Op::ScaleShift, 2, &d, 16), None);
     }
 
     #[test]

@@ -80,7 +80,7 @@ pub enum EvalBackend {
 
 /// A model ready to run: FP32 or quantized on the reference backend, or a finalized QNN graph.
 pub enum Prepared {
-    Ref(Reference),
+    Ref(Box<Reference>),
     Htp(Box<QnnModel>),
 }
 
@@ -112,7 +112,7 @@ pub fn prepare(
         (EvalBackend::Htp(rt), Some(plan)) => {
             Prepared::Htp(Box::new(QnnModel::build(rt, graph, &plan, batch)?))
         }
-        (_, plan) => Prepared::Ref(Reference::new(graph.clone(), plan)?),
+        (_, plan) => Prepared::Ref(Box::new(Reference::new(graph.clone(), plan)?)),
     })
 }
 

@@ -19,7 +19,7 @@ use qnn_sys::{
 };
 
 use super::Array;
-use crate::ir::{Graph, Node, Op, TensorId};
+use crate::ir::{CoordMode, Graph, NearestMode, Node, Op, ResizeMode, TensorId};
 use crate::quant::{quantize_bias, Encoding, QuantPlan, Role, WeightQuant};
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +89,11 @@ fn unsupported(n: &Node, reason: impl Into<String>) -> QnnBackendError {
 }
 
 /// NCHW → NHWC dims (rank 4), others unchanged, as u32.
+/// The NCHW axis each NHWC axis holds.
+const NHWC_ORDER: [usize; 4] = [0, 2, 3, 1];
+/// Where each NCHW axis sits in NHWC storage.
+const NCHW_IN_NHWC: [usize; 4] = [0, 3, 1, 2];
+
 fn qdims(shape: &[usize], batch: usize) -> Vec<u32> {
     let mut s: Vec<u32> = shape.iter().map(|&d| d as u32).collect();
     s[0] = batch as u32;
@@ -207,26 +212,72 @@ impl Builder<'_> {
         Ok((out, e2))
     }
 
-    /// A constant operand as a STATIC tensor quantized over its own range at `bits`, in NHWC broadcast form.
-    fn constant(&mut self, t: TensorId, out_rank: usize, bits: u8) -> Result<TensorRef> {
-        let tensor = &self.g.tensors[t];
+    /// Input `k` of node `n`, a constant, as a STATIC tensor in NHWC broadcast form, quantized as
+    /// [`Encoding::for_operand`] says for an output of `bits`.
+    fn constant(&mut self, n: &Node, k: usize, out_rank: usize, bits: u8) -> Result<TensorRef> {
+        let tensor = &self.g.tensors[n.inputs[k]];
         let data = tensor.data.as_deref().map(|d| d.as_slice()).unwrap_or(&[]);
-        let (mn, mx) = data
-            .iter()
-            .fold((0f32, 0f32), |(a, b), &v| (a.min(v), b.max(v)));
-        let e = Encoding::from_min_max(mn, mx, bits);
         let mut shape: Vec<usize> = vec![1; out_rank.saturating_sub(tensor.shape.len())];
         shape.extend_from_slice(&tensor.shape);
-        let dims: Vec<u32> = if shape.len() == 4 {
-            if data.len() > 1 && shape[2] * shape[3] != 1 {
-                return Err(QnnBackendError::Input(format!(
-                    "constant \"{}\": only per-channel or scalar constants are supported",
-                    tensor.name
-                )));
+        let name = tensor.name.clone();
+        match Encoding::for_operand(&n.op, k, data, bits) {
+            Some(e) => self.static_values(&name, &shape, data, e),
+            None => {
+                // an int32 bias at scale input × operand 1 (ScaleShift at 16 bits)
+                let x = self.get(n.inputs[0], bits)?.1;
+                let d1 = self.g.const_data(n.inputs[1]).unwrap_or(&[]);
+                let s1 = Encoding::for_operand(&n.op, 1, d1, bits).map_or(1.0, |e| e.scale);
+                let scale = x.scale * s1;
+                let bytes: Vec<u8> = data
+                    .iter()
+                    .flat_map(|&v| ((v as f64 / scale as f64).round() as i32).to_le_bytes())
+                    .collect();
+                let dims: Vec<u32> = shape.iter().map(|&d| d as u32).collect();
+                let name = self.fresh(&name);
+                Ok(self.q.tensor(&TensorSpec {
+                    name: &name,
+                    tensor_type: TENSOR_TYPE_STATIC,
+                    data_type: DATATYPE_SFIXED_POINT_32,
+                    dims: &dims,
+                    quant: Quant::ScaleOffset { scale, offset: 0 },
+                    data: Some(&bytes),
+                })?)
             }
-            vec![shape[0] as u32, 1, 1, shape[1] as u32]
+        }
+    }
+
+    /// Values (of a tensor of `shape`, in NCHW order when it has rank 4) as a STATIC activation-typed tensor
+    /// quantized with `e`.
+    fn static_values(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        data: &[f32],
+        e: Encoding,
+    ) -> Result<TensorRef> {
+        let bits = e.bits;
+        let (dims, data): (Vec<u32>, std::borrow::Cow<[f32]>) = if shape.len() == 4 {
+            // NCHW → NHWC
+            let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3]);
+            let mut nhwc = Vec::with_capacity(data.len());
+            for b in 0..n {
+                for y in 0..h {
+                    for x in 0..w {
+                        for ch in 0..c {
+                            nhwc.push(data[((b * c + ch) * h + y) * w + x]);
+                        }
+                    }
+                }
+            }
+            (
+                vec![n as u32, h as u32, w as u32, c as u32],
+                std::borrow::Cow::Owned(nhwc),
+            )
         } else {
-            shape.iter().map(|&d| d as u32).collect()
+            (
+                shape.iter().map(|&d| d as u32).collect(),
+                std::borrow::Cow::Borrowed(data),
+            )
         };
         let bytes: Vec<u8> = if bits == 16 {
             data.iter()
@@ -235,7 +286,7 @@ impl Builder<'_> {
         } else {
             data.iter().map(|&v| e.quantize(v) as u8).collect()
         };
-        let name = self.fresh(&tensor.name);
+        let name = self.fresh(name);
         Ok(self.q.tensor(&TensorSpec {
             name: &name,
             tensor_type: TENSOR_TYPE_STATIC,
@@ -475,9 +526,9 @@ impl QnnModel {
                 _ => {
                     let bits = out_e.bits;
                     let mut ins = Vec::new();
-                    for &t in &n.inputs {
+                    for (k, &t) in n.inputs.iter().enumerate() {
                         if g.tensors[t].is_const() {
-                            ins.push(b.constant(t, rank, bits)?);
+                            ins.push(b.constant(n, k, rank, bits)?);
                         } else {
                             ins.push(b.get(t, bits)?.0);
                         }
@@ -568,6 +619,165 @@ impl QnnModel {
                                 return Err(unsupported(n, "reshaping to a rank-4 tensor"));
                             }
                             ("Reshape", vec![])
+                        }
+                        Op::LeakyRelu { alpha } => {
+                            let c = b.static_values(
+                                &format!("{}.alpha", n.name),
+                                &vec![1; rank],
+                                &[*alpha],
+                                Encoding::for_constant(&[*alpha], bits),
+                            )?;
+                            ins.push(c);
+                            ("Prelu", vec![])
+                        }
+                        Op::ReduceMean { axes, keepdims } => {
+                            let src = g.tensors[n.inputs[0]].shape.len();
+                            let has = |a: usize| axes.contains(&a);
+                            if has(0) {
+                                return Err(unsupported(n, "reducing over the batch axis"));
+                            }
+                            // without keepdims, NHWC and NCHW orders agree on what remains only when the
+                            // channel axis goes or both spatial axes go
+                            let order_kept = *keepdims || has(1) || (has(2) && has(3));
+                            if src == 4 && !order_kept {
+                                return Err(unsupported(
+                                    n,
+                                    "removing one spatial axis and keeping the channels",
+                                ));
+                            }
+                            let qaxes: Vec<u32> = axes
+                                .iter()
+                                .map(|&a| if src == 4 { NCHW_IN_NHWC[a] } else { a } as u32)
+                                .collect();
+                            (
+                                "ReduceMean",
+                                vec![
+                                    ParamSpec::U32Tensor("axes", vec![qaxes.len() as u32], qaxes),
+                                    ParamSpec::Bool("keep_dims", *keepdims),
+                                ],
+                            )
+                        }
+                        Op::Transpose { perm } => {
+                            if perm[0] != 0 {
+                                return Err(unsupported(n, "moving the batch axis"));
+                            }
+                            let q: Vec<u32> = if rank == 4 {
+                                // QNN axis i holds NCHW axis NHWC_ORDER[i] of the output, which is input
+                                // NCHW axis perm[..], found in the input's NHWC storage at NCHW_IN_NHWC[..]
+                                (0..4)
+                                    .map(|i| NCHW_IN_NHWC[perm[NHWC_ORDER[i]]] as u32)
+                                    .collect()
+                            } else {
+                                perm.iter().map(|&a| a as u32).collect()
+                            };
+                            (
+                                "Transpose",
+                                vec![ParamSpec::U32Tensor("perm", vec![rank as u32], q)],
+                            )
+                        }
+                        Op::Pad { pads, value } => {
+                            if pads[0] != 0 || pads[rank] != 0 {
+                                return Err(unsupported(n, "padding the batch axis"));
+                            }
+                            let e = b.get(n.inputs[0], bits)?.1;
+                            let amount: Vec<u32> = (0..rank)
+                                .map(|i| if rank == 4 { NHWC_ORDER[i] } else { i })
+                                .flat_map(|a| [pads[a] as u32, pads[a + rank] as u32])
+                                .collect();
+                            (
+                                "Pad",
+                                vec![
+                                    ParamSpec::U32("scheme", 0),
+                                    ParamSpec::U32Tensor(
+                                        "pad_amount",
+                                        vec![rank as u32, 2],
+                                        amount,
+                                    ),
+                                    ParamSpec::I32("pad_constant_value", e.quantize(*value) as i32),
+                                ],
+                            )
+                        }
+                        Op::Resize(r) => {
+                            if rank != 4 {
+                                return Err(unsupported(n, "resizing a tensor not of rank 4"));
+                            }
+                            let coord = match r.coord {
+                                CoordMode::HalfPixel => 0,
+                                CoordMode::PytorchHalfPixel => 1,
+                                CoordMode::AlignCorners => 2,
+                                CoordMode::Asymmetric => 3,
+                            };
+                            let nearest = match r.nearest {
+                                NearestMode::RoundPreferFloor => 0,
+                                NearestMode::RoundPreferCeil => 1,
+                                NearestMode::Floor => 2,
+                                NearestMode::Ceil => 3,
+                            };
+                            let mode = match r.mode {
+                                ResizeMode::Nearest => 0,
+                                ResizeMode::Linear => 1,
+                            };
+                            if mode == 0 && r.nearest != NearestMode::Floor {
+                                // HTP's Resize takes nearest_mode floor only; TF-style half-pixel nearest
+                                // rounds halves up, which is ONNX's round_prefer_ceil, and any rounding
+                                // when an integer upscale leaves no halves
+                                let src = &g.tensors[n.inputs[0]].shape;
+                                let integer_up = (2..4)
+                                    .all(|d| out_shape[d] >= src[d] && out_shape[d] % src[d] == 0);
+                                let half = matches!(
+                                    r.coord,
+                                    CoordMode::HalfPixel | CoordMode::PytorchHalfPixel
+                                );
+                                if !(half
+                                    && (r.nearest == NearestMode::RoundPreferCeil || integer_up))
+                                {
+                                    return Err(unsupported(
+                                        n,
+                                        "nearest resize other than floor, or half-pixel rounding halves up",
+                                    ));
+                                }
+                                (
+                                    "ResizeNearestNeighbor",
+                                    vec![
+                                        ParamSpec::Bool("align_corners", false),
+                                        ParamSpec::Bool("half_pixel_centers", true),
+                                    ],
+                                )
+                            } else {
+                                let mut ps = vec![
+                                    ParamSpec::Bool("exclude_outside", false),
+                                    ParamSpec::U32("transformation_mode", coord),
+                                    ParamSpec::U32("interpolation_mode", mode),
+                                ];
+                                if mode == 0 {
+                                    ps.push(ParamSpec::U32("nearest_mode", nearest));
+                                }
+                                ("Resize", ps)
+                            }
+                        }
+                        Op::MatMul => {
+                            if rank == 4 {
+                                return Err(unsupported(
+                                    n,
+                                    "MatMul of rank-4 tensors (they are stored NHWC on HTP)",
+                                ));
+                            }
+                            (
+                                "MatMul",
+                                vec![
+                                    ParamSpec::Bool("transpose_in0", false),
+                                    ParamSpec::Bool("transpose_in1", false),
+                                ],
+                            )
+                        }
+                        Op::ScaleShift => {
+                            // per-channel x · scale + shift: HTP's Batchnorm, with [C] operands
+                            ins.truncate(1);
+                            for k in [1, 2] {
+                                let c = b.constant(n, k, 1, bits)?;
+                                ins.push(c);
+                            }
+                            ("Batchnorm", vec![])
                         }
                         other => {
                             return Err(unsupported(

@@ -15,6 +15,7 @@ mod int8;
 mod layout;
 mod pool;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::{Array, ExecError};
@@ -106,12 +107,18 @@ pub struct Reference {
     macs: Vec<Option<QuantMac>>,
     /// Per tensor: index of the last node that reads it (to free memory early).
     last_use: Vec<usize>,
-    /// Per node: the Relu/Clip node `run` folds into this Conv/Gemm.
+    /// Per node: the Relu/Clip node `run` folds into this Conv/Gemm (or Add/Sub, see `act_reads_sum`).
     fused_act: Vec<Option<usize>>,
+    /// Per node: an Add/Sub/Mul/Div whose only reader, a Relu/Clip, reads the exact result (HTP fuses the
+    /// pair).
+    act_reads_sum: Vec<bool>,
     /// Per tensor: `run` keeps it as integer codes `q + offset` rather than `(q + offset) · scale`. Only for
     /// a quantized Conv/Gemm result that only quantized Conv/Gemm read (as their data input): the reader
     /// takes the codes as they are instead of dividing by the scale and rounding, the same integers.
     as_codes: Vec<bool>,
+    /// Constant operands of element-wise ops (not weights) on the grid QNN stores them on, by (node, input):
+    /// quantized as [`Encoding::for_operand`] says.
+    qconsts: HashMap<(usize, usize), Vec<f32>>,
     /// Buffers freed by one run, reused by the next.
     buffers: Mutex<Buffers>,
 }
@@ -186,15 +193,30 @@ impl Reference {
             None => roles(&graph),
         };
         let consumers = graph.consumers();
-        let fused_act = graph
+        // HTP's rule, quantized only: a Relu/Clip that alone reads an Add/Sub/Mul/Div clamps its exact result,
+        // not the result rounded to its own encoding (which is still materialised and observed)
+        let act_reads_sum = graph
             .nodes
             .iter()
             .map(|n| {
+                plan.is_some()
+                    && matches!(n.op, Op::Add | Op::Sub | Op::Mul | Op::Div)
+                    && !graph.outputs.contains(&n.output)
+                    && consumers[n.output].len() == 1
+                    && activation_clamp(&graph.nodes[consumers[n.output][0]].op).is_some()
+            })
+            .collect::<Vec<_>>();
+        let fused_act = graph
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
                 let fusable = matches!(n.op, Op::Conv(_) | Op::Gemm)
                     && tensor_roles[n.output] == Role::Fused
                     && !graph.outputs.contains(&n.output);
                 let act = *consumers[n.output].first()?;
-                (fusable && activation_clamp(&graph.nodes[act].op).is_some()).then_some(act)
+                ((fusable || act_reads_sum[i]) && activation_clamp(&graph.nodes[act].op).is_some())
+                    .then_some(act)
             })
             .collect::<Vec<_>>();
         let mut as_codes = vec![false; graph.tensors.len()];
@@ -215,13 +237,40 @@ impl Reference {
                     });
             }
         }
+        let mut qconsts = HashMap::new();
+        if let Some(p) = &plan {
+            for (i, n) in graph.nodes.iter().enumerate() {
+                let elementwise = matches!(
+                    n.op,
+                    Op::Add
+                        | Op::Sub
+                        | Op::Mul
+                        | Op::Div
+                        | Op::MatMul
+                        | Op::ScaleShift
+                        | Op::Concat { .. }
+                );
+                let Some(bits) = p.encodings[n.output].map(|e| e.bits) else {
+                    continue;
+                };
+                for (k, &t) in n.inputs.iter().enumerate() {
+                    if let (true, Some(d)) = (elementwise, graph.const_data(t)) {
+                        if let Some(e) = Encoding::for_operand(&n.op, k, d, bits) {
+                            qconsts.insert((i, k), d.iter().map(|&v| e.fake(v)).collect());
+                        }
+                    }
+                }
+            }
+        }
         Ok(Reference {
             graph,
             plan,
             macs,
             last_use,
             fused_act,
+            act_reads_sum,
             as_codes,
+            qconsts,
             buffers: Mutex::new(Buffers::default()),
         })
     }
@@ -279,10 +328,26 @@ impl Reference {
                     None => n.output,
                 };
                 let (mut y, quantized) = self.exec(i, n, fuse, act, out, &vals, &mut bufs)?;
+                let mut observed = false;
                 if !quantized {
-                    self.quantize(out, &mut y);
+                    if let Some((lo, hi)) = act.and_then(|a| activation_clamp(&g.nodes[a].op)) {
+                        // an Add/Sub with its activation folded in
+                        y.data.iter_mut().for_each(|v| *v = clamp(*v, lo, hi));
+                    }
+                    if !fuse && self.act_reads_sum[i] {
+                        // node by node: only the activation reads this, and it reads the exact sum;
+                        // what is observed is the sum rounded to its own encoding
+                        let mut rounded = y.clone();
+                        self.quantize(out, &mut rounded);
+                        observe(out, &rounded);
+                        observed = true;
+                    } else {
+                        self.quantize(out, &mut y);
+                    }
                 }
-                observe(out, &y);
+                if !observed {
+                    observe(out, &y);
+                }
                 vals[out] = Some(y);
             }
             for &t in &n.inputs {
@@ -368,11 +433,16 @@ impl Reference {
         vals: &[Option<Array>],
         bufs: &mut Buffers,
     ) -> Result<(Array, bool), String> {
-        let ins: Vec<ArrayRef> = n
+        let mut ins: Vec<ArrayRef> = n
             .inputs
             .iter()
             .map(|&t| self.input(vals, t))
             .collect::<Result<_, _>>()?;
+        for (k, a) in ins.iter_mut().enumerate() {
+            if let Some(d) = self.qconsts.get(&(i, k)) {
+                a.data = d;
+            }
+        }
         let need_enc = |k: usize| -> Result<Encoding, String> {
             let e = self
                 .plan

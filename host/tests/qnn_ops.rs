@@ -1,0 +1,446 @@
+//! One-op conformance: every op the importer supports, alone in a graph, at a8w8, a16w8 and a16w16 on the
+//! reference backend and on Qualcomm's HTP (x86_64 emulation of libQnnHtp.so, arch v73), compared per
+//! output element in LSB of the output encoding. Fails, not skips, when the library is missing
+//! (`scripts/fetch-qnn-runtime.sh`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use amp_device::backend::qnn::{QnnModel, QnnRuntime};
+use amp_device::backend::reference::Reference;
+use amp_device::backend::Array;
+use amp_device::ir::{Conv, CoordMode, Graph, NearestMode, Node, Op, Pool, Resize, ResizeMode};
+use amp_device::quant::{BitPlan, Precision, QuantPlan};
+
+fn runtime() -> QnnRuntime {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let lib = qnn_sys::locate_htp(Some(&root.join("qnn-runtime/lib")))
+        .expect("run scripts/fetch-qnn-runtime.sh");
+    QnnRuntime::load(&lib, 73).unwrap()
+}
+
+/// Deterministic uniform values in [lo, hi) (xorshift; the suite must not depend on a seed's luck).
+fn uniform(n: usize, lo: f32, hi: f32, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            lo + (hi - lo) * ((s >> 40) as f32 / (1u64 << 24) as f32)
+        })
+        .collect()
+}
+
+/// One op reading the input `x` (shape at batch 1) and constants.
+struct Case {
+    name: &'static str,
+    op: Op,
+    input: Vec<usize>,
+    consts: Vec<Vec<usize>>,
+    /// Output shape, for ops whose output shape is not inferred from the inputs alone (Reshape, Resize).
+    out: Option<Vec<usize>>,
+    /// Input value range.
+    range: (f32, f32),
+    /// Ops applied in turn to the first's output, each with an optional constant second operand of the
+    /// given shape (for the fusions HTP makes).
+    then: Vec<(Op, Option<Vec<usize>>)>,
+}
+
+fn case(name: &'static str, op: Op, input: &[usize], consts: &[&[usize]]) -> Case {
+    Case {
+        name,
+        op,
+        input: input.to_vec(),
+        consts: consts.iter().map(|c| c.to_vec()).collect(),
+        out: None,
+        range: (-4.0, 4.0),
+        then: Vec::new(),
+    }
+}
+
+impl Case {
+    fn graph(&self) -> Graph {
+        let mut g = Graph::default();
+        let x = g.add_tensor("x", self.input.clone(), None);
+        let mut ins = vec![x];
+        if matches!(self.op, Op::Concat { .. }) {
+            ins.push(x);
+        }
+        for (i, shape) in self.consts.iter().enumerate() {
+            let n: usize = shape.iter().product();
+            let (lo, hi) = match (&self.op, i) {
+                // divisors stay away from zero; biases and weights are small
+                (Op::Div, _) => (0.5, 2.0),
+                (Op::Conv(_) | Op::Gemm, 0) => (-0.5, 0.5),
+                _ => (-1.0, 1.0),
+            };
+            ins.push(g.add_tensor(
+                format!("c{i}"),
+                shape.clone(),
+                Some(uniform(n, lo, hi, 7 + i as u64)),
+            ));
+        }
+        let y = g.add_tensor("y", self.out.clone().unwrap_or_default(), None);
+        g.nodes.push(Node {
+            name: self.name.to_string(),
+            op: self.op.clone(),
+            inputs: ins,
+            output: y,
+        });
+        g.inputs = vec![x];
+        g.outputs = vec![y];
+        for (j, (op, c)) in self.then.iter().enumerate() {
+            let prev = *g.outputs.last().unwrap();
+            let mut ins = vec![prev];
+            if let Some(shape) = c {
+                let n: usize = shape.iter().product();
+                let d = uniform(n, 0.5, 3.0, 11 + j as u64);
+                ins.push(g.add_tensor(format!("k{j}"), shape.clone(), Some(d)));
+            }
+            let z = g.add_tensor(format!("z{j}"), vec![], None);
+            g.nodes.push(Node {
+                name: format!("{}{j}", op.name()),
+                op: op.clone(),
+                inputs: ins,
+                output: z,
+            });
+            g.outputs = vec![z];
+        }
+        if self.out.is_none() {
+            g.infer_shapes().unwrap();
+        }
+        g
+    }
+}
+
+fn pool(k: usize, s: usize, p: usize, include_pad: bool) -> Pool {
+    Pool {
+        kernel: [k, k],
+        strides: [s, s],
+        pads: [p; 4],
+        ceil_mode: false,
+        count_include_pad: include_pad,
+    }
+}
+
+fn conv(s: usize, p: usize, group: usize) -> Op {
+    Op::Conv(Conv {
+        strides: [s, s],
+        pads: [p; 4],
+        dilations: [1, 1],
+        group,
+    })
+}
+
+fn cases() -> Vec<Case> {
+    let x = [1, 8, 6, 6];
+    let mut v = vec![
+        case("Conv 3x3", conv(1, 1, 1), &x, &[&[8, 8, 3, 3], &[8]]),
+        case(
+            "Conv 3x3 stride 2",
+            conv(2, 1, 1),
+            &x,
+            &[&[16, 8, 3, 3], &[16]],
+        ),
+        case("Conv 1x1", conv(1, 0, 1), &x, &[&[16, 8, 1, 1], &[16]]),
+        case("Conv depthwise", conv(1, 1, 8), &x, &[&[8, 1, 3, 3], &[8]]),
+        case("Gemm", Op::Gemm, &[1, 32], &[&[10, 32], &[10]]),
+        case("Add per-channel", Op::Add, &x, &[&[1, 8, 1, 1]]),
+        case("Add same shape", Op::Add, &x, &[&x]),
+        case("Sub", Op::Sub, &x, &[&[1, 8, 1, 1]]),
+        case("Mul", Op::Mul, &x, &[&[1, 8, 1, 1]]),
+        case("Div", Op::Div, &x, &[&[1, 8, 1, 1]]),
+        case("Relu", Op::Relu, &x, &[]),
+        case("Clip(0, 6)", Op::Clip { min: 0.0, max: 6.0 }, &x, &[]),
+        case(
+            "Clip(-1, 1)",
+            Op::Clip {
+                min: -1.0,
+                max: 1.0,
+            },
+            &x,
+            &[],
+        ),
+        case("Sigmoid", Op::Sigmoid, &x, &[]),
+        case("Tanh", Op::Tanh, &x, &[]),
+        case("HardSwish", Op::HardSwish, &x, &[]),
+        case(
+            "HardSigmoid",
+            Op::HardSigmoid {
+                alpha: 1.0 / 6.0,
+                beta: 0.5,
+            },
+            &x,
+            &[],
+        ),
+        case("LeakyRelu", Op::LeakyRelu { alpha: 0.1 }, &x, &[]),
+        case("Softmax", Op::Softmax { axis: 1 }, &[1, 10], &[]),
+        case("MaxPool 2x2/2", Op::MaxPool(pool(2, 2, 0, false)), &x, &[]),
+        case(
+            "AveragePool 3x3/1 pad 1",
+            Op::AveragePool(pool(3, 1, 1, false)),
+            &x,
+            &[],
+        ),
+        case(
+            "AveragePool 2x2/2",
+            Op::AveragePool(pool(2, 2, 0, true)),
+            &x,
+            &[],
+        ),
+        case("GlobalAveragePool", Op::GlobalAveragePool, &x, &[]),
+        case(
+            "ReduceMean",
+            Op::ReduceMean {
+                axes: vec![2, 3],
+                keepdims: true,
+            },
+            &x,
+            &[],
+        ),
+        case(
+            "Transpose",
+            Op::Transpose {
+                perm: vec![0, 2, 3, 1],
+            },
+            &x,
+            &[],
+        ),
+        case(
+            "Pad",
+            Op::Pad {
+                pads: vec![0, 0, 1, 2, 0, 0, 1, 0],
+                value: 0.0,
+            },
+            &x,
+            &[],
+        ),
+        case("Concat", Op::Concat { axis: 1 }, &x, &[]),
+        case("MatMul", Op::MatMul, &[1, 6, 8], &[&[8, 5]]),
+        case("ScaleShift", Op::ScaleShift, &x, &[&[8], &[8]]),
+    ];
+    let mut reshape = case(
+        "Reshape",
+        Op::Reshape {
+            shape: vec![1, 288],
+        },
+        &x,
+        &[],
+    );
+    reshape.out = Some(vec![1, 288]);
+    v.push(reshape);
+    for (name, mode, coord, nearest) in [
+        (
+            "Resize nearest",
+            ResizeMode::Nearest,
+            CoordMode::Asymmetric,
+            NearestMode::Floor,
+        ),
+        (
+            "Resize nearest half-pixel",
+            ResizeMode::Nearest,
+            CoordMode::HalfPixel,
+            NearestMode::RoundPreferFloor,
+        ),
+        (
+            "Resize linear",
+            ResizeMode::Linear,
+            CoordMode::HalfPixel,
+            NearestMode::RoundPreferFloor,
+        ),
+    ] {
+        let mut r = case(
+            name,
+            Op::Resize(Resize {
+                mode,
+                coord,
+                nearest,
+                scales: [2.0, 2.0],
+            }),
+            &x,
+            &[],
+        );
+        r.out = Some(vec![1, 8, 12, 12]);
+        v.push(r);
+    }
+    // the input range reaches past the clip on both sides, so output and input encodings differ
+    v.iter_mut()
+        .filter(|c| c.name.starts_with("Clip"))
+        .for_each(|c| c.range = (-3.0, 9.0));
+    // as in HardSwish decomposed (x + 3 → Clip(0, 6)), where the input stays below the upper bound
+    let mut c = case(
+        "Clip(0, 6) below max",
+        Op::Clip { min: 0.0, max: 6.0 },
+        &x,
+        &[],
+    );
+    c.range = (-2.0, 4.5);
+    v.push(c);
+    // HardSwish as exporters decompose it starts with x + 3 → Clip(0, 6); the sum's range is much wider
+    for (name, op) in [
+        ("Add then Clip(0, 6)", Op::Add),
+        ("Sub then Clip(0, 6)", Op::Sub),
+    ] {
+        let mut c = case(name, op, &x, &[&[1, 8, 1, 1]]);
+        c.range = (-20.0, 30.0);
+        c.then = vec![(Op::Clip { min: 0.0, max: 6.0 }, None)];
+        v.push(c);
+    }
+    let mut c = case("Conv then Add", conv(1, 1, 1), &x, &[&[8, 8, 3, 3], &[8]]);
+    c.then = vec![(Op::Add, Some(vec![1, 8, 1, 1]))];
+    v.push(c);
+    let mut c = case("Conv then Mul", conv(1, 1, 1), &x, &[&[8, 8, 3, 3], &[8]]);
+    c.then = vec![(Op::Mul, Some(vec![1, 8, 1, 1]))];
+    v.push(c);
+    let mut c = case("Add then Mul", Op::Add, &x, &[&[1, 8, 1, 1]]);
+    c.then = vec![(Op::Mul, Some(vec![1, 8, 1, 1]))];
+    v.push(c);
+    let mut c = case("Clip then Mul", Op::Clip { min: 0.0, max: 6.0 }, &x, &[]);
+    c.range = (-3.0, 9.0);
+    c.then = vec![(Op::Mul, Some(vec![1, 8, 1, 1]))];
+    v.push(c);
+    let mut c = case("Conv, Add, Clip", conv(1, 1, 1), &x, &[&[8, 8, 3, 3], &[8]]);
+    c.then = vec![
+        (Op::Add, Some(vec![1, 8, 1, 1])),
+        (Op::Clip { min: 0.0, max: 6.0 }, None),
+    ];
+    v.push(c);
+    let mut c = case("Add, Clip, Mul", Op::Add, &x, &[&[1, 8, 1, 1]]);
+    c.range = (-20.0, 30.0);
+    c.then = vec![
+        (Op::Clip { min: 0.0, max: 6.0 }, None),
+        (Op::Mul, Some(vec![1, 8, 1, 1])),
+    ];
+    v.push(c);
+    // a Conv feeding a HardSwish as exporters decompose it
+    let mut c = case(
+        "Conv, Add, Clip, Mul",
+        conv(1, 1, 1),
+        &x,
+        &[&[8, 8, 3, 3], &[8]],
+    );
+    c.then = vec![
+        (Op::Add, Some(vec![1, 8, 1, 1])),
+        (Op::Clip { min: 0.0, max: 6.0 }, None),
+        (Op::Mul, Some(vec![1, 8, 1, 1])),
+    ];
+    v.push(c);
+    for (name, op) in [
+        ("Add then Relu", Op::Add),
+        ("Mul then Relu", Op::Mul),
+        ("Div then Relu", Op::Div),
+    ] {
+        let mut c = case(name, op, &x, &[&[1, 8, 1, 1]]);
+        c.then = vec![(Op::Relu, None)];
+        v.push(c);
+    }
+    v
+}
+
+/// What one case gave: fraction of output elements within 1 LSB, max difference in LSB.
+enum Outcome {
+    Compared { exact: f64, within: f64, max: f64 },
+    Unsupported(String),
+}
+
+fn run_case(rt: &QnnRuntime, c: &Case, p: Precision) -> Outcome {
+    let g = Arc::new(c.graph());
+    let batch = 16;
+    let per: usize = c.input.iter().product();
+    let x = Array::new(
+        [vec![batch], c.input[1..].to_vec()].concat(),
+        uniform(batch * per, c.range.0, c.range.1, 1),
+    );
+    let stats = amp_host::calib::calibrate(g.clone(), &x, batch).unwrap();
+    let plan = QuantPlan::new(&g, &stats, &BitPlan::uniform(&g, p)).unwrap();
+    let scale = plan.encodings[g.outputs[0]].unwrap().scale as f64;
+    let reference = Reference::new(g.clone(), Some(plan.clone()))
+        .unwrap()
+        .run(&x)
+        .unwrap()
+        .remove(0);
+    let htp = match QnnModel::build(rt, &g, &plan, batch) {
+        Ok(mut m) => m.run(&x).unwrap().remove(0),
+        Err(e) => return Outcome::Unsupported(e.to_string()),
+    };
+    assert_eq!(reference.shape, htp.shape, "{} at {p}", c.name);
+    let lsb: Vec<f64> = reference
+        .data
+        .iter()
+        .zip(&htp.data)
+        // whole codes: the values are on the grid up to f32 rounding
+        .map(|(a, b)| ((*a as f64 / scale).round() - (*b as f64 / scale).round()).abs())
+        .collect();
+    Outcome::Compared {
+        exact: lsb.iter().filter(|&&d| d == 0.0).count() as f64 / lsb.len() as f64,
+        within: lsb.iter().filter(|&&d| d <= 1.0).count() as f64 / lsb.len() as f64,
+        max: lsb.iter().cloned().fold(0.0, f64::max),
+    }
+}
+
+/// The largest difference allowed, in LSB of the output encoding: 1, except where measured otherwise here.
+///
+/// Single ops at 8 bits agree within 1 LSB, but not always exactly: HTP's Conv/FC requantization is off by
+/// one on 1–3% of elements, and in each such case the exact value lies within 0.06 LSB of a rounding
+/// boundary. No model of that (multiplier precision, accumulator shift, bias precision, f16 output, a
+/// per-channel linear refit) reproduces it, so the reference keeps exact arithmetic. In a chain those
+/// 1-LSB departures are carried on and scaled by the ratio of the encodings: "Conv, Add, Clip" reads a Conv
+/// whose range is ~5× the Clip's.
+///
+/// At 16 bits HTP's own arithmetic is not exact in several kernels whose internal precision Qualcomm does
+/// not document: table-based Sigmoid/Tanh/HardSwish/Softmax, division through a reciprocal, and the
+/// requantization of depthwise, Batchnorm, Prelu and bilinear Resize. The reference keeps exact arithmetic
+/// there too; a few LSB of 16 bits is under 1/20 of an 8-bit LSB.
+fn htp_departure(case: &str, p: Precision) -> f64 {
+    let eight = p == Precision::A8W8;
+    match case {
+        "Conv then Mul" | "Add then Mul" => 2.0,
+        "Conv, Add, Clip" | "Conv, Add, Clip, Mul" if eight => 7.0,
+        "Conv, Add, Clip" => 12.0,
+        "Conv, Add, Clip, Mul" => 11.0,
+        _ if eight => 1.0,
+        "Conv depthwise" | "LeakyRelu" | "ScaleShift" | "Resize linear" => 2.0,
+        // the 16-bit Add/Sub itself is off by 1 LSB on ~1% of elements; the clip reads the exact sum
+        "Add then Clip(0, 6)" | "Sub then Clip(0, 6)" | "Add then Relu" => 2.0,
+        "Conv then Add" | "Add, Clip, Mul" => 2.0,
+        "Tanh" | "HardSwish" => 3.0,
+        "Sigmoid" => 5.0,
+        "Div" => 13.0,
+        "Div then Relu" => 27.0,
+        "Softmax" => 30.0,
+        _ => 1.0,
+    }
+}
+
+/// Every op, at every uniform precision, builds on HTP (none is refused) and agrees with the reference
+/// within 1 LSB, or within the bound above. The chains pin down the fusions HTP makes (a Relu/Clip alone
+/// after an Add/Sub/Mul/Div clamps its exact result). The table is printed for the notes.
+#[test]
+fn every_op_alone_agrees_with_htp() {
+    let rt = runtime();
+    let mut failures = Vec::new();
+    for c in cases() {
+        for p in [Precision::A8W8, Precision::A16W8, Precision::A16W16] {
+            match run_case(&rt, &c, p) {
+                Outcome::Compared { exact, within, max } => {
+                    println!(
+                        "{:<26} {p:<7} {:>7.2}% equal, {:>7.2}% within 1 LSB, max {max:.0} LSB",
+                        c.name,
+                        exact * 100.0,
+                        within * 100.0
+                    );
+                    let bound = htp_departure(c.name, p);
+                    if max > bound {
+                        failures.push(format!("{} {p}: max {max} LSB > {bound}", c.name));
+                    }
+                }
+                Outcome::Unsupported(e) => {
+                    println!("{:<26} {p:<7} unsupported: {e}", c.name);
+                    failures.push(format!("{} {p}: {e}", c.name));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
