@@ -313,6 +313,16 @@ fn cases() -> Vec<Case> {
         (Op::Mul, Some(vec![1, 8, 1, 1])),
     ];
     v.push(c);
+    // MobileNet's depthwise + ReLU6 (fused into one output encoding), reading a ReLU6 output
+    let mut c = case(
+        "Conv depthwise, Clip",
+        conv(1, 1, 16),
+        &[1, 16, 14, 14],
+        &[&[16, 1, 3, 3], &[16]],
+    );
+    c.range = (0.0, 6.0);
+    c.then = vec![(Op::Clip { min: 0.0, max: 6.0 }, None)];
+    v.push(c);
     // a Conv feeding a HardSwish as exporters decompose it
     let mut c = case(
         "Conv, Add, Clip, Mul",
@@ -388,8 +398,12 @@ fn run_case(rt: &QnnRuntime, c: &Case, p: Precision) -> Outcome {
 /// 1-LSB departures are carried on and scaled by the ratio of the encodings: "Conv, Add, Clip" reads a Conv
 /// whose range is ~5× the Clip's.
 ///
-/// At 16 bits HTP's own arithmetic is not exact in several kernels whose internal precision Qualcomm does
-/// not document: table-based Sigmoid/Tanh/HardSwish/Softmax, division through a reciprocal, and the
+/// At 16 bits even a requantizing Relu/Clip is exact on only 90–99% of elements. Over all 65,536 input
+/// codes of one Clip, HTP gave round(t + 0.088 + 4.5e-7·t) for the exact value t, on all but one code: a
+/// small bias whose constants HTP derives internally and which differ from one pair of encodings to the
+/// next (with a 1.6 scale ratio the bias fell from over 0.1 to under 0.1 LSB along the input range), so
+/// the reference does not imitate it. Beyond that, HTP's own arithmetic is not exact in several 16-bit
+/// kernels whose internal precision Qualcomm does not document: table-based Sigmoid/Tanh/HardSwish/Softmax, division through a reciprocal, and the
 /// requantization of depthwise, Batchnorm, Prelu and bilinear Resize. The reference keeps exact arithmetic
 /// there too; a few LSB of 16 bits is under 1/20 of an 8-bit LSB.
 fn htp_departure(case: &str, p: Precision) -> f64 {
@@ -400,7 +414,11 @@ fn htp_departure(case: &str, p: Precision) -> f64 {
         "Conv, Add, Clip" => 12.0,
         "Conv, Add, Clip, Mul" => 11.0,
         _ if eight => 1.0,
-        "Conv depthwise" | "LeakyRelu" | "ScaleShift" | "Resize linear" => 2.0,
+        "Conv depthwise"
+        | "Conv depthwise, Clip"
+        | "LeakyRelu"
+        | "ScaleShift"
+        | "Resize linear" => 2.0,
         // the 16-bit Add/Sub itself is off by 1 LSB on ~1% of elements; the clip reads the exact sum
         "Add then Clip(0, 6)" | "Sub then Clip(0, 6)" | "Add then Relu" => 2.0,
         "Conv then Add" | "Add, Clip, Mul" => 2.0,
