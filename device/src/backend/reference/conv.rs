@@ -14,6 +14,9 @@ use crate::quant::Encoding;
 
 /// Depthwise outputs accumulated together in registers.
 const DW_LANES: usize = 16;
+/// Lanes per block of [`depthwise_flat`]'s grid: 64 f32 or 32 f64 sums (eight AVX2 registers) kept across
+/// all taps, enough independent chains to hide the FMA latency; the grid is a whole number of either.
+const FLAT_GRID: usize = 64;
 
 /// Below this many output pixels per sample, one GEMM per sample is too narrow to run well.
 pub(super) const MIN_GEMM_WIDTH: usize = 128;
@@ -295,6 +298,180 @@ fn depthwise_acc<T: Num>(
     }
 }
 
+/// Most weight lanes [`depthwise_flat`] prepares (`cout · kh · kw` times its grid): it is for small planes,
+/// where per-row work costs most.
+const FLAT_DW_MAX_WEIGHTS: usize = 1 << 17;
+
+/// Whether [`depthwise_flat`] computes this depthwise conv: stride 1, or stride 2 over even sizes, with
+/// "same" output sizes (the output is the input divided by the stride), no dilation, small planes.
+fn flat_depthwise_fits(g: &Geom) -> bool {
+    let s = g.s[0];
+    (s == 1 || s == 2)
+        && g.s[1] == s
+        && g.d == [1, 1]
+        && g.h % s == 0
+        && g.w % s == 0
+        && g.oh == g.h / s
+        && g.ow == g.w / s
+        && g.pads[0] < g.kh
+        && g.pads[1] < g.kw
+        && g.cout * g.kh * g.kw * flat_lanes(g) <= FLAT_DW_MAX_WEIGHTS
+}
+
+/// Outputs [`depthwise_flat`] computes per channel: `oh` rows of `w` lanes, in whole blocks.
+fn flat_lanes(g: &Geom) -> usize {
+    (g.oh * g.w).div_ceil(FLAT_GRID) * FLAT_GRID
+}
+
+/// Per channel, tap and lane of [`depthwise_flat`]'s grid: the tap's weight, or zero where the tap's input
+/// column lies outside the row (it would read the row before or after).
+fn flat_weights<T: Num>(g: &Geom, w: &[T]) -> Vec<T> {
+    let (s, kt, lanes) = (g.s[0], g.kh * g.kw, flat_lanes(g));
+    let inside: Vec<bool> = (0..kt * lanes)
+        .map(|i| {
+            let (t, l) = (i / lanes, i % lanes);
+            let c = (s * (l % g.w) + t % g.kw).checked_sub(g.pads[1]);
+            c.is_some_and(|c| c < g.w)
+        })
+        .collect();
+    let mut wm = vec![T::default(); g.cout * kt * lanes];
+    for (ch, per_ch) in wm.chunks_exact_mut(kt * lanes).enumerate() {
+        for (t, (row, ins)) in per_ch
+            .chunks_exact_mut(lanes)
+            .zip(inside.chunks_exact(lanes))
+            .enumerate()
+        {
+            let wv = w[ch * kt + t];
+            for (v, &i) in row.iter_mut().zip(ins) {
+                *v = if i { wv } else { T::default() };
+            }
+        }
+    }
+    wm
+}
+
+/// [`flat_weights`] of one depthwise conv, made once when a model is prepared (the weights and the plane
+/// size are fixed; only the batch varies).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct FlatDw {
+    pub w32: Vec<f32>,
+    pub w64: Vec<f64>,
+}
+
+impl FlatDw {
+    /// For a depthwise conv over `input` (NCHW, any batch) with weights of shape `ws`, when the flat
+    /// kernel computes it: from f32 weights (float or codes) and, when given, f64 codes.
+    pub fn new(
+        c: &Conv,
+        input: &[usize],
+        ws: &[usize],
+        w32: &[f32],
+        w64: Option<&[f64]>,
+    ) -> Option<FlatDw> {
+        let g = Geom::new(c, input, ws).ok()?;
+        (g.depthwise() && flat_depthwise_fits(&g)).then(|| FlatDw {
+            w32: flat_weights(&g, w32),
+            w64: w64.map(|w| flat_weights(&g, w)).unwrap_or_default(),
+        })
+    }
+}
+
+/// Depthwise accumulators of sample `b` without per-row work, for small common shapes
+/// ([`flat_depthwise_fits`]); `wm` from [`flat_weights`].
+///
+/// Outputs are computed on a grid of `oh` rows of `w` lanes (the input's width; at stride 2 the second
+/// half of each row is discarded). Each channel is copied once, whole: at stride 1 as it is, at stride 2
+/// split by column parity into two `h × w/2` planes (one flat pass). On that grid the input of tap
+/// `(ky, kx)` for every output is one contiguous run of the copy, at a fixed offset. Rows above and below
+/// the plane read zero slack; where a tap's column lies outside the row its weight lane is zero. Padding
+/// taps thus add exact zeros, as in [`depthwise_acc`]; the sums are the same up to the order of the taps
+/// (exactly the same on integer codes).
+fn depthwise_flat<T: Num>(
+    g: &Geom,
+    src: &Source<T>,
+    b: usize,
+    wm: &[T],
+    acc: &mut [T],
+    scratch: &mut Vec<T>,
+    work: &mut (Vec<T>, Vec<T>),
+) {
+    let zero = T::default();
+    let s = g.s[0];
+    let (kh, kw, pt, pl) = (g.kh, g.kw, g.pads[0], g.pads[1]);
+    let half = g.w / s; // width of a column phase
+    let lanes = flat_lanes(g);
+    let margin = (kh + 1) * half + kw;
+    let phase_len = g.h * half;
+    let (planes, wide) = work;
+    // [margin | phase 0 | margin | phase 1 | margin + lanes]
+    let stride = phase_len + margin;
+    planes.clear();
+    planes.resize(margin + s * stride + lanes, zero);
+    wide.clear();
+    wide.resize(lanes, zero);
+    // where each tap (in (ky, kx) order) starts reading
+    let taps: Vec<usize> = (0..kh * kw)
+        .map(|t| {
+            let c = (t % kw) as isize - pl as isize; // the tap's column offset at stride 1
+            let (px, dj) = (c.rem_euclid(s as isize) as usize, c.div_euclid(s as isize));
+            let off = ((t / kw) as isize - pt as isize) * half as isize + dj;
+            ((margin + px * stride) as isize + off) as usize
+        })
+        .collect();
+    let p = g.p();
+    for ch in 0..g.cout {
+        let xin = src.get((b * g.cin + ch) * g.plane(), g.plane(), scratch);
+        if s == 1 {
+            planes[margin..][..phase_len].copy_from_slice(xin);
+        } else {
+            let (e, o) = planes[margin..].split_at_mut(stride);
+            for ((ev, ov), pair) in e[..phase_len]
+                .iter_mut()
+                .zip(&mut o[..phase_len])
+                .zip(xin.chunks_exact(2))
+            {
+                *ev = pair[0];
+                *ov = pair[1];
+            }
+        }
+        let wc = &wm[ch * kh * kw * lanes..][..kh * kw * lanes];
+        if std::mem::size_of::<T>() == 4 {
+            flat_blocks::<T, 64>(planes, wc, &taps, lanes, wide);
+        } else {
+            flat_blocks::<T, 32>(planes, wc, &taps, lanes, wide);
+        }
+        let out = &mut acc[ch * p..][..p];
+        if s == 1 {
+            out.copy_from_slice(&wide[..p]);
+        } else {
+            for (orow, wrow) in out.chunks_exact_mut(g.ow).zip(wide.chunks_exact(g.w)) {
+                orow.copy_from_slice(&wrow[..g.ow]);
+            }
+        }
+    }
+}
+
+/// [`depthwise_flat`]'s sums, `N` lanes at a time kept in registers across all taps.
+fn flat_blocks<T: Num, const N: usize>(
+    planes: &[T],
+    wc: &[T],
+    taps: &[usize],
+    lanes: usize,
+    wide: &mut [T],
+) {
+    for (i, block) in wide.chunks_exact_mut(N).enumerate() {
+        let mut a = [T::default(); N];
+        for (t, &at) in taps.iter().enumerate() {
+            let xs = &planes[at + i * N..][..N];
+            let ws = &wc[t * lanes + i * N..][..N];
+            for ((av, &xv), &wv) in a.iter_mut().zip(xs).zip(ws) {
+                *av = *av + xv * wv;
+            }
+        }
+        block.copy_from_slice(&a);
+    }
+}
+
 /// Accumulators of one sample (`xb`: its `cin` planes; `acc`: `[cout, p]`), one GEMM per group.
 fn sample_acc<T: Num>(g: &Geom, xb: &[T], w: &[T], acc: &mut [T], cols: &mut Vec<T>) {
     let (p, k, cout_g) = (g.p(), g.k(), g.cout_g());
@@ -364,6 +541,7 @@ fn conv_acc<T: Num>(
     g: &Geom,
     src: &Source<T>,
     w: &[T],
+    flat: Option<&[T]>,
     acc: &mut [T],
     mut finish: impl FnMut(usize, &mut [T]),
 ) {
@@ -371,9 +549,21 @@ fn conv_acc<T: Num>(
     let mut scratch = Vec::new();
     if g.depthwise() {
         let mut work = (Vec::new(), Vec::new());
+        let made;
+        let flat = match flat {
+            Some(wm) if flat_depthwise_fits(g) => Some(wm),
+            _ if flat_depthwise_fits(g) => {
+                made = flat_weights(g, w);
+                Some(&made[..])
+            }
+            _ => None,
+        };
         for b in 0..g.n {
             let ab = &mut acc[b * per..][..per];
-            depthwise_acc(g, src, b, w, ab, &mut scratch, &mut work);
+            match flat {
+                Some(wm) => depthwise_flat(g, src, b, wm, ab, &mut scratch, &mut work),
+                None => depthwise_acc(g, src, b, w, ab, &mut scratch, &mut work),
+            }
             finish(b, ab);
         }
     } else if g.p() >= MIN_GEMM_WIDTH || g.n == 1 {
@@ -399,11 +589,13 @@ pub(crate) fn conv_f32(
     bias: Option<&[f32]>,
     epi: &Epilogue,
     bufs: &mut Buffers,
+    flat: Option<&FlatDw>,
 ) -> Result<Array, String> {
     let g = Geom::new(c, x.shape, w.shape)?;
     let p = g.p();
     let mut out = bufs.take(g.n * g.cout * p);
-    conv_acc::<f32>(&g, &Source::Ready(x.data), w.data, &mut out, |_, ob| {
+    let fw = flat.map(|f| &f.w32[..]);
+    conv_acc::<f32>(&g, &Source::Ready(x.data), w.data, fw, &mut out, |_, ob| {
         if let Some(b) = bias {
             for (row, &bv) in ob.chunks_mut(p).zip(b) {
                 row.iter_mut().for_each(|v| *v += bv);
@@ -431,6 +623,7 @@ pub(crate) fn requantize<T: Num>(acc: &[T], out: &mut [f32], p: usize, q: &Quant
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn conv_quant(
     c: &Conv,
     x: &ArrayRef,
@@ -439,6 +632,7 @@ pub(crate) fn conv_quant(
     e: Encoding,
     epi: &Epilogue,
     bufs: &mut Buffers,
+    flat: Option<&FlatDw>,
 ) -> Result<Array, String> {
     let g = Geom::new(c, x.shape, ws)?;
     let (p, per) = (g.p(), g.cout * g.p());
@@ -453,19 +647,32 @@ pub(crate) fn conv_quant(
     let inv_scale = 1.0 / e.scale;
     match &q.codes64 {
         None => {
-            let src = Source::<f32>::codes(x.data, inv_scale);
-            conv_acc(&g, &src, &q.codes, &mut out, |_, ob| {
-                for (c, row) in ob.chunks_mut(p).enumerate() {
-                    let (m, b) = (q.mult[c], q.bias[c]);
-                    row.iter_mut().for_each(|v| *v = (*v as f64 * m + b) as f32);
-                }
-                epi.apply(ob);
-            });
+            // an input kept as codes (scale 1) is already integers: read it in place
+            let src = if inv_scale == 1.0 {
+                Source::Ready(x.data)
+            } else {
+                Source::<f32>::codes(x.data, inv_scale)
+            };
+            conv_acc(
+                &g,
+                &src,
+                &q.codes,
+                flat.map(|f| &f.w32[..]),
+                &mut out,
+                |_, ob| {
+                    for (c, row) in ob.chunks_mut(p).enumerate() {
+                        let (m, b) = (q.mult[c], q.bias[c]);
+                        row.iter_mut().for_each(|v| *v = (*v as f64 * m + b) as f32);
+                    }
+                    epi.apply(ob);
+                },
+            );
         }
         Some(w64) => {
             let src = Source::<f64>::codes(x.data, inv_scale);
             let mut acc = vec![0f64; out.len()];
-            conv_acc(&g, &src, w64, &mut acc, |b, ab| {
+            let fw = flat.map(|f| &f.w64[..]).filter(|f| !f.is_empty());
+            conv_acc(&g, &src, w64, fw, &mut acc, |b, ab| {
                 let ob = &mut out[b * per..][..per];
                 requantize(ab, ob, p, q);
                 epi.apply(ob);
@@ -615,6 +822,27 @@ mod tests {
                 [1, 3, 1, 6],
                 [3, 1, 1, 3],
             ),
+            // depthwise on the flat kernel: "same" sizes at stride 1 and 2, odd and even planes
+            (
+                conv([1, 1], [1, 1, 1, 1], [1, 1], 3),
+                [2, 3, 7, 5],
+                [3, 1, 3, 3],
+            ),
+            (
+                conv([1, 1], [2, 2, 2, 2], [1, 1], 2),
+                [2, 2, 9, 6],
+                [2, 1, 5, 5],
+            ),
+            (
+                conv([2, 2], [1, 1, 1, 1], [1, 1], 5),
+                [3, 5, 14, 14],
+                [5, 1, 3, 3],
+            ),
+            (
+                conv([2, 2], [0, 0, 1, 1], [1, 1], 2),
+                [2, 2, 8, 6],
+                [2, 1, 3, 3],
+            ),
         ];
         for (i, (c, xs, ws)) in cases.iter().enumerate() {
             let x = pseudo(xs.iter().product(), i as u32);
@@ -633,6 +861,7 @@ mod tests {
                 None,
                 &Epilogue::NONE,
                 &mut Buffers::default(),
+                None,
             )
             .unwrap();
             assert_eq!(got.data, want, "case {i}");
@@ -664,6 +893,17 @@ mod tests {
                 conv([2, 2], [1, 1, 1, 1], [1, 1], 5),
                 [2, 5, 16, 17],
                 [5, 1, 3, 3],
+            ),
+            // depthwise on the flat kernel (stride 1 and 2, "same" sizes)
+            (
+                conv([2, 2], [1, 1, 1, 1], [1, 1], 5),
+                [2, 5, 14, 14],
+                [5, 1, 3, 3],
+            ),
+            (
+                conv([1, 1], [1, 1, 1, 1], [1, 1], 4),
+                [2, 4, 7, 7],
+                [4, 1, 3, 3],
             ),
             (
                 conv([1, 1], [0, 0, 0, 0], [1, 1], 1),
@@ -750,6 +990,7 @@ mod tests {
                     e_in,
                     &epi,
                     &mut Buffers::default(),
+                    None,
                 )
                 .unwrap();
                 assert_eq!(got.data, want, "case {i}, f64 {wide}, int8 {i8w}");

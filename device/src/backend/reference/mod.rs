@@ -119,6 +119,8 @@ pub struct Reference {
     /// Constant operands of element-wise ops (not weights) on the grid QNN stores them on, by (node, input):
     /// quantized as [`Encoding::for_operand`] says.
     qconsts: HashMap<(usize, usize), Vec<f32>>,
+    /// Per node: a small depthwise conv's weights laid out for the flat kernel, made once.
+    flat_dw: Vec<Option<conv::FlatDw>>,
     /// Buffers freed by one run, reused by the next.
     buffers: Mutex<Buffers>,
 }
@@ -262,6 +264,26 @@ impl Reference {
                 }
             }
         }
+        let flat_dw = graph
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let Op::Conv(c) = &n.op else { return None };
+                let mut input = graph.tensors[n.inputs[0]].shape.clone();
+                input[0] = 1;
+                let w = &graph.tensors[n.inputs[1]];
+                match &macs[i] {
+                    Some(q) => {
+                        conv::FlatDw::new(c, &input, &w.shape, &q.codes, q.codes64.as_deref())
+                    }
+                    None if plan.is_none() => {
+                        conv::FlatDw::new(c, &input, &w.shape, graph.const_data(n.inputs[1])?, None)
+                    }
+                    None => None,
+                }
+            })
+            .collect();
         Ok(Reference {
             graph,
             plan,
@@ -271,6 +293,7 @@ impl Reference {
             act_reads_sum,
             as_codes,
             qconsts,
+            flat_dw,
             buffers: Mutex::new(Buffers::default()),
         })
     }
@@ -462,10 +485,25 @@ impl Reference {
         let r = match &n.op {
             Op::Conv(c) => {
                 let r = match &self.macs[i] {
-                    Some(q) => {
-                        conv::conv_quant(c, &ins[0], ins[1].shape, q, need_enc(0)?, epi, bufs)
-                    }
-                    None => conv::conv_f32(c, &ins[0], &ins[1], bias, epi, bufs),
+                    Some(q) => conv::conv_quant(
+                        c,
+                        &ins[0],
+                        ins[1].shape,
+                        q,
+                        need_enc(0)?,
+                        epi,
+                        bufs,
+                        self.flat_dw[i].as_ref(),
+                    ),
+                    None => conv::conv_f32(
+                        c,
+                        &ins[0],
+                        &ins[1],
+                        bias,
+                        epi,
+                        bufs,
+                        self.flat_dw[i].as_ref(),
+                    ),
                 };
                 return r.map(|a| (a, true));
             }
