@@ -595,13 +595,14 @@ pub(crate) fn conv_f32(
     let p = g.p();
     let mut out = bufs.take(g.n * g.cout * p);
     let fw = flat.map(|f| &f.w32[..]);
-    conv_acc::<f32>(&g, &Source::Ready(x.data), w.data, fw, &mut out, |_, ob| {
-        if let Some(b) = bias {
+    conv_acc::<f32>(&g, &Source::Ready(x.data), w.data, fw, &mut out, |_, ob| match bias {
+        // bias and epilogue in one pass per channel
+        Some(b) => {
             for (row, &bv) in ob.chunks_mut(p).zip(b) {
-                row.iter_mut().for_each(|v| *v += bv);
+                epi.apply_mapped(row, |v| v + bv);
             }
         }
-        epi.apply(ob);
+        None => epi.apply(ob),
     });
     Ok(Array::new(g.shape(), out))
 }
