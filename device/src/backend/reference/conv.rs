@@ -595,15 +595,22 @@ pub(crate) fn conv_f32(
     let p = g.p();
     let mut out = bufs.take(g.n * g.cout * p);
     let fw = flat.map(|f| &f.w32[..]);
-    conv_acc::<f32>(&g, &Source::Ready(x.data), w.data, fw, &mut out, |_, ob| match bias {
-        // bias and epilogue in one pass per channel
-        Some(b) => {
-            for (row, &bv) in ob.chunks_mut(p).zip(b) {
-                epi.apply_mapped(row, |v| v + bv);
+    conv_acc::<f32>(
+        &g,
+        &Source::Ready(x.data),
+        w.data,
+        fw,
+        &mut out,
+        |_, ob| match bias {
+            // bias and epilogue in one pass per channel
+            Some(b) => {
+                for (row, &bv) in ob.chunks_mut(p).zip(b) {
+                    epi.apply_mapped(row, |v| v + bv);
+                }
             }
-        }
-        None => epi.apply(ob),
-    });
+            None => epi.apply(ob),
+        },
+    );
     Ok(Array::new(g.shape(), out))
 }
 
