@@ -7,7 +7,7 @@
 use super::buffers::Buffers;
 use super::gemm::{Layout, Num};
 use super::int8;
-use super::{ArrayRef, Epilogue, QuantMac};
+use super::{ArrayRef, Epilogue, QuantMac, Requant};
 use crate::backend::Array;
 use crate::ir::{conv_out, Conv};
 use crate::quant::Encoding;
@@ -621,16 +621,6 @@ pub(crate) fn integer_codes<T: Num>(x: &[f32], e: &Encoding) -> Vec<T> {
     v
 }
 
-/// Rescales accumulators: `out = acc · mult[c] + bias[c]` per output channel `c` (rows of `p`).
-pub(crate) fn requantize<T: Num>(acc: &[T], out: &mut [f32], p: usize, q: &QuantMac) {
-    for (c, (o, a)) in out.chunks_mut(p).zip(acc.chunks(p)).enumerate() {
-        let (m, b) = (q.mult[c], q.bias[c]);
-        for (ov, av) in o.iter_mut().zip(a) {
-            *ov = (av.to_f64() * m + b) as f32;
-        }
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv_quant(
     c: &Conv,
@@ -653,6 +643,7 @@ pub(crate) fn conv_quant(
         }
     }
     let inv_scale = 1.0 / e.scale;
+    let rq = Requant::new(q, epi);
     match &q.codes64 {
         None => {
             // an input kept as codes (scale 1) is already integers: read it in place
@@ -669,10 +660,8 @@ pub(crate) fn conv_quant(
                 &mut out,
                 |_, ob| {
                     for (c, row) in ob.chunks_mut(p).enumerate() {
-                        let (m, b) = (q.mult[c], q.bias[c]);
-                        row.iter_mut().for_each(|v| *v = (*v as f64 * m + b) as f32);
+                        rq.row_in_place(q, epi, c, row);
                     }
-                    epi.apply(ob);
                 },
             );
         }
@@ -682,8 +671,9 @@ pub(crate) fn conv_quant(
             let fw = flat.map(|f| &f.w64[..]).filter(|f| !f.is_empty());
             conv_acc(&g, &src, w64, fw, &mut acc, |b, ab| {
                 let ob = &mut out[b * per..][..per];
-                requantize(ab, ob, p, q);
-                epi.apply(ob);
+                for (c, (o, a)) in ob.chunks_mut(p).zip(ab.chunks(p)).enumerate() {
+                    rq.row(q, epi, c, a, o);
+                }
             });
         }
     }
@@ -691,7 +681,7 @@ pub(crate) fn conv_quant(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Naive convolution straight from the definition.
@@ -886,11 +876,18 @@ mod tests {
             scale: 0.05,
             offset: -100,
         };
-        let e_out = Encoding {
-            bits: 8,
-            scale: 0.3,
-            offset: -128,
-        };
+        let outs = [
+            Encoding {
+                bits: 8,
+                scale: 0.3,
+                offset: -128,
+            },
+            Encoding {
+                bits: 16,
+                scale: 0.3 / 256.0,
+                offset: -32768,
+            },
+        ];
         let cases = [
             (
                 conv([1, 1], [1, 1, 1, 1], [1, 1], 1),
@@ -962,47 +959,79 @@ mod tests {
             let shifted: Vec<f32> = q.iter().map(|&q| q + e_in.offset as f32).collect();
             let acc = naive(c, &shifted, *xs, &codes, *ws);
             let p = acc.len() / (xs[0] * cout);
-            let mut want: Vec<f32> = acc
-                .iter()
-                .enumerate()
-                .map(|(j, &a)| {
-                    let ch = (j / p) % cout;
-                    (a as f64 * mult[ch] + bias[ch]) as f32
-                })
-                .collect();
-            let epi = Epilogue {
-                clamp: Some((0.0, 6.0)),
-                quant: Some(e_out),
-                codes: false,
-            };
-            epi.apply(&mut want);
-            if !int8::available() {
-                println!("no exact int8 GEMM on this CPU: only the f32 and f64 paths are checked");
-            }
-            for (wide, i8w) in [(false, false), (true, false), (false, true), (true, true)] {
-                let q = QuantMac {
-                    codes: codes.clone(),
-                    codes64: wide.then(|| codes.iter().map(|&v| v as f64).collect()),
-                    codes_i8: i8w.then(|| int8::weight_codes(&codes).unwrap()),
-                    mult: mult.clone(),
-                    bias: bias.clone(),
+            for e_out in outs {
+                let want = requantized(&acc, p, cout, &mult, &bias, e_out, (0.0, 6.0));
+                let epi = Epilogue {
+                    clamp: Some((0.0, 6.0)),
+                    quant: Some(e_out),
+                    codes: false,
                 };
-                let got = conv_quant(
-                    c,
-                    &ArrayRef {
-                        shape: xs,
-                        data: &x,
-                    },
-                    ws,
-                    &q,
-                    e_in,
-                    &epi,
-                    &mut Buffers::default(),
-                    None,
-                )
-                .unwrap();
-                assert_eq!(got.data, want, "case {i}, f64 {wide}, int8 {i8w}");
+                if !int8::available() {
+                    println!(
+                        "no exact int8 GEMM on this CPU: only the f32 and f64 paths are checked"
+                    );
+                }
+                for (wide, i8w) in [(false, false), (true, false), (false, true), (true, true)] {
+                    let q = QuantMac {
+                        codes: codes.clone(),
+                        codes64: wide.then(|| codes.iter().map(|&v| v as f64).collect()),
+                        codes_i8: i8w.then(|| int8::weight_codes(&codes).unwrap()),
+                        mult: mult.clone(),
+                        bias: bias.clone(),
+                    };
+                    let got = conv_quant(
+                        c,
+                        &ArrayRef {
+                            shape: xs,
+                            data: &x,
+                        },
+                        ws,
+                        &q,
+                        e_in,
+                        &epi,
+                        &mut Buffers::default(),
+                        None,
+                    )
+                    .unwrap();
+                    assert_eq!(
+                        got.data, want,
+                        "case {i}, f64 {wide}, int8 {i8w}, {}-bit output",
+                        e_out.bits
+                    );
+                }
             }
         }
+    }
+
+    /// The definition of a quantized MAC op's output from its exact sums `acc` (channel-major rows of `p`):
+    /// `t = acc · (mult / s) + bias / s` in f32 for an 8-bit output and f64 for 16 bits, rounded half to
+    /// even, limited to the codes the clamp and the encoding allow, times `s`.
+    pub(crate) fn requantized(
+        acc: &[f32],
+        p: usize,
+        cout: usize,
+        mult: &[f64],
+        bias: &[f64],
+        e: Encoding,
+        (lo, hi): (f32, f32),
+    ) -> Vec<f32> {
+        let s = e.scale as f64;
+        let off = e.offset as f64;
+        let qlo = (lo as f64 / s).round_ties_even().max(off);
+        let qhi = (hi as f64 / s).round_ties_even().min(e.qmax() + off);
+        acc.iter()
+            .enumerate()
+            .map(|(j, &a)| {
+                let ch = (j / p) % cout;
+                let code = if e.bits <= 8 {
+                    let t = a * (mult[ch] / s) as f32 + (bias[ch] / s) as f32;
+                    (t.round_ties_even() as f64).clamp(qlo, qhi)
+                } else {
+                    let t = a as f64 * (mult[ch] / s) + bias[ch] / s;
+                    t.round_ties_even().clamp(qlo, qhi)
+                };
+                (code as f32) * e.scale
+            })
+            .collect()
     }
 }

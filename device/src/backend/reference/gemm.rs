@@ -3,7 +3,7 @@
 use super::buffers::Buffers;
 use super::conv::integer_codes;
 use super::int8;
-use super::{ArrayRef, Epilogue, QuantMac};
+use super::{ArrayRef, Epilogue, QuantMac, Requant};
 use crate::backend::Array;
 use crate::ir::Op;
 use crate::ir::{broadcast_offset, infer_shape};
@@ -22,7 +22,6 @@ pub(crate) trait Num:
     Copy + Default + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self>
 {
     fn from_f32(v: f32) -> Self;
-    fn to_f64(self) -> f64;
     /// c[m×n] = a[m×k] · b[k×n].
     #[allow(clippy::too_many_arguments)]
     fn gemm(
@@ -43,9 +42,6 @@ impl Num for f32 {
     fn from_f32(v: f32) -> Self {
         v
     }
-    fn to_f64(self) -> f64 {
-        self as f64
-    }
     fn gemm(
         m: usize,
         k: usize,
@@ -63,9 +59,6 @@ impl Num for f32 {
 impl Num for f64 {
     fn from_f32(v: f32) -> Self {
         v as f64
-    }
-    fn to_f64(self) -> f64 {
-        self
     }
     fn gemm(
         m: usize,
@@ -178,10 +171,12 @@ pub(crate) fn fc_quant(
             return Ok(Array::new(fc_shape(x, nout), out));
         }
     }
-    // y = x · wᵀ on integer codes (exact), then one rescale per output channel
+    // y = x · wᵀ on integer codes (exact), then one requantization per output channel
+    let rq = Requant::new(q, epi);
     match &q.codes64 {
         None => {
             let xi = integer_codes::<f32>(x.data, &e);
+            let mut acc = vec![0f32; m * nout];
             f32::gemm(
                 m,
                 k,
@@ -190,13 +185,9 @@ pub(crate) fn fc_quant(
                 Layout::Rows(k),
                 &q.codes,
                 Layout::Cols(k),
-                &mut out,
+                &mut acc,
             );
-            for row in out.chunks_mut(nout) {
-                for (j, v) in row.iter_mut().enumerate() {
-                    *v = (*v as f64 * q.mult[j] + q.bias[j]) as f32;
-                }
-            }
+            rq.rows(q, epi, 0, nout, &acc, &mut out);
         }
         Some(w64) => {
             let xi = integer_codes::<f64>(x.data, &e);
@@ -211,14 +202,9 @@ pub(crate) fn fc_quant(
                 Layout::Cols(k),
                 &mut acc,
             );
-            for (row, a) in out.chunks_mut(nout).zip(acc.chunks(nout)) {
-                for (j, (v, &av)) in row.iter_mut().zip(a).enumerate() {
-                    *v = (av * q.mult[j] + q.bias[j]) as f32;
-                }
-            }
+            rq.rows(q, epi, 0, nout, &acc, &mut out);
         }
     }
-    epi.apply(&mut out);
     Ok(Array::new(fc_shape(x, nout), out))
 }
 
@@ -326,12 +312,14 @@ mod tests {
         let mult: Vec<f64> = (0..nout).map(|j| 1e-4 * (j + 1) as f64).collect();
         let bias: Vec<f64> = (0..nout).map(|j| j as f64 * 0.1).collect();
         let mut want = vec![0f32; m * nout];
+        let mut sums = vec![0f32; m * nout];
         for r in 0..m {
             for j in 0..nout {
                 let acc: f64 = (0..k)
                     .map(|p| (q[r * k + p] + e.offset as f32) as f64 * codes[j * k + p] as f64)
                     .sum();
                 want[r * nout + j] = (acc * mult[j] + bias[j]) as f32;
+                sums[r * nout + j] = acc as f32;
             }
         }
         for (wide, i8w) in [(false, false), (true, false), (false, true)] {
@@ -355,6 +343,51 @@ mod tests {
             )
             .unwrap();
             assert_eq!(y.data, want, "f64 {wide}, int8 {i8w}");
+            // quantized output with a fused clamp, 8 and 16 bits: the requantization's definition
+            for e_out in [
+                Encoding {
+                    bits: 8,
+                    scale: 0.01,
+                    offset: -100,
+                },
+                Encoding {
+                    bits: 16,
+                    scale: 0.01 / 256.0,
+                    offset: -25600,
+                },
+            ] {
+                let epi = Epilogue {
+                    clamp: Some((0.0, 1.5)),
+                    quant: Some(e_out),
+                    codes: false,
+                };
+                let y = fc_quant(
+                    &ArrayRef {
+                        shape: &[m, k],
+                        data: &x,
+                    },
+                    &[nout, k],
+                    &qm,
+                    e,
+                    &epi,
+                    &mut Buffers::default(),
+                )
+                .unwrap();
+                let want_q = super::super::conv::tests::requantized(
+                    &sums,
+                    1,
+                    nout,
+                    &mult,
+                    &bias,
+                    e_out,
+                    (0.0, 1.5),
+                );
+                assert_eq!(
+                    y.data, want_q,
+                    "f64 {wide}, int8 {i8w}, {} bits",
+                    e_out.bits
+                );
+            }
         }
     }
 }

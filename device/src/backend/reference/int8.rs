@@ -10,7 +10,7 @@ use rten_gemm::{GemmExecutor, GemmInputA, GemmInputB, GemmOptions, QuantParams};
 use rten_tensor::NdTensorView;
 
 use super::conv::{im2col, Geom, MIN_GEMM_WIDTH};
-use super::{Epilogue, QuantMac};
+use super::{Epilogue, QuantMac, Requant};
 use crate::quant::Encoding;
 
 thread_local! {
@@ -101,6 +101,7 @@ pub(crate) fn conv(
     out: &mut [f32],
 ) -> bool {
     with_gemm(e, |gemm, zp| {
+        let rq = Requant::new(q, epi);
         let (p, k, cout_g) = (g.p(), g.k(), g.cout_g());
         // one GEMM per sample when its output plane is wide enough, else one for the whole batch
         let ns = if p >= MIN_GEMM_WIDTH { 1 } else { g.n };
@@ -142,22 +143,14 @@ pub(crate) fn conv(
                 if !exact_gemm(gemm, &mut acc, a, bt, &zps) {
                     return false;
                 }
-                // rescale, and transpose back to channel-major a block of pixels at a time
-                let (mult, bias) = (
-                    &q.mult[gi * cout_g..][..cout_g],
-                    &q.bias[gi * cout_g..][..cout_g],
-                );
+                // requantize, and transpose back to channel-major a block of pixels at a time
                 let mut tile = vec![0f32; TILE * cout_g];
                 for i in 0..nb {
                     let out_b = &mut out[((b0 + i) * g.cout + gi * cout_g) * p..][..cout_g * p];
                     for j0 in (0..p).step_by(TILE) {
                         let jn = TILE.min(p - j0);
                         let rows = &acc[(i * p + j0) * cout_g..][..jn * cout_g];
-                        for (t, a) in tile.chunks_mut(cout_g).zip(rows.chunks(cout_g)) {
-                            for (((tv, &av), &m), &b) in t.iter_mut().zip(a).zip(mult).zip(bias) {
-                                *tv = (av as f64 * m + b) as f32;
-                            }
-                        }
+                        rq.rows(q, epi, gi * cout_g, cout_g, rows, &mut tile[..jn * cout_g]);
                         for (co, orow) in out_b.chunks_mut(p).enumerate() {
                             for (jj, o) in orow[j0..j0 + jn].iter_mut().enumerate() {
                                 *o = tile[jj * cout_g + co];
@@ -166,8 +159,6 @@ pub(crate) fn conv(
                     }
                 }
             }
-            let per = g.cout * p;
-            epi.apply(&mut out[b0 * per..(b0 + nb) * per]);
         }
         true
     })
@@ -198,12 +189,7 @@ pub(crate) fn fc(
         if !exact_gemm(gemm, &mut acc, a, bt, &zps) {
             return false;
         }
-        for (orow, arow) in out.chunks_mut(nout).zip(acc.chunks(nout)) {
-            for (j, (o, &a)) in orow.iter_mut().zip(arow).enumerate() {
-                *o = (a as f64 * q.mult[j] + q.bias[j]) as f32;
-            }
-        }
-        epi.apply(out);
+        Requant::new(q, epi).rows(q, epi, 0, nout, &acc, out);
         true
     })
 }

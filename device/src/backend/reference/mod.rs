@@ -78,6 +78,234 @@ impl Epilogue {
     }
 }
 
+/// How a MAC op's exact sums become its output: per output channel `c`, `acc · mult[c] + bias[c]`, then the
+/// epilogue. With an output encoding `s` (every quantized MAC op in `run`), straight to the code in one pass:
+/// `t = acc · (mult[c] / s) + bias[c] / s`, rounded half to even and limited to the codes the activation and
+/// the encoding allow. Clamping before or after rounding gives the same code (both are monotone), so this
+/// is the fused Relu/Clip followed by the quantization. `t` is computed in f32 for 8-bit outputs (t ≤ 255:
+/// f32 is within 1e-4 LSB of the exact value) and in f64 for 16-bit ones, the same way whichever
+/// accumulator (f32, f64, i32) produced `acc`, so every path gives the same bits.
+pub(crate) enum Requant {
+    /// No output encoding: the real value `acc · mult + bias` in f32, then the epilogue's clamp.
+    Real,
+    Narrow {
+        m: Vec<f32>,
+        b: Vec<f32>,
+        lo: f32,
+        hi: f32,
+        out_scale: f32,
+    },
+    Wide {
+        m: Vec<f64>,
+        b: Vec<f64>,
+        lo: f64,
+        hi: f64,
+        out_scale: f32,
+    },
+}
+
+impl Requant {
+    pub fn new(q: &QuantMac, epi: &Epilogue) -> Requant {
+        let Some(e) = epi.quant else {
+            return Requant::Real;
+        };
+        let s = e.scale as f64;
+        let off = e.offset as f64;
+        let (alo, ahi) = epi.clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+        // codes `q + offset` the activation and the encoding allow
+        let lo = (alo as f64 / s).round_ties_even().max(off);
+        let hi = (ahi as f64 / s).round_ties_even().min(e.qmax() + off);
+        let out_scale = if epi.codes { 1.0 } else { e.scale };
+        if e.bits <= 8 {
+            Requant::Narrow {
+                m: q.mult.iter().map(|&m| (m / s) as f32).collect(),
+                b: q.bias.iter().map(|&b| (b / s) as f32).collect(),
+                lo: lo as f32,
+                hi: hi as f32,
+                out_scale,
+            }
+        } else {
+            Requant::Wide {
+                m: q.mult.iter().map(|&m| m / s).collect(),
+                b: q.bias.iter().map(|&b| b / s).collect(),
+                lo,
+                hi,
+                out_scale,
+            }
+        }
+    }
+
+    /// Channel `c`'s sums `acc` into `out` (`out` may be the f32 sums themselves: see `row_in_place`).
+    pub fn row<A: Acc>(&self, q: &QuantMac, epi: &Epilogue, c: usize, acc: &[A], out: &mut [f32]) {
+        match self {
+            Requant::Real => {
+                let (m, b) = (q.mult[c], q.bias[c]);
+                for (o, &a) in out.iter_mut().zip(acc) {
+                    *o = (a.f64() * m + b) as f32;
+                }
+                epi.apply(out);
+            }
+            Requant::Narrow {
+                m,
+                b,
+                lo,
+                hi,
+                out_scale,
+            } => {
+                let (m, b, lo, hi, os) = (m[c], b[c], *lo, *hi, *out_scale);
+                for (o, &a) in out.iter_mut().zip(acc) {
+                    *o = code_f32(a.f32() * m + b, lo, hi) * os;
+                }
+            }
+            Requant::Wide {
+                m,
+                b,
+                lo,
+                hi,
+                out_scale,
+            } => {
+                let (m, b, lo, hi, os) = (m[c], b[c], *lo, *hi, *out_scale);
+                for (o, &a) in out.iter_mut().zip(acc) {
+                    *o = code_f64(a.f64() * m + b, lo, hi) as f32 * os;
+                }
+            }
+        }
+    }
+
+    /// Channel `c`'s f32 sums, in place.
+    pub fn row_in_place(&self, q: &QuantMac, epi: &Epilogue, c: usize, row: &mut [f32]) {
+        match self {
+            Requant::Real => {
+                let (m, b) = (q.mult[c], q.bias[c]);
+                row.iter_mut().for_each(|v| *v = (*v as f64 * m + b) as f32);
+                epi.apply(row);
+            }
+            Requant::Narrow {
+                m,
+                b,
+                lo,
+                hi,
+                out_scale,
+            } => {
+                let (m, b, lo, hi, os) = (m[c], b[c], *lo, *hi, *out_scale);
+                row.iter_mut()
+                    .for_each(|v| *v = code_f32(*v * m + b, lo, hi) * os);
+            }
+            Requant::Wide {
+                m,
+                b,
+                lo,
+                hi,
+                out_scale,
+            } => {
+                let (m, b, lo, hi, os) = (m[c], b[c], *lo, *hi, *out_scale);
+                row.iter_mut()
+                    .for_each(|v| *v = code_f64(*v as f64 * m + b, lo, hi) as f32 * os);
+            }
+        }
+    }
+
+    /// Rows of sums whose column `j` is channel `first + j` (an FC output, or a transposed conv tile) into
+    /// `out`, same layout.
+    pub fn rows<A: Acc>(
+        &self,
+        q: &QuantMac,
+        epi: &Epilogue,
+        first: usize,
+        width: usize,
+        acc: &[A],
+        out: &mut [f32],
+    ) {
+        for (orow, arow) in out.chunks_mut(width).zip(acc.chunks(width)) {
+            match self {
+                Requant::Real => {
+                    for (j, (o, &a)) in orow.iter_mut().zip(arow).enumerate() {
+                        let c = first + j;
+                        *o = (a.f64() * q.mult[c] + q.bias[c]) as f32;
+                    }
+                    epi.apply(orow);
+                }
+                Requant::Narrow {
+                    m,
+                    b,
+                    lo,
+                    hi,
+                    out_scale,
+                } => {
+                    let (m, b) = (&m[first..first + width], &b[first..first + width]);
+                    for (((o, &a), &m), &b) in orow.iter_mut().zip(arow).zip(m).zip(b) {
+                        *o = code_f32(a.f32() * m + b, *lo, *hi) * out_scale;
+                    }
+                }
+                Requant::Wide {
+                    m,
+                    b,
+                    lo,
+                    hi,
+                    out_scale,
+                } => {
+                    let (m, b) = (&m[first..first + width], &b[first..first + width]);
+                    for (((o, &a), &m), &b) in orow.iter_mut().zip(arow).zip(m).zip(b) {
+                        *o = code_f64(a.f64() * m + b, *lo, *hi) as f32 * out_scale;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An exact MAC sum as the requantization reads it: rounded to nearest f32 (exact below 2²⁴) or as f64.
+pub(crate) trait Acc: Copy {
+    fn f32(self) -> f32;
+    fn f64(self) -> f64;
+}
+
+impl Acc for f32 {
+    fn f32(self) -> f32 {
+        self
+    }
+    fn f64(self) -> f64 {
+        self as f64
+    }
+}
+
+impl Acc for f64 {
+    fn f32(self) -> f32 {
+        self as f32
+    }
+    fn f64(self) -> f64 {
+        self
+    }
+}
+
+impl Acc for i32 {
+    fn f32(self) -> f32 {
+        self as f32
+    }
+    fn f64(self) -> f64 {
+        self as f64
+    }
+}
+
+/// `t` rounded half to even, limited to `[lo, hi]` (f32 rounds exactly below 2²²; codes are far below).
+#[inline(always)]
+fn code_f32(t: f32, lo: f32, hi: f32) -> f32 {
+    const MAGIC: f32 = 12582912.0; // 1.5 · 2²³
+    clamp((clamp(t, -4194304.0, 4194304.0) + MAGIC) - MAGIC, lo, hi)
+}
+
+#[inline(always)]
+fn code_f64(t: f64, lo: f64, hi: f64) -> f64 {
+    const MAGIC: f64 = 6755399441055744.0; // 1.5 · 2⁵²
+    let r = (t.clamp(-1e15, 1e15) + MAGIC) - MAGIC;
+    let r = if r < lo { lo } else { r };
+    if r > hi {
+        hi
+    } else {
+        r
+    }
+}
+
 /// `v` limited to `[lo, hi]` with two selects: one vector max and one min (`f32::max`/`min` add a NaN
 /// check each), no panic on `lo > hi` (unlike `f32::clamp`); NaN passes through. Relu and Clip use it
 /// fused or not, so both paths agree bit for bit.
@@ -341,7 +569,10 @@ impl Reference {
         let mut skip = vec![false; g.nodes.len()];
         for (i, n) in g.nodes.iter().enumerate() {
             if !skip[i] {
-                let act = if fuse { self.fused_act[i] } else { None };
+                // a quantized Conv/Gemm and its Relu/Clip are one op in both modes: the sum before the
+                // activation is not materialised, and the requantization clamps in the code domain
+                let mac = self.macs[i].is_some();
+                let act = if fuse || mac { self.fused_act[i] } else { None };
                 // with a fused activation, the node's result is the activation's output
                 let out = match act {
                     Some(a) => {
