@@ -62,12 +62,27 @@ pub(crate) fn avg_pool(p: &Pool, x: &ArrayRef) -> Result<Array, String> {
     pool(p, x, false)
 }
 
+/// The sum of `v` in f64, eight partial sums at a time (they vectorise; one running sum waits on each add).
+/// f64 holds the sum of up to millions of f32 values exactly when they share a grid, as quantized values
+/// do, so the order does not change it there.
+fn sum_f64(v: &[f32]) -> f64 {
+    let mut acc = [0f64; 8];
+    let mut it = v.chunks_exact(8);
+    for c in &mut it {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a += x as f64;
+        }
+    }
+    let tail: f64 = it.remainder().iter().map(|&x| x as f64).sum();
+    acc.iter().sum::<f64>() + tail
+}
+
 pub(crate) fn global_avg(x: &ArrayRef) -> Result<Array, String> {
     let inner: usize = x.shape[2..].iter().product();
     let out = x
         .data
         .chunks(inner)
-        .map(|c| (c.iter().map(|&v| v as f64).sum::<f64>() / inner as f64) as f32)
+        .map(|c| (sum_f64(c) / inner as f64) as f32)
         .collect();
     let mut shape = x.shape.to_vec();
     shape[2..].iter_mut().for_each(|d| *d = 1);
@@ -142,6 +157,25 @@ mod tests {
             ..p
         };
         assert_eq!(avg_pool(&p, &r).unwrap().data, vec![0.25, 0.75, 1.0, 2.5]);
+    }
+
+    #[test]
+    fn global_average_is_the_mean_of_each_plane() {
+        // planes of 13 (eight partial sums and a tail of five), values on a quantization grid
+        let x: Vec<f32> = (0..2 * 3 * 13)
+            .map(|v| ((v * 7) % 31) as f32 * 0.125 - 1.5)
+            .collect();
+        let y = global_avg(&ArrayRef {
+            shape: &[2, 3, 13, 1],
+            data: &x,
+        })
+        .unwrap();
+        assert_eq!(y.shape, vec![2, 3, 1, 1]);
+        let want: Vec<f32> = x
+            .chunks(13)
+            .map(|c| (c.iter().map(|&v| v as f64).sum::<f64>() / 13.0) as f32)
+            .collect();
+        assert_eq!(y.data, want);
     }
 
     #[test]
