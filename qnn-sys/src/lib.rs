@@ -740,47 +740,22 @@ impl Graph {
                 .arena
                 .lock()
                 .map_err(|_| QnnError::Invalid("graph arena poisoned".into()))?;
+            let scalar = |n: &'static str, data_type: u32, value: ScalarValue| {
+                (
+                    n,
+                    ParamValue {
+                        scalar: Scalar { data_type, value },
+                    },
+                    PARAM_TYPE_SCALAR,
+                )
+            };
             let (pname, value, ptype) = match p {
-                ParamSpec::U32(n, v) => (
-                    *n,
-                    ParamValue {
-                        scalar: Scalar {
-                            data_type: DATATYPE_UINT_32,
-                            value: ScalarValue { u32: *v },
-                        },
-                    },
-                    PARAM_TYPE_SCALAR,
-                ),
-                ParamSpec::I32(n, v) => (
-                    *n,
-                    ParamValue {
-                        scalar: Scalar {
-                            data_type: DATATYPE_INT_32,
-                            value: ScalarValue { i32: *v },
-                        },
-                    },
-                    PARAM_TYPE_SCALAR,
-                ),
-                ParamSpec::F32(n, v) => (
-                    *n,
-                    ParamValue {
-                        scalar: Scalar {
-                            data_type: DATATYPE_FLOAT_32,
-                            value: ScalarValue { f32: *v },
-                        },
-                    },
-                    PARAM_TYPE_SCALAR,
-                ),
-                ParamSpec::Bool(n, v) => (
-                    *n,
-                    ParamValue {
-                        scalar: Scalar {
-                            data_type: DATATYPE_BOOL_8,
-                            value: ScalarValue { bool8: *v as u8 },
-                        },
-                    },
-                    PARAM_TYPE_SCALAR,
-                ),
+                ParamSpec::U32(n, v) => scalar(n, DATATYPE_UINT_32, ScalarValue { u32: *v }),
+                ParamSpec::I32(n, v) => scalar(n, DATATYPE_INT_32, ScalarValue { i32: *v }),
+                ParamSpec::F32(n, v) => scalar(n, DATATYPE_FLOAT_32, ScalarValue { f32: *v }),
+                ParamSpec::Bool(n, v) => {
+                    scalar(n, DATATYPE_BOOL_8, ScalarValue { bool8: *v as u8 })
+                }
                 ParamSpec::U32Tensor(n, dims, data) => {
                     drop(arena);
                     let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();

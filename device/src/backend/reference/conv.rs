@@ -384,8 +384,8 @@ impl FlatDw {
 /// split by column parity into two `h × w/2` planes (one flat pass). On that grid the input of tap
 /// `(ky, kx)` for every output is one contiguous run of the copy, at a fixed offset. Rows above and below
 /// the plane read zero slack; where a tap's column lies outside the row its weight lane is zero. Padding
-/// taps thus add exact zeros, as in [`depthwise_acc`]; the sums are the same up to the order of the taps
-/// (exactly the same on integer codes).
+/// taps thus add exact zeros and each output sums its taps in (ky, kx) order, as in [`depthwise_acc`], so
+/// the sums are the same.
 fn depthwise_flat<T: Num>(
     g: &Geom,
     src: &Source<T>,

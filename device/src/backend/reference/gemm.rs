@@ -174,38 +174,42 @@ pub(crate) fn fc_quant(
     // y = x · wᵀ on integer codes (exact), then one requantization per output channel
     let rq = Requant::new(q, epi);
     match &q.codes64 {
-        None => {
-            let xi = integer_codes::<f32>(x.data, &e);
-            let mut acc = vec![0f32; m * nout];
-            f32::gemm(
-                m,
-                k,
-                nout,
-                &xi,
-                Layout::Rows(k),
-                &q.codes,
-                Layout::Cols(k),
-                &mut acc,
-            );
-            rq.rows(q, epi, 0, nout, &acc, &mut out);
-        }
-        Some(w64) => {
-            let xi = integer_codes::<f64>(x.data, &e);
-            let mut acc = vec![0f64; m * nout];
-            f64::gemm(
-                m,
-                k,
-                nout,
-                &xi,
-                Layout::Rows(k),
-                w64,
-                Layout::Cols(k),
-                &mut acc,
-            );
-            rq.rows(q, epi, 0, nout, &acc, &mut out);
-        }
+        None => rq.rows(
+            q,
+            epi,
+            0,
+            nout,
+            &product(x.data, &e, &q.codes, m, k, nout),
+            &mut out,
+        ),
+        Some(w64) => rq.rows(
+            q,
+            epi,
+            0,
+            nout,
+            &product(x.data, &e, w64, m, k, nout),
+            &mut out,
+        ),
     }
     Ok(Array::new(fc_shape(x, nout), out))
+}
+
+/// The exact sums `x · wᵀ` (`m × nout`) on the integer codes of `x` (on `e`'s grid) and weight codes `w`
+/// (`nout × k`), accumulated in `T`.
+fn product<T: Num>(x: &[f32], e: &Encoding, w: &[T], m: usize, k: usize, nout: usize) -> Vec<T> {
+    let xi = integer_codes::<T>(x, e);
+    let mut acc = vec![T::default(); m * nout];
+    T::gemm(
+        m,
+        k,
+        nout,
+        &xi,
+        Layout::Rows(k),
+        w,
+        Layout::Cols(k),
+        &mut acc,
+    );
+    acc
 }
 
 /// Batched matrix product of two activations (with broadcasting of the leading dims). With encodings, the

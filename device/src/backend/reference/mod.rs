@@ -135,50 +135,41 @@ impl Requant {
         }
     }
 
-    /// Channel `c`'s sums `acc` into `out` (`out` may be the f32 sums themselves: see `row_in_place`).
+    /// Channel `c`'s sums `acc` into `out`.
     pub fn row<A: Acc>(&self, q: &QuantMac, epi: &Epilogue, c: usize, acc: &[A], out: &mut [f32]) {
-        match self {
-            Requant::Real => {
-                let (m, b) = (q.mult[c], q.bias[c]);
-                for (o, &a) in out.iter_mut().zip(acc) {
-                    *o = (a.f64() * m + b) as f32;
-                }
-                epi.apply(out);
-            }
-            Requant::Narrow {
-                m,
-                b,
-                lo,
-                hi,
-                out_scale,
-            } => {
-                let (m, b, lo, hi, os) = (m[c], b[c], *lo, *hi, *out_scale);
-                for (o, &a) in out.iter_mut().zip(acc) {
-                    *o = code_f32(a.f32() * m + b, lo, hi) * os;
-                }
-            }
-            Requant::Wide {
-                m,
-                b,
-                lo,
-                hi,
-                out_scale,
-            } => {
-                let (m, b, lo, hi, os) = (m[c], b[c], *lo, *hi, *out_scale);
-                for (o, &a) in out.iter_mut().zip(acc) {
-                    *o = code_f64(a.f64() * m + b, lo, hi) as f32 * os;
-                }
-            }
+        self.channel(q, c, out.iter_mut().zip(acc.iter().copied()));
+        if let Requant::Real = self {
+            epi.apply(out);
         }
     }
 
     /// Channel `c`'s f32 sums, in place.
     pub fn row_in_place(&self, q: &QuantMac, epi: &Epilogue, c: usize, row: &mut [f32]) {
+        self.channel(
+            q,
+            c,
+            row.iter_mut().map(|o| {
+                let a = *o;
+                (o, a)
+            }),
+        );
+        if let Requant::Real = self {
+            epi.apply(row);
+        }
+    }
+
+    /// Each (output, sum) pair of channel `c` (for `Real`, before the epilogue's clamp).
+    #[inline(always)]
+    fn channel<'o, A: Acc>(
+        &self,
+        q: &QuantMac,
+        c: usize,
+        pairs: impl Iterator<Item = (&'o mut f32, A)>,
+    ) {
         match self {
             Requant::Real => {
                 let (m, b) = (q.mult[c], q.bias[c]);
-                row.iter_mut().for_each(|v| *v = (*v as f64 * m + b) as f32);
-                epi.apply(row);
+                pairs.for_each(|(o, a)| *o = (a.f64() * m + b) as f32);
             }
             Requant::Narrow {
                 m,
@@ -188,8 +179,7 @@ impl Requant {
                 out_scale,
             } => {
                 let (m, b, lo, hi, os) = (m[c], b[c], *lo, *hi, *out_scale);
-                row.iter_mut()
-                    .for_each(|v| *v = code_f32(*v * m + b, lo, hi) * os);
+                pairs.for_each(|(o, a)| *o = code_f32(a.f32() * m + b, lo, hi) * os);
             }
             Requant::Wide {
                 m,
@@ -199,8 +189,7 @@ impl Requant {
                 out_scale,
             } => {
                 let (m, b, lo, hi, os) = (m[c], b[c], *lo, *hi, *out_scale);
-                row.iter_mut()
-                    .for_each(|v| *v = code_f64(*v as f64 * m + b, lo, hi) as f32 * os);
+                pairs.for_each(|(o, a)| *o = code_f64(a.f64() * m + b, lo, hi) as f32 * os);
             }
         }
     }
