@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::backend::qnn::{QnnBackendError, QnnRuntime};
+use crate::backend::qnn::QnnRuntime;
 use crate::backend::{prepare, Array, EvalBackend};
+use crate::error::{ErrorKind, EvalError};
 use crate::ir::Graph;
 use crate::metrics::{accuracy, sqnr};
 use crate::protocol::{
@@ -47,9 +48,10 @@ struct State {
     fp32: Option<(usize, Vec<Array>)>,
 }
 
+/// A request that failed for a reason of its own (a missing blob, no model loaded): it will fail again.
 fn err(message: impl Into<String>) -> Response {
     Response::Error {
-        unsupported: false,
+        kind: ErrorKind::Failed,
         message: message.into(),
     }
 }
@@ -268,13 +270,10 @@ impl State {
     }
 }
 
+/// An evaluation's error as the host's search reads it.
 fn classify(e: anyhow::Error) -> Response {
-    let unsupported = matches!(
-        e.downcast_ref::<QnnBackendError>(),
-        Some(QnnBackendError::Unsupported { .. })
-    );
     Response::Error {
-        unsupported,
+        kind: EvalError::kind_of(&e),
         message: format!("{e:#}"),
     }
 }

@@ -37,8 +37,9 @@ fn root(roles: &[Role], t: TensorId) -> TensorId {
     }
 }
 
+/// The QNN builder computes an op with weights at its input's width.
 fn is_mac(op: &Op) -> bool {
-    matches!(op, Op::Conv(_) | Op::Gemm)
+    op.has_weights()
 }
 
 /// Every tensor whose producer and consumers can disagree on width, for any plan.
@@ -196,8 +197,7 @@ pub fn price(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ir::Conv;
-    use crate::ir::Node;
+    use crate::ir::{Add, Conv, Node, Relu};
 
     fn node(
         g: &mut Graph,
@@ -224,7 +224,7 @@ mod tests {
         let w1 = g.add_tensor("w1", vec![2, 2, 1, 1], Some(vec![1.0; 4]));
         let w2 = g.add_tensor("w2", vec![2, 2, 1, 1], Some(vec![1.0; 4]));
         let conv = || {
-            Op::Conv(Conv {
+            Op::from(Conv {
                 strides: [1, 1],
                 pads: [0; 4],
                 dilations: [1, 1],
@@ -232,9 +232,9 @@ mod tests {
             })
         };
         let c1 = node(&mut g, "conv1", conv(), vec![x, w1], vec![1, 2, 4, 4]);
-        let a = node(&mut g, "relu", Op::Relu, vec![c1], vec![1, 2, 4, 4]);
+        let a = node(&mut g, "relu", Relu.into(), vec![c1], vec![1, 2, 4, 4]);
         let b = node(&mut g, "conv2", conv(), vec![a, w2], vec![1, 2, 4, 4]);
-        let out = node(&mut g, "add", Op::Add, vec![a, b], vec![1, 2, 4, 4]);
+        let out = node(&mut g, "add", Add.into(), vec![a, b], vec![1, 2, 4, 4]);
         g.outputs.push(out);
         (g, [x, c1, a, b, out])
     }

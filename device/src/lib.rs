@@ -4,9 +4,12 @@
 //! The host imports ONNX into [`ir::Graph`], calibrates with the reference backend, and searches precision
 //! configs; the agent (binary `amp-agent`) runs the same IR with the same encodings on the device.
 
+#![forbid(unsafe_code)]
+
 pub mod agent;
 pub mod backend;
 pub mod convert;
+pub mod error;
 pub mod ir;
 pub mod metrics;
 pub mod protocol;

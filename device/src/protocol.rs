@@ -12,7 +12,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use crate::quant::BitPlan;
 
 /// Bumped on any incompatible change of the messages below.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 /// Largest frame either side accepts.
 pub const MAX_FRAME: usize = 64 << 20;
 /// Blob chunk size.
@@ -104,9 +104,9 @@ pub enum Response {
     },
     Latency(crate::backend::Latency),
     Prices(crate::convert::Prices),
-    /// `unsupported`: the backend cannot run this plan (the search drops it); otherwise a failure.
+    /// What went wrong, and what the host's search and pool should do about it.
     Error {
-        unsupported: bool,
+        kind: crate::error::ErrorKind,
         message: String,
     },
     Bye,

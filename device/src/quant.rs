@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ir::{Graph, Op, TensorId};
+use crate::ir::{FixedRange, Graph, Mac, Op, Operand, TensorId};
 
 /// Round half to even, as `f64::round_ties_even`, without a libm call on CPUs without SSE4.1: adding and
 /// subtracting 1.5·2⁵² rounds in the FPU's default round-to-nearest-even mode, exactly, for |v| < 2⁵¹.
@@ -60,24 +60,37 @@ impl Encoding {
         Encoding::from_min_max(mn, mx, bits)
     }
 
-    /// The encoding of input `k` of `op`, a constant, when the op's output has `out_bits`: mostly
-    /// [`Encoding::for_constant`], but where HTP accepts no such tensor, the nearest that it takes. At 16 bits
-    /// a MatMul's second operand and a ScaleShift's (HTP Batchnorm) scale must be symmetric (offset −32768),
-    /// and the shift is an int32 bias at scale input × scale, exact here for all practical purposes (None:
-    /// keep it as it is).
+    /// The encoding of input `k` of `op`, a constant, when the op's output has `out_bits`, as the op's
+    /// [`Operand`] rule says: mostly [`Encoding::for_constant`], but where HTP accepts no such tensor, the
+    /// nearest that it takes (symmetric at 16 bits); None for an int32 bias (exact here for all practical
+    /// purposes: kept as it is) and for weights, which [`WeightQuant`] quantizes.
     pub fn for_operand(op: &Op, k: usize, data: &[f32], out_bits: u8) -> Option<Encoding> {
-        Some(match (op, k, out_bits) {
-            (Op::MatMul, 1, 16) | (Op::ScaleShift, 1, 16) => {
+        match op.def().operand(k, out_bits) {
+            Operand::MinMax => Some(Encoding::for_constant(data, out_bits)),
+            Operand::Symmetric => {
                 let m = data.iter().fold(1e-6f32, |a, &v| a.max(v.abs()));
-                Encoding {
-                    bits: 16,
-                    scale: (m as f64 / W16_MAX_CODE) as f32,
-                    offset: -32768,
-                }
+                let half = 1i32 << (out_bits - 1);
+                let top = if out_bits == 16 {
+                    W16_MAX_CODE
+                } else {
+                    (half - 1) as f64
+                };
+                Some(Encoding {
+                    bits: out_bits,
+                    scale: (m as f64 / top) as f32,
+                    offset: -half,
+                })
             }
-            (Op::ScaleShift, 2, 16) => return None,
-            _ => Encoding::for_constant(data, out_bits),
-        })
+            Operand::Int32Bias | Operand::Weights => None,
+        }
+    }
+
+    /// The fixed encoding of an op's output range.
+    pub fn fixed(range: FixedRange, bits: u8) -> Encoding {
+        match range {
+            FixedRange::Unit => Encoding::unit_range(bits),
+            FixedRange::SignedUnit => Encoding::signed_unit_range(bits),
+        }
     }
 
     /// The fixed `[-1, 1)` encoding of Tanh outputs (HTP requires it at 16 bits: offset −32768).
@@ -296,31 +309,33 @@ pub enum Role {
 
 /// Which tensors QNN materialises, and how. Deterministic: depends only on the graph.
 pub fn roles(g: &Graph) -> Vec<Role> {
-    let producers = g.producers();
     let consumers = g.consumers();
-    let mut roles = vec![Role::Own; g.tensors.len()];
-    for (t, role) in roles.iter_mut().enumerate() {
-        if g.tensors[t].is_const() {
-            *role = Role::Const;
-        }
-    }
+    let mut roles: Vec<Role> = g
+        .tensors
+        .iter()
+        .map(|t| if t.is_const() { Role::Const } else { Role::Own })
+        .collect();
     for n in &g.nodes {
         let t = n.output;
-        if n.op.is_passthrough() {
+        let def = n.op.def();
+        if def.passthrough() {
             let src = n.inputs[0];
             roles[t] = match roles[src] {
                 Role::Alias(s) => Role::Alias(s),
                 _ => Role::Alias(src),
             };
-        } else if matches!(n.op, Op::Conv(_) | Op::Gemm | Op::MatMul)
+        } else if def.mac() != Mac::None
             && !g.outputs.contains(&t)
             && consumers[t].len() == 1
-            && g.nodes[consumers[t][0]].op.is_fusable_activation()
+            && g.nodes[consumers[t][0]]
+                .op
+                .def()
+                .activation_clamp()
+                .is_some()
         {
             roles[t] = Role::Fused;
         }
     }
-    let _ = producers;
     roles
 }
 
@@ -374,8 +389,8 @@ pub struct QuantPlan {
 
 /// Output-channel axis of a weighted node's weight tensor.
 pub fn weight_axis(op: &Op) -> usize {
-    match op {
-        Op::Conv(_) | Op::Gemm => 0,
+    match op.def().mac() {
+        Mac::Weights { out_axis } => out_axis,
         _ => 0,
     }
 }
@@ -390,14 +405,9 @@ impl QuantPlan {
                 continue;
             }
             let b = bits.act_bits[t];
-            let op = producers[t].map(|p| &g.nodes[p].op);
-            let enc = if matches!(
-                op,
-                Some(Op::Sigmoid | Op::HardSigmoid { .. } | Op::Softmax { .. })
-            ) {
-                Encoding::unit_range(b)
-            } else if matches!(op, Some(Op::Tanh)) {
-                Encoding::signed_unit_range(b)
+            let fixed = producers[t].and_then(|p| g.nodes[p].op.def().fixed_range());
+            let enc = if let Some(range) = fixed {
+                Encoding::fixed(range, b)
             } else {
                 let name = &g.tensors[t].name;
                 let [mn, mx] = *stats
@@ -476,21 +486,24 @@ mod tests {
         let d = [0.5f32, 2.0, -1.0];
         // most constants: min-max over their own values (with 0) at the output's width
         assert_eq!(
-            Encoding::for_operand(&Op::Add, 1, &d, 8),
+            Encoding::for_operand(&Op::Add(crate::ir::Add), 1, &d, 8),
             Some(Encoding::from_min_max(-1.0, 2.0, 8))
         );
         // 16-bit MatMul second operand and ScaleShift scale: symmetric, offset −32768
-        let e = Encoding::for_operand(&Op::MatMul, 1, &d, 16).unwrap();
+        let e = Encoding::for_operand(&Op::MatMul(crate::ir::MatMul), 1, &d, 16).unwrap();
         assert_eq!(e.offset, -32768);
         assert_eq!((2.0 / e.scale as f64).round(), W16_MAX_CODE);
         assert_eq!(
-            Encoding::for_operand(&Op::ScaleShift, 1, &d, 16)
+            Encoding::for_operand(&Op::ScaleShift(crate::ir::ScaleShift), 1, &d, 16)
                 .unwrap()
                 .offset,
             -32768
         );
         // a 16-bit ScaleShift shift is an int32 bias, kept as it is
-        assert_eq!(Encoding::for_operand(&Op::ScaleShift, 2, &d, 16), None);
+        assert_eq!(
+            Encoding::for_operand(&Op::ScaleShift(crate::ir::ScaleShift), 2, &d, 16),
+            None
+        );
     }
 
     #[test]

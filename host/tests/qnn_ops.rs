@@ -9,7 +9,9 @@ use std::sync::Arc;
 use amp_device::backend::qnn::{QnnModel, QnnRuntime};
 use amp_device::backend::reference::Reference;
 use amp_device::backend::Array;
-use amp_device::ir::{Conv, CoordMode, Graph, NearestMode, Node, Op, Pool, Resize, ResizeMode};
+use amp_device::ir::{
+    self, Conv, CoordMode, Graph, NearestMode, Node, Op, Pool, Resize, ResizeMode,
+};
 use amp_device::quant::{BitPlan, Precision, QuantPlan};
 
 fn runtime() -> QnnRuntime {
@@ -64,15 +66,15 @@ impl Case {
         let mut g = Graph::default();
         let x = g.add_tensor("x", self.input.clone(), None);
         let mut ins = vec![x];
-        if matches!(self.op, Op::Concat { .. }) {
+        if matches!(self.op, Op::Concat(_)) {
             ins.push(x);
         }
         for (i, shape) in self.consts.iter().enumerate() {
             let n: usize = shape.iter().product();
             let (lo, hi) = match (&self.op, i) {
                 // divisors stay away from zero; biases and weights are small
-                (Op::Div, _) => (0.5, 2.0),
-                (Op::Conv(_) | Op::Gemm, 0) => (-0.5, 0.5),
+                (Op::Div(_), _) => (0.5, 2.0),
+                (Op::Conv(_) | Op::Gemm(_), 0) => (-0.5, 0.5),
                 _ => (-1.0, 1.0),
             };
             ins.push(g.add_tensor(
@@ -145,86 +147,116 @@ fn cases() -> Vec<Case> {
         ),
         case("Conv 1x1", conv(1, 0, 1), &x, &[&[16, 8, 1, 1], &[16]]),
         case("Conv depthwise", conv(1, 1, 8), &x, &[&[8, 1, 3, 3], &[8]]),
-        case("Gemm", Op::Gemm, &[1, 32], &[&[10, 32], &[10]]),
-        case("Add per-channel", Op::Add, &x, &[&[1, 8, 1, 1]]),
-        case("Add same shape", Op::Add, &x, &[&x]),
-        case("Sub", Op::Sub, &x, &[&[1, 8, 1, 1]]),
-        case("Mul", Op::Mul, &x, &[&[1, 8, 1, 1]]),
-        case("Div", Op::Div, &x, &[&[1, 8, 1, 1]]),
-        case("Relu", Op::Relu, &x, &[]),
-        case("Clip(0, 6)", Op::Clip { min: 0.0, max: 6.0 }, &x, &[]),
+        case("Gemm", Op::Gemm(ir::Gemm), &[1, 32], &[&[10, 32], &[10]]),
+        case("Add per-channel", Op::Add(ir::Add), &x, &[&[1, 8, 1, 1]]),
+        case("Add same shape", Op::Add(ir::Add), &x, &[&x]),
+        case("Sub", Op::Sub(ir::Sub), &x, &[&[1, 8, 1, 1]]),
+        case("Mul", Op::Mul(ir::Mul), &x, &[&[1, 8, 1, 1]]),
+        case("Div", Op::Div(ir::Div), &x, &[&[1, 8, 1, 1]]),
+        case("Relu", Op::Relu(ir::Relu), &x, &[]),
+        case(
+            "Clip(0, 6)",
+            Op::Clip(ir::Clip { min: 0.0, max: 6.0 }),
+            &x,
+            &[],
+        ),
         case(
             "Clip(-1, 1)",
-            Op::Clip {
+            Op::Clip(ir::Clip {
                 min: -1.0,
                 max: 1.0,
-            },
+            }),
             &x,
             &[],
         ),
-        case("Sigmoid", Op::Sigmoid, &x, &[]),
-        case("Tanh", Op::Tanh, &x, &[]),
-        case("HardSwish", Op::HardSwish, &x, &[]),
+        case("Sigmoid", Op::Sigmoid(ir::Sigmoid), &x, &[]),
+        case("Tanh", Op::Tanh(ir::Tanh), &x, &[]),
+        case("HardSwish", Op::HardSwish(ir::HardSwish), &x, &[]),
         case(
             "HardSigmoid",
-            Op::HardSigmoid {
+            Op::HardSigmoid(ir::HardSigmoid {
                 alpha: 1.0 / 6.0,
                 beta: 0.5,
-            },
+            }),
             &x,
             &[],
         ),
-        case("LeakyRelu", Op::LeakyRelu { alpha: 0.1 }, &x, &[]),
-        case("Softmax", Op::Softmax { axis: 1 }, &[1, 10], &[]),
-        case("MaxPool 2x2/2", Op::MaxPool(pool(2, 2, 0, false)), &x, &[]),
+        case(
+            "LeakyRelu",
+            Op::LeakyRelu(ir::LeakyRelu { alpha: 0.1 }),
+            &x,
+            &[],
+        ),
+        case(
+            "Softmax",
+            Op::Softmax(ir::Softmax { axis: 1 }),
+            &[1, 10],
+            &[],
+        ),
+        case(
+            "MaxPool 2x2/2",
+            Op::MaxPool(ir::MaxPool(pool(2, 2, 0, false))),
+            &x,
+            &[],
+        ),
         case(
             "AveragePool 3x3/1 pad 1",
-            Op::AveragePool(pool(3, 1, 1, false)),
+            Op::AveragePool(ir::AveragePool(pool(3, 1, 1, false))),
             &x,
             &[],
         ),
         case(
             "AveragePool 2x2/2",
-            Op::AveragePool(pool(2, 2, 0, true)),
+            Op::AveragePool(ir::AveragePool(pool(2, 2, 0, true))),
             &x,
             &[],
         ),
-        case("GlobalAveragePool", Op::GlobalAveragePool, &x, &[]),
+        case(
+            "GlobalAveragePool",
+            Op::GlobalAveragePool(ir::GlobalAveragePool),
+            &x,
+            &[],
+        ),
         case(
             "ReduceMean",
-            Op::ReduceMean {
+            Op::ReduceMean(ir::ReduceMean {
                 axes: vec![2, 3],
                 keepdims: true,
-            },
+            }),
             &x,
             &[],
         ),
         case(
             "Transpose",
-            Op::Transpose {
+            Op::Transpose(ir::Transpose {
                 perm: vec![0, 2, 3, 1],
-            },
+            }),
             &x,
             &[],
         ),
         case(
             "Pad",
-            Op::Pad {
+            Op::Pad(ir::Pad {
                 pads: vec![0, 0, 1, 2, 0, 0, 1, 0],
                 value: 0.0,
-            },
+            }),
             &x,
             &[],
         ),
-        case("Concat", Op::Concat { axis: 1 }, &x, &[]),
-        case("MatMul", Op::MatMul, &[1, 6, 8], &[&[8, 5]]),
-        case("ScaleShift", Op::ScaleShift, &x, &[&[8], &[8]]),
+        case("Concat", Op::Concat(ir::Concat { axis: 1 }), &x, &[]),
+        case("MatMul", Op::MatMul(ir::MatMul), &[1, 6, 8], &[&[8, 5]]),
+        case(
+            "ScaleShift",
+            Op::ScaleShift(ir::ScaleShift),
+            &x,
+            &[&[8], &[8]],
+        ),
     ];
     let mut reshape = case(
         "Reshape",
-        Op::Reshape {
+        Op::Reshape(ir::Reshape {
             shape: vec![1, 288],
-        },
+        }),
         &x,
         &[],
     );
@@ -271,7 +303,7 @@ fn cases() -> Vec<Case> {
     // as in HardSwish decomposed (x + 3 → Clip(0, 6)), where the input stays below the upper bound
     let mut c = case(
         "Clip(0, 6) below max",
-        Op::Clip { min: 0.0, max: 6.0 },
+        Op::Clip(ir::Clip { min: 0.0, max: 6.0 }),
         &x,
         &[],
     );
@@ -279,38 +311,43 @@ fn cases() -> Vec<Case> {
     v.push(c);
     // HardSwish as exporters decompose it starts with x + 3 → Clip(0, 6); the sum's range is much wider
     for (name, op) in [
-        ("Add then Clip(0, 6)", Op::Add),
-        ("Sub then Clip(0, 6)", Op::Sub),
+        ("Add then Clip(0, 6)", Op::Add(ir::Add)),
+        ("Sub then Clip(0, 6)", Op::Sub(ir::Sub)),
     ] {
         let mut c = case(name, op, &x, &[&[1, 8, 1, 1]]);
         c.range = (-20.0, 30.0);
-        c.then = vec![(Op::Clip { min: 0.0, max: 6.0 }, None)];
+        c.then = vec![(Op::Clip(ir::Clip { min: 0.0, max: 6.0 }), None)];
         v.push(c);
     }
     let mut c = case("Conv then Add", conv(1, 1, 1), &x, &[&[8, 8, 3, 3], &[8]]);
-    c.then = vec![(Op::Add, Some(vec![1, 8, 1, 1]))];
+    c.then = vec![(Op::Add(ir::Add), Some(vec![1, 8, 1, 1]))];
     v.push(c);
     let mut c = case("Conv then Mul", conv(1, 1, 1), &x, &[&[8, 8, 3, 3], &[8]]);
-    c.then = vec![(Op::Mul, Some(vec![1, 8, 1, 1]))];
+    c.then = vec![(Op::Mul(ir::Mul), Some(vec![1, 8, 1, 1]))];
     v.push(c);
-    let mut c = case("Add then Mul", Op::Add, &x, &[&[1, 8, 1, 1]]);
-    c.then = vec![(Op::Mul, Some(vec![1, 8, 1, 1]))];
+    let mut c = case("Add then Mul", Op::Add(ir::Add), &x, &[&[1, 8, 1, 1]]);
+    c.then = vec![(Op::Mul(ir::Mul), Some(vec![1, 8, 1, 1]))];
     v.push(c);
-    let mut c = case("Clip then Mul", Op::Clip { min: 0.0, max: 6.0 }, &x, &[]);
+    let mut c = case(
+        "Clip then Mul",
+        Op::Clip(ir::Clip { min: 0.0, max: 6.0 }),
+        &x,
+        &[],
+    );
     c.range = (-3.0, 9.0);
-    c.then = vec![(Op::Mul, Some(vec![1, 8, 1, 1]))];
+    c.then = vec![(Op::Mul(ir::Mul), Some(vec![1, 8, 1, 1]))];
     v.push(c);
     let mut c = case("Conv, Add, Clip", conv(1, 1, 1), &x, &[&[8, 8, 3, 3], &[8]]);
     c.then = vec![
-        (Op::Add, Some(vec![1, 8, 1, 1])),
-        (Op::Clip { min: 0.0, max: 6.0 }, None),
+        (Op::Add(ir::Add), Some(vec![1, 8, 1, 1])),
+        (Op::Clip(ir::Clip { min: 0.0, max: 6.0 }), None),
     ];
     v.push(c);
-    let mut c = case("Add, Clip, Mul", Op::Add, &x, &[&[1, 8, 1, 1]]);
+    let mut c = case("Add, Clip, Mul", Op::Add(ir::Add), &x, &[&[1, 8, 1, 1]]);
     c.range = (-20.0, 30.0);
     c.then = vec![
-        (Op::Clip { min: 0.0, max: 6.0 }, None),
-        (Op::Mul, Some(vec![1, 8, 1, 1])),
+        (Op::Clip(ir::Clip { min: 0.0, max: 6.0 }), None),
+        (Op::Mul(ir::Mul), Some(vec![1, 8, 1, 1])),
     ];
     v.push(c);
     // MobileNet's depthwise + ReLU6 (fused into one output encoding), reading a ReLU6 output
@@ -321,7 +358,7 @@ fn cases() -> Vec<Case> {
         &[&[16, 1, 3, 3], &[16]],
     );
     c.range = (0.0, 6.0);
-    c.then = vec![(Op::Clip { min: 0.0, max: 6.0 }, None)];
+    c.then = vec![(Op::Clip(ir::Clip { min: 0.0, max: 6.0 }), None)];
     v.push(c);
     // a Conv feeding a HardSwish as exporters decompose it
     let mut c = case(
@@ -331,18 +368,18 @@ fn cases() -> Vec<Case> {
         &[&[8, 8, 3, 3], &[8]],
     );
     c.then = vec![
-        (Op::Add, Some(vec![1, 8, 1, 1])),
-        (Op::Clip { min: 0.0, max: 6.0 }, None),
-        (Op::Mul, Some(vec![1, 8, 1, 1])),
+        (Op::Add(ir::Add), Some(vec![1, 8, 1, 1])),
+        (Op::Clip(ir::Clip { min: 0.0, max: 6.0 }), None),
+        (Op::Mul(ir::Mul), Some(vec![1, 8, 1, 1])),
     ];
     v.push(c);
     for (name, op) in [
-        ("Add then Relu", Op::Add),
-        ("Mul then Relu", Op::Mul),
-        ("Div then Relu", Op::Div),
+        ("Add then Relu", Op::Add(ir::Add)),
+        ("Mul then Relu", Op::Mul(ir::Mul)),
+        ("Div then Relu", Op::Div(ir::Div)),
     ] {
         let mut c = case(name, op, &x, &[&[1, 8, 1, 1]]);
-        c.then = vec![(Op::Relu, None)];
+        c.then = vec![(Op::Relu(ir::Relu), None)];
         v.push(c);
     }
     v

@@ -29,8 +29,42 @@ pub enum QnnError {
         message: String,
         log: String,
     },
+    /// The backend refused a node (`backendValidateOpConfig`, or `graphAddNode` with an invalid op config):
+    /// this op, at these data types, does not run there.
+    #[error("{node}: rejected by {call}: error {code}: {message}{}", if .log.is_empty() { String::new() } else { format!(" (log: {})", .log) })]
+    Rejected {
+        node: String,
+        call: &'static str,
+        code: u64,
+        message: String,
+        log: String,
+    },
     #[error("{0}")]
     Invalid(String),
+}
+
+/// `graphAddNode`'s code for an op config the backend does not support (QNN_GRAPH_ERROR_INVALID_OP_CONFIG).
+const GRAPH_ERROR_INVALID_OP_CONFIG: u64 = 6005;
+
+/// A failed node call as the backend's refusal of the node, when it is one.
+fn rejected(e: QnnError, node: &str) -> QnnError {
+    match e {
+        QnnError::Call {
+            call,
+            code,
+            message,
+            log,
+        } if call == "backendValidateOpConfig" || code == GRAPH_ERROR_INVALID_OP_CONFIG => {
+            QnnError::Rejected {
+                node: node.to_string(),
+                call,
+                code,
+                message,
+                log,
+            }
+        }
+        other => with_context(other, node),
+    }
 }
 
 pub type Result<T> = std::result::Result<T, QnnError>;
@@ -798,17 +832,18 @@ impl Graph {
                 output_tensors: outs.as_mut_ptr(),
             },
         };
+        let node = format!("{op_type} \"{name}\"");
         self.ctx
             .backend
             .validate(op)
-            .map_err(|e| with_context(e, &format!("{op_type} \"{name}\"")))?;
+            .map_err(|e| rejected(e, &node))?;
         // SAFETY: graphAddNode(graph, Qnn_OpConfig_t by value).
         let add: unsafe extern "C" fn(Handle, OpConfig) -> ErrorHandle =
             unsafe { self.lib().func(slot::GRAPH_ADD_NODE) };
         // SAFETY: `op` points into raw_params, ins, outs and the arena, all alive across the call.
         self.lib()
             .check("graphAddNode", unsafe { add(self.handle, op) })
-            .map_err(|e| with_context(e, &format!("{op_type} \"{name}\"")))
+            .map_err(|e| rejected(e, &node))
     }
 
     pub fn finalize(&self, profile: Option<&Profile>) -> Result<()> {

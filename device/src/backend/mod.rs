@@ -6,6 +6,7 @@ pub mod reference;
 
 use std::sync::Arc;
 
+use crate::error::EvalError;
 use crate::ir::Graph;
 use crate::quant::QuantPlan;
 use qnn::{QnnModel, QnnRuntime};
@@ -96,7 +97,7 @@ impl Prepared {
     pub fn run(&mut self, x: &Array) -> anyhow::Result<Vec<Array>> {
         Ok(match self {
             Prepared::Ref(r) => r.run(x)?,
-            Prepared::Htp(m) => m.run(x)?,
+            Prepared::Htp(m) => m.run(x).map_err(EvalError::from)?,
         })
     }
 }
@@ -109,9 +110,9 @@ pub fn prepare(
     batch: usize,
 ) -> anyhow::Result<Prepared> {
     Ok(match (backend, plan) {
-        (EvalBackend::Htp(rt), Some(plan)) => {
-            Prepared::Htp(Box::new(QnnModel::build(rt, graph, &plan, batch)?))
-        }
+        (EvalBackend::Htp(rt), Some(plan)) => Prepared::Htp(Box::new(
+            QnnModel::build(rt, graph, &plan, batch).map_err(EvalError::from)?,
+        )),
         (_, plan) => Prepared::Ref(Box::new(Reference::new(graph.clone(), plan)?)),
     })
 }

@@ -2,7 +2,7 @@
 //! constant data (weights). Dimension 0 of every activation is the batch; shapes are stored at batch 1 and
 //! every kernel takes the batch from its input at run time.
 
-mod op;
+pub mod ops;
 mod shape;
 
 use std::collections::HashMap;
@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use op::*;
+pub use ops::*;
 
 /// Index of a tensor in [`Graph::tensors`].
 pub type TensorId = usize;
@@ -108,27 +108,14 @@ impl Graph {
             .collect()
     }
 
-    /// Multiply-accumulates per sample of a node (Conv, Gemm, MatMul; 0 for other ops).
+    /// Multiply-accumulates per sample of a node (0 for ops that are not MAC ops).
     pub fn macs(&self, node: &Node) -> u64 {
-        let out = &self.tensors[node.output].shape;
-        let out_n: usize = out.iter().product();
-        match &node.op {
-            Op::Conv(c) => {
-                let w = &self.tensors[node.inputs[1]].shape;
-                let per_out: usize = w[1..].iter().product();
-                let _ = c;
-                (out_n * per_out) as u64
-            }
-            Op::Gemm => {
-                let w = &self.tensors[node.inputs[1]].shape;
-                (out_n * w[1]) as u64
-            }
-            Op::MatMul => {
-                let a = &self.tensors[node.inputs[0]].shape;
-                (out_n * a[a.len() - 1]) as u64
-            }
-            _ => 0,
-        }
+        let ins: Vec<&[usize]> = node
+            .inputs
+            .iter()
+            .map(|&t| self.tensors[t].shape.as_slice())
+            .collect();
+        node.op.def().macs(&ins, &self.tensors[node.output].shape)
     }
 
     /// A content hash of the whole graph (structure and weights), stable across processes.
@@ -165,10 +152,7 @@ impl Graph {
                 .iter()
                 .map(|&t| self.tensors[t].shape.as_slice())
                 .collect();
-            let s = shape::infer(&node.op, &ins, |t| {
-                self.tensors[node.inputs[t]].data.is_some()
-            })
-            .map_err(|msg| ShapeError {
+            let s = node.op.def().infer(&ins).map_err(|msg| ShapeError {
                 node: node.name.clone(),
                 op: node.op.name(),
                 msg,
@@ -189,4 +173,4 @@ pub struct ShapeError {
     pub msg: String,
 }
 
-pub use shape::{broadcast_offset, conv_out, infer as infer_shape};
+pub use shape::{broadcast, broadcast_offset, conv_out};

@@ -6,7 +6,7 @@
 //! they cannot save bit-ops yet would cost phase-1 evaluations; each weight belongs to exactly one group (no
 //! Concat→Gemm overlap); and the order is the graph's topological order, the same in every process.
 
-use amp_device::ir::{Graph, Op, TensorId};
+use amp_device::ir::{Graph, Mac, TensorId};
 use amp_device::quant::{roles, BitPlan, Precision, Role};
 use serde::Serialize;
 
@@ -121,15 +121,15 @@ impl Groups {
             .enumerate()
             .map(|(i, n)| {
                 let macs = g.macs(n) as f64;
-                match n.op {
-                    Op::Conv(_) | Op::Gemm => {
+                match n.op.def().mac() {
+                    Mac::Weights { .. } => {
                         let wb = self.node_group[i]
                             .map(|gi| config[gi].weight as f64)
                             .unwrap_or(16.0);
                         macs * act(n.inputs[0]) * wb
                     }
-                    Op::MatMul => macs * act(n.inputs[0]) * act(n.inputs[1]),
-                    _ => 0.0,
+                    Mac::Activations => macs * act(n.inputs[0]) * act(n.inputs[1]),
+                    Mac::None => 0.0,
                 }
             })
             .sum()
@@ -154,7 +154,7 @@ impl Groups {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use amp_device::ir::Conv;
+    use amp_device::ir::{Conv, Op};
 
     /// aimet-amp.md §1.3: x → Conv1 → Relu1 → Conv2 → Add(·, Relu1) → Relu2 → Reshape → Gemm → y.
     fn worked_example() -> Graph {
@@ -185,7 +185,13 @@ mod tests {
             vec![x, w1],
             vec![1, 16, 32, 32],
         );
-        let r1 = node(&mut g, "r1", Op::Relu, vec![c1], vec![1, 16, 32, 32]);
+        let r1 = node(
+            &mut g,
+            "r1",
+            Op::Relu(amp_device::ir::Relu),
+            vec![c1],
+            vec![1, 16, 32, 32],
+        );
         let w2 = g.add_tensor("W2", vec![16, 16, 3, 3], Some(vec![0.1; 2304]));
         let c2 = node(
             &mut g,
@@ -194,19 +200,37 @@ mod tests {
             vec![r1, w2],
             vec![1, 16, 32, 32],
         );
-        let add = node(&mut g, "add", Op::Add, vec![c2, r1], vec![1, 16, 32, 32]);
-        let r2 = node(&mut g, "r2", Op::Relu, vec![add], vec![1, 16, 32, 32]);
+        let add = node(
+            &mut g,
+            "add",
+            Op::Add(amp_device::ir::Add),
+            vec![c2, r1],
+            vec![1, 16, 32, 32],
+        );
+        let r2 = node(
+            &mut g,
+            "r2",
+            Op::Relu(amp_device::ir::Relu),
+            vec![add],
+            vec![1, 16, 32, 32],
+        );
         let flat = node(
             &mut g,
             "flat",
-            Op::Reshape {
+            Op::Reshape(amp_device::ir::Reshape {
                 shape: vec![1, 16384],
-            },
+            }),
             vec![r2],
             vec![1, 16384],
         );
         let w3 = g.add_tensor("W3", vec![10, 16384], Some(vec![0.1; 163840]));
-        let y = node(&mut g, "y", Op::Gemm, vec![flat, w3], vec![1, 10]);
+        let y = node(
+            &mut g,
+            "y",
+            Op::Gemm(amp_device::ir::Gemm),
+            vec![flat, w3],
+            vec![1, 10],
+        );
         g.outputs.push(y);
         g
     }

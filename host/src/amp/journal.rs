@@ -21,6 +21,10 @@ pub struct Entry {
     /// Why the backend could not run it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unsupported: Option<String>,
+    /// Why the evaluation failed, when it failed for a reason of the config's own. Kept as a record; a later
+    /// run tries the config again (the cause may have been fixed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
     pub seconds: f64,
 }
 
@@ -56,7 +60,7 @@ impl Journal {
                 ) {
                     (true, Ok(e)) => {
                         good_len += n as u64;
-                        if !fresh {
+                        if !fresh && e.failed.is_none() {
                             entries.insert(e.key.clone(), e);
                         }
                     }
@@ -127,6 +131,7 @@ mod tests {
             metric: "accuracy".into(),
             value: Some(v),
             unsupported: None,
+            failed: None,
             seconds: 0.1,
         }
     }

@@ -154,11 +154,7 @@ impl ConstTensor {
         other: &ConstTensor,
         f: impl Fn(f64, f64) -> f64,
     ) -> Result<ConstTensor, String> {
-        let shape = amp_device::ir::infer_shape(
-            &amp_device::ir::Op::Add,
-            &[&self.shape, &other.shape],
-            |_| true,
-        )?;
+        let shape = amp_device::ir::broadcast(&self.shape, &other.shape)?;
         let n: usize = shape.iter().product();
         let a = self.to_f64();
         let b = other.to_f64();

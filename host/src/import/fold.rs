@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use amp_device::ir::{Graph, Op, TensorId};
+use amp_device::ir::{Graph, Op, Pad, TensorId};
 
 /// Per-channel constant of a foldable op, as (scale, shift) vectors of length `c`.
 fn per_channel(
@@ -35,16 +35,18 @@ pub fn fold_into_mac_ops(g: &mut Graph) {
         for i in 0..g.nodes.len() {
             let n = &g.nodes[i];
             let (x, scale, shift) = match &n.op {
-                Op::ScaleShift => (
+                Op::ScaleShift(_) => (
                     n.inputs[0],
                     g.const_data(n.inputs[1]).map(|s| s.to_vec()),
                     g.const_data(n.inputs[2]).map(|s| s.to_vec()),
                 ),
-                Op::Add | Op::Sub | Op::Mul => {
+                Op::Add(_) | Op::Sub(_) | Op::Mul(_) => {
                     let (a, b) = (n.inputs[0], n.inputs[1]);
                     let (x, c) = if g.tensors[b].is_const() && !g.tensors[a].is_const() {
                         (a, b)
-                    } else if g.tensors[a].is_const() && !g.tensors[b].is_const() && n.op != Op::Sub
+                    } else if g.tensors[a].is_const()
+                        && !g.tensors[b].is_const()
+                        && !matches!(n.op, Op::Sub(_))
                     {
                         (b, a)
                     } else {
@@ -54,7 +56,7 @@ pub fn fold_into_mac_ops(g: &mut Graph) {
                     let pn = &g.nodes[p];
                     let (cout, axis) = match pn.op {
                         Op::Conv(_) => (g.tensors[pn.inputs[1]].shape[0], 1),
-                        Op::Gemm => (
+                        Op::Gemm(_) => (
                             g.tensors[pn.inputs[1]].shape[0],
                             g.tensors[x].shape.len() - 1,
                         ),
@@ -70,8 +72,8 @@ pub fn fold_into_mac_ops(g: &mut Graph) {
                         continue;
                     };
                     match n.op {
-                        Op::Add => (x, Some(vec![1.0; cout]), Some(v)),
-                        Op::Sub => (
+                        Op::Add(_) => (x, Some(vec![1.0; cout]), Some(v)),
+                        Op::Sub(_) => (
                             x,
                             Some(vec![1.0; cout]),
                             Some(v.iter().map(|v| -v).collect()),
@@ -85,10 +87,7 @@ pub fn fold_into_mac_ops(g: &mut Graph) {
                 continue;
             };
             let Some(p) = producers[x] else { continue };
-            if !matches!(g.nodes[p].op, Op::Conv(_) | Op::Gemm)
-                || consumers[x].len() != 1
-                || g.outputs.contains(&x)
-            {
+            if !g.nodes[p].op.has_weights() || consumers[x].len() != 1 || g.outputs.contains(&x) {
                 continue;
             }
             let pn = g.nodes[p].clone();
@@ -144,7 +143,7 @@ pub fn fold_pad_into_conv(g: &mut Graph) {
             let Op::Conv(_) = g.nodes[i].op else { continue };
             let x = g.nodes[i].inputs[0];
             let Some(p) = producers[x] else { continue };
-            let Op::Pad { pads, value } = &g.nodes[p].op else {
+            let Op::Pad(Pad { pads, value }) = &g.nodes[p].op else {
                 continue;
             };
             if *value != 0.0 || pads.len() != 8 || consumers[x].len() != 1 || g.outputs.contains(&x)
@@ -217,7 +216,7 @@ mod tests {
     use super::*;
     use amp_device::backend::reference::Reference;
     use amp_device::backend::Array;
-    use amp_device::ir::{Conv, Node};
+    use amp_device::ir::{Conv, Node, Pad};
 
     #[test]
     fn zero_pad_folds_into_the_conv_with_the_same_result() {
@@ -227,10 +226,10 @@ mod tests {
         let p = g.add_tensor("p", vec![1, 2, 6, 8], None);
         g.nodes.push(Node {
             name: "pad".into(),
-            op: Op::Pad {
+            op: Op::from(Pad {
                 pads: vec![0, 0, 0, 1, 0, 0, 1, 2],
                 value: 0.0,
-            },
+            }),
             inputs: vec![x],
             output: p,
         });

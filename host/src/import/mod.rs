@@ -1,12 +1,15 @@
 //! ONNX import: decodes the protobuf (prost over the vendored schema), folds constants (initializers,
-//! `Constant` nodes, the Shape/Gather/Unsqueeze/Concat chains exporters emit), turns each supported op into
-//! the IR, infers shapes at batch 1, then folds BatchNormalization and per-channel Add/Mul into the
-//! preceding Conv/Gemm (the same folds onnxruntime's basic optimizer makes, keeping the folded op's output
-//! name, so tensor names match what QNN's converter and onnxruntime see).
+//! `Constant` nodes, the Shape/Gather/Unsqueeze/Concat chains exporters emit: `const_nodes`), turns each
+//! supported op into the IR (one file per op under `ops`, on its registration list), infers shapes at batch
+//! 1, then folds BatchNormalization and per-channel Add/Mul into the preceding Conv/Gemm (`fold`: the same
+//! folds onnxruntime's basic optimizer makes, keeping the folded op's output name, so tensor names match
+//! what QNN's converter and onnxruntime see).
 
+mod const_nodes;
 mod consts;
 mod fold;
-mod ops;
+mod node;
+pub mod ops;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -44,7 +47,7 @@ pub enum ImportError {
     NoGraph,
     #[error("opset {found} of the default ONNX domain is not supported (supported: {}..={})", OPSETS.start(), OPSETS.end())]
     Opset { found: i64 },
-    #[error("{op} \"{node}\": unsupported op{domain}. Supported ops: {}", ops::SUPPORTED.join(", "))]
+    #[error("{op} \"{node}\": unsupported op{domain}. Supported ops: {}", ops::supported().join(", "))]
     Unsupported {
         node: String,
         op: String,

@@ -5,11 +5,13 @@
 //! it is still in cache.
 
 use super::buffers::Buffers;
-use super::gemm::{Layout, Num};
+use super::geometry::{im2col, Geom, MIN_GEMM_WIDTH};
 use super::int8;
-use super::{ArrayRef, Epilogue, QuantMac, Requant};
+use super::numeric::{Layout, Num, Source};
+use super::requant::{Epilogue, QuantMac, Requant};
+use super::ArrayRef;
 use crate::backend::Array;
-use crate::ir::{conv_out, Conv};
+use crate::ir::Conv;
 use crate::quant::Encoding;
 
 /// Depthwise outputs accumulated together in registers.
@@ -17,183 +19,6 @@ const DW_LANES: usize = 16;
 /// Lanes per block of [`depthwise_flat`]'s grid: 64 f32 or 32 f64 sums (eight AVX2 registers) kept across
 /// all taps, enough independent chains to hide the FMA latency; the grid is a whole number of either.
 const FLAT_GRID: usize = 64;
-
-/// Below this many output pixels per sample, one GEMM per sample is too narrow to run well.
-pub(super) const MIN_GEMM_WIDTH: usize = 128;
-
-fn out_dims(c: &Conv, x: &[usize], w: &[usize]) -> Result<(usize, usize), String> {
-    let (s, p, d) = (c.strides, c.pads, c.dilations);
-    Ok((
-        conv_out(x[2], w[2], s[0], p[0], p[2], d[0], false)?,
-        conv_out(x[3], w[3], s[1], p[1], p[3], d[1], false)?,
-    ))
-}
-
-/// Output indices `[lo, hi)` along one axis whose input index `o·stride + tap − pad` falls inside the input.
-fn valid_range(
-    tap: usize,
-    stride: usize,
-    pad: usize,
-    len: usize,
-    out_len: usize,
-) -> (usize, usize) {
-    // smallest o with o·stride + tap ≥ pad
-    let lo = pad.saturating_sub(tap).div_ceil(stride);
-    // largest o with o·stride + tap − pad ≤ len − 1
-    if tap > len - 1 + pad {
-        return (0, 0);
-    }
-    let hi = ((len - 1 + pad - tap) / stride + 1).min(out_len);
-    (lo.min(hi), hi)
-}
-
-/// The sizes of one Conv.
-pub(super) struct Geom {
-    pub n: usize,
-    pub cin: usize,
-    pub h: usize,
-    pub w: usize,
-    pub cout: usize,
-    pub cin_g: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub oh: usize,
-    pub ow: usize,
-    pub group: usize,
-    pub s: [usize; 2],
-    pub d: [usize; 2],
-    pub pads: [usize; 4],
-}
-
-impl Geom {
-    pub fn new(c: &Conv, xs: &[usize], ws: &[usize]) -> Result<Geom, String> {
-        if xs.len() != 4 || ws.len() != 4 {
-            return Err(format!(
-                "expects NCHW input and OIHW weight, found {xs:?} and {ws:?}"
-            ));
-        }
-        if c.group == 0 || xs[1] != ws[1] * c.group || ws[0] % c.group != 0 {
-            return Err(format!(
-                "input has {} channels and weight {:?} with {} groups: they do not fit",
-                xs[1], ws, c.group
-            ));
-        }
-        let (oh, ow) = out_dims(c, xs, ws)?;
-        Ok(Geom {
-            n: xs[0],
-            cin: xs[1],
-            h: xs[2],
-            w: xs[3],
-            cout: ws[0],
-            cin_g: ws[1],
-            kh: ws[2],
-            kw: ws[3],
-            oh,
-            ow,
-            group: c.group,
-            s: c.strides,
-            d: c.dilations,
-            pads: c.pads,
-        })
-    }
-    pub fn p(&self) -> usize {
-        self.oh * self.ow
-    }
-    pub fn k(&self) -> usize {
-        self.cin_g * self.kh * self.kw
-    }
-    pub fn cout_g(&self) -> usize {
-        self.cout / self.group
-    }
-    pub fn plane(&self) -> usize {
-        self.h * self.w
-    }
-    pub fn depthwise(&self) -> bool {
-        self.cin_g == 1 && self.cout_g() == 1
-    }
-    pub fn pointwise(&self) -> bool {
-        self.kh == 1 && self.kw == 1 && self.s == [1, 1] && self.pads == [0; 4]
-    }
-    pub fn shape(&self) -> Vec<usize> {
-        vec![self.n, self.cout, self.oh, self.ow]
-    }
-}
-
-/// Where a kernel reads its input: the activations themselves, or their integer codes (`round(x / scale)`,
-/// which is `q + offset` for activations on the encoding's grid), converted one slice at a time so the
-/// converted copy stays in cache.
-pub(crate) enum Source<'a, T> {
-    Ready(&'a [T]),
-    Codes { x: &'a [f32], inv_scale: f32 },
-}
-
-/// Rounds half to even in f32 (exact for |v| < 2²²; codes stay below 2¹⁸).
-#[inline]
-fn round_code(v: f32) -> f32 {
-    const MAGIC: f32 = 12582912.0; // 1.5 * 2^23
-    (v.clamp(-4194304.0, 4194304.0) + MAGIC) - MAGIC
-}
-
-impl<'a, T: Num> Source<'a, T> {
-    pub fn codes(x: &'a [f32], inv_scale: f32) -> Self {
-        Source::Codes { x, inv_scale }
-    }
-
-    /// Elements `[lo, lo + len)`, converted into `scratch` when they are codes.
-    pub fn get<'s>(&'s self, lo: usize, len: usize, scratch: &'s mut Vec<T>) -> &'s [T] {
-        match self {
-            Source::Ready(x) => &x[lo..lo + len],
-            Source::Codes { x, inv_scale } => {
-                // a zip over two slices vectorises (an `extend` from a map does not)
-                if scratch.len() < len {
-                    scratch.resize(len, T::default());
-                }
-                let dst = &mut scratch[..len];
-                for (d, &v) in dst.iter_mut().zip(&x[lo..lo + len]) {
-                    *d = T::from_f32(round_code(v * inv_scale));
-                }
-                dst
-            }
-        }
-    }
-}
-
-/// Writes the im2col columns of one group of one sample (`xg`: `cin_g` planes) into `cols`, a `[k, ld]`
-/// matrix, at columns `col0 .. col0 + p`.
-pub(super) fn im2col<T: Copy>(g: &Geom, xg: &[T], cols: &mut [T], ld: usize, col0: usize, zero: T) {
-    let (p, ow) = (g.p(), g.ow);
-    for ci in 0..g.cin_g {
-        for ky in 0..g.kh {
-            let (ylo, yhi) = valid_range(ky * g.d[0], g.s[0], g.pads[0], g.h, g.oh);
-            for kx in 0..g.kw {
-                let row = (ci * g.kh + ky) * g.kw + kx;
-                let dst = &mut cols[row * ld + col0..][..p];
-                let (xlo, xhi) = valid_range(kx * g.d[1], g.s[1], g.pads[1], g.w, g.ow);
-                if ylo >= yhi || xlo >= xhi {
-                    dst.fill(zero);
-                    continue;
-                }
-                dst[..ylo * ow].fill(zero);
-                dst[yhi * ow..].fill(zero);
-                let start = xlo * g.s[1] + kx * g.d[1] - g.pads[1];
-                for oy in ylo..yhi {
-                    let iy = oy * g.s[0] + ky * g.d[0] - g.pads[0];
-                    let src = &xg[(ci * g.h + iy) * g.w..][..g.w];
-                    let d = &mut dst[oy * ow..][..ow];
-                    d[..xlo].fill(zero);
-                    d[xhi..].fill(zero);
-                    if g.s[1] == 1 {
-                        d[xlo..xhi].copy_from_slice(&src[start..start + (xhi - xlo)]);
-                    } else {
-                        for (i, dv) in d[xlo..xhi].iter_mut().enumerate() {
-                            *dv = src[start + i * g.s[1]];
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
 
 /// Depthwise accumulators of sample `b` (`acc`: `[cout, p]`).
 ///
@@ -614,13 +439,6 @@ pub(crate) fn conv_f32(
     Ok(Array::new(g.shape(), out))
 }
 
-/// Integer codes `q + offset` of activations that lie on `e`'s grid.
-pub(crate) fn integer_codes<T: Num>(x: &[f32], e: &Encoding) -> Vec<T> {
-    let mut v = Vec::new();
-    Source::<T>::codes(x, 1.0 / e.scale).get(0, x.len(), &mut v);
-    v
-}
-
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv_quant(
     c: &Conv,
@@ -683,6 +501,8 @@ pub(crate) fn conv_quant(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::backend::reference::geometry::out_dims;
+    use crate::backend::reference::requant::definition::requantized;
 
     /// Naive convolution straight from the definition.
     fn naive(c: &Conv, x: &[f32], xs: [usize; 4], w: &[f32], ws: [usize; 4]) -> Vec<f32> {
@@ -1001,37 +821,5 @@ pub(crate) mod tests {
                 }
             }
         }
-    }
-
-    /// The definition of a quantized MAC op's output from its exact sums `acc` (channel-major rows of `p`):
-    /// `t = acc · (mult / s) + bias / s` in f32 for an 8-bit output and f64 for 16 bits, rounded half to
-    /// even, limited to the codes the clamp and the encoding allow, times `s`.
-    pub(crate) fn requantized(
-        acc: &[f32],
-        p: usize,
-        cout: usize,
-        mult: &[f64],
-        bias: &[f64],
-        e: Encoding,
-        (lo, hi): (f32, f32),
-    ) -> Vec<f32> {
-        let s = e.scale as f64;
-        let off = e.offset as f64;
-        let qlo = (lo as f64 / s).round_ties_even().max(off);
-        let qhi = (hi as f64 / s).round_ties_even().min(e.qmax() + off);
-        acc.iter()
-            .enumerate()
-            .map(|(j, &a)| {
-                let ch = (j / p) % cout;
-                let code = if e.bits <= 8 {
-                    let t = a * (mult[ch] / s) as f32 + (bias[ch] / s) as f32;
-                    (t.round_ties_even() as f64).clamp(qlo, qhi)
-                } else {
-                    let t = a as f64 * (mult[ch] / s) + bias[ch] / s;
-                    t.round_ties_even().clamp(qlo, qhi)
-                };
-                (code as f32) * e.scale
-            })
-            .collect()
     }
 }

@@ -1,113 +1,13 @@
 //! Fully connected (Gemm) and MatMul, FP32 and integer-domain, on faer's GEMM (and the int8 GEMM for a8w8).
 
 use super::buffers::Buffers;
-use super::conv::integer_codes;
 use super::int8;
-use super::{ArrayRef, Epilogue, QuantMac, Requant};
+use super::numeric::{integer_codes, Layout, Num};
+use super::requant::{Epilogue, QuantMac, Requant};
+use super::ArrayRef;
 use crate::backend::Array;
-use crate::ir::Op;
-use crate::ir::{broadcast_offset, infer_shape};
+use crate::ir::{broadcast_offset, MatMul, OpDef};
 use crate::quant::Encoding;
-
-/// How a GEMM operand lies in its slice: row-major with the given row stride, or column-major with the
-/// given column stride.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Layout {
-    Rows(usize),
-    Cols(usize),
-}
-
-/// The arithmetic the kernels accumulate in: f32, or f64 where f32 would not be exact.
-pub(crate) trait Num:
-    Copy + Default + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self>
-{
-    fn from_f32(v: f32) -> Self;
-    /// c[m×n] = a[m×k] · b[k×n].
-    #[allow(clippy::too_many_arguments)]
-    fn gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: &[Self],
-        sa: Layout,
-        b: &[Self],
-        sb: Layout,
-        c: &mut [Self],
-    );
-}
-
-// GEMM goes through faer's safe API (its kernels dispatch to AVX-512, AVX2 or NEON at run time), so the
-// reference backend needs no `unsafe`.
-impl Num for f32 {
-    fn from_f32(v: f32) -> Self {
-        v
-    }
-    fn gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: &[f32],
-        sa: Layout,
-        b: &[f32],
-        sb: Layout,
-        c: &mut [f32],
-    ) {
-        safe::gemm(m, k, n, a, sa, b, sb, c)
-    }
-}
-
-impl Num for f64 {
-    fn from_f32(v: f32) -> Self {
-        v as f64
-    }
-    fn gemm(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: &[f64],
-        sa: Layout,
-        b: &[f64],
-        sb: Layout,
-        c: &mut [f64],
-    ) {
-        safe::gemm(m, k, n, a, sa, b, sb, c)
-    }
-}
-
-mod safe {
-    //! Strided GEMM through faer's safe API, single-threaded: amp runs evaluations side by side instead.
-    use super::Layout;
-    use faer::{Accum, MatMut, MatRef, Par};
-
-    fn view<T>(d: &[T], rows: usize, cols: usize, l: Layout) -> MatRef<'_, T> {
-        match l {
-            Layout::Rows(rs) => MatRef::from_row_major_slice_with_stride(d, rows, cols, rs),
-            Layout::Cols(cs) => MatRef::from_column_major_slice_with_stride(d, rows, cols, cs),
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    pub fn gemm<T: faer::traits::RealField + Copy + From<f32>>(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: &[T],
-        sa: Layout,
-        b: &[T],
-        sb: Layout,
-        c: &mut [T],
-    ) {
-        let c = MatMut::from_row_major_slice_mut(&mut c[..m * n], m, n);
-        faer::linalg::matmul::matmul(
-            c,
-            Accum::Replace,
-            view(a, m, k, sa),
-            view(b, k, n, sb),
-            T::from(1.0f32),
-            Par::Seq,
-        );
-    }
-}
 
 fn split_rows(x: &ArrayRef, k: usize) -> Result<usize, String> {
     if x.shape.last() != Some(&k) {
@@ -219,7 +119,7 @@ pub(crate) fn matmul(
     b: &ArrayRef,
     enc: Option<(Encoding, Encoding)>,
 ) -> Result<Array, String> {
-    let shape = infer_shape(&Op::MatMul, &[a.shape, b.shape], |_| false)?;
+    let shape = MatMul.infer(&[a.shape, b.shape])?;
     let (ar, br) = (a.shape.len(), b.shape.len());
     let (m, k, n) = (a.shape[ar - 2], a.shape[ar - 1], b.shape[br - 1]);
     let lead = &shape[..shape.len() - 2];
@@ -377,7 +277,7 @@ mod tests {
                     &mut Buffers::default(),
                 )
                 .unwrap();
-                let want_q = super::super::conv::tests::requantized(
+                let want_q = super::super::requant::definition::requantized(
                     &sums,
                     1,
                     nout,

@@ -9,8 +9,8 @@
 use rten_gemm::{GemmExecutor, GemmInputA, GemmInputB, GemmOptions, QuantParams};
 use rten_tensor::NdTensorView;
 
-use super::conv::{im2col, Geom, MIN_GEMM_WIDTH};
-use super::{Epilogue, QuantMac, Requant};
+use super::geometry::{im2col, Geom, MIN_GEMM_WIDTH};
+use super::requant::{Epilogue, QuantMac, Requant};
 use crate::quant::Encoding;
 
 thread_local! {

@@ -7,13 +7,21 @@
 //! `run_observed` executes node by node so every tensor can be observed. Both give the same outputs bit for
 //! bit.
 
+//!
+//! Each op's kernel is in `ops/<op>.rs`; the loops op families share are in `conv`, `gemm`, `int8`,
+//! `elementwise`, `pool` and `layout`, on the arithmetic in `numeric`, `geometry` and `requant`.
+
 mod buffers;
 mod conv;
 mod elementwise;
 mod gemm;
+mod geometry;
 mod int8;
 mod layout;
+mod numeric;
+mod ops;
 mod pool;
+mod requant;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,299 +30,13 @@ use super::{Array, ExecError};
 use crate::ir::{Graph, Node, Op};
 use crate::quant::{quantize_bias, roles, Encoding, QuantPlan, Role};
 use buffers::Buffers;
+pub use ops::KERNELS;
+use ops::{kernel, Cx, Out, State};
+use requant::{clamp, Epilogue, QuantMac};
 
-/// Integer-domain parameters of one MAC op with weights.
-#[derive(Clone, Debug)]
-pub(crate) struct QuantMac {
-    /// Weight codes (integers stored as floats).
-    pub codes: Vec<f32>,
-    /// The same codes in f64, when accumulating in f32 would not be exact.
-    pub codes64: Option<Vec<f64>>,
-    /// The same codes in i8, for 8-bit weights on 8-bit activations (the int8 GEMM).
-    pub codes_i8: Option<Vec<i8>>,
-    /// Output multiplier per channel: input scale × weight scale.
-    pub mult: Vec<f64>,
-    /// Dequantized int32 bias per channel.
-    pub bias: Vec<f64>,
-}
-
-/// What a MAC kernel applies to its output before handing it on: a fused Relu/Clip, then the output's
-/// quantization.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Epilogue {
-    pub clamp: Option<(f32, f32)>,
-    pub quant: Option<Encoding>,
-    /// Leave the quantized values as integer codes `q + offset` (for a tensor only MAC ops read).
-    pub codes: bool,
-}
-
-impl Epilogue {
-    #[cfg(test)]
-    pub const NONE: Epilogue = Epilogue {
-        clamp: None,
-        quant: None,
-        codes: false,
-    };
-
-    pub fn apply(&self, v: &mut [f32]) {
-        self.apply_mapped(v, |x| x);
-    }
-
-    /// `v[i] = epilogue(pre(v[i]))` in one pass (one loop per variant, so each vectorises).
-    #[inline]
-    pub fn apply_mapped(&self, v: &mut [f32], pre: impl Fn(f32) -> f32) {
-        match (self.clamp, self.quant) {
-            (None, None) => v.iter_mut().for_each(|x| *x = pre(*x)),
-            (Some((lo, hi)), None) => v.iter_mut().for_each(|x| *x = clamp(pre(*x), lo, hi)),
-            (None, Some(e)) => {
-                let f = e.quant_fn(if self.codes { 1.0 } else { e.scale });
-                v.iter_mut().for_each(|x| *x = f(pre(*x)));
-            }
-            (Some((lo, hi)), Some(e)) => {
-                let f = e.quant_fn(if self.codes { 1.0 } else { e.scale });
-                v.iter_mut().for_each(|x| *x = f(clamp(pre(*x), lo, hi)));
-            }
-        }
-    }
-}
-
-/// How a MAC op's exact sums become its output: per output channel `c`, `acc · mult[c] + bias[c]`, then the
-/// epilogue. With an output encoding `s` (every quantized MAC op in `run`), straight to the code in one pass:
-/// `t = acc · (mult[c] / s) + bias[c] / s`, rounded half to even and limited to the codes the activation and
-/// the encoding allow. Clamping before or after rounding gives the same code (both are monotone), so this
-/// is the fused Relu/Clip followed by the quantization. `t` is computed in f32 for 8-bit outputs (t ≤ 255:
-/// f32 is within 1e-4 LSB of the exact value) and in f64 for 16-bit ones, the same way whichever
-/// accumulator (f32, f64, i32) produced `acc`, so every path gives the same bits.
-pub(crate) enum Requant {
-    /// No output encoding: the real value `acc · mult + bias` in f32, then the epilogue's clamp.
-    Real,
-    Narrow {
-        m: Vec<f32>,
-        b: Vec<f32>,
-        lo: f32,
-        hi: f32,
-        out_scale: f32,
-    },
-    Wide {
-        m: Vec<f64>,
-        b: Vec<f64>,
-        lo: f64,
-        hi: f64,
-        out_scale: f32,
-    },
-}
-
-impl Requant {
-    pub fn new(q: &QuantMac, epi: &Epilogue) -> Requant {
-        let Some(e) = epi.quant else {
-            return Requant::Real;
-        };
-        let s = e.scale as f64;
-        let off = e.offset as f64;
-        let (alo, ahi) = epi.clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
-        // codes `q + offset` the activation and the encoding allow
-        let lo = (alo as f64 / s).round_ties_even().max(off);
-        let hi = (ahi as f64 / s).round_ties_even().min(e.qmax() + off);
-        let out_scale = if epi.codes { 1.0 } else { e.scale };
-        if e.bits <= 8 {
-            Requant::Narrow {
-                m: q.mult.iter().map(|&m| (m / s) as f32).collect(),
-                b: q.bias.iter().map(|&b| (b / s) as f32).collect(),
-                lo: lo as f32,
-                hi: hi as f32,
-                out_scale,
-            }
-        } else {
-            Requant::Wide {
-                m: q.mult.iter().map(|&m| m / s).collect(),
-                b: q.bias.iter().map(|&b| b / s).collect(),
-                lo,
-                hi,
-                out_scale,
-            }
-        }
-    }
-
-    /// Channel `c`'s sums `acc` into `out`.
-    pub fn row<A: Acc>(&self, q: &QuantMac, epi: &Epilogue, c: usize, acc: &[A], out: &mut [f32]) {
-        self.channel(q, c, out.iter_mut().zip(acc.iter().copied()));
-        if let Requant::Real = self {
-            epi.apply(out);
-        }
-    }
-
-    /// Channel `c`'s f32 sums, in place.
-    pub fn row_in_place(&self, q: &QuantMac, epi: &Epilogue, c: usize, row: &mut [f32]) {
-        self.channel(
-            q,
-            c,
-            row.iter_mut().map(|o| {
-                let a = *o;
-                (o, a)
-            }),
-        );
-        if let Requant::Real = self {
-            epi.apply(row);
-        }
-    }
-
-    /// Each (output, sum) pair of channel `c` (for `Real`, before the epilogue's clamp).
-    #[inline(always)]
-    fn channel<'o, A: Acc>(
-        &self,
-        q: &QuantMac,
-        c: usize,
-        pairs: impl Iterator<Item = (&'o mut f32, A)>,
-    ) {
-        match self {
-            Requant::Real => {
-                let (m, b) = (q.mult[c], q.bias[c]);
-                pairs.for_each(|(o, a)| *o = (a.f64() * m + b) as f32);
-            }
-            Requant::Narrow {
-                m,
-                b,
-                lo,
-                hi,
-                out_scale,
-            } => {
-                let (m, b, lo, hi, os) = (m[c], b[c], *lo, *hi, *out_scale);
-                pairs.for_each(|(o, a)| *o = code_f32(a.f32() * m + b, lo, hi) * os);
-            }
-            Requant::Wide {
-                m,
-                b,
-                lo,
-                hi,
-                out_scale,
-            } => {
-                let (m, b, lo, hi, os) = (m[c], b[c], *lo, *hi, *out_scale);
-                pairs.for_each(|(o, a)| *o = code_f64(a.f64() * m + b, lo, hi) as f32 * os);
-            }
-        }
-    }
-
-    /// Rows of sums whose column `j` is channel `first + j` (an FC output, or a transposed conv tile) into
-    /// `out`, same layout.
-    pub fn rows<A: Acc>(
-        &self,
-        q: &QuantMac,
-        epi: &Epilogue,
-        first: usize,
-        width: usize,
-        acc: &[A],
-        out: &mut [f32],
-    ) {
-        for (orow, arow) in out.chunks_mut(width).zip(acc.chunks(width)) {
-            match self {
-                Requant::Real => {
-                    for (j, (o, &a)) in orow.iter_mut().zip(arow).enumerate() {
-                        let c = first + j;
-                        *o = (a.f64() * q.mult[c] + q.bias[c]) as f32;
-                    }
-                    epi.apply(orow);
-                }
-                Requant::Narrow {
-                    m,
-                    b,
-                    lo,
-                    hi,
-                    out_scale,
-                } => {
-                    let (m, b) = (&m[first..first + width], &b[first..first + width]);
-                    for (((o, &a), &m), &b) in orow.iter_mut().zip(arow).zip(m).zip(b) {
-                        *o = code_f32(a.f32() * m + b, *lo, *hi) * out_scale;
-                    }
-                }
-                Requant::Wide {
-                    m,
-                    b,
-                    lo,
-                    hi,
-                    out_scale,
-                } => {
-                    let (m, b) = (&m[first..first + width], &b[first..first + width]);
-                    for (((o, &a), &m), &b) in orow.iter_mut().zip(arow).zip(m).zip(b) {
-                        *o = code_f64(a.f64() * m + b, *lo, *hi) as f32 * out_scale;
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// An exact MAC sum as the requantization reads it: rounded to nearest f32 (exact below 2²⁴) or as f64.
-pub(crate) trait Acc: Copy {
-    fn f32(self) -> f32;
-    fn f64(self) -> f64;
-}
-
-impl Acc for f32 {
-    fn f32(self) -> f32 {
-        self
-    }
-    fn f64(self) -> f64 {
-        self as f64
-    }
-}
-
-impl Acc for f64 {
-    fn f32(self) -> f32 {
-        self as f32
-    }
-    fn f64(self) -> f64 {
-        self
-    }
-}
-
-impl Acc for i32 {
-    fn f32(self) -> f32 {
-        self as f32
-    }
-    fn f64(self) -> f64 {
-        self as f64
-    }
-}
-
-/// `t` rounded half to even, limited to `[lo, hi]` (f32 rounds exactly below 2²²; codes are far below).
-#[inline(always)]
-fn code_f32(t: f32, lo: f32, hi: f32) -> f32 {
-    const MAGIC: f32 = 12582912.0; // 1.5 · 2²³
-    clamp((clamp(t, -4194304.0, 4194304.0) + MAGIC) - MAGIC, lo, hi)
-}
-
-#[inline(always)]
-fn code_f64(t: f64, lo: f64, hi: f64) -> f64 {
-    const MAGIC: f64 = 6755399441055744.0; // 1.5 · 2⁵²
-    let r = (t.clamp(-1e15, 1e15) + MAGIC) - MAGIC;
-    let r = if r < lo { lo } else { r };
-    if r > hi {
-        hi
-    } else {
-        r
-    }
-}
-
-/// `v` limited to `[lo, hi]` with two selects: one vector max and one min (`f32::max`/`min` add a NaN
-/// check each), no panic on `lo > hi` (unlike `f32::clamp`); NaN passes through. Relu and Clip use it
-/// fused or not, so both paths agree bit for bit.
-#[inline(always)]
-pub(crate) fn clamp(v: f32, lo: f32, hi: f32) -> f32 {
-    let v = if v < lo { lo } else { v };
-    if v > hi {
-        hi
-    } else {
-        v
-    }
-}
-
-/// The clamp a fusable activation applies.
+/// The clamp an activation applies when QNN folds it into the op it reads.
 fn activation_clamp(op: &Op) -> Option<(f32, f32)> {
-    match *op {
-        Op::Relu => Some((0.0, f32::INFINITY)),
-        Op::Clip { min, max } => Some((min, max)),
-        _ => None,
-    }
+    op.def().activation_clamp()
 }
 
 /// A graph prepared for execution at one precision plan (or FP32).
@@ -336,8 +58,8 @@ pub struct Reference {
     /// Constant operands of element-wise ops (not weights) on the grid QNN stores them on, by (node, input):
     /// quantized as [`Encoding::for_operand`] says.
     qconsts: HashMap<(usize, usize), Vec<f32>>,
-    /// Per node: a small depthwise conv's weights laid out for the flat kernel, made once.
-    flat_dw: Vec<Option<conv::FlatDw>>,
+    /// Per node: what its kernel prepared once (a small depthwise conv's weights for the flat kernel).
+    state: Vec<Option<State>>,
     /// Buffers freed by one run, reused by the next.
     buffers: Mutex<Buffers>,
 }
@@ -419,7 +141,7 @@ impl Reference {
             .iter()
             .map(|n| {
                 plan.is_some()
-                    && matches!(n.op, Op::Add | Op::Sub | Op::Mul | Op::Div)
+                    && n.op.def().act_reads_exact()
                     && !graph.outputs.contains(&n.output)
                     && consumers[n.output].len() == 1
                     && activation_clamp(&graph.nodes[consumers[n.output][0]].op).is_some()
@@ -430,7 +152,7 @@ impl Reference {
             .iter()
             .enumerate()
             .map(|(i, n)| {
-                let fusable = matches!(n.op, Op::Conv(_) | Op::Gemm)
+                let fusable = n.op.has_weights()
                     && tensor_roles[n.output] == Role::Fused
                     && !graph.outputs.contains(&n.output);
                 let act = *consumers[n.output].first()?;
@@ -440,8 +162,7 @@ impl Reference {
             .collect::<Vec<_>>();
         let mut as_codes = vec![false; graph.tensors.len()];
         if let Some(p) = &plan {
-            let is_qmac =
-                |j: usize| matches!(graph.nodes[j].op, Op::Conv(_) | Op::Gemm) && macs[j].is_some();
+            let is_qmac = |j: usize| graph.nodes[j].op.has_weights() && macs[j].is_some();
             for i in (0..graph.nodes.len()).filter(|&i| is_qmac(i)) {
                 let t = fused_act[i].map_or(graph.nodes[i].output, |a| graph.nodes[a].output);
                 let readers = &consumers[t];
@@ -459,47 +180,24 @@ impl Reference {
         let mut qconsts = HashMap::new();
         if let Some(p) = &plan {
             for (i, n) in graph.nodes.iter().enumerate() {
-                let elementwise = matches!(
-                    n.op,
-                    Op::Add
-                        | Op::Sub
-                        | Op::Mul
-                        | Op::Div
-                        | Op::MatMul
-                        | Op::ScaleShift
-                        | Op::Concat { .. }
-                );
                 let Some(bits) = p.encodings[n.output].map(|e| e.bits) else {
                     continue;
                 };
                 for (k, &t) in n.inputs.iter().enumerate() {
-                    if let (true, Some(d)) = (elementwise, graph.const_data(t)) {
-                        if let Some(e) = Encoding::for_operand(&n.op, k, d, bits) {
-                            qconsts.insert((i, k), d.iter().map(|&v| e.fake(v)).collect());
-                        }
+                    let Some(d) = graph.const_data(t) else {
+                        continue;
+                    };
+                    if let Some(e) = Encoding::for_operand(&n.op, k, d, bits) {
+                        qconsts.insert((i, k), d.iter().map(|&v| e.fake(v)).collect());
                     }
                 }
             }
         }
-        let flat_dw = graph
+        let state = graph
             .nodes
             .iter()
-            .enumerate()
-            .map(|(i, n)| {
-                let Op::Conv(c) = &n.op else { return None };
-                let mut input = graph.tensors[n.inputs[0]].shape.clone();
-                input[0] = 1;
-                let w = &graph.tensors[n.inputs[1]];
-                match &macs[i] {
-                    Some(q) => {
-                        conv::FlatDw::new(c, &input, &w.shape, &q.codes, q.codes64.as_deref())
-                    }
-                    None if plan.is_none() => {
-                        conv::FlatDw::new(c, &input, &w.shape, graph.const_data(n.inputs[1])?, None)
-                    }
-                    None => None,
-                }
-            })
+            .zip(&macs)
+            .map(|(n, mac)| kernel(&n.op).prepare(&graph, n, mac.as_ref()))
             .collect();
         Ok(Reference {
             graph,
@@ -510,7 +208,7 @@ impl Reference {
             act_reads_sum,
             as_codes,
             qconsts,
-            flat_dw,
+            state,
             buffers: Mutex::new(Buffers::default()),
         })
     }
@@ -663,101 +361,44 @@ impl Reference {
             quant: self.own_encoding(out),
             codes: fuse && self.as_codes[out],
         };
-        self.exec_inner(i, n, fuse, &epi, vals, bufs)
-            .map_err(|m| node_err(n, m))
-    }
-
-    fn exec_inner(
-        &self,
-        i: usize,
-        n: &Node,
-        fuse: bool,
-        epi: &Epilogue,
-        vals: &[Option<Array>],
-        bufs: &mut Buffers,
-    ) -> Result<(Array, bool), String> {
         let mut ins: Vec<ArrayRef> = n
             .inputs
             .iter()
             .map(|&t| self.input(vals, t))
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<_, _>>()
+            .map_err(|m| node_err(n, m))?;
         for (k, a) in ins.iter_mut().enumerate() {
             if let Some(d) = self.qconsts.get(&(i, k)) {
                 a.data = d;
             }
         }
-        let need_enc = |k: usize| -> Result<Encoding, String> {
-            let e = self
-                .plan
-                .as_ref()
-                .and_then(|p| p.encodings[n.inputs[k]])
-                .ok_or_else(|| "its input has no quantization encoding".to_string())?;
-            // an input kept as codes is on the grid of scale 1
-            Ok(if fuse && self.as_codes[n.inputs[k]] {
-                Encoding { scale: 1.0, ..e }
-            } else {
-                e
+        let encs = n
+            .inputs
+            .iter()
+            .map(|&t| {
+                let e = self.plan.as_ref().and_then(|p| p.encodings[t])?;
+                // an input kept as codes is on the grid of scale 1
+                Some(if fuse && self.as_codes[t] {
+                    Encoding { scale: 1.0, ..e }
+                } else {
+                    e
+                })
             })
+            .collect();
+        let cx = Cx {
+            ins,
+            encs,
+            out_shape: &self.graph.tensors[n.output].shape,
+            epi,
+            mac: self.macs[i].as_ref(),
+            state: self.state[i].as_ref(),
+            bufs,
         };
-        let enc = |k: usize| self.plan.as_ref().and_then(|p| p.encodings[n.inputs[k]]);
-        let out_shape = &self.graph.tensors[n.output].shape;
-        let bias = ins.get(2).map(|b| b.data);
-        let r = match &n.op {
-            Op::Conv(c) => {
-                let r = match &self.macs[i] {
-                    Some(q) => conv::conv_quant(
-                        c,
-                        &ins[0],
-                        ins[1].shape,
-                        q,
-                        need_enc(0)?,
-                        epi,
-                        bufs,
-                        self.flat_dw[i].as_ref(),
-                    ),
-                    None => conv::conv_f32(
-                        c,
-                        &ins[0],
-                        &ins[1],
-                        bias,
-                        epi,
-                        bufs,
-                        self.flat_dw[i].as_ref(),
-                    ),
-                };
-                return r.map(|a| (a, true));
-            }
-            Op::Gemm => {
-                let r = match &self.macs[i] {
-                    Some(q) => gemm::fc_quant(&ins[0], ins[1].shape, q, need_enc(0)?, epi, bufs),
-                    None => gemm::fc_f32(&ins[0], &ins[1], bias, epi, bufs),
-                };
-                return r.map(|a| (a, true));
-            }
-            Op::MatMul => gemm::matmul(&ins[0], &ins[1], enc(0).zip(enc(1))),
-            Op::Add | Op::Sub | Op::Mul | Op::Div => {
-                elementwise::binary(&n.op, &ins[0], &ins[1], bufs)
-            }
-            Op::ScaleShift => elementwise::scale_shift(&ins[0], ins[1].data, ins[2].data),
-            Op::Softmax { axis } => elementwise::softmax(&ins[0], *axis),
-            Op::Relu
-            | Op::Clip { .. }
-            | Op::LeakyRelu { .. }
-            | Op::Sigmoid
-            | Op::HardSigmoid { .. }
-            | Op::HardSwish
-            | Op::Tanh => Ok(elementwise::unary(&n.op, &ins[0], bufs)),
-            Op::MaxPool(p) => pool::max_pool(p, &ins[0]),
-            Op::AveragePool(p) => pool::avg_pool(p, &ins[0]),
-            Op::GlobalAveragePool => pool::global_avg(&ins[0]),
-            Op::ReduceMean { axes, keepdims } => pool::reduce_mean(&ins[0], axes, *keepdims),
-            Op::Reshape { shape } => layout::reshape(&ins[0], shape),
-            Op::Transpose { perm } => layout::transpose(&ins[0], perm),
-            Op::Concat { axis } => layout::concat(&ins, *axis),
-            Op::Pad { pads, value } => layout::pad(&ins[0], pads, *value),
-            Op::Resize(r) => layout::resize(r, &ins[0], out_shape),
-        };
-        r.map(|a| (a, false))
+        match kernel(&n.op).run(cx) {
+            Ok(Out::Done(y)) => Ok((y, true)),
+            Ok(Out::Real(y)) => Ok((y, false)),
+            Err(m) => Err(node_err(n, m)),
+        }
     }
 }
 

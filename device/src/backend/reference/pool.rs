@@ -2,15 +2,10 @@
 
 use super::ArrayRef;
 use crate::backend::Array;
-use crate::ir::{infer_shape, Op, Pool};
+use crate::ir::Pool;
 
 fn pool(p: &Pool, x: &ArrayRef, max: bool) -> Result<Array, String> {
-    let op = if max {
-        Op::MaxPool(p.clone())
-    } else {
-        Op::AveragePool(p.clone())
-    };
-    let mut shape = infer_shape(&op, &[x.shape], |_| false)?;
+    let mut shape = p.infer(&[x.shape])?;
     shape[0] = x.shape[0];
     let (h, w) = (x.shape[2], x.shape[3]);
     let (oh, ow) = (shape[2], shape[3]);

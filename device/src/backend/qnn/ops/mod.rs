@@ -1,0 +1,200 @@
+//! Each op's QNN lowering, one file per op, named after it: it builds the op's nodes through [`NodeCx`], or
+//! returns [`QnnBackendError::Unsupported`] saying why (then the search prunes the config).
+//!
+//! Adding an op: a file here, its `mod` line and one entry in the [`lowerings!`] list (a missing entry does
+//! not compile: the dispatch matches every op).
+
+use qnn_sys::{ParamSpec, TensorRef};
+
+use super::builder::{Builder, WeightLayout};
+use super::{qdims, rebits, unsupported, QnnBackendError, Result};
+use crate::ir::{Node, Op, OpKind};
+use crate::quant::Encoding;
+
+mod add;
+mod average_pool;
+mod clip;
+mod concat;
+mod conv;
+mod div;
+mod gemm;
+mod global_average_pool;
+mod hard_sigmoid;
+mod hard_swish;
+mod leaky_relu;
+mod matmul;
+mod max;
+mod max_pool;
+mod min;
+mod mul;
+mod pad;
+mod reduce_mean;
+mod relu;
+mod reshape;
+mod resize;
+mod scale_shift;
+mod sigmoid;
+mod softmax;
+mod sub;
+mod tanh;
+mod transpose;
+
+/// The NCHW axis each NHWC axis holds.
+pub(super) const NHWC_ORDER: [usize; 4] = [0, 2, 3, 1];
+/// Where each NCHW axis sits in NHWC storage.
+pub(super) const NCHW_IN_NHWC: [usize; 4] = [0, 3, 1, 2];
+
+/// One op's lowering to QNN.
+pub(super) trait Lower {
+    fn lower(&self, cx: &mut NodeCx) -> Result<()>;
+}
+
+/// The node being lowered and the graph it goes into.
+pub(super) struct NodeCx<'c, 'a> {
+    pub b: &'c mut Builder<'a>,
+    /// The node's index.
+    pub i: usize,
+    pub n: &'a Node,
+    /// The output's encoding (for a MAC op QNN folds a Relu/Clip into: the activation's).
+    pub out_e: Encoding,
+}
+
+impl<'c, 'a> NodeCx<'c, 'a> {
+    pub fn new(b: &'c mut Builder<'a>, i: usize, n: &'a Node, out_e: Encoding) -> Self {
+        NodeCx { b, i, n, out_e }
+    }
+
+    /// The output's IR shape at batch 1.
+    pub fn out_shape(&self) -> &'a [usize] {
+        &self.b.g.tensors[self.n.output].shape
+    }
+
+    pub fn rank(&self) -> usize {
+        self.out_shape().len()
+    }
+
+    /// The IR shape of input `k` at batch 1.
+    pub fn in_shape(&self, k: usize) -> &'a [usize] {
+        &self.b.g.tensors[self.n.inputs[k]].shape
+    }
+
+    pub fn unsupported(&self, reason: impl Into<String>) -> QnnBackendError {
+        unsupported(self.n, reason)
+    }
+
+    /// Every input at the output's width: activations (through a Convert where they exist at the other
+    /// width), constants as static tensors stored as the op's operand rule says.
+    pub fn inputs(&mut self) -> Result<Vec<TensorRef>> {
+        let (n, bits, rank) = (self.n, self.out_e.bits, self.rank());
+        let mut ins = Vec::with_capacity(n.inputs.len());
+        for (k, &t) in n.inputs.iter().enumerate() {
+            if self.b.g.tensors[t].is_const() {
+                ins.push(self.b.constant(n, k, rank, bits)?);
+            } else {
+                ins.push(self.b.get(t, bits)?.0);
+            }
+        }
+        Ok(ins)
+    }
+
+    /// The op's node: `op` with `params` reading `ins`, writing the output at its encoding (at input 0's
+    /// for a pass-through op).
+    pub fn emit(&mut self, op: &str, params: &[ParamSpec], ins: &[TensorRef]) -> Result<()> {
+        let n = self.n;
+        let e = if n.op.def().passthrough() {
+            self.b.get(n.inputs[0], self.out_e.bits)?.1
+        } else {
+            self.out_e
+        };
+        let y = self.output(e, true)?;
+        self.b.q.node(&n.name, op, params, ins, &[y])?;
+        self.b.put(n.output, y, e);
+        Ok(())
+    }
+
+    /// [`NodeCx::inputs`], then [`NodeCx::emit`]: an op that maps onto one QNN op.
+    pub fn node(&mut self, op: &str, params: &[ParamSpec]) -> Result<()> {
+        let ins = self.inputs()?;
+        self.emit(op, params, &ins)
+    }
+
+    /// A MAC op with weights: computed at the width its input's group chose, with int32 biases at scale
+    /// input × weight; where its output has the other width, the op writes a tensor of its own width over
+    /// the same range and a reader converts it.
+    pub fn mac(&mut self, op: &str, params: &[ParamSpec], layout: WeightLayout) -> Result<()> {
+        let n = self.n;
+        let wq = self.b.plan.weights[self.i]
+            .as_ref()
+            .ok_or_else(|| self.unsupported("no quantized weights"))?;
+        let in_bits = self.b.plan.encodings[n.inputs[0]]
+            .map(|e| e.bits)
+            .ok_or_else(|| self.unsupported("its input has no encoding"))?;
+        let (x, xe) = self.b.get(n.inputs[0], in_bits)?;
+        if wq.bits == 16 && xe.bits == 8 {
+            return Err(self.unsupported("a8w16: 16-bit weights need 16-bit activations on HTP"));
+        }
+        let w = self.b.weights(n, wq, layout)?;
+        let bias = self.b.bias(n, wq, xe.scale)?;
+        let ce = rebits(self.out_e, xe.bits);
+        let y = self.output(ce, ce == self.out_e)?;
+        self.b.q.node(&n.name, op, params, &[x, w, bias], &[y])?;
+        self.b.put(n.output, y, ce);
+        Ok(())
+    }
+
+    /// A fresh tensor for the node's output at encoding `e`; the graph reads it back when it is a graph
+    /// output with its own encoding.
+    fn output(&mut self, e: Encoding, own: bool) -> Result<TensorRef> {
+        let out = self.n.output;
+        let is_output = self.b.g.outputs.contains(&out);
+        let name = self.b.fresh(&self.b.g.tensors[out].name);
+        let dims = qdims(self.out_shape(), self.b.batch);
+        self.b.native(&name, &dims, e, is_output && own)
+    }
+}
+
+/// A `[2]` UINT_32 parameter.
+pub(super) fn pair(name: &'static str, v: [usize; 2]) -> ParamSpec {
+    ParamSpec::U32Tensor(name, vec![2], vec![v[0] as u32, v[1] as u32])
+}
+
+/// IR pads (top, left, bottom, right) as QNN's `pad_amount` `[[top, bottom], [left, right]]`.
+pub(super) fn pads(p: [usize; 4]) -> ParamSpec {
+    ParamSpec::U32Tensor(
+        "pad_amount",
+        vec![2, 2],
+        vec![p[0] as u32, p[2] as u32, p[1] as u32, p[3] as u32],
+    )
+}
+
+macro_rules! lowerings {
+    ($($op:ident),* $(,)?) => {
+        /// The lowering of `op`.
+        pub(super) fn lowering(op: &Op) -> &dyn Lower {
+            match op {
+                $(Op::$op(o) => o,)*
+            }
+        }
+
+        /// The ops this backend has a lowering for (every op: the dispatch above matches them all; a
+        /// lowering may still refuse some attributes or precisions, saying why).
+        pub const LOWERINGS: &[OpKind] = &[$(OpKind::$op,)*];
+    };
+}
+
+// The registration list: one entry per op (the `mod` line above names its file).
+lowerings! {
+    Conv, Gemm, MatMul, Add, Sub, Mul, Div, Min, Max, ScaleShift, Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid,
+    HardSwish, Tanh, Softmax, MaxPool, AveragePool, GlobalAveragePool, ReduceMean, Reshape, Transpose, Concat,
+    Pad, Resize,
+}
+
+/// The window parameters PoolMax2d and PoolAvg2d share.
+pub(super) fn pool_params(p: &crate::ir::Pool) -> Vec<ParamSpec> {
+    vec![
+        pair("filter_size", p.kernel),
+        pair("stride", p.strides),
+        pads(p.pads),
+        ParamSpec::U32("rounding_mode", p.ceil_mode as u32),
+    ]
+}

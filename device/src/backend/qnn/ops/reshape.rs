@@ -1,0 +1,30 @@
+//! Reshape → Reshape. Flattening an NHWC tensor first puts it back in NCHW order with a Transpose, so the
+//! flat order is the IR's.
+
+use qnn_sys::ParamSpec;
+
+use super::{Lower, NodeCx};
+use crate::backend::qnn::Result;
+use crate::ir::Reshape;
+
+impl Lower for Reshape {
+    fn lower(&self, cx: &mut NodeCx) -> Result<()> {
+        let (src, rank) = (cx.in_shape(0), cx.rank());
+        let mut ins = cx.inputs()?;
+        if src.len() == 4 && src[2] * src[3] != 1 && rank != 4 {
+            let e = cx.b.get(cx.n.inputs[0], cx.out_e.bits)?.1;
+            let name = cx.b.fresh("to_nchw");
+            let batch = cx.b.batch as u32;
+            let nchw = [batch, src[1] as u32, src[2] as u32, src[3] as u32];
+            let tmp = cx.b.native(&name, &nchw, e, false)?;
+            let perm = ParamSpec::U32Tensor("perm", vec![4], vec![0, 3, 1, 2]);
+            let node = cx.b.fresh("transpose");
+            cx.b.q
+                .node(&node, "Transpose", &[perm], &[ins[0]], &[tmp])?;
+            ins[0] = tmp;
+        } else if rank == 4 && src.len() != 4 {
+            return Err(cx.unsupported("reshaping to a rank-4 tensor"));
+        }
+        cx.emit("Reshape", &[], &ins)
+    }
+}

@@ -1,0 +1,11 @@
+//! Min: the broadcast binary kernel with the minimum.
+
+use super::{Cx, Kernel, Out};
+use crate::backend::reference::elementwise::binary;
+use crate::ir::Min;
+
+impl Kernel for Min {
+    fn run(&self, cx: Cx) -> Result<Out, String> {
+        binary(&cx.ins[0], &cx.ins[1], cx.bufs, |a, b| a.min(b)).map(Out::Real)
+    }
+}

@@ -1,0 +1,142 @@
+//! The reference kernel of each op, one file per op, named after it. A file is the op's kernel, or a thin
+//! entry that calls the kernel its family shares (conv, gemm, elementwise, pool, layout) with the op's
+//! attributes: the shared loops stay in the family, the op file delegates.
+//!
+//! Adding an op: a file here, its `mod` line and one entry in the [`kernels!`] list (a missing entry does
+//! not compile: the dispatch matches every op).
+
+use super::buffers::Buffers;
+use super::conv::FlatDw;
+use super::requant::{Epilogue, QuantMac};
+use super::ArrayRef;
+use crate::backend::Array;
+use crate::ir::{Graph, Node, Op, OpKind};
+use crate::quant::Encoding;
+
+mod add;
+mod average_pool;
+mod clip;
+mod concat;
+mod conv;
+mod div;
+mod gemm;
+mod global_average_pool;
+mod hard_sigmoid;
+mod hard_swish;
+mod leaky_relu;
+mod matmul;
+mod max;
+mod max_pool;
+mod min;
+mod mul;
+mod pad;
+mod reduce_mean;
+mod relu;
+mod reshape;
+mod resize;
+mod scale_shift;
+mod sigmoid;
+mod softmax;
+mod sub;
+mod tanh;
+mod transpose;
+
+/// What a kernel gets: its inputs (constant operands already on the grid QNN stores them on), the encodings
+/// they carry, and what it must apply to its result.
+pub(crate) struct Cx<'a> {
+    pub ins: Vec<ArrayRef<'a>>,
+    /// Per input: its encoding when quantized (scale 1 for an input kept as integer codes), else None.
+    pub encs: Vec<Option<Encoding>>,
+    /// The output tensor's shape at batch 1.
+    pub out_shape: &'a [usize],
+    /// What follows the op: a fused Relu/Clip, the output's quantization. A kernel that applies it returns
+    /// [`Out::Done`]; one that does not returns [`Out::Real`] and the executor quantizes.
+    pub epi: Epilogue,
+    /// The integer-domain parameters of a quantized op with weights.
+    pub mac: Option<&'a QuantMac>,
+    /// State the op prepared once for the model ([`Kernel::prepare`]).
+    pub state: Option<&'a State>,
+    pub bufs: &'a mut Buffers,
+}
+
+impl Cx<'_> {
+    /// The encoding input `k` is quantized with (an error in FP32 execution).
+    pub fn need_enc(&self, k: usize) -> Result<Encoding, String> {
+        self.encs
+            .get(k)
+            .copied()
+            .flatten()
+            .ok_or_else(|| "its input has no quantization encoding".to_string())
+    }
+}
+
+/// A kernel's result.
+pub(crate) enum Out {
+    /// The epilogue is applied.
+    Done(Array),
+    /// The real-valued result; the executor applies the activation and the quantization.
+    Real(Array),
+}
+
+/// What an op prepares once per model and reuses in every run.
+pub(crate) enum State {
+    /// A small depthwise conv's weights laid out for the flat kernel.
+    FlatDepthwise(FlatDw),
+}
+
+/// One op's reference kernel.
+pub(crate) trait Kernel {
+    fn run(&self, cx: Cx) -> Result<Out, String>;
+
+    /// State made once for node `n` of `g` (its quantized weights in `mac`, None in FP32).
+    fn prepare(&self, _g: &Graph, _n: &Node, _mac: Option<&QuantMac>) -> Option<State> {
+        None
+    }
+}
+
+macro_rules! kernels {
+    ($($op:ident),* $(,)?) => {
+        /// The kernel of `op`.
+        pub(crate) fn kernel(op: &Op) -> &dyn Kernel {
+            match op {
+                $(Op::$op(o) => o,)*
+            }
+        }
+
+        /// The ops this backend has a kernel for (every op: the dispatch above matches them all).
+        pub const KERNELS: &[OpKind] = &[$(OpKind::$op,)*];
+    };
+}
+
+// The registration list: one entry per op (the `mod` line above names its file).
+kernels! {
+    Conv, Gemm, MatMul, Add, Sub, Mul, Div, Min, Max, ScaleShift, Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid,
+    HardSwish, Tanh, Softmax, MaxPool, AveragePool, GlobalAveragePool, ReduceMean, Reshape, Transpose, Concat,
+    Pad, Resize,
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use crate::backend::reference::requant::Epilogue;
+
+    /// The FP32 result of `op` on one input of `shape`, the output's shape being `out_shape`.
+    pub(crate) fn run_fp32(op: &Op, ins: &[(&[usize], &[f32])], out_shape: &[usize]) -> Array {
+        let cx = Cx {
+            ins: ins
+                .iter()
+                .map(|&(shape, data)| ArrayRef { shape, data })
+                .collect(),
+            encs: vec![None; ins.len()],
+            out_shape,
+            epi: Epilogue::NONE,
+            mac: None,
+            state: None,
+            bufs: &mut Buffers::default(),
+        };
+        match kernel(op).run(cx) {
+            Ok(Out::Done(a) | Out::Real(a)) => a,
+            Err(e) => panic!("{}: {e}", op.name()),
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Mul: the broadcast binary kernel with the product.
+
+use super::{Cx, Kernel, Out};
+use crate::backend::reference::elementwise::binary;
+use crate::ir::Mul;
+
+impl Kernel for Mul {
+    fn run(&self, cx: Cx) -> Result<Out, String> {
+        binary(&cx.ins[0], &cx.ins[1], cx.bufs, |a, b| a * b).map(Out::Real)
+    }
+}

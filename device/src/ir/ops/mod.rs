@@ -1,0 +1,244 @@
+//! The operations of the IR, one file per op. Each file holds the op's attributes and its facts
+//! ([`OpDef`]): output shape, whether it multiplies and accumulates, whether it only moves values, a fixed
+//! output range, what it fuses with and how its constant operands are stored. Every question about an op
+//! ("is this a MAC op?") reads the one answer its file gives.
+//!
+//! ONNX ops that only move data or that fold at import (Identity, Dropout, Flatten, Squeeze, Unsqueeze,
+//! BatchNormalization, shape subgraphs) have no op of their own.
+//!
+//! Adding an op: a file here, its `mod` line and one entry in the [`ops!`] list below (docs/adding-an-op.md
+//! lists the other layers).
+
+use serde::{Deserialize, Serialize};
+
+mod add;
+mod average_pool;
+mod clip;
+mod concat;
+mod conv;
+mod div;
+mod gemm;
+mod global_average_pool;
+mod hard_sigmoid;
+mod hard_swish;
+mod leaky_relu;
+mod matmul;
+mod max;
+mod max_pool;
+mod min;
+mod mul;
+mod pad;
+mod pool;
+mod reduce_mean;
+mod relu;
+mod reshape;
+mod resize;
+mod scale_shift;
+mod sigmoid;
+mod softmax;
+mod sub;
+mod tanh;
+mod transpose;
+
+pub use pool::Pool;
+pub use resize::{CoordMode, NearestMode, ResizeMode};
+
+/// How an op multiplies and accumulates (AIMET's MAC ops, which bit-ops count).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mac {
+    /// Not a MAC op.
+    None,
+    /// Input 0 times constant weights (input 1, output channels along `out_axis`), plus an optional bias
+    /// (input 2): the config chooses the weights' precision with the input's group.
+    Weights { out_axis: usize },
+    /// The product of two activations (inputs 0 and 1).
+    Activations,
+}
+
+/// A fixed output encoding range, independent of calibration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FixedRange {
+    /// `[0, 1)`: scale 2⁻ᵇ, offset 0.
+    Unit,
+    /// `[-1, 1)`: scale 2¹⁻ᵇ, offset −2ᵇ⁻¹.
+    SignedUnit,
+}
+
+/// How a constant input of an op is stored when the op is quantized.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operand {
+    /// Quantized over its own range (with 0) at the op's output width, like an activation.
+    MinMax,
+    /// Symmetric at the op's output width (offset −2ᵇ⁻¹).
+    Symmetric,
+    /// An int32 bias at scale input × operand 1.
+    Int32Bias,
+    /// Not an operand of this kind: weights and biases of a MAC op, quantized with their own rules.
+    Weights,
+}
+
+/// The facts of one op, in its own file.
+pub trait OpDef {
+    /// The output shape at batch 1 for these input shapes.
+    fn infer(&self, ins: &[&[usize]]) -> Result<Vec<usize>, String>;
+
+    /// Whether and how the op multiplies and accumulates.
+    fn mac(&self) -> Mac {
+        Mac::None
+    }
+
+    /// Multiply-accumulates per sample, for these input shapes and this output shape.
+    fn macs(&self, _ins: &[&[usize]], _out: &[usize]) -> u64 {
+        0
+    }
+
+    /// The output carries input 0's encoding unchanged: the op only moves or selects values, so nothing is
+    /// requantized (QNN and its converters share the encoding across it).
+    fn passthrough(&self) -> bool {
+        false
+    }
+
+    /// The output's encoding range when it is fixed by the op, not by calibration.
+    fn fixed_range(&self) -> Option<FixedRange> {
+        None
+    }
+
+    /// The clamp an activation applies, when QNN folds it into the op that produces its input (a MAC op, or
+    /// one that [`OpDef::act_reads_exact`]).
+    fn activation_clamp(&self) -> Option<(f32, f32)> {
+        None
+    }
+
+    /// A lone Relu/Clip reading this op's output clamps the op's exact result, not the result rounded to the
+    /// op's own encoding (HTP fuses the pair); the op's encoding is still materialised.
+    fn act_reads_exact(&self) -> bool {
+        false
+    }
+
+    /// How constant input `k` is stored when the op's output has `bits`.
+    fn operand(&self, _k: usize, _bits: u8) -> Operand {
+        Operand::MinMax
+    }
+}
+
+macro_rules! ops {
+    ($($op:ident($module:ident)),* $(,)?) => {
+        $(pub use $module::$op;)*
+
+        /// One operation of the IR: its kind and attributes.
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        pub enum Op {
+            $($op($op),)*
+        }
+
+        /// The kind of an op, without its attributes.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum OpKind {
+            $($op,)*
+        }
+
+        impl OpKind {
+            /// Every op of the IR.
+            pub const ALL: &'static [OpKind] = &[$(OpKind::$op,)*];
+
+            /// The op's name as the user knows it (ONNX's, where ONNX has the op).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(OpKind::$op => stringify!($op),)*
+                }
+            }
+        }
+
+        impl Op {
+            pub fn kind(&self) -> OpKind {
+                match self {
+                    $(Op::$op(_) => OpKind::$op,)*
+                }
+            }
+
+            /// The op's facts.
+            pub fn def(&self) -> &dyn OpDef {
+                match self {
+                    $(Op::$op(o) => o,)*
+                }
+            }
+        }
+
+        $(impl From<$op> for Op {
+            fn from(o: $op) -> Op {
+                Op::$op(o)
+            }
+        })*
+    };
+}
+
+// The registration list: one entry per op (the `mod` line above names its file).
+ops! {
+    Conv(conv),
+    Gemm(gemm),
+    MatMul(matmul),
+    Add(add),
+    Sub(sub),
+    Mul(mul),
+    Div(div),
+    Min(min),
+    Max(max),
+    ScaleShift(scale_shift),
+    Relu(relu),
+    Clip(clip),
+    LeakyRelu(leaky_relu),
+    Sigmoid(sigmoid),
+    HardSigmoid(hard_sigmoid),
+    HardSwish(hard_swish),
+    Tanh(tanh),
+    Softmax(softmax),
+    MaxPool(max_pool),
+    AveragePool(average_pool),
+    GlobalAveragePool(global_average_pool),
+    ReduceMean(reduce_mean),
+    Reshape(reshape),
+    Transpose(transpose),
+    Concat(concat),
+    Pad(pad),
+    Resize(resize),
+}
+
+impl Op {
+    /// The op's name as the user knows it from ONNX (for messages).
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
+    }
+
+    /// Ops with weights whose precision a config chooses (Conv, Gemm).
+    pub fn has_weights(&self) -> bool {
+        matches!(self.def().mac(), Mac::Weights { .. })
+    }
+}
+
+/// At least `n` inputs.
+pub(crate) fn need(ins: &[&[usize]], n: usize) -> Result<(), String> {
+    if ins.len() < n {
+        return Err(format!("expects {n} inputs, found {}", ins.len()));
+    }
+    Ok(())
+}
+
+/// Rank 4 (NCHW).
+pub(crate) fn rank4(s: &[usize], what: &str) -> Result<(), String> {
+    if s.len() != 4 {
+        return Err(format!("{what} must be rank 4 (NCHW), found shape {s:?}"));
+    }
+    Ok(())
+}
+
+/// The shape of input 0, for ops that keep it.
+pub(crate) fn same_shape(ins: &[&[usize]]) -> Result<Vec<usize>, String> {
+    need(ins, 1)?;
+    Ok(ins[0].to_vec())
+}
+
+/// The numpy-broadcast shape of inputs 0 and 1, for element-wise binary ops.
+pub(crate) fn binary_shape(ins: &[&[usize]]) -> Result<Vec<usize>, String> {
+    need(ins, 2)?;
+    super::shape::broadcast(ins[0], ins[1])
+}

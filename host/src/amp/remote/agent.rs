@@ -1,0 +1,320 @@
+//! One agent as an [`Evaluator`]: the handshake, the model, statistics and data pushed once as
+//! content-addressed blobs (only the bytes the agent lacks), then one small request per evaluation.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use amp_device::error::EvalError;
+use amp_device::ir::Graph;
+use amp_device::protocol::{
+    blob_hash, read_frame, write_frame, BackendChoice, MetricKind, Request, Response, CHUNK,
+    PROTOCOL_VERSION,
+};
+use amp_device::quant::{Precision, Stats};
+use anyhow::{anyhow, bail, Result};
+
+use super::transport::{DeviceSpec, Link};
+use crate::amp::evaluator::{Evaluator, Latency, Metric, Prices, Probe, Provenance, Subset};
+use crate::amp::groups::Groups;
+use crate::data::Dataset;
+
+/// What it takes to (re)connect an agent.
+#[derive(Clone)]
+pub struct Connector {
+    /// The blob cache of a local agent.
+    pub work: PathBuf,
+    /// Where QNN's libraries are, to push to an adb device or to point a local agent at.
+    pub qnn_lib: Option<PathBuf>,
+    pub backend: BackendChoice,
+    pub graph: Arc<Graph>,
+    pub groups: Groups,
+    pub stats: Stats,
+    pub per_channel: bool,
+    /// Phase 1 runs on the first `phase1` samples of `data`.
+    pub phase1: usize,
+    pub data: Dataset,
+    pub batch: usize,
+}
+
+impl Connector {
+    /// Starts or reaches the agent of `spec`, handshakes, pushes what it lacks and loads model and data.
+    pub fn connect(&self, spec: &DeviceSpec) -> Result<AgentEvaluator> {
+        AgentEvaluator::connect(spec, self)
+    }
+}
+
+pub struct AgentEvaluator {
+    // dropped first: then the child is waited for and the adb session ends
+    link: Link,
+    name: String,
+    identity: String,
+    soc: String,
+    graph: Arc<Graph>,
+    groups: Groups,
+    per_channel: bool,
+    phase1: usize,
+    phase2: usize,
+    batch: usize,
+    /// Blob bytes sent in this session (0 when the agent already had everything).
+    pub pushed_bytes: u64,
+}
+
+impl AgentEvaluator {
+    /// Connects, handshakes, pushes what the agent lacks and loads model and data.
+    pub fn connect(spec: &DeviceSpec, c: &Connector) -> Result<AgentEvaluator> {
+        let transport = spec.transport()?;
+        let name = transport.name();
+        let link = transport.open(&c.work, c.qnn_lib.as_deref())?;
+        let mut ev = AgentEvaluator {
+            link,
+            name: name.clone(),
+            identity: String::new(),
+            soc: String::new(),
+            graph: c.graph.clone(),
+            groups: c.groups.clone(),
+            per_channel: c.per_channel,
+            phase1: c.phase1,
+            phase2: c.data.len(),
+            batch: c.batch.max(1),
+            pushed_bytes: 0,
+        };
+        match ev.call(&Request::Hello {
+            protocol: PROTOCOL_VERSION,
+            host_version: env!("CARGO_PKG_VERSION").into(),
+        })? {
+            Response::Hello {
+                backends,
+                device,
+                soc,
+                ..
+            } => {
+                ev.soc = soc;
+                let b = match c.backend {
+                    BackendChoice::Ref => "ref".to_string(),
+                    BackendChoice::Htp { arch } => {
+                        let qnn = backends.iter().find(|b| b.starts_with("htp")).ok_or_else(|| anyhow!("device {name} ({device}): no HTP backend (it offers {backends:?})"))?;
+                        format!("htp-v{arch} {qnn}")
+                    }
+                };
+                ev.identity = format!("{b}@{device}");
+            }
+            Response::Error { message, .. } => bail!("device {name}: {message}"),
+            other => bail!("device {name}: unexpected handshake answer {other:?}"),
+        }
+        let g = ev.push(&postcard::to_allocvec(&*ev.graph)?)?;
+        let s = ev.push(&postcard::to_allocvec(&c.stats)?)?;
+        ev.expect_ok(&Request::LoadModel {
+            graph: g,
+            stats: s,
+            backend: c.backend,
+        })?;
+        let d = ev.push(&postcard::to_allocvec(&(&c.data.inputs, &c.data.labels))?)?;
+        ev.expect_ok(&Request::LoadData { data: d })?;
+        Ok(ev)
+    }
+
+    /// One request and its answer. A connection that fails either way is a lost device.
+    fn call(&mut self, req: &Request) -> Result<Response> {
+        if let Err(e) = write_frame(&mut self.link.writer, req) {
+            return Err(
+                EvalError::device_lost(format!("device {}: sending: {e}", self.name)).into(),
+            );
+        }
+        read_frame(&mut self.link.reader).map_err(|e| {
+            EvalError::device_lost(format!(
+                "device {}: no answer (did the agent die?): {e}",
+                self.name
+            ))
+            .into()
+        })
+    }
+
+    /// The error for an answer that is not the expected one: the agent's own error, of the kind it gave
+    /// (an unsupported config the search prunes, a failure), or a protocol surprise (the agent is not in a
+    /// state to trust: a lost device).
+    fn failure(&self, r: Response) -> anyhow::Error {
+        match r {
+            Response::Error { kind, message } => {
+                EvalError::new(kind, format!("device {}: {message}", self.name)).into()
+            }
+            other => {
+                EvalError::device_lost(format!("device {}: unexpected answer {other:?}", self.name))
+                    .into()
+            }
+        }
+    }
+
+    fn expect_ok(&mut self, req: &Request) -> Result<()> {
+        match self.call(req)? {
+            Response::Ok => Ok(()),
+            other => Err(self.failure(other)),
+        }
+    }
+
+    /// Uploads `bytes` unless the agent has them; resumes a partial upload. Returns the blob's hash.
+    fn push(&mut self, bytes: &[u8]) -> Result<String> {
+        let hash = blob_hash(bytes);
+        let have = match self.call(&Request::BlobStatus { hash: hash.clone() })? {
+            Response::BlobStatus { have } => have,
+            other => return Err(self.failure(other)),
+        };
+        if have == u64::MAX {
+            return Ok(hash);
+        }
+        let mut offset = have.min(bytes.len() as u64) as usize;
+        while offset < bytes.len() || bytes.is_empty() {
+            let end = (offset + CHUNK).min(bytes.len());
+            let chunk = bytes[offset..end].to_vec();
+            self.pushed_bytes += chunk.len() as u64;
+            self.expect_ok(&Request::PutBlob {
+                hash: hash.clone(),
+                offset: offset as u64,
+                total: bytes.len() as u64,
+                chunk,
+            })?;
+            offset = end;
+            if bytes.is_empty() {
+                break;
+            }
+        }
+        Ok(hash)
+    }
+}
+
+impl AgentEvaluator {
+    /// Raw model outputs (batched as the agent ran them) and per-sample top-1 correctness of a config on the
+    /// first `samples` samples, for metrics computed on the host.
+    pub fn outputs(
+        &mut self,
+        config: Option<&[Precision]>,
+        samples: usize,
+    ) -> Result<(Vec<amp_device::backend::Array>, Vec<bool>)> {
+        let plan = config.map(|c| self.groups.bit_plan(&self.graph, c, self.per_channel));
+        match self.call(&Request::Evaluate {
+            plan,
+            samples,
+            metric: MetricKind::Accuracy,
+            batch: self.batch,
+            outputs: true,
+        })? {
+            Response::Metric {
+                outputs: Some(o),
+                correct: Some(c),
+                ..
+            } => Ok((o, c)),
+            other => Err(self.failure(other)),
+        }
+    }
+
+    /// Latency of one batch of the session's batch size, measured on the device.
+    pub fn profile(
+        &mut self,
+        plan: Option<amp_device::quant::BitPlan>,
+        warmup: usize,
+        iterations: usize,
+    ) -> Result<Latency> {
+        let batch = self.batch;
+        self.profile_batch(plan, batch, warmup, iterations)
+    }
+
+    fn profile_batch(
+        &mut self,
+        plan: Option<amp_device::quant::BitPlan>,
+        batch: usize,
+        warmup: usize,
+        iterations: usize,
+    ) -> Result<Latency> {
+        match self.call(&Request::Profile {
+            plan,
+            batch,
+            warmup,
+            iterations,
+        })? {
+            Response::Latency(l) => Ok(l),
+            other => Err(self.failure(other)),
+        }
+    }
+}
+
+impl Evaluator for AgentEvaluator {
+    fn identity(&self) -> String {
+        self.identity.clone()
+    }
+
+    fn pushed_bytes(&self) -> u64 {
+        self.pushed_bytes
+    }
+
+    fn provenance(&self) -> Provenance {
+        Provenance {
+            device: self.name.clone(),
+            soc: self.soc.clone(),
+            backend: self.identity.clone(),
+        }
+    }
+
+    fn latency(
+        &mut self,
+        config: Option<&[Precision]>,
+        batch: usize,
+        warmup: usize,
+        iterations: usize,
+    ) -> Result<Latency> {
+        let plan = config.map(|c| self.groups.bit_plan(&self.graph, c, self.per_channel));
+        self.profile_batch(plan, batch, warmup, iterations)
+    }
+
+    fn price_converts(
+        &mut self,
+        probes: &[Probe],
+        warmup: usize,
+        iterations: usize,
+    ) -> Result<Prices> {
+        match self.call(&Request::PriceConverts {
+            probes: probes.to_vec(),
+            warmup,
+            iterations,
+        })? {
+            Response::Prices(p) => Ok(p),
+            other => Err(self.failure(other)),
+        }
+    }
+
+    fn evaluate(
+        &mut self,
+        config: Option<&[Precision]>,
+        subset: Subset,
+        metric: Metric,
+    ) -> Result<f64> {
+        let plan = config.map(|c| self.groups.bit_plan(&self.graph, c, self.per_channel));
+        let samples = if subset == Subset::Phase1 {
+            self.phase1
+        } else {
+            self.phase2
+        };
+        let metric = match metric {
+            Metric::Accuracy => MetricKind::Accuracy,
+            Metric::Sqnr => MetricKind::Sqnr,
+        };
+        match self.call(&Request::Evaluate {
+            plan,
+            samples,
+            metric,
+            batch: self.batch,
+            outputs: false,
+        })? {
+            Response::Metric { value, .. } => Ok(value),
+            other => Err(self.failure(other)),
+        }
+    }
+}
+
+impl Drop for AgentEvaluator {
+    fn drop(&mut self) {
+        let _ = write_frame(&mut self.link.writer, &Request::Shutdown);
+        let _ = read_frame::<Response>(&mut self.link.reader);
+        if let Some(c) = &mut self.link.child {
+            let _ = c.wait();
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! Several devices with the same backend as one evaluator. Jobs go to whichever device is free. A device
+//! that is lost (its transport or agent gone) is reconnected once, then dropped, and its job goes back to the
+//! queue for the others; a config that fails, or that the backend cannot run, is that job's answer and the
+//! device stays. Results do not depend on which device served.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::sync::mpsc::channel;
+use std::sync::{Condvar, Mutex};
+
+use amp_device::error::{ErrorKind, EvalError};
+use amp_device::quant::Precision;
+use anyhow::{anyhow, bail, Result};
+
+use super::agent::{AgentEvaluator, Connector};
+use super::transport::DeviceSpec;
+use crate::amp::evaluator::{Evaluator, Job, Latency, Metric, Prices, Probe, Provenance, Subset};
+
+struct Slot {
+    spec: DeviceSpec,
+    ev: Option<AgentEvaluator>,
+    restarted: bool,
+    served: usize,
+}
+
+pub struct PoolEvaluator {
+    slots: Vec<Slot>,
+    connector: Connector,
+    identity: String,
+}
+
+fn say(msg: std::fmt::Arguments) {
+    let _ = writeln!(std::io::stderr(), "amp-host: {msg}");
+}
+
+impl PoolEvaluator {
+    pub fn connect(specs: &[DeviceSpec], connector: Connector) -> Result<PoolEvaluator> {
+        let mut slots = Vec::new();
+        let mut identity = None;
+        for spec in specs {
+            match connector.connect(spec) {
+                Ok(ev) => {
+                    // the pool's results are the backend's, whichever device serves
+                    let who = ev.identity();
+                    let backend = who.split('@').next().unwrap_or_default().to_string();
+                    if let Some(id) = &identity {
+                        if *id != backend {
+                            bail!("device {spec} runs {backend}, but the pool's other devices run {id}; a pool needs one backend");
+                        }
+                    }
+                    identity = Some(backend);
+                    slots.push(Slot {
+                        spec: spec.clone(),
+                        ev: Some(ev),
+                        restarted: false,
+                        served: 0,
+                    });
+                }
+                Err(e) => say(format_args!("device {spec} left out of the pool: {e:#}")),
+            }
+        }
+        let identity = identity.ok_or_else(|| anyhow!("no device of the pool could be reached"))?;
+        Ok(PoolEvaluator {
+            slots,
+            connector,
+            identity: format!("{identity}@pool"),
+        })
+    }
+
+    /// The devices still in the pool.
+    pub fn live(&self) -> Vec<String> {
+        self.slots
+            .iter()
+            .filter(|s| s.ev.is_some())
+            .map(|s| s.spec.to_string())
+            .collect()
+    }
+
+    /// The first device still in the pool: timings all come from it, so they compare with each other.
+    fn first_live(&mut self) -> Result<&mut AgentEvaluator> {
+        self.slots
+            .iter_mut()
+            .find_map(|s| s.ev.as_mut())
+            .ok_or_else(|| anyhow!("every device of the pool is gone"))
+    }
+}
+
+/// Runs one job on a slot, reconnecting once when the device is lost. The job's answer (a value, or an
+/// error that is the config's: unsupported or failed); None when the device is gone and the job must go
+/// elsewhere.
+fn run_on(slot: &mut Slot, connector: &Connector, job: &Job) -> Option<Result<f64>> {
+    loop {
+        let ev = slot.ev.as_mut()?;
+        let e = match ev.evaluate(job.config.as_deref(), job.subset, job.metric) {
+            Ok(v) => {
+                slot.served += 1;
+                return Some(Ok(v));
+            }
+            Err(e) if EvalError::kind_of(&e) != ErrorKind::DeviceLost => return Some(Err(e)),
+            Err(e) => e,
+        };
+        say(format_args!("device {} lost: {e:#}", slot.spec));
+        slot.ev = None;
+        if slot.restarted {
+            say(format_args!("device {} dropped from the pool", slot.spec));
+            return None;
+        }
+        slot.restarted = true;
+        match connector.connect(&slot.spec) {
+            Ok(ev) => slot.ev = Some(ev),
+            Err(e) => {
+                let spec = &slot.spec;
+                say(format_args!(
+                    "device {spec} could not be restarted ({e:#}); dropped"
+                ));
+                return None;
+            }
+        }
+    }
+}
+
+/// The jobs of one `evaluate_many`: those waiting, and how many a device is running. A worker leaves only
+/// when nothing waits and nothing runs (a running job may come back if its device is lost), or when its
+/// own device is gone.
+#[derive(Default)]
+struct Queue {
+    waiting: VecDeque<usize>,
+    running: usize,
+    stop: bool,
+}
+
+/// The next job for a worker, waiting while other devices still run jobs that may come back; None when
+/// there is nothing left to do.
+fn next_job(q: &Mutex<Queue>, cv: &Condvar) -> Option<usize> {
+    let mut g = q.lock().ok()?;
+    loop {
+        if g.stop {
+            return None;
+        }
+        if let Some(i) = g.waiting.pop_front() {
+            g.running += 1;
+            return Some(i);
+        }
+        if g.running == 0 {
+            return None;
+        }
+        g = cv.wait(g).ok()?;
+    }
+}
+
+/// A worker is done with job `i`; `requeue` when its device is gone and the job must go elsewhere.
+fn finish_job(q: &Mutex<Queue>, cv: &Condvar, i: usize, requeue: bool) {
+    if let Ok(mut g) = q.lock() {
+        g.running -= 1;
+        if requeue {
+            g.waiting.push_front(i);
+        }
+    }
+    cv.notify_all();
+}
+
+impl Evaluator for PoolEvaluator {
+    fn identity(&self) -> String {
+        self.identity.clone()
+    }
+
+    fn pushed_bytes(&self) -> u64 {
+        self.slots
+            .iter()
+            .filter_map(|s| s.ev.as_ref())
+            .map(|e| e.pushed_bytes)
+            .sum()
+    }
+
+    fn provenance(&self) -> Provenance {
+        self.slots
+            .iter()
+            .find_map(|s| s.ev.as_ref())
+            .map(|e| e.provenance())
+            .unwrap_or_else(|| Provenance {
+                device: self.identity.clone(),
+                soc: String::new(),
+                backend: self.identity.clone(),
+            })
+    }
+
+    /// Timings come from one device (the first still in the pool), so they compare with each other.
+    fn latency(
+        &mut self,
+        config: Option<&[Precision]>,
+        batch: usize,
+        warmup: usize,
+        iterations: usize,
+    ) -> Result<Latency> {
+        let ev = self.first_live()?;
+        ev.latency(config, batch, warmup, iterations)
+    }
+
+    fn price_converts(
+        &mut self,
+        probes: &[Probe],
+        warmup: usize,
+        iterations: usize,
+    ) -> Result<Prices> {
+        let ev = self.first_live()?;
+        ev.price_converts(probes, warmup, iterations)
+    }
+
+    fn served(&self) -> Vec<(String, usize)> {
+        self.slots
+            .iter()
+            .map(|s| (s.spec.to_string(), s.served))
+            .collect()
+    }
+
+    fn evaluate(
+        &mut self,
+        config: Option<&[Precision]>,
+        subset: Subset,
+        metric: Metric,
+    ) -> Result<f64> {
+        let job = Job {
+            config: config.map(|c| c.to_vec()),
+            subset,
+            metric,
+        };
+        for slot in &mut self.slots {
+            if let Some(r) = run_on(slot, &self.connector, &job) {
+                return r;
+            }
+        }
+        bail!("every device of the pool is gone")
+    }
+
+    fn evaluate_many(
+        &mut self,
+        jobs: &[Job],
+        done: &mut dyn FnMut(usize, Result<f64>) -> Result<()>,
+    ) -> Result<()> {
+        let queue = Mutex::new(Queue {
+            waiting: (0..jobs.len()).collect(),
+            ..Queue::default()
+        });
+        let cv = Condvar::new();
+        let (tx, rx) = channel::<(usize, Result<f64>)>();
+        let connector = &self.connector;
+        let mut first_err = None;
+        std::thread::scope(|scope| {
+            for slot in self.slots.iter_mut().filter(|s| s.ev.is_some()) {
+                let (tx, queue, cv) = (tx.clone(), &queue, &cv);
+                scope.spawn(move || {
+                    while let Some(i) = next_job(queue, cv) {
+                        match run_on(slot, connector, &jobs[i]) {
+                            Some(r) => {
+                                let sent = tx.send((i, r)).is_ok();
+                                finish_job(queue, cv, i, false);
+                                if !sent {
+                                    return;
+                                }
+                            }
+                            None => {
+                                // this device is gone: the job goes back for the others
+                                finish_job(queue, cv, i, true);
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            let mut finished = 0;
+            for (i, r) in rx.iter() {
+                finished += 1;
+                if first_err.is_some() {
+                    continue;
+                }
+                if let Err(e) = done(i, r) {
+                    first_err = Some(e);
+                    // let the workers leave quickly
+                    if let Ok(mut q) = queue.lock() {
+                        q.stop = true;
+                        q.waiting.clear();
+                    }
+                    cv.notify_all();
+                }
+            }
+            if first_err.is_none() && finished < jobs.len() {
+                first_err = Some(anyhow!(
+                    "every device of the pool is gone; {} evaluations were not run",
+                    jobs.len() - finished
+                ));
+            }
+        });
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! What a tune answers: phase-1 sensitivities, the evaluated points of the curve, the chosen point, costs,
+//! phase 3's table and how much each phase did.
+
+use amp_device::quant::Precision;
+use serde::Serialize;
+
+use crate::amp::cost::{CostKind, LatencyFit, PricingReport};
+use crate::amp::evaluator::Provenance;
+
+/// One phase-1 measurement.
+#[derive(Clone, Debug, Serialize)]
+pub struct Sensitivity {
+    pub group: usize,
+    pub candidate: Precision,
+    pub score: f64,
+    pub bitops_reduction: f64,
+}
+
+/// One evaluated point of the curve.
+#[derive(Clone, Debug, Serialize)]
+pub struct Point {
+    /// Index in the sorted list (the prefix 0..=index is applied); None for the all-baseline point.
+    pub index: Option<usize>,
+    pub relative_bitops: f64,
+    pub accuracy: f64,
+    pub group: Option<usize>,
+    pub candidate: Option<Precision>,
+    pub config: Vec<Precision>,
+    /// Set when a cost model was built.
+    pub cost: Option<PointCost>,
+}
+
+/// A point's cost beyond bit-ops.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PointCost {
+    /// (bit-ops + Convert overhead in bit-op equivalents) / the baseline's bit-ops.
+    pub relative_cost: f64,
+    pub convert_us: f64,
+    pub converts: usize,
+    /// Whole-graph latency measured on the device (median µs), where measured.
+    pub latency_us: Option<f64>,
+}
+
+/// The cost model a run used.
+#[derive(Clone, Debug, Serialize)]
+pub struct CostReport {
+    pub kind: CostKind,
+    /// "measured" or "estimated, not measured".
+    pub convert_prices: String,
+    pub method: String,
+    pub provenance: Provenance,
+    pub fit: LatencyFit,
+    pub pricing: PricingReport,
+    pub sites: usize,
+}
+
+/// One row of phase 3's α table.
+#[derive(Clone, Debug, Serialize)]
+pub struct AlphaPoint {
+    pub alpha: f64,
+    pub config: Vec<Precision>,
+    pub relative_bitops: f64,
+    pub relative_cost: f64,
+    pub convert_us: f64,
+    pub converts: usize,
+    pub groups_raised: usize,
+    pub accuracy: Option<f64>,
+    pub latency_us: Option<f64>,
+    pub meets_target: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Phase3 {
+    pub phase2_convert_us: f64,
+    pub target: f64,
+    pub points: Vec<AlphaPoint>,
+    /// The point that meets the target at the lowest measured latency.
+    pub marked: Option<usize>,
+    pub note: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PhaseStats {
+    pub evaluations: usize,
+    pub cached: usize,
+    pub seconds: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TuneResult {
+    pub fp32: f64,
+    pub uniform: Vec<(Precision, f64)>,
+    pub baseline: Precision,
+    pub min_candidate: Precision,
+    pub early_exit: Option<String>,
+    pub sensitivity: Vec<Sensitivity>,
+    pub pareto: Vec<Point>,
+    pub chosen: Point,
+    pub phases: [PhaseStats; 4],
+    /// Latency measurements (uniform candidates, pareto points, phase 3).
+    pub timing: PhaseStats,
+    pub cost: Option<CostReport>,
+    pub phase3: Option<Phase3>,
+    pub torn_journal_lines: usize,
+    /// Phase-1 (group, candidate) pairs the backend could not run (dropped from the search).
+    pub unsupported: usize,
+    /// Evaluations that failed for a reason of the config's own (journalled with their message and dropped
+    /// from the search, as unsupported ones are): "phase P, CONFIG: message".
+    pub failures: Vec<String>,
+}

@@ -1,0 +1,164 @@
+//! Each ONNX op's import, one file per IR op it produces, on one explicit registration list ([`REGISTRY`]).
+//! Nodes whose inputs are all constants fold at import first (`const_nodes`); the rest become IR nodes.
+//!
+//! Adding an op: a file here, its `mod` line and its line in [`REGISTRY`] (one per ONNX op type it takes).
+
+use amp_device::ir::OpKind;
+
+use super::const_nodes::{const_shape, fold_const};
+use super::node::Ctx;
+use super::proto::NodeProto;
+use super::{ImportError, Importer, Val};
+
+mod add;
+mod average_pool;
+mod clip;
+mod computed_at_import;
+mod concat;
+mod conv;
+mod div;
+mod gemm;
+mod global_average_pool;
+mod hard_sigmoid;
+mod hard_swish;
+mod identity;
+mod leaky_relu;
+mod matmul;
+mod max;
+mod max_pool;
+mod min;
+mod mul;
+mod pad;
+mod reduce_mean;
+mod relu;
+mod reshape;
+mod resize;
+mod scale_shift;
+mod sigmoid;
+mod softmax;
+mod sub;
+mod tanh;
+mod transpose;
+
+/// How one ONNX op type imports.
+pub struct Entry {
+    /// The ONNX op type (default domain).
+    pub onnx: &'static str,
+    pub(crate) import: fn(&mut Importer, &Ctx) -> Result<(), ImportError>,
+    /// The IR ops it may produce (none for ops that only rename or fold).
+    pub produces: &'static [OpKind],
+}
+
+const fn entry(
+    onnx: &'static str,
+    import: fn(&mut Importer, &Ctx) -> Result<(), ImportError>,
+    produces: &'static [OpKind],
+) -> Entry {
+    Entry {
+        onnx,
+        import,
+        produces,
+    }
+}
+
+use OpKind as K;
+
+/// Every ONNX op type the importer handles, in alphabetical order.
+pub const REGISTRY: &[Entry] = &[
+    entry("Add", add::import, &[K::Add]),
+    entry("AveragePool", average_pool::import, &[K::AveragePool]),
+    entry("BatchNormalization", scale_shift::import, &[K::ScaleShift]),
+    entry("Cast", computed_at_import::import, &[]),
+    entry("Clip", clip::import, &[K::Clip]),
+    entry("Concat", concat::import, &[K::Concat]),
+    entry("Constant", computed_at_import::import, &[]),
+    entry("ConstantOfShape", computed_at_import::import, &[]),
+    entry("Conv", conv::import, &[K::Conv]),
+    entry("Div", div::import, &[K::Div]),
+    entry("Dropout", identity::import, &[]),
+    entry("Flatten", reshape::import_flatten, &[K::Reshape]),
+    entry("Gather", computed_at_import::import, &[]),
+    entry("Gemm", gemm::import, &[K::Gemm]),
+    entry(
+        "GlobalAveragePool",
+        global_average_pool::import,
+        &[K::GlobalAveragePool],
+    ),
+    entry("HardSigmoid", hard_sigmoid::import, &[K::HardSigmoid]),
+    entry("HardSwish", hard_swish::import, &[K::HardSwish]),
+    entry("Identity", identity::import, &[]),
+    entry("LeakyRelu", leaky_relu::import, &[K::LeakyRelu]),
+    entry("MatMul", matmul::import, &[K::Gemm, K::MatMul]),
+    entry("Max", max::import, &[K::Max]),
+    entry("MaxPool", max_pool::import, &[K::MaxPool]),
+    entry("Min", min::import, &[K::Min]),
+    entry("Mul", mul::import, &[K::Mul]),
+    entry("Pad", pad::import, &[K::Pad]),
+    entry("ReduceMean", reduce_mean::import, &[K::ReduceMean]),
+    entry("Relu", relu::import, &[K::Relu]),
+    entry("Reshape", reshape::import, &[K::Reshape]),
+    entry("Resize", resize::import, &[K::Resize]),
+    entry("Shape", computed_at_import::import, &[]),
+    entry("Sigmoid", sigmoid::import, &[K::Sigmoid]),
+    entry("Slice", computed_at_import::import, &[]),
+    entry("Softmax", softmax::import, &[K::Softmax]),
+    entry("Squeeze", reshape::import_squeeze, &[K::Reshape]),
+    entry("Sub", sub::import, &[K::Sub]),
+    entry("Tanh", tanh::import, &[K::Tanh]),
+    entry("Transpose", transpose::import, &[K::Transpose]),
+    entry("Unsqueeze", reshape::import_squeeze, &[K::Reshape]),
+    entry("Upsample", resize::import, &[K::Resize]),
+];
+
+/// The ONNX op types the importer handles, for messages.
+pub fn supported() -> Vec<&'static str> {
+    REGISTRY.iter().map(|e| e.onnx).collect()
+}
+
+/// Imports one node: folds it when its inputs are constant, else adds IR nodes.
+pub(crate) fn convert(imp: &mut Importer, node: &NodeProto) -> Result<(), ImportError> {
+    let op_type = node.op_type.clone().unwrap_or_default();
+    let out0 = node.output.first().cloned().unwrap_or_default();
+    let name = node
+        .name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| format!("{op_type}_{out0}"));
+    let cx = Ctx { node, name };
+    let domain = node.domain.clone().unwrap_or_default();
+    if !(domain.is_empty() || domain == "ai.onnx") {
+        return Err(ImportError::Unsupported {
+            node: cx.name,
+            op: op_type,
+            domain: format!(" of domain {domain:?}"),
+        });
+    }
+    let Some(entry) = REGISTRY.iter().find(|e| e.onnx == op_type) else {
+        return Err(ImportError::Unsupported {
+            node: cx.name,
+            op: op_type,
+            domain: String::new(),
+        });
+    };
+    if node.output.iter().skip(1).any(|o| !o.is_empty())
+        && !matches!(op_type.as_str(), "Dropout" | "BatchNormalization")
+    {
+        return Err(cx.err("has more than one output; amp handles single-output ops"));
+    }
+    let all_const = node
+        .input
+        .iter()
+        .all(|i| i.is_empty() || matches!(imp.vals.get(i), Some(Val::Const(_))));
+    if op_type == "Shape" {
+        let t = const_shape(imp, &cx)?;
+        imp.vals.insert(cx.output()?.to_string(), Val::Const(t));
+        return Ok(());
+    }
+    if all_const || op_type == "Constant" {
+        if let Some(v) = fold_const(imp, &cx)? {
+            imp.vals.insert(cx.output()?.to_string(), Val::Const(v));
+            return Ok(());
+        }
+    }
+    (entry.import)(imp, &cx)
+}
