@@ -1,5 +1,7 @@
 //! amp's host side: ONNX import, data loading, calibration, the mixed-precision search, results and CLI.
 
+#![forbid(unsafe_code)]
+
 pub mod amp;
 pub mod calib;
 pub mod data;

@@ -1,0 +1,310 @@
+//! The command line: subcommands and their flags (flag groups that several commands share are flattened
+//! into them), kept apart from what the commands do (`commands/`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use amp_device::backend::qnn::QnnRuntime;
+use amp_device::protocol::BackendChoice;
+use amp_host::amp::evaluator::EvalBackend;
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "amp-host",
+    version,
+    about = "Automatic mixed precision (int8/int16 per layer group) for QNN, measured on the device.",
+    after_help = "Exit codes: 0 success; 1 an error (bad model, data, device); 2 bad command line."
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+    /// adb server host for adb devices (adb's -H); ADB_SERVER_SOCKET works too.
+    #[arg(long, global = true)]
+    pub adb_host: Option<String>,
+    /// adb server port for adb devices (adb's -P).
+    #[arg(long, global = true)]
+    pub adb_port: Option<u16>,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Cmd {
+    /// Evaluate a model on labelled data at FP32 or a uniform precision.
+    Eval(EvalArgs),
+    /// Print op counts, MACs per op type and tensor count of a model.
+    Info(InfoArgs),
+    /// List the quantizer groups (activation tensor, weights, MACs) of a model.
+    Groups(InfoArgs),
+    /// Search the smallest set of 16-bit groups within an accuracy drop; write the pareto curve.
+    Tune(TuneArgs),
+    /// Write the encodings of a tuned point in AIMET's format (for QNN's --quantization_overrides).
+    Export(ExportArgs),
+    /// Measure graph build time and execute latency of one config on a backend.
+    Bench(BenchArgs),
+    /// Compare the reference backend with QNN tensor by tensor on one config: where the device departs.
+    Trace(TraceArgs),
+    /// List the devices amp can use: this machine's agent and adb devices (state and model).
+    Devices {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args)]
+pub(crate) struct BenchArgs {
+    #[command(flatten)]
+    pub input: ModelArgs,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// fp32 (reference backend only) or a uniform precision aNwM.
+    #[arg(long, default_value = "a8w8")]
+    pub precision: String,
+    /// Samples per execution.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Untimed executions first.
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    /// Timed executions.
+    #[arg(long, default_value_t = 20)]
+    pub iters: usize,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Measure on a device's agent (`local`, `adb:SERIAL`, `tcp:HOST:PORT`) instead of in this process;
+    /// the agent reports host-side wall time per execution (with --precision only).
+    #[arg(long)]
+    pub device: Option<String>,
+    #[command(flatten)]
+    pub quant: QuantArgs,
+}
+
+/// Which backend runs quantized configs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum BackendKind {
+    /// amp's reference backend (pure Rust, CPU).
+    Ref,
+    /// Qualcomm's HTP through QNN (libQnnHtp.so; on x86_64 the emulator from scripts/fetch-qnn-runtime.sh).
+    Htp,
+}
+
+/// Where QNN's HTP library is and which HTP to emulate or select.
+#[derive(clap::Args, Clone)]
+pub(crate) struct QnnArgs {
+    /// Folder holding libQnnHtp.so (else QNN_LIB_DIR, QNN_SDK_ROOT, then ./qnn-runtime/lib).
+    #[arg(long)]
+    pub qnn_lib: Option<PathBuf>,
+    /// HTP architecture to select (v73 or newer on the x86_64 emulator; at v68 16-bit accuracy is poor).
+    #[arg(long, default_value_t = 73)]
+    pub htp_arch: u32,
+}
+
+impl QnnArgs {
+    /// Loads QNN's HTP backend.
+    pub(crate) fn runtime(&self) -> Result<QnnRuntime> {
+        let lib = qnn_sys::locate_htp(self.qnn_lib.as_deref())?;
+        QnnRuntime::load(&lib, self.htp_arch).with_context(|| format!("loading {}", lib.display()))
+    }
+}
+
+/// The model and the data it runs on.
+#[derive(clap::Args)]
+pub(crate) struct ModelArgs {
+    /// The ONNX model.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The data: an .npz holding `inputs` (N, …) float32 and `labels` (N,) integer, or a folder with
+    /// inputs.npy and labels.npy. Calibration and evaluation take the first samples.
+    #[arg(long)]
+    pub data: PathBuf,
+}
+
+/// Which encodings a command runs: an AIMET encodings file, or those calibrated on the data.
+#[derive(clap::Args)]
+pub(crate) struct QuantArgs {
+    /// Use exactly these encodings (AIMET format, 1.0.0 or 0.6.1) instead of --precision.
+    #[arg(long)]
+    pub encodings: Option<PathBuf>,
+    /// Samples (the first N of --data) used to calibrate activation ranges.
+    #[arg(long, default_value_t = 256)]
+    pub calib_samples: usize,
+    /// Where calibration results are cached.
+    #[arg(long, default_value = ".amp-cache")]
+    pub cache: PathBuf,
+}
+
+#[derive(clap::Args, Clone)]
+pub(crate) struct BackendArgs {
+    /// Backend that runs quantized configs.
+    #[arg(long, value_enum, default_value = "ref")]
+    pub backend: BackendKind,
+    #[command(flatten)]
+    pub qnn: QnnArgs,
+}
+
+impl BackendArgs {
+    pub(crate) fn load(&self, kind: BackendKind) -> Result<EvalBackend> {
+        Ok(match kind {
+            BackendKind::Ref => EvalBackend::Ref,
+            BackendKind::Htp => EvalBackend::Htp(Arc::new(self.qnn.runtime()?)),
+        })
+    }
+
+    /// The backend as the agent protocol names it.
+    pub(crate) fn choice(&self) -> BackendChoice {
+        match self.backend {
+            BackendKind::Ref => BackendChoice::Ref,
+            BackendKind::Htp => BackendChoice::Htp {
+                arch: self.qnn.htp_arch,
+            },
+        }
+    }
+
+    /// The backend's name in output: `ref` or `htp-vNN`.
+    pub(crate) fn label(&self) -> String {
+        match self.backend {
+            BackendKind::Ref => "ref".into(),
+            BackendKind::Htp => format!("htp-v{}", self.qnn.htp_arch),
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub(crate) struct TraceArgs {
+    #[command(flatten)]
+    pub input: ModelArgs,
+    /// A uniform precision aNwM.
+    #[arg(long, default_value = "a16w8")]
+    pub precision: String,
+    /// Samples run through both backends.
+    #[arg(long, default_value_t = 8)]
+    pub samples: usize,
+    #[command(flatten)]
+    pub qnn: QnnArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub quant: QuantArgs,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct TuneArgs {
+    #[command(flatten)]
+    pub input: ModelArgs,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// Backend for phase 1 only (e.g. `ref` while phases 0 and 2 run on `htp`); default: --backend.
+    #[arg(long, value_enum)]
+    pub phase1_backend: Option<BackendKind>,
+    /// Where configs are evaluated: `local` (an amp-agent child over stdio), `adb:SERIAL` (or a bare serial),
+    /// `tcp:HOST:PORT` (an agent serving there), or `inprocess`. Give it several times for a pool: jobs go
+    /// to whichever device is free, and a device that fails is restarted once, then dropped.
+    #[arg(long, default_value = "local")]
+    pub device: Vec<String>,
+    /// Largest accepted top-1 drop from FP32 (0.01 = one point), or `none` for the whole curve.
+    #[arg(long, default_value = "0.01")]
+    pub allowed_drop: String,
+    /// Candidate precisions, comma-separated aNwM.
+    #[arg(long, default_value = "a16w16,a16w8,a8w8", value_delimiter = ',')]
+    pub candidates: Vec<String>,
+    /// What phase 1 measures per group.
+    #[arg(long, value_enum, default_value = "accuracy")]
+    pub phase1_metric: amp_host::amp::evaluator::Metric,
+    /// Samples (the first N of --data) for phase 1.
+    #[arg(long, default_value_t = 256)]
+    pub phase1_samples: usize,
+    /// Phase-2 search.
+    #[arg(long, value_enum, default_value = "binary")]
+    pub search: amp_host::amp::search::SearchAlgo,
+    /// Samples (the first N of --data) used to calibrate activation ranges.
+    #[arg(long, default_value_t = 256)]
+    pub calib_samples: usize,
+    /// Results directory (default ./amp-results/<model file stem>).
+    #[arg(long)]
+    pub results: Option<PathBuf>,
+    /// Ignore earlier evaluations in the results directory's journal.
+    #[arg(long)]
+    pub fresh: bool,
+    /// Weights quantized per tensor instead of per output channel.
+    #[arg(long)]
+    pub per_tensor: bool,
+    /// Batch size of each forward pass.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// What phase 2 ranks and reports: AIMET's bit-ops; bit-ops plus the Convert ops' overhead priced on
+    /// the device (in bit-op equivalents via the uniform candidates' latencies); or whole-graph latency
+    /// measured on the device for each point of the front.
+    #[arg(long, value_enum, default_value = "bitops")]
+    pub cost: amp_host::amp::cost::CostKind,
+    /// Phase 3: from the phase-2 solution, raise groups to cut Convert overhead to α × its own for α in
+    /// 1.0, 0.8 … 0.0 (exact solver), measure each on the device; phase3.json marks the fastest that meets
+    /// the target.
+    #[arg(long)]
+    pub phase3: bool,
+    /// Batch size of latency and Convert measurements.
+    #[arg(long, default_value_t = 1)]
+    pub latency_batch: usize,
+    /// Timed runs per latency or Convert measurement (the median is kept), after 3 warm-up runs.
+    #[arg(long, default_value_t = 20)]
+    pub latency_iterations: usize,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct ExportArgs {
+    /// A results directory written by `amp-host tune`.
+    #[arg(long)]
+    pub results: PathBuf,
+    /// Re-pick the cheapest evaluated point within this drop from FP32 (default: the tuned choice).
+    #[arg(long)]
+    pub allowed_drop: Option<f64>,
+    /// Export phase 3's marked config (phase3.json) instead of phase 2's choice.
+    #[arg(long, conflicts_with = "allowed_drop")]
+    pub phase3: bool,
+    /// Output file.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// AIMET encodings format version.
+    #[arg(long, value_enum, default_value = "1.0.0")]
+    pub format: amp_host::amp::export::Format,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct EvalArgs {
+    #[command(flatten)]
+    pub input: ModelArgs,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// fp32, or a uniform precision aNwM (a8w8, a16w8, a16w16).
+    #[arg(long, default_value = "fp32")]
+    pub precision: String,
+    /// Batch size of each forward pass.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Weights quantized per tensor instead of per output channel.
+    #[arg(long)]
+    pub per_tensor: bool,
+    /// Print one JSON object on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub quant: QuantArgs,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct InfoArgs {
+    /// The ONNX model.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Per-sample input shape for models with symbolic dims, e.g. 3,48,192.
+    #[arg(long, value_delimiter = ',')]
+    pub input_shape: Option<Vec<usize>>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,99 @@
+//! `amp-host export`: the encodings of a tuned point in AIMET's format.
+
+use std::path::Path;
+
+use amp_device::quant::{Precision, QuantPlan};
+use amp_host::amp::export::{plan_from_json, to_json};
+use amp_host::amp::groups::Groups;
+use amp_host::calib::CalibrationFile;
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Deserialize;
+
+use super::load_model;
+use super::tune::RunInfo;
+use crate::cli::ExportArgs;
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: unexpected content", path.display()))
+}
+
+pub(crate) fn export(a: ExportArgs) -> Result<()> {
+    let run: RunInfo = read_json(&a.results.join("run.json"))
+        .context("is this a directory written by `amp-host tune`?")?;
+    let g = load_model(&run.model, Some(run.sample_shape.clone()))?;
+    if g.hash() != run.model_hash {
+        bail!(
+            "model {} changed since the tune (hash {} now, {} then); rerun the tune",
+            run.model.display(),
+            g.hash(),
+            run.model_hash
+        );
+    }
+    let calib: CalibrationFile = read_json(&a.results.join(&run.calibration))?;
+    let pareto: serde_json::Value = read_json(&a.results.join("pareto.json"))?;
+    let chosen: serde_json::Value = match a.allowed_drop {
+        None if a.phase3 => {
+            let p3: serde_json::Value = read_json(&a.results.join("phase3.json"))
+                .context("was the tune run with --phase3?")?;
+            let i = p3["marked"].as_u64().ok_or_else(|| {
+                anyhow!("phase3.json marks no config (none met the target with a measured latency)")
+            })?;
+            p3["points"][i as usize].clone()
+        }
+        None => read_json(&a.results.join("config.json"))?,
+        Some(d) => {
+            let target = run.fp32 - d;
+            pareto["points"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["accuracy"].as_f64().unwrap_or(0.0) >= target)
+                .min_by(|x, y| {
+                    x["relative_bitops"]
+                        .as_f64()
+                        .unwrap_or(1.0)
+                        .total_cmp(&y["relative_bitops"].as_f64().unwrap_or(1.0))
+                })
+                .cloned()
+                .ok_or_else(|| {
+                    anyhow!(
+                        "no evaluated point reaches {target:.4} (FP32 {:.4} − {d})",
+                        run.fp32
+                    )
+                })?
+        }
+    };
+    let config: Vec<Precision> = chosen["config"]
+        .as_array()
+        .ok_or_else(|| anyhow!("the chosen point has no config"))?
+        .iter()
+        .map(|c| c.as_str().unwrap_or("").parse().map_err(anyhow::Error::msg))
+        .collect::<Result<_>>()?;
+    let groups = Groups::new(&g);
+    if config.len() != groups.len() {
+        bail!(
+            "the results hold {} groups but the model has {}",
+            config.len(),
+            groups.len()
+        );
+    }
+    let plan = QuantPlan::new(
+        &g,
+        &calib.stats,
+        &groups.bit_plan(&g, &config, run.per_channel),
+    )?;
+    let v = to_json(&g, &plan, a.format);
+    // the file must read back into the same plan
+    plan_from_json(&g, &v)?;
+    std::fs::write(&a.out, serde_json::to_string_pretty(&v)?)
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    println!(
+        "wrote {} (relative bit-ops {:.4}, accuracy {:.4})",
+        a.out.display(),
+        chosen["relative_bitops"].as_f64().unwrap_or(0.0),
+        chosen["accuracy"].as_f64().unwrap_or(0.0)
+    );
+    Ok(())
+}

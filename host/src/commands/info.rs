@@ -1,0 +1,57 @@
+//! `amp-host info`: a model's ops, MACs and tensors.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+
+use super::load_model;
+use crate::cli::InfoArgs;
+
+pub(crate) fn info(a: InfoArgs) -> Result<()> {
+    let g = load_model(&a.model, a.input_shape)?;
+    let mut ops: BTreeMap<&str, (usize, u64)> = BTreeMap::new();
+    for n in &g.nodes {
+        let e = ops.entry(n.op.name()).or_default();
+        e.0 += 1;
+        e.1 += g.macs(n);
+    }
+    let total: u64 = ops.values().map(|v| v.1).sum();
+    let consts = g.tensors.iter().filter(|t| t.is_const()).count();
+    let params: usize = g
+        .tensors
+        .iter()
+        .filter(|t| t.is_const())
+        .map(|t| t.numel())
+        .sum();
+    if a.json {
+        let o = serde_json::json!({
+            "model": a.model.display().to_string(),
+            "hash": g.hash(),
+            "input_shape": g.tensors[g.inputs[0]].shape,
+            "nodes": g.nodes.len(),
+            "tensors": g.tensors.len(),
+            "constants": consts,
+            "parameters": params,
+            "macs_per_sample": total,
+            "ops": ops.iter().map(|(k, v)| (k.to_string(), serde_json::json!({"count": v.0, "macs": v.1}))).collect::<serde_json::Map<_, _>>(),
+        });
+        println!("{o}");
+    } else {
+        println!("model        {}  (hash {})", a.model.display(), g.hash());
+        println!(
+            "input        {:?} (batch first)",
+            g.tensors[g.inputs[0]].shape
+        );
+        println!("nodes        {}", g.nodes.len());
+        println!(
+            "tensors      {} ({consts} constant, {params} parameters)",
+            g.tensors.len()
+        );
+        println!("MACs/sample  {total}");
+        println!("{:<20} {:>6} {:>14}", "op", "count", "MACs");
+        for (k, v) in &ops {
+            println!("{k:<20} {:>6} {:>14}", v.0, v.1);
+        }
+    }
+    Ok(())
+}
