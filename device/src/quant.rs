@@ -270,6 +270,8 @@ impl Precision {
         act: 16,
         weight: 16,
     };
+    /// Every candidate amp knows, narrowest first.
+    pub const ALL: [Precision; 3] = [Precision::A8W8, Precision::A16W8, Precision::A16W16];
 }
 
 impl fmt::Display for Precision {

@@ -19,7 +19,7 @@ use amp_device::quant::Precision;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::evaluator::{Evaluator, Provenance};
+use super::evaluator::{Evaluator, Provenance, Runs};
 use super::groups::Groups;
 
 /// What phase 2 ranks and reports.
@@ -104,11 +104,10 @@ pub fn price_converts(
     path: Option<&Path>,
     ev: &mut dyn Evaluator,
     probes: &[Probe],
-    batch: usize,
+    runs: Runs,
     command: &str,
-    warmup: usize,
-    iterations: usize,
 ) -> Result<(ConvertTable, PricingReport)> {
+    let batch = runs.batch;
     let prov = ev.provenance();
     let mut report = PricingReport::default();
     let old: Option<ConvertTable> = path
@@ -149,7 +148,7 @@ pub fn price_converts(
         .collect();
     report.reused = probes.len() - missing.len();
     if !missing.is_empty() {
-        let prices = ev.price_converts(&missing, warmup, iterations)?;
+        let prices = ev.price_converts(&missing, runs)?;
         if prices.us.len() != missing.len() {
             anyhow::bail!(
                 "the device priced {} of {} Convert shapes",

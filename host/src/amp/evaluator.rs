@@ -38,11 +38,20 @@ pub enum Subset {
 }
 
 /// One evaluation to run.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Job {
     pub config: Option<Vec<Precision>>,
     pub subset: Subset,
     pub metric: Metric,
+}
+
+/// How a timing is measured: batches of `batch` samples, `warmup` untimed runs, then `iterations` timed
+/// ones (the median is kept).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Runs {
+    pub batch: usize,
+    pub warmup: usize,
+    pub iterations: usize,
 }
 
 /// Where timings come from: what a stored Convert price is valid for.
@@ -67,23 +76,13 @@ pub trait Evaluator {
             backend: self.identity(),
         }
     }
-    /// Latency of one batch of `batch` samples at `config` (None: FP32).
-    fn latency(
-        &mut self,
-        _config: Option<&[Precision]>,
-        _batch: usize,
-        _warmup: usize,
-        _iterations: usize,
-    ) -> Result<Latency> {
+    /// Latency of one batch at `config` (None: FP32).
+    fn latency(&mut self, _config: Option<&[Precision]>, _runs: Runs) -> Result<Latency> {
         anyhow::bail!("{} cannot measure latency", self.identity())
     }
-    /// Prices of Convert ops on the device (measured, or estimated where the backend has none).
-    fn price_converts(
-        &mut self,
-        _probes: &[Probe],
-        _warmup: usize,
-        _iterations: usize,
-    ) -> Result<Prices> {
+    /// Prices of Convert ops on the device (measured, or estimated where the backend has none); the
+    /// probes carry their shapes, batch included.
+    fn price_converts(&mut self, _probes: &[Probe], _runs: Runs) -> Result<Prices> {
         anyhow::bail!("{} cannot price Convert ops", self.identity())
     }
     /// Bytes of model and data sent to the device in this session (0 for in-process evaluation).
@@ -102,18 +101,13 @@ pub trait Evaluator {
         done: &mut dyn FnMut(usize, Result<f64>) -> Result<()>,
     ) -> Result<()> {
         for (i, j) in jobs.iter().enumerate() {
-            let r = self.evaluate(j.config.as_deref(), j.subset, j.metric);
+            let r = self.evaluate(j);
             done(i, r)?;
         }
         Ok(())
     }
-    /// Evaluates a config (None: FP32) on a subset.
-    fn evaluate(
-        &mut self,
-        config: Option<&[Precision]>,
-        subset: Subset,
-        metric: Metric,
-    ) -> Result<f64>;
+    /// Evaluates a job: its config (None: FP32) on its subset, by its metric.
+    fn evaluate(&mut self, job: &Job) -> Result<f64>;
 }
 
 pub use amp_device::backend::{prepare, EvalBackend, Latency, Prepared};
@@ -207,37 +201,22 @@ impl Evaluator for LocalEvaluator {
         }
     }
 
-    fn latency(
-        &mut self,
-        config: Option<&[Precision]>,
-        batch: usize,
-        warmup: usize,
-        iterations: usize,
-    ) -> Result<Latency> {
-        let mut model = self.model_at(config, batch)?;
+    fn latency(&mut self, config: Option<&[Precision]>, runs: Runs) -> Result<Latency> {
+        let mut model = self.model_at(config, runs.batch)?;
         let x = self
             .phase2
             .inputs
-            .slice_batch(0, batch.max(1).min(self.phase2.len()));
-        amp_device::backend::measure_latency(&mut model, &x, warmup, iterations)
+            .slice_batch(0, runs.batch.max(1).min(self.phase2.len()));
+        amp_device::backend::measure_latency(&mut model, &x, runs.warmup, runs.iterations)
     }
 
-    fn price_converts(
-        &mut self,
-        probes: &[Probe],
-        warmup: usize,
-        iterations: usize,
-    ) -> Result<Prices> {
-        amp_device::convert::price(&self.backend, probes, warmup, iterations)
+    fn price_converts(&mut self, probes: &[Probe], runs: Runs) -> Result<Prices> {
+        amp_device::convert::price(&self.backend, probes, runs.warmup, runs.iterations)
     }
 
-    fn evaluate(
-        &mut self,
-        config: Option<&[Precision]>,
-        subset: Subset,
-        metric: Metric,
-    ) -> Result<f64> {
-        let mut model = self.model(config)?;
+    fn evaluate(&mut self, job: &Job) -> Result<f64> {
+        let (subset, metric) = (job.subset, job.metric);
+        let mut model = self.model(job.config.as_deref())?;
         let data = if subset == Subset::Phase1 {
             &self.phase1
         } else {

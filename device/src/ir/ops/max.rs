@@ -1,15 +1,6 @@
-//! Max: element-wise maximum with numpy broadcasting; a constant operand of any broadcastable shape (a
-//! per-channel floor, say).
+//! Max: element-wise maximum; a constant operand of any broadcastable shape floors a tensor per channel,
+//! say.
+//!
+//! A Relu/Clip reading it requantizes Max's rounded result, as after Min (measured on Min, host/tests/qnn_ops.rs).
 
-use serde::{Deserialize, Serialize};
-
-use super::{binary_shape, OpDef};
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Max;
-
-impl OpDef for Max {
-    fn infer(&self, ins: &[&[usize]]) -> Result<Vec<usize>, String> {
-        binary_shape(ins)
-    }
-}
+binary_op!(Max, act_reads_exact: false);

@@ -1,15 +1,7 @@
-//! Min: element-wise minimum with numpy broadcasting; a constant operand of any broadcastable shape (a
-//! per-channel bound after a Relu, say).
+//! Min: element-wise minimum; a constant operand of any broadcastable shape bounds a tensor per channel,
+//! say (a Relu with a per-channel ceiling).
+//!
+//! A Relu/Clip reading it requantizes Min's rounded result, unlike after Add: read as the exact minimum, a Min
+//! → Relu chain agreed with HTP on 85% of elements, read rounded on 99.3% (host/tests/qnn_ops.rs).
 
-use serde::{Deserialize, Serialize};
-
-use super::{binary_shape, OpDef};
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Min;
-
-impl OpDef for Min {
-    fn infer(&self, ins: &[&[usize]]) -> Result<Vec<usize>, String> {
-        binary_shape(ins)
-    }
-}
+binary_op!(Min, act_reads_exact: false);

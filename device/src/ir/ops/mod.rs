@@ -11,6 +11,25 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Declares an element-wise op of two inputs with numpy broadcasting (either may be a constant of any
+/// broadcastable shape); `act_reads_exact: true` when HTP fuses a lone Relu/Clip reader into it.
+macro_rules! binary_op {
+    ($name:ident, act_reads_exact: $exact:expr) => {
+        #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+        pub struct $name;
+
+        impl $crate::ir::OpDef for $name {
+            fn infer(&self, ins: &[&[usize]]) -> Result<Vec<usize>, String> {
+                super::binary_shape(ins)
+            }
+
+            fn act_reads_exact(&self) -> bool {
+                $exact
+            }
+        }
+    };
+}
+
 mod add;
 mod average_pool;
 mod clip;

@@ -14,7 +14,9 @@ use amp_device::quant::{Precision, Stats};
 use anyhow::{anyhow, bail, Result};
 
 use super::transport::{DeviceSpec, Link};
-use crate::amp::evaluator::{Evaluator, Latency, Metric, Prices, Probe, Provenance, Subset};
+use crate::amp::evaluator::{
+    Evaluator, Job, Latency, Metric, Prices, Probe, Provenance, Runs, Subset,
+};
 use crate::amp::groups::Groups;
 use crate::data::Dataset;
 
@@ -214,21 +216,26 @@ impl AgentEvaluator {
         iterations: usize,
     ) -> Result<Latency> {
         let batch = self.batch;
-        self.profile_batch(plan, batch, warmup, iterations)
+        self.profile_batch(
+            plan,
+            Runs {
+                batch,
+                warmup,
+                iterations,
+            },
+        )
     }
 
     fn profile_batch(
         &mut self,
         plan: Option<amp_device::quant::BitPlan>,
-        batch: usize,
-        warmup: usize,
-        iterations: usize,
+        runs: Runs,
     ) -> Result<Latency> {
         match self.call(&Request::Profile {
             plan,
-            batch,
-            warmup,
-            iterations,
+            batch: runs.batch,
+            warmup: runs.warmup,
+            iterations: runs.iterations,
         })? {
             Response::Latency(l) => Ok(l),
             other => Err(self.failure(other)),
@@ -253,46 +260,33 @@ impl Evaluator for AgentEvaluator {
         }
     }
 
-    fn latency(
-        &mut self,
-        config: Option<&[Precision]>,
-        batch: usize,
-        warmup: usize,
-        iterations: usize,
-    ) -> Result<Latency> {
+    fn latency(&mut self, config: Option<&[Precision]>, runs: Runs) -> Result<Latency> {
         let plan = config.map(|c| self.groups.bit_plan(&self.graph, c, self.per_channel));
-        self.profile_batch(plan, batch, warmup, iterations)
+        self.profile_batch(plan, runs)
     }
 
-    fn price_converts(
-        &mut self,
-        probes: &[Probe],
-        warmup: usize,
-        iterations: usize,
-    ) -> Result<Prices> {
+    fn price_converts(&mut self, probes: &[Probe], runs: Runs) -> Result<Prices> {
         match self.call(&Request::PriceConverts {
             probes: probes.to_vec(),
-            warmup,
-            iterations,
+            warmup: runs.warmup,
+            iterations: runs.iterations,
         })? {
             Response::Prices(p) => Ok(p),
             other => Err(self.failure(other)),
         }
     }
 
-    fn evaluate(
-        &mut self,
-        config: Option<&[Precision]>,
-        subset: Subset,
-        metric: Metric,
-    ) -> Result<f64> {
-        let plan = config.map(|c| self.groups.bit_plan(&self.graph, c, self.per_channel));
-        let samples = if subset == Subset::Phase1 {
+    fn evaluate(&mut self, job: &Job) -> Result<f64> {
+        let plan = job
+            .config
+            .as_deref()
+            .map(|c| self.groups.bit_plan(&self.graph, c, self.per_channel));
+        let samples = if job.subset == Subset::Phase1 {
             self.phase1
         } else {
             self.phase2
         };
-        let metric = match metric {
+        let metric = match job.metric {
             Metric::Accuracy => MetricKind::Accuracy,
             Metric::Sqnr => MetricKind::Sqnr,
         };

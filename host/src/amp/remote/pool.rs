@@ -14,7 +14,7 @@ use anyhow::{anyhow, bail, Result};
 
 use super::agent::{AgentEvaluator, Connector};
 use super::transport::DeviceSpec;
-use crate::amp::evaluator::{Evaluator, Job, Latency, Metric, Prices, Probe, Provenance, Subset};
+use crate::amp::evaluator::{Evaluator, Job, Latency, Prices, Probe, Provenance, Runs};
 
 struct Slot {
     spec: DeviceSpec,
@@ -91,7 +91,7 @@ impl PoolEvaluator {
 fn run_on(slot: &mut Slot, connector: &Connector, job: &Job) -> Option<Result<f64>> {
     loop {
         let ev = slot.ev.as_mut()?;
-        let e = match ev.evaluate(job.config.as_deref(), job.subset, job.metric) {
+        let e = match ev.evaluate(job) {
             Ok(v) => {
                 slot.served += 1;
                 return Some(Ok(v));
@@ -185,25 +185,12 @@ impl Evaluator for PoolEvaluator {
     }
 
     /// Timings come from one device (the first still in the pool), so they compare with each other.
-    fn latency(
-        &mut self,
-        config: Option<&[Precision]>,
-        batch: usize,
-        warmup: usize,
-        iterations: usize,
-    ) -> Result<Latency> {
-        let ev = self.first_live()?;
-        ev.latency(config, batch, warmup, iterations)
+    fn latency(&mut self, config: Option<&[Precision]>, runs: Runs) -> Result<Latency> {
+        self.first_live()?.latency(config, runs)
     }
 
-    fn price_converts(
-        &mut self,
-        probes: &[Probe],
-        warmup: usize,
-        iterations: usize,
-    ) -> Result<Prices> {
-        let ev = self.first_live()?;
-        ev.price_converts(probes, warmup, iterations)
+    fn price_converts(&mut self, probes: &[Probe], runs: Runs) -> Result<Prices> {
+        self.first_live()?.price_converts(probes, runs)
     }
 
     fn served(&self) -> Vec<(String, usize)> {
@@ -213,19 +200,9 @@ impl Evaluator for PoolEvaluator {
             .collect()
     }
 
-    fn evaluate(
-        &mut self,
-        config: Option<&[Precision]>,
-        subset: Subset,
-        metric: Metric,
-    ) -> Result<f64> {
-        let job = Job {
-            config: config.map(|c| c.to_vec()),
-            subset,
-            metric,
-        };
+    fn evaluate(&mut self, job: &Job) -> Result<f64> {
         for slot in &mut self.slots {
-            if let Some(r) = run_on(slot, &self.connector, &job) {
+            if let Some(r) = run_on(slot, &self.connector, job) {
                 return r;
             }
         }

@@ -33,10 +33,8 @@ pub(super) fn build_cost_model(r: &mut Runner, s: &Search) -> Result<(CostModel,
         opts.timing.convert_costs.as_deref(),
         &mut *r.ev,
         &probes,
-        opts.timing.batch,
+        opts.timing.runs(),
         &opts.timing.command,
-        opts.timing.warmup,
-        opts.timing.iterations,
     )?;
     r.timing.seconds += t.elapsed().as_secs_f64();
     bar.finish_and_clear();

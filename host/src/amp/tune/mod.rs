@@ -20,7 +20,7 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use super::cost::CostKind;
-use super::evaluator::{Evaluator, Metric, Subset};
+use super::evaluator::{Evaluator, Metric, Runs, Subset};
 use super::groups::Groups;
 use super::journal::Journal;
 use super::search::SearchAlgo;
@@ -53,6 +53,16 @@ pub struct Timing {
     pub convert_costs: Option<PathBuf>,
     /// The command line, for the prices' provenance.
     pub command: String,
+}
+
+impl Timing {
+    pub fn runs(&self) -> Runs {
+        Runs {
+            batch: self.batch,
+            warmup: self.warmup,
+            iterations: self.iterations,
+        }
+    }
 }
 
 impl Default for Timing {

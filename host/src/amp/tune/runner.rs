@@ -256,10 +256,7 @@ impl<'a, 'b> Runner<'a, 'b> {
             return Ok(e.value);
         }
         let start = Instant::now();
-        let r = self
-            .ev
-            .latency(Some(config), t.batch, t.warmup, t.iterations)
-            .map(|l| l.median_us);
+        let r = self.ev.latency(Some(config), t.runs()).map(|l| l.median_us);
         let secs = start.elapsed().as_secs_f64();
         let (journal, failures) = (&mut *self.journal, &mut self.failures);
         let phase = "latency".to_string();

@@ -1,14 +1,14 @@
 //! Each op's QNN lowering, one file per op, named after it: it builds the op's nodes through [`NodeCx`], or
 //! returns [`QnnBackendError::Unsupported`] saying why (then the search prunes the config).
 //!
-//! Adding an op: a file here, its `mod` line and one entry in the [`lowerings!`] list (a missing entry does
+//! Adding an op: a file here, its `mod` line and one entry in its registration list (a missing entry does
 //! not compile: the dispatch matches every op).
 
 use qnn_sys::{ParamSpec, TensorRef};
 
 use super::builder::{Builder, WeightLayout};
 use super::{qdims, rebits, unsupported, QnnBackendError, Result};
-use crate::ir::{Node, Op, OpKind};
+use crate::ir::Node;
 use crate::quant::Encoding;
 
 mod add;
@@ -167,23 +167,10 @@ pub(super) fn pads(p: [usize; 4]) -> ParamSpec {
     )
 }
 
-macro_rules! lowerings {
-    ($($op:ident),* $(,)?) => {
-        /// The lowering of `op`.
-        pub(super) fn lowering(op: &Op) -> &dyn Lower {
-            match op {
-                $(Op::$op(o) => o,)*
-            }
-        }
-
-        /// The ops this backend has a lowering for (every op: the dispatch above matches them all; a
-        /// lowering may still refuse some attributes or precisions, saying why).
-        pub const LOWERINGS: &[OpKind] = &[$(OpKind::$op,)*];
-    };
-}
-
 // The registration list: one entry per op (the `mod` line above names its file).
-lowerings! {
+register_ops! {
+    pub(super) fn lowering -> dyn Lower;
+    pub const LOWERINGS;
     Conv, Gemm, MatMul, Add, Sub, Mul, Div, Min, Max, ScaleShift, Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid,
     HardSwish, Tanh, Softmax, MaxPool, AveragePool, GlobalAveragePool, ReduceMean, Reshape, Transpose, Concat,
     Pad, Resize,

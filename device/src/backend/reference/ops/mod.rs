@@ -2,7 +2,7 @@
 //! entry that calls the kernel its family shares (conv, gemm, elementwise, pool, layout) with the op's
 //! attributes: the shared loops stay in the family, the op file delegates.
 //!
-//! Adding an op: a file here, its `mod` line and one entry in the [`kernels!`] list (a missing entry does
+//! Adding an op: a file here, its `mod` line and one entry in its registration list (a missing entry does
 //! not compile: the dispatch matches every op).
 
 use super::buffers::Buffers;
@@ -10,7 +10,7 @@ use super::conv::FlatDw;
 use super::requant::{Epilogue, QuantMac};
 use super::ArrayRef;
 use crate::backend::Array;
-use crate::ir::{Graph, Node, Op, OpKind};
+use crate::ir::{Graph, Node};
 use crate::quant::Encoding;
 
 mod add;
@@ -94,22 +94,10 @@ pub(crate) trait Kernel {
     }
 }
 
-macro_rules! kernels {
-    ($($op:ident),* $(,)?) => {
-        /// The kernel of `op`.
-        pub(crate) fn kernel(op: &Op) -> &dyn Kernel {
-            match op {
-                $(Op::$op(o) => o,)*
-            }
-        }
-
-        /// The ops this backend has a kernel for (every op: the dispatch above matches them all).
-        pub const KERNELS: &[OpKind] = &[$(OpKind::$op,)*];
-    };
-}
-
 // The registration list: one entry per op (the `mod` line above names its file).
-kernels! {
+register_ops! {
+    pub(crate) fn kernel -> dyn Kernel;
+    pub const KERNELS;
     Conv, Gemm, MatMul, Add, Sub, Mul, Div, Min, Max, ScaleShift, Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid,
     HardSwish, Tanh, Softmax, MaxPool, AveragePool, GlobalAveragePool, ReduceMean, Reshape, Transpose, Concat,
     Pad, Resize,
@@ -119,6 +107,7 @@ kernels! {
 pub(crate) mod testing {
     use super::*;
     use crate::backend::reference::requant::Epilogue;
+    use crate::ir::Op;
 
     /// The FP32 result of `op` on one input of `shape`, the output's shape being `out_shape`.
     pub(crate) fn run_fp32(op: &Op, ins: &[(&[usize], &[f32])], out_shape: &[usize]) -> Array {
