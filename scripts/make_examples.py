@@ -55,7 +55,7 @@ FUSABLE_ACTIVATIONS = {"Relu", "Clip"}
 # reference): their own encoding is kept but the activation reads the unrounded value.
 ACT_READS_EXACT = {"Add", "Sub", "Mul", "Div"}
 # Element-wise ops whose constant operands are quantized over their own range (Encoding::for_operand).
-CONST_OPERANDS = {"Add", "Sub", "Mul", "Div", "Concat"}
+CONST_OPERANDS = {"Add", "Sub", "Mul", "Div", "Min", "Max", "Concat"}
 FIXED_UNIT_RANGE = {"Sigmoid", "HardSigmoid", "Softmax"}
 # HTP's largest positive 16-bit weight code (W16_MAX_CODE in device/src/quant.rs)
 W16_MAX_CODE = 32639

@@ -3,20 +3,17 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 mod common;
-use common::{assert_same_as_single, root, wait_for_phase1};
+use common::{
+    amp_in, assert_same_as_single, bin, finish, full_curve, root, spawn, wait_for_phase1,
+};
 
-fn bin(name: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_BIN_EXE_amp-host")).with_file_name(name);
-    assert!(
-        p.is_file(),
-        "{} missing: build the workspace first (scripts/test.sh does)",
-        p.display()
-    );
-    p
+/// The whole curve of digits_outlier on `device`, through the adb server at `adb_socket`.
+fn tune(results: &Path, device: &str, adb_socket: &str) -> serde_json::Value {
+    amp_in(full_curve("digits_outlier", results, &[device]).env("ADB_SERVER_SOCKET", adb_socket))
 }
 
 fn free_port() -> u16 {
@@ -32,6 +29,11 @@ struct AdbServer(u16);
 
 impl AdbServer {
     fn start() -> AdbServer {
+        // two adb servers starting at once on a fresh machine race to create ~/.android, and the loser
+        // exits ("Cannot mkdir ... File exists")
+        if let Some(home) = std::env::var_os("HOME") {
+            let _ = std::fs::create_dir_all(Path::new(&home).join(".android"));
+        }
         let port = free_port();
         let s = AdbServer(port);
         let out = s
@@ -80,39 +82,6 @@ fn standin(sandbox: &Path) -> (Child, u16) {
     err.read_line(&mut line).unwrap();
     std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
     (c, line.trim().rsplit(':').next().unwrap().parse().unwrap())
-}
-
-fn tune(results: &Path, device: &str, adb_socket: &str) -> serde_json::Value {
-    let ex = root().join("examples/digits_outlier");
-    let out = Command::new(env!("CARGO_BIN_EXE_amp-host"))
-        .args([
-            "tune",
-            "--model",
-            ex.join("model.onnx").to_str().unwrap(),
-            "--data",
-            ex.join("val.npz").to_str().unwrap(),
-        ])
-        .args([
-            "--results",
-            results.to_str().unwrap(),
-            "--device",
-            device,
-            "--allowed-drop",
-            "none",
-            "--search",
-            "bruteforce",
-            "--json",
-        ])
-        .env("ADB_SERVER_SOCKET", adb_socket)
-        .env("AMP_AGENT", bin("amp-agent"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "tune --device {device}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]
@@ -232,58 +201,21 @@ fn a_pool_of_two_adb_devices_survives_one_vanishing_in_phase_1() {
         let out = server.cmd().args(["connect", s]).output().unwrap();
         assert!(String::from_utf8_lossy(&out.stdout).contains("connected to"));
     }
-    let ex = root().join("examples/mnist_mbv");
     let run = |dir: &Path, devices: &[&String]| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_amp-host"));
-        c.args([
-            "tune",
-            "--model",
-            ex.join("model.onnx").to_str().unwrap(),
-            "--data",
-            ex.join("val.npz").to_str().unwrap(),
-        ])
-        .args([
-            "--results",
-            dir.to_str().unwrap(),
-            "--allowed-drop",
-            "none",
-            "--search",
-            "bruteforce",
-            "--json",
-        ])
-        .env("ADB_SERVER_SOCKET", server.socket())
-        .env("AMP_AGENT", bin("amp-agent"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        for d in devices {
-            c.args(["--device", &format!("adb:{d}")]);
-        }
-        c.spawn().unwrap()
+        let devices: Vec<String> = devices.iter().map(|d| format!("adb:{d}")).collect();
+        let devices: Vec<&str> = devices.iter().map(String::as_str).collect();
+        spawn(full_curve("mnist_mbv", dir, &devices).env("ADB_SERVER_SOCKET", server.socket()))
     };
     // one device, uninterrupted
     let single_dir = tempfile::tempdir().unwrap();
-    let single = run(single_dir.path(), &[&serials[1]])
-        .wait_with_output()
-        .unwrap();
-    assert!(
-        single.status.success(),
-        "{}",
-        String::from_utf8_lossy(&single.stderr)
-    );
-    let single: serde_json::Value = serde_json::from_slice(&single.stdout).unwrap();
+    let single = finish(run(single_dir.path(), &[&serials[1]]));
     // both, with the first device vanishing once phase 1 has journalled a few evaluations
     let dir = tempfile::tempdir().unwrap();
     let child = run(dir.path(), &[&serials[0], &serials[1]]);
     wait_for_phase1(&dir.path().join("journal.jsonl"), 4);
     d1.kill().unwrap();
     d1.wait().unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = finish(child);
     assert_same_as_single(&r, dir.path(), &single, single_dir.path());
     d2.kill().unwrap();
     d2.wait().unwrap();

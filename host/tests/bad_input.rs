@@ -9,27 +9,14 @@ use ndarray::{Array1, Array4};
 use ndarray_npy::NpzWriter;
 use prost::Message;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+mod common;
+use common::{amp_status as amp, root};
 
 fn digits() -> (PathBuf, PathBuf) {
     (
         root().join("examples/digits/model.onnx"),
         root().join("examples/digits/val.npz"),
     )
-}
-
-/// Runs amp-host; returns (exit code, stderr).
-fn amp(args: &[&str], cwd: &Path) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_amp-host"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!err.contains("panicked"), "amp-host panicked: {err}");
-    (out.status.code().unwrap_or(-1), err)
 }
 
 /// Asserts exit code 1 and that the message names each of `needles`.

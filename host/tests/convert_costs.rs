@@ -3,39 +3,19 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use amp_device::backend::qnn::{QnnModel, QnnRuntime};
+use amp_device::backend::qnn::QnnModel;
 use amp_device::backend::EvalBackend;
 use amp_device::convert::{converts, price, sites, Probe};
 use amp_device::quant::{Precision, QuantPlan, Stats};
 use amp_host::amp::groups::Groups;
-use amp_host::import::{import_file, ImportOptions};
-use common::root;
+use common::{fixture, runtime};
 
-fn runtime() -> QnnRuntime {
-    let lib = qnn_sys::locate_htp(Some(&root().join("qnn-runtime/lib")))
-        .expect("run scripts/fetch-qnn-runtime.sh");
-    QnnRuntime::load(&lib, 73).unwrap()
-}
-
+/// An example's model and calibration statistics.
 fn model(name: &str) -> (Arc<amp_device::Graph>, Stats) {
-    let fx = root().join("tests/fixtures").join(name);
-    let raw: BTreeMap<String, [f32; 2]> =
-        serde_json::from_str(&std::fs::read_to_string(fx.join("stats.json")).unwrap()).unwrap();
-    let mut npz =
-        ndarray_npy::NpzReader::new(std::fs::File::open(fx.join("fixture.npz")).unwrap()).unwrap();
-    let a: ndarray::ArrayD<f32> = npz.by_name("inputs.npy").unwrap();
-    let shape = a.shape()[1..].to_vec();
-    let g = import_file(
-        &root().join("examples").join(name).join("model.onnx"),
-        &ImportOptions {
-            input_shape: Some(shape),
-        },
-    )
-    .unwrap();
-    (Arc::new(g), Stats { ranges: raw })
+    let (g, _, stats) = fixture(name);
+    (g, stats)
 }
 
 fn predicted_converts_match_the_graphs_qnn_builds() {

@@ -2,48 +2,15 @@
 //! measured on Qualcomm's HTP emulator, kept in convert_costs.json and reused until the device changes; the
 //! α table with measured accuracy and latency; the marked config exports and evaluates as reported.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn amp(args: &[&str]) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_amp-host"))
-        .args(args)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "amp-host {args:?} failed: {err}");
-    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
-}
-
-fn example(name: &str) -> (String, String) {
-    let d = root().join("examples").join(name);
-    (
-        d.join("model.onnx").display().to_string(),
-        d.join("val.npz").display().to_string(),
-    )
-}
+mod common;
+use common::{eval_encodings, export};
 
 fn tune(results: &Path, extra: &[&str]) -> serde_json::Value {
-    let (model, data) = example("digits_outlier");
-    let mut args = vec![
-        "tune",
-        "--model",
-        &model,
-        "--data",
-        &data,
-        "--results",
-        results.to_str().unwrap(),
-        "--allowed-drop",
-        "0.01",
-        "--phase3",
-        "--json",
-    ];
+    let mut args = vec!["--allowed-drop", "0.01", "--phase3"];
     args.extend_from_slice(extra);
-    amp(&args)
+    common::tune("digits_outlier", results, &args)
 }
 
 /// Checks the α table: six rows, each measured, the marked one meeting the target no slower than phase 2's.
@@ -164,25 +131,8 @@ fn reference_phase3_reuses_prices_and_prices_again_on_another_device() {
 
     // the marked config exports and evaluates to the accuracy the table reports
     let enc = dir.path().join("phase3-encodings.json");
-    amp(&[
-        "export",
-        "--results",
-        dir.path().to_str().unwrap(),
-        "--phase3",
-        "--out",
-        enc.to_str().unwrap(),
-    ]);
-    let (model, data) = example("digits_outlier");
-    let e = amp(&[
-        "eval",
-        "--model",
-        &model,
-        "--data",
-        &data,
-        "--encodings",
-        enc.to_str().unwrap(),
-        "--json",
-    ]);
+    export(dir.path(), &enc, &["--phase3"]);
+    let e = eval_encodings("digits_outlier", &enc, &[]);
     assert_eq!(e["top1"].as_f64().unwrap(), marked_acc, "{e}");
 }
 

@@ -3,57 +3,28 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 mod common;
-use common::{assert_same_as_single, root, wait_for_phase1};
+use common::{
+    amp_in, assert_same_as_single, bin, finish, full_curve, root, spawn, wait_for_phase1,
+};
 
-fn agent_bin() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_BIN_EXE_amp-host")).with_file_name("amp-agent");
-    assert!(
-        p.is_file(),
-        "{} missing: build the workspace first (scripts/test.sh does)",
-        p.display()
-    );
-    p
+/// The whole curve of digits_outlier on `device`.
+fn tune(results: &Path, device: &str) -> serde_json::Value {
+    amp_in(&mut full_curve("digits_outlier", results, &[device]))
 }
 
-fn tune(results: &Path, device: &str) -> serde_json::Value {
-    let ex = root().join("examples/digits_outlier");
-    let out = Command::new(env!("CARGO_BIN_EXE_amp-host"))
-        .args([
-            "tune",
-            "--model",
-            ex.join("model.onnx").to_str().unwrap(),
-            "--data",
-            ex.join("val.npz").to_str().unwrap(),
-        ])
-        .args([
-            "--results",
-            results.to_str().unwrap(),
-            "--device",
-            device,
-            "--allowed-drop",
-            "none",
-            "--search",
-            "bruteforce",
-            "--json",
-        ])
-        .env("AMP_AGENT", agent_bin())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "tune --device {device}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+/// The whole curve of mnist_mbv on a pool, started in the background.
+fn tune_mbv(results: &Path, devices: &[String]) -> std::process::Child {
+    let devices: Vec<&str> = devices.iter().map(String::as_str).collect();
+    spawn(&mut full_curve("mnist_mbv", results, &devices))
 }
 
 /// Starts `amp-agent serve --listen 127.0.0.1:0` and returns it with the port it bound.
 fn serve_tcp(work: &Path) -> (Child, u16) {
-    let mut child = Command::new(agent_bin())
+    let mut child = Command::new(bin("amp-agent"))
         .args([
             "serve",
             "--listen",
@@ -181,34 +152,6 @@ fn garbage_and_version_mismatch_end_the_connection_not_the_agent() {
     agent.wait().unwrap();
 }
 
-fn tune_mbv(results: &Path, devices: &[String]) -> std::process::Child {
-    let ex = root().join("examples/mnist_mbv");
-    let mut c = Command::new(env!("CARGO_BIN_EXE_amp-host"));
-    c.args([
-        "tune",
-        "--model",
-        ex.join("model.onnx").to_str().unwrap(),
-        "--data",
-        ex.join("val.npz").to_str().unwrap(),
-    ])
-    .args([
-        "--results",
-        results.to_str().unwrap(),
-        "--allowed-drop",
-        "none",
-        "--search",
-        "bruteforce",
-        "--json",
-    ]);
-    for d in devices {
-        c.args(["--device", d]);
-    }
-    c.stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
 #[test]
 fn a_pool_survives_a_device_killed_in_phase_1() {
     let works: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
@@ -218,15 +161,7 @@ fn a_pool_survives_a_device_killed_in_phase_1() {
 
     // the reference: one device (b), uninterrupted
     let single_dir = tempfile::tempdir().unwrap();
-    let single = tune_mbv(single_dir.path(), &pool[1..])
-        .wait_with_output()
-        .unwrap();
-    assert!(
-        single.status.success(),
-        "{}",
-        String::from_utf8_lossy(&single.stderr)
-    );
-    let single: serde_json::Value = serde_json::from_slice(&single.stdout).unwrap();
+    let single = finish(tune_mbv(single_dir.path(), &pool[1..]));
 
     // the pool, with device a killed once phase 1 has journalled a few evaluations
     let dir = tempfile::tempdir().unwrap();
@@ -234,13 +169,7 @@ fn a_pool_survives_a_device_killed_in_phase_1() {
     wait_for_phase1(&dir.path().join("journal.jsonl"), 4);
     a.kill().unwrap();
     a.wait().unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = finish(child);
     assert_same_as_single(&r, dir.path(), &single, single_dir.path());
     let served = r["served"].as_array().unwrap();
     assert_eq!(served.len(), 2, "{r}");
@@ -273,7 +202,7 @@ fn bench_on_a_device_reports_the_agents_latency() {
             "--cache",
             cache.path().to_str().unwrap(),
         ])
-        .env("AMP_AGENT", agent_bin())
+        .env("AMP_AGENT", bin("amp-agent"))
         .output()
         .unwrap();
     assert!(
@@ -294,43 +223,104 @@ fn bench_on_a_device_reports_the_agents_latency() {
     assert_eq!(r["evaluator"], "ref@local");
 }
 
-#[test]
-fn the_agent_returns_raw_outputs_and_per_sample_correctness() {
-    use amp_host::amp::evaluator::{Evaluator, Metric, Subset};
-    use amp_host::amp::remote::{Connector, DeviceSpec};
+/// digits, its data and calibration statistics, and a connector to local agents (their blob caches in
+/// `work`).
+fn digits_connector(work: &Path) -> amp_host::amp::remote::Connector {
     let ex = root().join("examples/digits");
     let data = amp_host::data::Dataset::load(&ex.join("val.npz")).unwrap();
-    let graph = std::sync::Arc::new(
-        amp_host::import::import_file(
-            &ex.join("model.onnx"),
-            &amp_host::import::ImportOptions {
-                input_shape: Some(data.sample_shape()),
-            },
-        )
-        .unwrap(),
-    );
+    let opts = amp_host::import::ImportOptions {
+        input_shape: Some(data.sample_shape()),
+    };
+    let graph =
+        std::sync::Arc::new(amp_host::import::import_file(&ex.join("model.onnx"), &opts).unwrap());
     let stats = amp_host::calib::calibrate(graph.clone(), &data.head(64).inputs, 32).unwrap();
-    let groups = amp_host::amp::groups::Groups::new(&graph);
-    let work = tempfile::tempdir().unwrap();
-    let connector = Connector {
-        work: work.path().to_path_buf(),
+    amp_host::amp::remote::Connector {
+        work: work.to_path_buf(),
         qnn_lib: None,
         backend: amp_device::protocol::BackendChoice::Ref,
-        graph: graph.clone(),
-        groups: groups.clone(),
+        groups: amp_host::amp::groups::Groups::new(&graph),
+        graph,
         stats,
         per_channel: true,
         phase1: 100,
-        data: data.clone(),
+        data,
         batch: 32,
-    };
+    }
+}
+
+#[test]
+fn the_agent_returns_raw_outputs_and_per_sample_correctness() {
+    use amp_host::amp::evaluator::{Evaluator, Job, Metric, Subset};
+    use amp_host::amp::remote::DeviceSpec;
+    let work = tempfile::tempdir().unwrap();
+    let connector = digits_connector(work.path());
+    let groups = connector.groups.clone();
     let mut ev = connector.connect(&DeviceSpec::Local).unwrap();
     let cfg = vec![amp_device::quant::Precision::A8W8; groups.len()];
     let (outs, correct) = ev.outputs(Some(&cfg), 100).unwrap();
     assert_eq!(outs.iter().map(|o| o.shape[0]).sum::<usize>(), 100);
     assert_eq!(correct.len(), 100);
-    let acc = ev
-        .evaluate(Some(&cfg), Subset::Phase1, Metric::Accuracy)
-        .unwrap();
+    let job = Job {
+        config: Some(cfg),
+        subset: Subset::Phase1,
+        metric: Metric::Accuracy,
+    };
+    let acc = ev.evaluate(&job).unwrap();
     assert_eq!(correct.iter().filter(|&&c| c).count() as f64 / 100.0, acc);
+}
+
+/// A config that fails the same way on every device (here every quantized config: one tensor's calibration
+/// range is not finite) is that job's answer, of kind Failed; no device is dropped for it, and the pool
+/// goes on serving.
+#[test]
+fn a_config_that_fails_everywhere_keeps_every_device_of_the_pool() {
+    use amp_device::error::{ErrorKind, EvalError};
+    use amp_host::amp::evaluator::{Evaluator, Job, Metric, Subset};
+    use amp_host::amp::remote::{DeviceSpec, PoolEvaluator};
+    let work = tempfile::tempdir().unwrap();
+    let mut connector = digits_connector(work.path());
+    let g = connector.graph.clone();
+    let broken = g.tensors[g.inputs[0]].name.clone();
+    connector.stats.ranges.insert(broken, [f32::NAN, 1.0]);
+    let n = connector.groups.len();
+    let mut pool =
+        PoolEvaluator::connect(&[DeviceSpec::Local, DeviceSpec::Local], connector).unwrap();
+    let jobs: Vec<Job> = amp_device::quant::Precision::ALL
+        .iter()
+        .flat_map(|&p| {
+            [Subset::Phase1, Subset::Phase2].map(|subset| Job {
+                config: Some(vec![p; n]),
+                subset,
+                metric: Metric::Accuracy,
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    pool.evaluate_many(&jobs, &mut |i, r| {
+        answers.push((i, r));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(answers.len(), jobs.len());
+    for (i, r) in &answers {
+        let e = r
+            .as_ref()
+            .expect_err("a config with a NaN range cannot be evaluated");
+        assert_eq!(EvalError::kind_of(e), ErrorKind::Failed, "job {i}: {e:#}");
+        assert!(
+            format!("{e:#}").contains("non-finite calibration range"),
+            "{e:#}"
+        );
+    }
+    assert_eq!(
+        pool.live().len(),
+        2,
+        "a device was dropped for a failing config"
+    );
+    let fp32 = Job {
+        config: None,
+        subset: Subset::Phase2,
+        metric: Metric::Accuracy,
+    };
+    assert!(pool.evaluate(&fp32).unwrap() > 0.9);
 }

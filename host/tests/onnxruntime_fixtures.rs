@@ -1,76 +1,18 @@
 //! The reference backend against onnxruntime on every example: FP32 outputs, and the outputs of QDQ models
 //! built by `scripts/make_examples.py` with the same calibration statistics and encoding formulas.
 
-use std::collections::BTreeMap;
-use std::fs::File;
-use std::path::PathBuf;
-use std::sync::Arc;
-
 use amp_device::backend::reference::Reference;
-use amp_device::backend::Array;
-use amp_device::quant::{BitPlan, Precision, QuantPlan, Role, Stats};
-use amp_host::import::{import_file, ImportOptions};
-use ndarray::ArrayD;
-use ndarray_npy::NpzReader;
+use amp_device::quant::{BitPlan, Precision, QuantPlan, Role};
+
+mod common;
+use common::{fixture, lsb_apart, top1_agreement};
 
 const EXAMPLES: &[&str] = &["digits", "digits_outlier", "mnist_mbv", "textori"];
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn load(name: &str) -> (Arc<amp_device::Graph>, BTreeMap<String, Array>, Stats) {
-    let fx = root().join("tests/fixtures").join(name);
-    let mut npz = NpzReader::new(File::open(fx.join("fixture.npz")).unwrap()).unwrap();
-    let mut arrays = BTreeMap::new();
-    for n in npz.names().unwrap() {
-        if n.starts_with("labels") {
-            continue;
-        }
-        let a: ArrayD<f32> = npz.by_name(&n).unwrap();
-        arrays.insert(
-            n.trim_end_matches(".npy").to_string(),
-            Array::new(a.shape().to_vec(), a.iter().copied().collect()),
-        );
-    }
-    let raw: BTreeMap<String, [f32; 2]> =
-        serde_json::from_str(&std::fs::read_to_string(fx.join("stats.json")).unwrap()).unwrap();
-    let shape = arrays["inputs"].shape[1..].to_vec();
-    let g = import_file(
-        &root().join("examples").join(name).join("model.onnx"),
-        &ImportOptions {
-            input_shape: Some(shape),
-        },
-    )
-    .unwrap();
-    (Arc::new(g), arrays, Stats { ranges: raw })
-}
-
-fn argmax(row: &[f32]) -> usize {
-    row.iter()
-        .enumerate()
-        .fold(
-            (0, f32::NEG_INFINITY),
-            |b, (i, &v)| if v > b.1 { (i, v) } else { b },
-        )
-        .0
-}
-
-fn top1_agreement(a: &Array, b: &Array) -> f64 {
-    let c = *a.shape.last().unwrap();
-    let same = a
-        .data
-        .chunks(c)
-        .zip(b.data.chunks(c))
-        .filter(|(x, y)| argmax(x) == argmax(y))
-        .count();
-    same as f64 / (a.data.len() / c) as f64
-}
 
 #[test]
 fn fp32_matches_onnxruntime_on_every_example() {
     for name in EXAMPLES {
-        let (g, arrays, _) = load(name);
+        let (g, arrays, _) = fixture(name);
         let out = Reference::new(g, None)
             .unwrap()
             .run(&arrays["inputs"])
@@ -102,7 +44,7 @@ fn fp32_matches_onnxruntime_on_every_example() {
 #[test]
 fn quantized_matches_onnxruntime_qdq_on_every_example() {
     for name in EXAMPLES {
-        let (g, arrays, stats) = load(name);
+        let (g, arrays, stats) = fixture(name);
         for p in [Precision::A8W8, Precision::A16W8, Precision::A16W16] {
             let plan = QuantPlan::new(&g, &stats, &BitPlan::uniform(&g, p)).unwrap();
             let out_t = g.outputs[0];
@@ -114,18 +56,7 @@ fn quantized_matches_onnxruntime_qdq_on_every_example() {
                 .unwrap()
                 .remove(0);
             let want = &arrays[&format!("qdq_{p}")];
-            let lsb: Vec<f64> = out
-                .data
-                .iter()
-                .zip(&want.data)
-                // whole codes: both are on the output grid up to f32 rounding
-                .map(|(a, b)| {
-                    let s = enc.scale as f64;
-                    ((*a as f64 / s).round() - (*b as f64 / s).round()).abs()
-                })
-                .collect();
-            let max = lsb.iter().cloned().fold(0.0, f64::max);
-            let within1 = lsb.iter().filter(|&&d| d <= 1.0).count() as f64 / lsb.len() as f64;
+            let (max, within1) = lsb_apart(&out, want, enc.scale);
             let agree = top1_agreement(&out, want);
             println!("{name} {p}: max |diff| {max:.2} LSB, {:.2}% of elements within 1 LSB, top-1 agreement {:.1}%", within1 * 100.0, agree * 100.0);
             let bar = 0.99;
@@ -158,7 +89,7 @@ fn quantized_matches_onnxruntime_qdq_on_every_example() {
 #[test]
 fn fused_run_equals_node_by_node_run() {
     for name in EXAMPLES {
-        let (g, arrays, stats) = load(name);
+        let (g, arrays, stats) = fixture(name);
         let x = &arrays["inputs"];
         let plans = [None]
             .into_iter()

@@ -2,56 +2,16 @@
 //! on every example at each uniform precision and on a mixed config, per output element in LSB and in
 //! top-1. Fails, not skips, when the library is missing (`scripts/fetch-qnn-runtime.sh`).
 
-use std::collections::BTreeMap;
-use std::fs::File;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use amp_device::backend::qnn::{QnnModel, QnnRuntime};
 use amp_device::backend::reference::Reference;
 use amp_device::backend::Array;
-use amp_device::quant::{BitPlan, Precision, QuantPlan, Stats};
+use amp_device::quant::{BitPlan, Precision, QuantPlan};
 use amp_host::amp::groups::Groups;
-use amp_host::import::{import_file, ImportOptions};
-use ndarray::ArrayD;
-use ndarray_npy::NpzReader;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn runtime() -> QnnRuntime {
-    let lib = qnn_sys::locate_htp(Some(&root().join("qnn-runtime/lib")))
-        .expect("run scripts/fetch-qnn-runtime.sh");
-    QnnRuntime::load(&lib, 73).unwrap()
-}
-
-fn load(name: &str) -> (Arc<amp_device::Graph>, Array, Stats) {
-    let fx = root().join("tests/fixtures").join(name);
-    let mut npz = NpzReader::new(File::open(fx.join("fixture.npz")).unwrap()).unwrap();
-    let a: ArrayD<f32> = npz.by_name("inputs.npy").unwrap();
-    let inputs = Array::new(a.shape().to_vec(), a.iter().copied().collect());
-    let raw: BTreeMap<String, [f32; 2]> =
-        serde_json::from_str(&std::fs::read_to_string(fx.join("stats.json")).unwrap()).unwrap();
-    let g = import_file(
-        &root().join("examples").join(name).join("model.onnx"),
-        &ImportOptions {
-            input_shape: Some(inputs.shape[1..].to_vec()),
-        },
-    )
-    .unwrap();
-    (Arc::new(g), inputs, Stats { ranges: raw })
-}
-
-fn argmax(row: &[f32]) -> usize {
-    row.iter()
-        .enumerate()
-        .fold(
-            (0, f32::NEG_INFINITY),
-            |b, (i, &v)| if v > b.1 { (i, v) } else { b },
-        )
-        .0
-}
+mod common;
+use common::{argmax, fixture, root, runtime};
 
 /// (fraction of elements within 1 LSB, max LSB, top-1 agreement)
 fn compare(a: &Array, b: &Array, scale: f32) -> (f64, f64, f64) {
@@ -114,7 +74,8 @@ fn reference_agrees_with_htp_on_every_example() {
     let rt = runtime();
     println!("{}", rt.describe());
     for name in ["digits", "digits_outlier", "mnist_mbv", "textori"] {
-        let (g, inputs, stats) = load(name);
+        let (g, arrays, stats) = fixture(name);
+        let inputs = arrays["inputs"].clone();
         let mut rows = Vec::new();
         for p in [Precision::A8W8, Precision::A16W8, Precision::A16W16] {
             let plan = QuantPlan::new(&g, &stats, &BitPlan::uniform(&g, p)).unwrap();
@@ -176,7 +137,8 @@ fn expected(name: &str, label: &str) -> (f64, f64) {
 fn trace_finds_where_htp_departs() {
     let rt = runtime();
     for (name, first_off) in [("digits", None), ("digits_outlier", Some(1))] {
-        let (g, inputs, stats) = load(name);
+        let (g, arrays, stats) = fixture(name);
+        let inputs = arrays["inputs"].clone();
         let plan = QuantPlan::new(&g, &stats, &BitPlan::uniform(&g, Precision::A8W8)).unwrap();
         let x = inputs.slice_batch(0, 8);
         let diffs = amp_host::trace::trace(&rt, &g, &plan, &x).unwrap();

@@ -3,47 +3,12 @@
 //! uninterrupted run ends.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn amp(args: &[&str]) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_amp-host"))
-        .args(args)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "amp-host {args:?} failed: {err}");
-    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
-}
-
-fn example(name: &str) -> (String, String) {
-    let d = root().join("examples").join(name);
-    (
-        d.join("model.onnx").display().to_string(),
-        d.join("val.npz").display().to_string(),
-    )
-}
-
-fn tune(name: &str, results: &Path, extra: &[&str]) -> serde_json::Value {
-    let (model, data) = example(name);
-    let mut args = vec![
-        "tune",
-        "--model",
-        &model,
-        "--data",
-        &data,
-        "--results",
-        results.to_str().unwrap(),
-        "--json",
-    ];
-    args.extend_from_slice(extra);
-    amp(&args)
-}
+mod common;
+use common::{amp, eval_encodings, example, export, journal_keys, tune};
 
 #[test]
 fn exported_encodings_meet_the_target_on_every_example() {
@@ -57,27 +22,8 @@ fn exported_encodings_meet_the_target_on_every_example() {
         let fp32 = r["fp32"].as_f64().unwrap();
         for fmt in ["1.0.0", "0.6.1"] {
             let enc = dir.path().join(format!("encodings-{fmt}.json"));
-            let res = dir.path().to_str().unwrap();
-            amp(&[
-                "export",
-                "--results",
-                res,
-                "--out",
-                enc.to_str().unwrap(),
-                "--format",
-                fmt,
-            ]);
-            let (model, data) = example(name);
-            let e = amp(&[
-                "eval",
-                "--model",
-                &model,
-                "--data",
-                &data,
-                "--encodings",
-                enc.to_str().unwrap(),
-                "--json",
-            ]);
+            export(dir.path(), &enc, &["--format", fmt]);
+            let e = eval_encodings(name, &enc, &[]);
             let acc = e["top1"].as_f64().unwrap();
             assert!(
                 acc >= fp32 - 0.01,
@@ -166,15 +112,6 @@ fn rerun_evaluates_nothing_and_fresh_evaluates_again() {
         ],
     );
     assert_eq!(fresh["evaluations"], first["evaluations"]);
-}
-
-fn journal_keys(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .map(|v| v["key"].as_str().unwrap().to_string())
-        .collect()
 }
 
 #[test]
@@ -274,26 +211,8 @@ fn tune_on_htp_and_the_exported_file_reproduces_on_htp() {
         "{r}"
     );
     let enc = dir.path().join("enc.json");
-    amp(&[
-        "export",
-        "--results",
-        dir.path().to_str().unwrap(),
-        "--out",
-        enc.to_str().unwrap(),
-    ]);
-    let (model, data) = example("digits_outlier");
-    let e = amp(&[
-        "eval",
-        "--model",
-        &model,
-        "--data",
-        &data,
-        "--encodings",
-        enc.to_str().unwrap(),
-        "--backend",
-        "htp",
-        "--json",
-    ]);
+    export(dir.path(), &enc, &[]);
+    let e = eval_encodings("digits_outlier", &enc, &["--backend", "htp"]);
     assert_eq!(e["top1"].as_f64().unwrap(), chosen, "{e}");
     assert_eq!(e["backend"], "htp-v73");
     // phase 1 on the reference backend, phases 0 and 2 on HTP: the journal keeps the two apart

@@ -1,10 +1,196 @@
-//! Helpers shared by the end-to-end tests.
+//! Helpers shared by the end-to-end tests: paths, running the binaries, the examples and their fixtures,
+//! QNN's runtime, comparisons of outputs, the journal.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
+use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
 
+use amp_device::backend::qnn::QnnRuntime;
+use amp_device::backend::Array;
+use amp_device::quant::Stats;
+use amp_device::Graph;
+use amp_host::import::{import_file, ImportOptions};
+use ndarray::ArrayD;
+use ndarray_npy::NpzReader;
+
+/// The repository's root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A binary of the workspace beside amp-host (amp-agent, amp-adbd-standin); built by scripts/test.sh.
+pub fn bin(name: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_BIN_EXE_amp-host")).with_file_name(name);
+    assert!(
+        p.is_file(),
+        "{} missing: build the workspace first (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+/// `amp-host` with the workspace's agent.
+pub fn amp_cmd() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_amp-host"));
+    c.env("AMP_AGENT", bin("amp-agent"));
+    c
+}
+
+/// Runs amp-host, which must succeed; its JSON output (Null when it printed none).
+pub fn amp(args: &[&str]) -> serde_json::Value {
+    amp_in(amp_cmd().args(args))
+}
+
+/// Runs a prepared amp-host command, which must succeed; its JSON output (Null when it printed none).
+pub fn amp_in(cmd: &mut Command) -> serde_json::Value {
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{cmd:?} failed: {err}");
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+/// Runs amp-host in `cwd`, which must not panic; (exit code, stderr).
+pub fn amp_status(args: &[&str], cwd: &Path) -> (i32, String) {
+    let out = amp_cmd().args(args).current_dir(cwd).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!err.contains("panicked"), "amp-host panicked: {err}");
+    (out.status.code().unwrap_or(-1), err)
+}
+
+/// An example's model and data paths.
+pub fn example(name: &str) -> (String, String) {
+    let d = root().join("examples").join(name);
+    (
+        d.join("model.onnx").display().to_string(),
+        d.join("val.npz").display().to_string(),
+    )
+}
+
+/// `amp-host tune --json` on an example, writing to `results`, with `extra` flags.
+pub fn tune(name: &str, results: &Path, extra: &[&str]) -> serde_json::Value {
+    amp_in(&mut tune_cmd(name, results, extra))
+}
+
+/// The command of [`tune`], to run another way (in the background, with other environment).
+pub fn tune_cmd(name: &str, results: &Path, extra: &[&str]) -> Command {
+    let (model, data) = example(name);
+    let mut c = amp_cmd();
+    c.args(["tune", "--model", &model, "--data", &data, "--results"])
+        .arg(results)
+        .arg("--json")
+        .args(extra);
+    c
+}
+
+/// The whole curve of an example (brute force, no target) on `devices` (one, or a pool).
+pub fn full_curve(name: &str, results: &Path, devices: &[&str]) -> Command {
+    let mut c = tune_cmd(
+        name,
+        results,
+        &["--allowed-drop", "none", "--search", "bruteforce"],
+    );
+    for d in devices {
+        c.args(["--device", d]);
+    }
+    c
+}
+
+/// Waits for a command started with piped output, which must succeed; its JSON output.
+pub fn finish(child: std::process::Child) -> serde_json::Value {
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Starts a command with its output piped.
+pub fn spawn(cmd: &mut Command) -> std::process::Child {
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// QNN's HTP emulator at arch v73 (fails, not skips, when the library is missing).
+pub fn runtime() -> QnnRuntime {
+    runtime_at(73)
+}
+
+/// QNN's HTP emulator at `arch`.
+pub fn runtime_at(arch: u32) -> QnnRuntime {
+    let lib = qnn_sys::locate_htp(Some(&root().join("qnn-runtime/lib")))
+        .expect("run scripts/fetch-qnn-runtime.sh");
+    QnnRuntime::load(&lib, arch).unwrap()
+}
+
+/// An example's model, its fixture arrays (`inputs`, `fp32`, `qdq_*`, …) and calibration statistics.
+pub fn fixture(name: &str) -> (Arc<Graph>, BTreeMap<String, Array>, Stats) {
+    fixture_in(&root().join("tests/fixtures").join(name), &{
+        root().join("examples").join(name).join("model.onnx")
+    })
+}
+
+/// A fixture folder's arrays and statistics, and the model they were made from.
+pub fn fixture_in(dir: &Path, model: &Path) -> (Arc<Graph>, BTreeMap<String, Array>, Stats) {
+    let mut npz = NpzReader::new(File::open(dir.join("fixture.npz")).unwrap()).unwrap();
+    let mut arrays = BTreeMap::new();
+    for n in npz.names().unwrap() {
+        if n.starts_with("labels") {
+            continue;
+        }
+        let a: ArrayD<f32> = npz.by_name(&n).unwrap();
+        arrays.insert(
+            n.trim_end_matches(".npy").to_string(),
+            Array::new(a.shape().to_vec(), a.iter().copied().collect()),
+        );
+    }
+    let ranges: BTreeMap<String, [f32; 2]> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("stats.json")).unwrap()).unwrap();
+    let shape = arrays["inputs"].shape[1..].to_vec();
+    let opts = ImportOptions {
+        input_shape: Some(shape),
+    };
+    let g = import_file(model, &opts).unwrap();
+    (Arc::new(g), arrays, Stats { ranges })
+}
+
+/// Index of the largest value (the first on ties).
+pub fn argmax(row: &[f32]) -> usize {
+    row.iter()
+        .enumerate()
+        .fold(
+            (0, f32::NEG_INFINITY),
+            |b, (i, &v)| if v > b.1 { (i, v) } else { b },
+        )
+        .0
+}
+
+/// The share of samples whose argmax over the last axis agrees.
+pub fn top1_agreement(a: &Array, b: &Array) -> f64 {
+    let c = *a.shape.last().unwrap();
+    let same = a
+        .data
+        .chunks(c)
+        .zip(b.data.chunks(c))
+        .filter(|(x, y)| argmax(x) == argmax(y))
+        .count();
+    same as f64 / (a.data.len() / c) as f64
+}
+
+/// Deterministic uniform values in [lo, hi) (xorshift; a test must not depend on a seed's luck).
+pub fn uniform(n: usize, lo: f32, hi: f32, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            lo + (hi - lo) * ((s >> 40) as f32 / (1u64 << 24) as f32)
+        })
+        .collect()
 }
 
 /// The journal's keys, in order.
@@ -57,4 +243,61 @@ pub fn assert_same_as_single(
     );
     let curve = |d: &Path| std::fs::read_to_string(d.join("pareto.csv")).unwrap();
     assert_eq!(curve(pool_dir), curve(single_dir));
+}
+
+/// `amp-host export` of a results folder to `out`, with `extra` flags.
+pub fn export(results: &Path, out: &Path, extra: &[&str]) {
+    let mut c = amp_cmd();
+    c.args(["export", "--results"])
+        .arg(results)
+        .arg("--out")
+        .arg(out)
+        .args(extra);
+    amp_in(&mut c);
+}
+
+/// `amp-host eval --json` of an example at the encodings in `enc`, with `extra` flags.
+pub fn eval_encodings(name: &str, enc: &Path, extra: &[&str]) -> serde_json::Value {
+    let (model, data) = example(name);
+    let mut c = amp_cmd();
+    c.args([
+        "eval",
+        "--model",
+        &model,
+        "--data",
+        &data,
+        "--json",
+        "--encodings",
+    ])
+    .arg(enc)
+    .args(extra);
+    amp_in(&mut c)
+}
+
+/// How far `a` is from `b` in LSB of an encoding of `scale` (both on its grid up to f32 rounding): the
+/// largest difference and the share of elements within 1 LSB.
+pub fn lsb_apart(a: &Array, b: &Array, scale: f32) -> (f64, f64) {
+    assert_eq!(a.shape, b.shape);
+    let s = scale as f64;
+    let lsb: Vec<f64> = a
+        .data
+        .iter()
+        .zip(&b.data)
+        .map(|(x, y)| ((*x as f64 / s).round() - (*y as f64 / s).round()).abs())
+        .collect();
+    let max = lsb.iter().cloned().fold(0.0, f64::max);
+    let within = lsb.iter().filter(|&&d| d <= 1.0).count() as f64 / lsb.len().max(1) as f64;
+    (max, within)
+}
+
+/// The one-op fixtures of `scripts/make_op_fixtures.py`, by case name.
+pub fn op_fixtures() -> Vec<(String, PathBuf)> {
+    let dir = root().join("tests/fixtures/ops");
+    let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .collect();
+    v.sort();
+    v
 }

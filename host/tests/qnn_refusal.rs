@@ -1,0 +1,115 @@
+//! A node HTP refuses reaches the search as Unsupported (it prunes the config and goes on), not as a failure
+//! that stops it. HTP v68 refuses A16W16 Conv in `backendValidateOpConfig`. The HTP library keeps one
+//! architecture per process (a v68 device made beside a v73 one changes validation for both), so these run
+//! in a test binary of their own, apart from the v73 suites.
+
+use std::sync::Arc;
+
+use amp_device::backend::qnn::QnnModel;
+use amp_device::backend::Array;
+use amp_device::ir::{Conv, Graph, Node, Op};
+use amp_device::quant::{BitPlan, Precision, QuantPlan};
+
+mod common;
+use common::{journal_keys, runtime_at, tune, uniform};
+
+/// x [1, 8, 6, 6] → Conv 3×3 → y.
+fn one_conv() -> Graph {
+    let mut g = Graph::default();
+    let x = g.add_tensor("x", vec![1, 8, 6, 6], None);
+    let w = g.add_tensor("w", vec![8, 8, 3, 3], Some(uniform(576, -0.5, 0.5, 7)));
+    let y = g.add_tensor("y", vec![1, 8, 6, 6], None);
+    let conv = Conv {
+        strides: [1, 1],
+        pads: [1; 4],
+        dilations: [1, 1],
+        group: 1,
+    };
+    g.nodes.push(Node {
+        name: "Conv 3x3".into(),
+        op: Op::from(conv),
+        inputs: vec![x, w],
+        output: y,
+    });
+    g.inputs = vec![x];
+    g.outputs = vec![y];
+    g
+}
+
+#[test]
+fn a_node_htp_refuses_is_unsupported() {
+    use amp_device::error::{ErrorKind, EvalError};
+    let rt = runtime_at(68);
+    let g = Arc::new(one_conv());
+    let x = Array::new(vec![4, 8, 6, 6], uniform(4 * 288, -4.0, 4.0, 1));
+    let stats = amp_host::calib::calibrate(g.clone(), &x, 4).unwrap();
+    let plan = |p| QuantPlan::new(&g, &stats, &BitPlan::uniform(&g, p)).unwrap();
+    let e = match QnnModel::build(&rt, &g, &plan(Precision::A16W16), 4) {
+        Ok(_) => panic!("HTP v68 took an A16W16 Conv"),
+        Err(e) => EvalError::from(e),
+    };
+    assert_eq!(e.kind, ErrorKind::Unsupported, "{e}");
+    assert!(e.message.contains("backendValidateOpConfig"), "{e}");
+    assert!(
+        e.message.contains("Conv 3x3"),
+        "the message names the node: {e}"
+    );
+    assert!(
+        e.message.len() < 1000,
+        "the message carries QNN's errors, not its whole log: {e}"
+    );
+    // the same graph at a16w8 builds there
+    assert!(QnnModel::build(&rt, &g, &plan(Precision::A16W8), 4).is_ok());
+}
+
+/// `tune` on HTP v68 with a16w16 among the candidates: the uniform a16w16 config is refused, journalled as
+/// unsupported with QNN's reason, and the search goes on with the others.
+#[test]
+fn tune_prunes_a_config_htp_refuses_and_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = tune(
+        "digits",
+        dir.path(),
+        &[
+            "--backend",
+            "htp",
+            "--htp-arch",
+            "68",
+            "--device",
+            "inprocess",
+            "--phase1-samples",
+            "64",
+        ],
+    );
+    let uniform: Vec<&str> = r["uniform"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert!(!uniform.contains(&"a16w16"), "{r}");
+    assert!(
+        uniform.contains(&"a16w8") && uniform.contains(&"a8w8"),
+        "{r}"
+    );
+    assert!(r["chosen"]["accuracy"].as_f64().unwrap() > 0.9, "{r}");
+    let journal = std::fs::read_to_string(dir.path().join("journal.jsonl")).unwrap();
+    let refused: Vec<serde_json::Value> = journal
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["unsupported"].is_string())
+        .collect();
+    assert!(
+        !refused.is_empty(),
+        "nothing was journalled as unsupported: {journal}"
+    );
+    for e in &refused {
+        let why = e["unsupported"].as_str().unwrap();
+        assert!(why.contains("backendValidateOpConfig"), "{why}");
+        assert!(e["config"].as_str().unwrap().contains("a16w16"), "{e}");
+    }
+    assert_eq!(
+        journal_keys(&dir.path().join("journal.jsonl")).len() as u64,
+        r["evaluations"].as_u64().unwrap()
+    );
+}

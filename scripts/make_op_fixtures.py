@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Make one-op (or few-op) ONNX models and their onnxruntime fixtures, for ops the examples do not cover.
+
+Run by hand (not in CI), from the repository root, with the venv of scripts/make_examples.py:
+
+    /tmp/amp-py/bin/python scripts/make_op_fixtures.py [CASE ...]
+
+Writes, for each CASE, tests/fixtures/ops/CASE/:
+  model.onnx    the model, opset 13
+  fixture.npz   inputs (S, ...), calib (C, ...): deterministic uniform inputs; fp32: onnxruntime's outputs;
+                qdq_a8w8 / qdq_a16w8 / qdq_a16w16: onnxruntime's outputs of the QDQ model built with amp's
+                encoding rules (scripts/make_examples.py's qdq_model)
+  stats.json    min/max of every tensor over `calib`
+host/tests/onnxruntime_ops.rs checks the reference backend against them.
+"""
+import json
+import zlib
+import os
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import make_examples as mx  # noqa: E402
+
+ROOT = mx.ROOT
+SAMPLES, CALIB = 16, 48
+
+
+def model(name, nodes, inits, in_shape, out_name, out_shape):
+    g = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *in_shape])],
+                          [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, ["N", *out_shape])],
+                          [numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in inits.items()])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], producer_name="amp-make-op-fixtures")
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    return m
+
+
+def cases():
+    rng = np.random.default_rng(2024)
+    c = rng.uniform(0.2, 2.5, (1, 8, 1, 1)).astype(np.float32)
+    floor = rng.uniform(-1.5, 0.5, (1, 8, 1, 1)).astype(np.float32)
+    out = {}
+    # a per-channel ceiling after a Relu (a clipped MobileNet's ReLU6 with per-channel bounds)
+    out["relu_min_per_channel"] = model("relu_min_per_channel", [
+        helper.make_node("Relu", ["x"], ["r"], name="relu"),
+        helper.make_node("Min", ["r", "ceiling"], ["y"], name="min"),
+    ], {"ceiling": c}, [8, 6, 6], "y", [8, 6, 6])
+    out["max_per_channel_floor"] = model("max_per_channel_floor", [
+        helper.make_node("Max", ["x", "floor"], ["y"], name="max"),
+    ], {"floor": floor}, [8, 6, 6], "y", [8, 6, 6])
+    out["min_scalar"] = model("min_scalar", [
+        helper.make_node("Min", ["x", "s"], ["y"], name="min"),
+    ], {"s": np.array([0.75], np.float32)}, [8, 6, 6], "y", [8, 6, 6])
+    # the larger of two branches of the same input
+    out["max_of_two_branches"] = model("max_of_two_branches", [
+        helper.make_node("Mul", ["x", "k"], ["a"], name="scale"),
+        helper.make_node("Add", ["x", "b"], ["b2"], name="shift"),
+        helper.make_node("Max", ["a", "b2"], ["y"], name="max"),
+    ], {"k": np.array([-0.5], np.float32), "b": c * 0.5}, [8, 6, 6], "y", [8, 6, 6])
+    return out
+
+
+def write(name, m):
+    d = os.path.join(ROOT, "tests", "fixtures", "ops", name)
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, "model.onnx")
+    onnx.save(m, path)
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    shape = [d.dim_param or d.dim_value for d in m.graph.input[0].type.tensor_type.shape.dim][1:]
+    x = rng.uniform(-3.0, 3.0, (SAMPLES + CALIB, *shape)).astype(np.float32)
+    sample, calib = x[:SAMPLES], x[SAMPLES:]
+    folded = mx.fold(path, "/tmp/amp_op_folded.onnx")
+    stats = mx.all_tensor_stats(folded, calib)
+    with open(os.path.join(d, "stats.json"), "w") as f:
+        json.dump(stats, f, indent=1, sort_keys=True)
+    arrays = {"inputs": sample, "calib": calib, "fp32": mx.run(path, sample)}
+    for a, w in ((8, 8), (16, 8), (16, 16)):
+        arrays[f"qdq_a{a}w{w}"] = mx.run(mx.qdq_model(folded, stats, a, w), sample)
+    np.savez_compressed(os.path.join(d, "fixture.npz"), **arrays)
+    print(f"{name}: {len(sample)} samples, output {arrays['fp32'].shape}")
+
+
+def main():
+    which = sys.argv[1:]
+    for name, m in cases().items():
+        if not which or name in which:
+            write(name, m)
+
+
+if __name__ == "__main__":
+    main()
