@@ -23,6 +23,52 @@ pub struct TensorSpec<'a> {
     pub data: Option<&'a [u8]>,
 }
 
+impl<'a> TensorSpec<'a> {
+    /// A graph input: the application writes it at execute.
+    pub fn input(name: &'a str, data_type: u32, dims: &'a [u32], quant: Quant) -> Self {
+        Self::of(TENSOR_TYPE_APP_WRITE, name, data_type, dims, quant, None)
+    }
+
+    /// A graph output: the application reads it after execute.
+    pub fn output(name: &'a str, data_type: u32, dims: &'a [u32], quant: Quant) -> Self {
+        Self::of(TENSOR_TYPE_APP_READ, name, data_type, dims, quant, None)
+    }
+
+    /// A tensor between nodes, which the application never sees.
+    pub fn native(name: &'a str, data_type: u32, dims: &'a [u32], quant: Quant) -> Self {
+        Self::of(TENSOR_TYPE_NATIVE, name, data_type, dims, quant, None)
+    }
+
+    /// A constant holding `data`.
+    pub fn constant(
+        name: &'a str,
+        data_type: u32,
+        dims: &'a [u32],
+        quant: Quant,
+        data: &'a [u8],
+    ) -> Self {
+        Self::of(TENSOR_TYPE_STATIC, name, data_type, dims, quant, Some(data))
+    }
+
+    fn of(
+        tensor_type: u32,
+        name: &'a str,
+        data_type: u32,
+        dims: &'a [u32],
+        quant: Quant,
+        data: Option<&'a [u8]>,
+    ) -> Self {
+        Self {
+            name,
+            tensor_type,
+            data_type,
+            dims,
+            quant,
+            data,
+        }
+    }
+}
+
 /// Quantization parameters of a tensor.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Quant {
@@ -36,6 +82,13 @@ pub enum Quant {
         axis: i32,
         scales: Vec<f32>,
     },
+}
+
+impl Quant {
+    /// One scale and offset for the whole tensor.
+    pub fn scale_offset(scale: f32, offset: i32) -> Self {
+        Quant::ScaleOffset { scale, offset }
+    }
 }
 
 /// A parameter of a node.
@@ -57,6 +110,23 @@ pub struct TensorRef {
 }
 
 impl TensorRef {
+    /// The tensor with `len` bytes at `data` as its client buffer, which must be exactly its size.
+    fn bound(&self, what: &str, data: *mut c_void, len: usize) -> Result<Tensor> {
+        if len != self.bytes {
+            return Err(QnnError::Invalid(format!(
+                "{what} tensor {}: buffer of {len} bytes, expected {}",
+                self.id(),
+                self.bytes
+            )));
+        }
+        let mut raw = self.raw;
+        raw.u.v1.client_buf = ClientBuffer {
+            data,
+            data_size: len as u32,
+        };
+        Ok(raw)
+    }
+
     pub fn id(&self) -> u32 {
         // SAFETY: amp creates every tensor as version 1.
         unsafe { self.raw.u.v1.id }
@@ -252,14 +322,13 @@ impl Graph {
                 ParamSpec::U32Tensor(n, dims, data) => {
                     drop(arena);
                     let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-                    let t = self.tensor(&TensorSpec {
-                        name: &format!("{name}.{n}"),
-                        tensor_type: TENSOR_TYPE_STATIC,
-                        data_type: DATATYPE_UINT_32,
+                    let t = self.tensor(&TensorSpec::constant(
+                        &format!("{name}.{n}"),
+                        DATATYPE_UINT_32,
                         dims,
-                        quant: Quant::None,
-                        data: Some(&bytes),
-                    })?;
+                        Quant::None,
+                        &bytes,
+                    ))?;
                     tensor_params.push(t);
                     arena = self
                         .arena
@@ -323,42 +392,15 @@ impl Graph {
         outputs: &mut [(TensorRef, &mut [u8])],
         profile: Option<&Profile>,
     ) -> Result<()> {
-        let mut ins = Vec::with_capacity(inputs.len());
-        for (t, buf) in inputs {
-            if buf.len() != t.bytes {
-                return Err(QnnError::Invalid(format!(
-                    "input tensor {}: buffer of {} bytes, expected {}",
-                    t.id(),
-                    buf.len(),
-                    t.bytes
-                )));
-            }
-            let mut raw = t.raw;
-            // QNN only reads APP_WRITE buffers
-            raw.u.v1.client_buf = ClientBuffer {
-                data: buf.as_ptr() as *mut c_void,
-                data_size: buf.len() as u32,
-            };
-            ins.push(raw);
-        }
-        let mut outs = Vec::with_capacity(outputs.len());
-        for (t, buf) in outputs.iter_mut() {
-            if buf.len() != t.bytes {
-                return Err(QnnError::Invalid(format!(
-                    "output tensor {}: buffer of {} bytes, expected {}",
-                    t.id(),
-                    buf.len(),
-                    t.bytes
-                )));
-            }
-            let mut raw = t.raw;
-            // QNN writes exactly `bytes` into the buffer
-            raw.u.v1.client_buf = ClientBuffer {
-                data: buf.as_mut_ptr() as *mut c_void,
-                data_size: buf.len() as u32,
-            };
-            outs.push(raw);
-        }
+        // QNN only reads APP_WRITE buffers and writes exactly `bytes` into APP_READ ones
+        let ins = inputs
+            .iter()
+            .map(|(t, buf)| t.bound("input", buf.as_ptr() as *mut c_void, buf.len()))
+            .collect::<Result<Vec<_>>>()?;
+        let mut outs = outputs
+            .iter_mut()
+            .map(|(t, buf)| t.bound("output", buf.as_mut_ptr() as *mut c_void, buf.len()))
+            .collect::<Result<Vec<_>>>()?;
         // SAFETY: graphExecute(graph, const Qnn_Tensor_t*, n, Qnn_Tensor_t*, n, profile, signal).
         let f: unsafe extern "C" fn(
             Handle,

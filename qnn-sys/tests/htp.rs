@@ -63,58 +63,40 @@ fn conv2d_a8w8_runs_within_one_lsb() {
         .collect();
     let bias: Vec<i32> = (0..co as i32).map(|c| c * 50 - 80).collect();
     let inp = g
-        .tensor(&TensorSpec {
-            name: "x",
-            tensor_type: TENSOR_TYPE_APP_WRITE,
-            data_type: DATATYPE_UFIXED_POINT_8,
-            dims: &[1, 6, 6, 4],
-            quant: Quant::ScaleOffset {
-                scale: s_in,
-                offset: o_in,
-            },
-            data: None,
-        })
+        .tensor(&TensorSpec::input(
+            "x",
+            DATATYPE_UFIXED_POINT_8,
+            &[1, 6, 6, 4],
+            Quant::scale_offset(s_in, o_in),
+        ))
         .unwrap();
     let wb: Vec<u8> = wq.iter().map(|&v| v as u8).collect();
     let wt = g
-        .tensor(&TensorSpec {
-            name: "w",
-            tensor_type: TENSOR_TYPE_STATIC,
-            data_type: DATATYPE_SFIXED_POINT_8,
-            dims: &[3, 3, 4, 4],
-            quant: Quant::ScaleOffset {
-                scale: s_w,
-                offset: 0,
-            },
-            data: Some(&wb),
-        })
+        .tensor(&TensorSpec::constant(
+            "w",
+            DATATYPE_SFIXED_POINT_8,
+            &[3, 3, 4, 4],
+            Quant::scale_offset(s_w, 0),
+            &wb,
+        ))
         .unwrap();
     let bb: Vec<u8> = bias.iter().flat_map(|v| v.to_le_bytes()).collect();
     let bt = g
-        .tensor(&TensorSpec {
-            name: "b",
-            tensor_type: TENSOR_TYPE_STATIC,
-            data_type: DATATYPE_SFIXED_POINT_32,
-            dims: &[4],
-            quant: Quant::ScaleOffset {
-                scale: s_in * s_w,
-                offset: 0,
-            },
-            data: Some(&bb),
-        })
+        .tensor(&TensorSpec::constant(
+            "b",
+            DATATYPE_SFIXED_POINT_32,
+            &[4],
+            Quant::scale_offset(s_in * s_w, 0),
+            &bb,
+        ))
         .unwrap();
     let out = g
-        .tensor(&TensorSpec {
-            name: "y",
-            tensor_type: TENSOR_TYPE_APP_READ,
-            data_type: DATATYPE_UFIXED_POINT_8,
-            dims: &[1, 6, 6, 4],
-            quant: Quant::ScaleOffset {
-                scale: s_out,
-                offset: o_out,
-            },
-            data: None,
-        })
+        .tensor(&TensorSpec::output(
+            "y",
+            DATATYPE_UFIXED_POINT_8,
+            &[1, 6, 6, 4],
+            Quant::scale_offset(s_out, o_out),
+        ))
         .unwrap();
     g.node(
         "conv",
@@ -174,39 +156,31 @@ fn a_rejected_op_config_is_an_error_naming_the_node() {
         offset: 0,
     };
     let a = g
-        .tensor(&TensorSpec {
-            name: "a",
-            tensor_type: TENSOR_TYPE_APP_WRITE,
-            data_type: DATATYPE_UFIXED_POINT_8,
-            dims: &[1, 4, 4, 2],
-            quant: q.clone(),
-            data: None,
-        })
+        .tensor(&TensorSpec::input(
+            "a",
+            DATATYPE_UFIXED_POINT_8,
+            &[1, 4, 4, 2],
+            q.clone(),
+        ))
         .unwrap();
     // A8W16 (u8 activations, s16 weights) is not an HTP Conv2d config
     let w = vec![0u8; 2 * 2 * 2 * 2 * 2];
     let wt = g
-        .tensor(&TensorSpec {
-            name: "w",
-            tensor_type: TENSOR_TYPE_STATIC,
-            data_type: DATATYPE_SFIXED_POINT_16,
-            dims: &[2, 2, 2, 2],
-            quant: Quant::ScaleOffset {
-                scale: 0.001,
-                offset: 0,
-            },
-            data: Some(&w),
-        })
+        .tensor(&TensorSpec::constant(
+            "w",
+            DATATYPE_SFIXED_POINT_16,
+            &[2, 2, 2, 2],
+            Quant::scale_offset(0.001, 0),
+            &w,
+        ))
         .unwrap();
     let y = g
-        .tensor(&TensorSpec {
-            name: "y",
-            tensor_type: TENSOR_TYPE_APP_READ,
-            data_type: DATATYPE_UFIXED_POINT_8,
-            dims: &[1, 3, 3, 2],
-            quant: q,
-            data: None,
-        })
+        .tensor(&TensorSpec::output(
+            "y",
+            DATATYPE_UFIXED_POINT_8,
+            &[1, 3, 3, 2],
+            q,
+        ))
         .unwrap();
     let e = g
         .node(
