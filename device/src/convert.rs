@@ -1,24 +1,105 @@
 //! Where mixed precision makes QNN insert Convert ops, and what they cost.
 //!
-//! The QNN backend computes a Conv/Gemm at the width of its input's encoding and every other op at the
-//! width of its output's; a consumer that needs a tensor at the other width gets it through one Convert
-//! (shared by all consumers at that width). [`sites`] lists, per tensor, which encodings decide the width it
-//! is produced at and the widths it is read at; [`converts`] applies a bit plan to them. A test builds real
-//! QNN graphs and checks the count against the Convert nodes the builder inserted.
+//! HTP runs every op with its activation inputs and its output at one width; only Convert changes a
+//! tensor's width, exactly both ways (qnn-sys/tests/width_changes.rs). So amp builds, and the reference
+//! computes, this dataflow ([`Dataflow`]):
+//! - every materialised tensor is kept at its own encoding's width (its group's);
+//! - an op computes at the widest width among its activation inputs and its output (a MAC op and the
+//!   Relu/Clip QNN folds into it count as one op, whose output is the activation's), so an input of a
+//!   narrower width is widened first (a Convert, lossless: 8-bit codes lie on the 16-bit grid of the same
+//!   range), and an output of a narrower width is rounded from the op's wider result (a Convert after it);
+//! - a tensor read at a wider width than it is kept is read through one widening Convert, shared by its
+//!   readers at that width.
+//!
+//! [`sites`] lists, per tensor, the encodings that set those widths; [`converts`] applies a bit plan to them.
+//! A test builds real QNN graphs and checks the count against the Convert nodes the builder inserted.
 
 use serde::{Deserialize, Serialize};
 
-use crate::ir::{Graph, Op, TensorId};
+use crate::ir::{Graph, TensorId};
 use crate::quant::{roles, Role};
 
-/// A tensor that may need a Convert.
+/// Which encodings set each width of the graph: every width is the largest activation width of a set of
+/// materialised (`Own`) tensors.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dataflow {
+    /// Per node: the tensors whose largest width the node computes at.
+    pub node: Vec<Vec<TensorId>>,
+    /// Per tensor: the tensors whose largest width it is kept at (`[t]` for a materialised tensor, its
+    /// source for an alias, its pair's for a MAC output folded into its activation; empty for constants).
+    pub kept: Vec<Vec<TensorId>>,
+}
+
+fn union(a: &mut Vec<TensorId>, b: &[TensorId]) {
+    a.extend_from_slice(b);
+    a.sort_unstable();
+    a.dedup();
+}
+
+impl Dataflow {
+    pub fn new(g: &Graph, roles: &[Role]) -> Dataflow {
+        let consumers = g.consumers();
+        let mut kept: Vec<Vec<TensorId>> = roles
+            .iter()
+            .enumerate()
+            .map(|(t, r)| match r {
+                Role::Own => vec![t],
+                Role::Alias(s) => vec![*s],
+                Role::Fused | Role::Const => Vec::new(),
+            })
+            .collect();
+        let mut node = Vec::with_capacity(g.nodes.len());
+        for n in &g.nodes {
+            let mut set = Vec::new();
+            if n.op.def().passthrough() {
+                union(&mut set, &kept[n.inputs[0]]);
+            } else {
+                for &x in &n.inputs {
+                    if roles[x] != Role::Const {
+                        union(&mut set, &kept[x]);
+                    }
+                }
+                match roles[n.output] {
+                    // a MAC op folded into its activation computes at that activation's width too
+                    Role::Fused => {
+                        let act = &g.nodes[consumers[n.output][0]];
+                        union(&mut set, &[act.output]);
+                        kept[n.output] = set.clone();
+                    }
+                    _ => union(&mut set, &kept[n.output]),
+                }
+            }
+            node.push(set);
+        }
+        Dataflow { node, kept }
+    }
+
+    /// The largest width of a set under `act_bits` (8 for an empty set).
+    pub fn width(set: &[TensorId], act_bits: &[u8]) -> u8 {
+        set.iter().map(|&t| act_bits[t]).max().unwrap_or(8)
+    }
+
+    /// The width node `i` computes at.
+    pub fn node_width(&self, i: usize, act_bits: &[u8]) -> u8 {
+        Self::width(&self.node[i], act_bits)
+    }
+
+    /// The width tensor `t` is kept at.
+    pub fn tensor_width(&self, t: TensorId, act_bits: &[u8]) -> u8 {
+        Self::width(&self.kept[t], act_bits)
+    }
+}
+
+/// A tensor that may need a Convert: narrowing after its producer, widening before a reader.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Site {
     pub tensor: TensorId,
-    /// The `Own` tensor whose activation bits set the width `tensor` is produced at.
-    pub src: TensorId,
-    /// The `Own` tensors whose activation bits set the widths `tensor` is read at (never `src`).
-    pub dsts: Vec<TensorId>,
+    /// The tensors whose largest width `tensor` is kept at.
+    pub kept: Vec<TensorId>,
+    /// The tensors whose largest width its producer computes at (`kept` for a graph input).
+    pub produced: Vec<TensorId>,
+    /// Per reader: the tensors whose largest width it reads at.
+    pub read: Vec<Vec<TensorId>>,
 }
 
 /// One Convert a plan needs.
@@ -29,62 +110,31 @@ pub struct Convert {
     pub to: u8,
 }
 
-/// The tensor whose encoding `t` carries.
-fn root(roles: &[Role], t: TensorId) -> TensorId {
-    match roles[t] {
-        Role::Alias(s) => s,
-        _ => t,
-    }
-}
-
-/// The QNN builder computes an op with weights at its input's width.
-fn is_mac(op: &Op) -> bool {
-    op.has_weights()
-}
-
-/// Every tensor whose producer and consumers can disagree on width, for any plan.
+/// Every materialised tensor whose producer or readers can run at another width than it is kept at, for
+/// some plan.
 pub fn sites(g: &Graph) -> Vec<Site> {
     let roles = roles(g);
+    let df = Dataflow::new(g, &roles);
     let producers = g.producers();
     let consumers = g.consumers();
     let mut out = Vec::new();
     for t in 0..g.tensors.len() {
-        if roles[t] == Role::Const {
+        if !matches!(roles[t], Role::Own | Role::Alias(_)) {
             continue;
         }
-        let src = match producers[t] {
-            Some(p) if is_mac(&g.nodes[p].op) => root(&roles, g.nodes[p].inputs[0]),
-            _ => root(&roles, t),
+        let kept = df.kept[t].clone();
+        let produced = match producers[t] {
+            Some(p) => df.node[p].clone(),
+            None => kept.clone(),
         };
-        let mut dsts = Vec::new();
-        for &c in &consumers[t] {
-            let n = &g.nodes[c];
-            for (slot, &i) in n.inputs.iter().enumerate() {
-                if i != t {
-                    continue;
-                }
-                let d = if is_mac(&n.op) {
-                    if slot != 0 {
-                        continue;
-                    }
-                    root(&roles, t)
-                } else {
-                    root(&roles, n.output)
-                };
-                dsts.push(d);
-            }
-        }
-        if g.outputs.contains(&t) {
-            dsts.push(root(&roles, t));
-        }
-        dsts.sort_unstable();
-        dsts.dedup();
-        dsts.retain(|&d| d != src);
-        if !dsts.is_empty() {
+        let read: Vec<Vec<TensorId>> = consumers[t].iter().map(|&c| df.node[c].clone()).collect();
+        let other = |set: &Vec<TensorId>| set.iter().any(|x| !kept.contains(x));
+        if other(&produced) || read.iter().any(other) {
             out.push(Site {
                 tensor: t,
-                src,
-                dsts,
+                kept,
+                produced,
+                read,
             });
         }
     }
@@ -93,24 +143,26 @@ pub fn sites(g: &Graph) -> Vec<Site> {
 
 /// The Converts a plan needs, given activation bits per tensor (read at `Own` tensors).
 pub fn converts(sites: &[Site], act_bits: &[u8]) -> Vec<Convert> {
+    let width = |set: &[TensorId]| Dataflow::width(set, act_bits);
     let mut out = Vec::new();
     for s in sites {
-        let from = act_bits[s.src];
-        let mut tos: Vec<u8> = s
-            .dsts
-            .iter()
-            .map(|&d| act_bits[d])
-            .filter(|&b| b != from)
-            .collect();
-        tos.sort_unstable();
-        tos.dedup();
-        for to in tos {
+        let k = width(&s.kept);
+        let p = width(&s.produced).max(k);
+        if p > k {
             out.push(Convert {
                 tensor: s.tensor,
-                from,
-                to,
+                from: p,
+                to: k,
             });
         }
+        let mut ups: Vec<u8> = s.read.iter().map(|r| width(r)).filter(|&w| w > k).collect();
+        ups.sort_unstable();
+        ups.dedup();
+        out.extend(ups.into_iter().map(|to| Convert {
+            tensor: s.tensor,
+            from: k,
+            to,
+        }));
     }
     out
 }
@@ -197,7 +249,7 @@ pub fn price(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ir::{Add, Conv, Node, Relu};
+    use crate::ir::{Add, Conv, Node, Op, Relu};
 
     fn node(
         g: &mut Graph,
@@ -240,67 +292,76 @@ mod tests {
     }
 
     #[test]
-    fn sites_follow_the_compute_widths() {
+    fn ops_compute_at_their_widest_tensor_and_converts_follow() {
         let (g, [x, c1, a, b, out]) = residual();
         let s = sites(&g);
-        // conv1's fused output is computed at x's width and read by relu at a's width
+        // conv1 and relu are one op: it computes at the wider of x and a, and keeps c1 there
+        let df = Dataflow::new(&g, &roles(&g));
+        assert_eq!(df.node[0], vec![x, a]);
+        assert_eq!(df.kept[c1], vec![x, a]);
+        // x: kept at its own width, read by conv1 at x's and a's
         assert!(s.contains(&Site {
-            tensor: c1,
-            src: x,
-            dsts: vec![a]
+            tensor: x,
+            kept: vec![x],
+            produced: vec![x],
+            read: vec![vec![x, a]],
         }));
-        // a is read by conv2 at its own width (no site for that) and by add at out's width
+        // a: produced by the pair (x, a), read by conv2 (a, b) and by add (a, b, out)
         assert!(s.contains(&Site {
             tensor: a,
-            src: a,
-            dsts: vec![out]
+            kept: vec![a],
+            produced: vec![x, a],
+            read: vec![vec![a, b], vec![a, b, out]],
         }));
-        // conv2's output is produced at a's width and read by add at out's (b's own width is never read)
-        assert!(s.contains(&Site {
-            tensor: b,
-            src: a,
-            dsts: vec![out]
-        }));
-        assert_eq!(s.len(), 3);
+        assert_eq!(s.len(), 4, "{s:?}"); // x, a, b, out
         let mut bits = vec![8u8; g.tensors.len()];
         assert!(converts(&s, &bits).is_empty());
+        // out at 16: add computes at 16, so a and b are widened for it
         bits[out] = 16;
         let c = converts(&s, &bits);
-        assert_eq!(c.len(), 2, "{c:?}"); // a and b each converted once for add
-        assert!(c.iter().all(|c| c.from == 8 && c.to == 16));
-        bits[a] = 16;
-        // only conv1's output: computed at x's 8 bits, read by relu at 16
         assert_eq!(
-            converts(&s, &bits),
-            vec![Convert {
-                tensor: c1,
-                from: 8,
-                to: 16
-            }]
-        );
-        bits[out] = 8;
-        // now a and b (both at a's 16 bits) are read by add at 8
-        assert_eq!(
-            converts(&s, &bits),
+            c,
             vec![
                 Convert {
-                    tensor: c1,
+                    tensor: a,
                     from: 8,
                     to: 16
                 },
                 Convert {
-                    tensor: a,
-                    from: 16,
-                    to: 8
-                },
-                Convert {
                     tensor: b,
-                    from: 16,
-                    to: 8
-                }
+                    from: 8,
+                    to: 16
+                },
             ]
         );
-        let _ = b;
+        // a at 16 too: conv1 computes at 16 (x widened once), conv2 at 16 (b is produced at 16, kept at 8)
+        bits[a] = 16;
+        let c = converts(&s, &bits);
+        assert!(
+            c.contains(&Convert {
+                tensor: x,
+                from: 8,
+                to: 16
+            }),
+            "{c:?}"
+        );
+        assert!(
+            c.contains(&Convert {
+                tensor: b,
+                from: 16,
+                to: 8
+            }),
+            "{c:?}"
+        );
+        assert!(
+            c.contains(&Convert {
+                tensor: b,
+                from: 8,
+                to: 16
+            }),
+            "{c:?}"
+        );
+        assert_eq!(c.len(), 3, "{c:?}");
     }
 
     #[test]

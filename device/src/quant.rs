@@ -11,6 +11,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::convert::Dataflow;
 use crate::ir::{FixedRange, Graph, Mac, Op, Operand, TensorId};
 
 /// Round half to even, as `f64::round_ties_even`, without a libm call on CPUs without SSE4.1: adding and
@@ -109,6 +110,16 @@ impl Encoding {
             bits,
             scale: (1.0 / (1u64 << bits) as f64) as f32,
             offset: 0,
+        }
+    }
+
+    /// The same range at another width. Widening is exact: an 8-bit code q lies on the 16-bit grid of the
+    /// same range at 257·q (HTP's Convert agrees, qnn-sys/tests/width_changes.rs).
+    pub fn at_bits(self, bits: u8) -> Encoding {
+        if self.bits == bits {
+            self
+        } else {
+            Encoding::from_min_max(self.min() as f32, self.max() as f32, bits)
         }
     }
 
@@ -387,6 +398,9 @@ pub struct QuantPlan {
     pub encodings: Vec<Option<Encoding>>,
     /// Quantized weights per node (None for nodes without weights).
     pub weights: Vec<Option<WeightQuant>>,
+    /// Per node: the width it computes at, the widest of its activation inputs and its output
+    /// ([`crate::convert::Dataflow`]).
+    pub compute: Vec<u8>,
 }
 
 /// Output-channel axis of a weighted node's weight tensor.
@@ -445,11 +459,43 @@ impl QuantPlan {
                 })
             })
             .collect();
-        Ok(QuantPlan {
+        Ok(QuantPlan::from_parts(g, roles, encodings, weights))
+    }
+
+    /// A plan from its encodings and weights, each node computing at the widest width of its activation
+    /// inputs and its output.
+    pub fn from_parts(
+        g: &Graph,
+        roles: Vec<Role>,
+        encodings: Vec<Option<Encoding>>,
+        weights: Vec<Option<WeightQuant>>,
+    ) -> QuantPlan {
+        let bits: Vec<u8> = encodings.iter().map(|e| e.map_or(8, |e| e.bits)).collect();
+        let df = Dataflow::new(g, &roles);
+        let compute = (0..g.nodes.len())
+            .map(|i| df.node_width(i, &bits))
+            .collect();
+        QuantPlan {
             roles,
             encodings,
             weights,
-        })
+            compute,
+        }
+    }
+
+    /// The encoding node `i` writes its result in: its output's (for a MAC op folded into a Relu/Clip, the
+    /// activation's) over the same range at the width the node computes at. None in FP32 terms (no
+    /// encoding).
+    pub fn compute_encoding(&self, g: &Graph, i: usize) -> Option<Encoding> {
+        let out = g.nodes[i].output;
+        let e = match self.roles[out] {
+            Role::Fused => {
+                let reader = g.consumers()[out].first().copied()?;
+                self.encodings[g.nodes[reader].output]?
+            }
+            _ => self.encodings[out]?,
+        };
+        Some(e.at_bits(self.compute[i]))
     }
 }
 
@@ -534,6 +580,19 @@ mod tests {
         let want: Vec<f32> = xs.iter().map(|&x| e.fake(x)).collect();
         e.fake_slice(&mut xs);
         assert_eq!(xs, want);
+    }
+
+    #[test]
+    fn widening_puts_every_code_on_the_wider_grid() {
+        for (mn, mx) in [(-1.3f32, 2.9f32), (0.0, 6.0), (-4.0, -0.5), (-0.01, 300.0)] {
+            let e8 = Encoding::from_min_max(mn, mx, 8);
+            let e16 = e8.at_bits(16);
+            assert_eq!(e16.offset, 257 * e8.offset, "[{mn}, {mx}]");
+            for q in 0..=255u32 {
+                let v = e8.fake(((q as f64 + e8.offset as f64) * e8.scale as f64) as f32);
+                assert_eq!(e16.quantize(v), 257.0 * q as f64, "[{mn}, {mx}] code {q}");
+            }
+        }
     }
 
     #[test]

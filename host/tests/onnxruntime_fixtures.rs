@@ -3,9 +3,10 @@
 
 use amp_device::backend::reference::Reference;
 use amp_device::quant::{BitPlan, Precision, QuantPlan, Role};
+use amp_host::amp::groups::Groups;
 
 mod common;
-use common::{fixture, lsb_apart, top1_agreement};
+use common::{fixture, lsb_apart, mixes, top1_agreement};
 
 const EXAMPLES: &[&str] = &["digits", "digits_outlier", "mnist_mbv", "textori"];
 
@@ -84,18 +85,26 @@ fn quantized_matches_onnxruntime_qdq_on_every_example() {
 }
 
 /// `run` (Conv/Gemm fused with their Relu/Clip, quantized in the kernel's epilogue, buffers reused) gives
-/// the node-by-node `run_observed` outputs bit for bit, at FP32 and every uniform precision, and a second
+/// the node-by-node `run_observed` outputs bit for bit, at FP32, every uniform precision and two mixes of
+/// a8w8 and a16w8 groups (tensors changing width between ops), and a second
 /// batch through the same model (reusing the first batch's buffers) matches a fresh model.
 #[test]
 fn fused_run_equals_node_by_node_run() {
     for name in EXAMPLES {
         let (g, arrays, stats) = fixture(name);
         let x = &arrays["inputs"];
+        let groups = Groups::new(&g);
+        let mixed = mixes(groups.len(), 2, 5 + name.len() as u64)
+            .into_iter()
+            .map(|cfg| groups.bit_plan(&g, &cfg, true));
         let plans = [None]
             .into_iter()
             .chain(
                 [Precision::A8W8, Precision::A16W8, Precision::A16W16]
-                    .map(|p| Some(QuantPlan::new(&g, &stats, &BitPlan::uniform(&g, p)).unwrap())),
+                    .map(|p| BitPlan::uniform(&g, p))
+                    .into_iter()
+                    .chain(mixed)
+                    .map(|bits| Some(QuantPlan::new(&g, &stats, &bits).unwrap())),
             )
             .collect::<Vec<_>>();
         for plan in plans {

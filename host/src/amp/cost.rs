@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use amp_device::convert::{sites, Probe};
-use amp_device::ir::Graph;
+use amp_device::ir::{Graph, TensorId};
 use amp_device::quant::Precision;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -230,15 +230,39 @@ pub fn fit_latency(points: &[(String, f64, f64)]) -> LatencyFit {
     }
 }
 
-/// A tensor between groups that needs a Convert when their activation widths differ.
+/// A tensor between groups that needs a Convert when their activation widths differ: narrowing after its
+/// producer when that computes wider than the tensor is kept, widening before its readers that compute
+/// wider (amp_device::convert). Widths are 8 and 16 bits, so a site needs at most one of each.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct GroupSite {
     pub tensor: String,
-    pub src: usize,
-    pub dsts: Vec<usize>,
+    /// The groups whose widest width the tensor is kept at (its own).
+    pub kept: Vec<usize>,
+    /// The groups whose widest width its producer computes at.
+    pub produced: Vec<usize>,
+    /// The groups whose widest width its readers compute at (every reader's groups together: only whether
+    /// one reads wider matters).
+    pub read: Vec<usize>,
     /// Price in µs of converting 8 → 16 and 16 → 8.
     pub up_us: f64,
     pub down_us: f64,
+}
+
+impl GroupSite {
+    /// (narrowing, widening) Converts the site needs under `act`.
+    fn needs(&self, act: &dyn Fn(usize) -> u8) -> (bool, bool) {
+        let widest = |set: &[usize]| set.iter().map(|&g| act(g)).max().unwrap_or(0);
+        let kept = widest(&self.kept);
+        (widest(&self.produced) > kept, widest(&self.read) > kept)
+    }
+
+    /// Every group the site depends on.
+    fn members(&self) -> Vec<usize> {
+        let mut m: Vec<usize> = [&self.kept[..], &self.produced, &self.read].concat();
+        m.sort_unstable();
+        m.dedup();
+        m
+    }
 }
 
 /// Prices configs: bit-ops + Convert overhead.
@@ -273,21 +297,19 @@ pub fn probes(g: &Graph, batch: usize) -> Vec<Probe> {
 
 impl CostModel {
     pub fn new(g: &Graph, groups: &Groups, table: &ConvertTable, fit: LatencyFit) -> CostModel {
+        let to_groups = |set: &[TensorId]| -> Vec<usize> {
+            let mut gs: Vec<usize> = set.iter().filter_map(|&t| groups.tensor_group[t]).collect();
+            gs.sort_unstable();
+            gs.dedup();
+            gs
+        };
         let mut out = Vec::new();
         for s in sites(g) {
-            let (Some(src), dsts) = (
-                groups.tensor_group[s.src],
-                s.dsts
-                    .iter()
-                    .filter_map(|&d| groups.tensor_group[d])
-                    .collect::<Vec<_>>(),
-            ) else {
-                continue;
-            };
-            let mut dsts: Vec<usize> = dsts.into_iter().filter(|&d| d != src).collect();
-            dsts.sort_unstable();
-            dsts.dedup();
-            if dsts.is_empty() {
+            let kept = to_groups(&s.kept);
+            let produced = to_groups(&s.produced);
+            let read = to_groups(&s.read.concat());
+            // a site whose widths are all its own group's never needs a Convert
+            if produced.iter().chain(&read).all(|gi| kept.contains(gi)) {
                 continue;
             }
             let mut shape = g.tensors[s.tensor].shape.clone();
@@ -305,8 +327,9 @@ impl CostModel {
             };
             out.push(GroupSite {
                 tensor: g.tensors[s.tensor].name.clone(),
-                src,
-                dsts,
+                kept,
+                produced,
+                read,
                 up_us: price(8, 16),
                 down_us: price(16, 8),
             });
@@ -334,44 +357,26 @@ impl CostModel {
 
     /// How many Converts a config needs.
     pub fn convert_count(&self, config: &[Precision]) -> usize {
+        let act = |g: usize| config[g].act;
         self.sites
             .iter()
             .map(|s| {
-                let from = config[s.src].act;
-                let mut tos: Vec<u8> = s
-                    .dsts
-                    .iter()
-                    .map(|&d| config[d].act)
-                    .filter(|&b| b != from)
-                    .collect();
-                tos.dedup();
-                tos.sort_unstable();
-                tos.dedup();
-                tos.len()
+                let (down, up) = s.needs(&act);
+                down as usize + up as usize
             })
             .sum()
     }
 }
 
-/// Σ over sites of the price of converting to each width the consumers need other than the produced one.
+/// Σ over sites of the price of the Converts each needs.
 fn overhead(sites: &[GroupSite], act: &dyn Fn(usize) -> u8) -> f64 {
-    let mut total = 0.0;
-    for s in sites {
-        let from = act(s.src);
-        let (mut up, mut down) = (false, false);
-        for &d in &s.dsts {
-            let to = act(d);
-            up |= to > from;
-            down |= to < from;
-        }
-        if up {
-            total += s.up_us;
-        }
-        if down {
-            total += s.down_us;
-        }
-    }
-    total
+    sites
+        .iter()
+        .map(|s| {
+            let (down, up) = s.needs(act);
+            (if down { s.down_us } else { 0.0 }) + (if up { s.up_us } else { 0.0 })
+        })
+        .sum()
 }
 
 /// A phase-3 problem: per group the configs it may move to (upward from the phase-2 solution) with their
@@ -447,9 +452,10 @@ pub fn solve_alphas(p: &AlphaProblem, budgets: &[f64]) -> Result<Vec<Option<Alph
     let mut last = (0..n).collect::<Vec<usize>>();
     let mut closing: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (si, s) in p.sites.iter().enumerate() {
-        let mut members = s.dsts.clone();
-        members.push(s.src);
-        let hi = *members.iter().max().expect("a site has a source");
+        let members = s.members();
+        let Some(&hi) = members.iter().max() else {
+            continue;
+        };
         for &m in &members {
             last[m] = last[m].max(hi);
         }
@@ -662,10 +668,15 @@ mod tests {
                         .collect();
                     dsts.sort_unstable();
                     dsts.dedup();
+                    let other = (rng(&mut seed) % n as u64) as usize;
+                    let mut produced = vec![src, other];
+                    produced.sort_unstable();
+                    produced.dedup();
                     (!dsts.is_empty()).then(|| GroupSite {
                         tensor: String::new(),
-                        src,
-                        dsts,
+                        kept: vec![src],
+                        produced,
+                        read: dsts,
                         up_us: (1 + rng(&mut seed) % 20) as f64,
                         down_us: (1 + rng(&mut seed) % 20) as f64,
                     })
@@ -698,11 +709,13 @@ mod tests {
 
     #[test]
     fn alpha_one_keeps_the_phase2_choice_and_zero_removes_every_convert() {
-        // a chain 0 → 1 → 2 with group 1 at 16 bits: two Converts
-        let site = |src, dst| GroupSite {
+        // a chain 0 → 1 → 2 with group 1 at 16 bits: the op between 0 and 1 widens group 0's tensor, the
+        // op between 1 and 2 computes at 16 and narrows its output to group 2's width: two Converts
+        let site = |kept: usize, produced: Vec<usize>, read: Vec<usize>| GroupSite {
             tensor: String::new(),
-            src,
-            dsts: vec![dst],
+            kept: vec![kept],
+            produced,
+            read,
             up_us: 5.0,
             down_us: 3.0,
         };
@@ -712,7 +725,7 @@ mod tests {
                 vec![(16, 0.0)],
                 vec![(8, 0.0), (16, 4.0)],
             ],
-            sites: vec![site(0, 1), site(1, 2)],
+            sites: vec![site(0, vec![0], vec![0, 1]), site(2, vec![1, 2], vec![])],
         };
         assert_eq!(p.overhead(&[0, 0, 0]), 8.0);
         let s = solve_alphas(&p, &[8.0, 5.0, 3.0, 0.0]).unwrap();
@@ -752,10 +765,12 @@ mod tests {
 
     #[test]
     fn cost_is_bitops_plus_priced_converts() {
+        // a tensor of group 0, produced by an op that also reads group 3, read by ops of groups 1 and 2
         let site = GroupSite {
             tensor: "t".into(),
-            src: 0,
-            dsts: vec![1, 2],
+            kept: vec![0],
+            produced: vec![0, 3],
+            read: vec![1, 2],
             up_us: 6.0,
             down_us: 2.0,
         };
@@ -766,13 +781,16 @@ mod tests {
         };
         assert!((m.fit.b - 0.02).abs() < 1e-12);
         let p = |a| Precision { act: a, weight: 8 };
-        assert_eq!(m.convert_us(&[p(8), p(8), p(8)]), 0.0);
-        // two consumers at 16 share one Convert
-        assert_eq!(m.convert_us(&[p(8), p(16), p(16)]), 6.0);
-        assert_eq!(m.convert_count(&[p(8), p(16), p(16)]), 1);
-        // consumers at both widths: one Convert
-        assert_eq!(m.convert_us(&[p(16), p(8), p(16)]), 2.0);
-        assert!((m.convert_bitops(&[p(8), p(16), p(16)]) - 300.0).abs() < 1e-9);
+        assert_eq!(m.convert_us(&[p(8), p(8), p(8), p(8)]), 0.0);
+        // two readers at 16 share one widening Convert
+        assert_eq!(m.convert_us(&[p(8), p(16), p(16), p(8)]), 6.0);
+        assert_eq!(m.convert_count(&[p(8), p(16), p(16), p(8)]), 1);
+        // a tensor kept at 16 is read at 16 by every reader: none is narrower than what it reads
+        assert_eq!(m.convert_us(&[p(16), p(8), p(16), p(8)]), 0.0);
+        // its producer computing at 16 (group 3) narrows it to 8
+        assert_eq!(m.convert_us(&[p(8), p(8), p(8), p(16)]), 2.0);
+        assert_eq!(m.convert_count(&[p(8), p(16), p(8), p(16)]), 2);
+        assert!((m.convert_bitops(&[p(8), p(16), p(16), p(8)]) - 300.0).abs() < 1e-9);
     }
 
     #[test]

@@ -220,9 +220,5 @@ pub fn plan_from_json(g: &Graph, v: &Value) -> Result<QuantPlan> {
             codes,
         }));
     }
-    Ok(QuantPlan {
-        roles,
-        encodings,
-        weights,
-    })
+    Ok(QuantPlan::from_parts(g, roles, encodings, weights))
 }

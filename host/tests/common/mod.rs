@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use amp_device::backend::qnn::QnnRuntime;
 use amp_device::backend::Array;
-use amp_device::quant::Stats;
+use amp_device::quant::{Precision, Stats};
 use amp_device::Graph;
 use amp_host::import::{import_file, ImportOptions};
 use ndarray::ArrayD;
@@ -300,4 +300,28 @@ pub fn op_fixtures() -> Vec<(String, PathBuf)> {
         .collect();
     v.sort();
     v
+}
+
+/// Random a8w8/a16w8 mixes (at least one group of each), deterministic.
+pub fn mixes(groups: usize, n: usize, seed: u64) -> Vec<Vec<Precision>> {
+    let mut s = seed;
+    let mut out = Vec::new();
+    while out.len() < n {
+        let cfg: Vec<Precision> = (0..groups)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                if (s >> 33) % 2 == 0 {
+                    Precision::A16W8
+                } else {
+                    Precision::A8W8
+                }
+            })
+            .collect();
+        if cfg.contains(&Precision::A8W8) && cfg.contains(&Precision::A16W8) {
+            out.push(cfg);
+        }
+    }
+    out
 }

@@ -6,12 +6,13 @@ use std::collections::HashMap;
 
 use qnn_sys::{
     Context, Graph as QGraph, Profile, Quant, TensorRef, TensorSpec, DATATYPE_SFIXED_POINT_16,
-    DATATYPE_SFIXED_POINT_32, DATATYPE_SFIXED_POINT_8, TENSOR_TYPE_APP_READ, TENSOR_TYPE_APP_WRITE,
-    TENSOR_TYPE_NATIVE, TENSOR_TYPE_STATIC,
+    DATATYPE_SFIXED_POINT_32, DATATYPE_SFIXED_POINT_8,
 };
 
 use super::ops::{lowering, NodeCx};
-use super::{act_dtype, qdims, rebits, unsupported, QnnBackendError, QnnModel, QnnRuntime, Result};
+use super::{
+    act_dtype, act_quant, qdims, unsupported, QnnBackendError, QnnModel, QnnRuntime, Result,
+};
 use crate::ir::{Graph, Node, TensorId};
 use crate::quant::{quantize_bias, Encoding, QuantPlan, Role, WeightQuant};
 
@@ -22,8 +23,10 @@ pub(super) struct Builder<'a> {
     pub q: &'a QGraph,
     pub batch: usize,
     consumers: Vec<Vec<usize>>,
-    /// QNN tensor per (IR tensor, bits).
+    /// QNN tensor per (IR tensor, bits): the tensor as it is kept, and its widened copies.
     vals: HashMap<(TensorId, u8), (TensorRef, Encoding)>,
+    /// The width each IR tensor is kept at, once computed.
+    kept: HashMap<TensorId, u8>,
     count: usize,
     converts: usize,
 }
@@ -53,47 +56,48 @@ impl Builder<'_> {
         e: Encoding,
         app_read: bool,
     ) -> Result<TensorRef> {
-        Ok(self.q.tensor(&TensorSpec {
-            name,
-            tensor_type: if app_read {
-                TENSOR_TYPE_APP_READ
-            } else {
-                TENSOR_TYPE_NATIVE
-            },
-            data_type: act_dtype(e.bits),
-            dims,
-            quant: Quant::ScaleOffset {
-                scale: e.scale,
-                offset: e.offset,
-            },
-            data: None,
-        })?)
+        let spec = if app_read {
+            TensorSpec::output
+        } else {
+            TensorSpec::native
+        };
+        Ok(self
+            .q
+            .tensor(&spec(name, act_dtype(e.bits), dims, act_quant(&e)))?)
     }
 
-    /// The QNN tensor of IR tensor `t` at `bits`, converting (Convert op) from the tensor that exists.
+    /// The QNN tensor of IR tensor `t` at `bits`: the tensor as it is kept, or a copy widened from it by a
+    /// Convert (one per width, shared by every reader at that width). Never narrower than it is kept: an op
+    /// computes at the widest of its inputs.
     pub fn get(&mut self, t: TensorId, bits: u8) -> Result<(TensorRef, Encoding)> {
         if let Some(v) = self.vals.get(&(t, bits)) {
             return Ok(*v);
         }
-        let (src, e) = *self
-            .vals
-            .get(&(t, 8))
-            .or_else(|| self.vals.get(&(t, 16)))
-            .ok_or_else(|| {
-                QnnBackendError::Input(format!(
-                    "tensor \"{}\" used before it is computed",
-                    self.g.tensors[t].name
-                ))
-            })?;
-        let e2 = rebits(e, bits);
+        let name = &self.g.tensors[t].name;
+        let kept = *self.kept.get(&t).ok_or_else(|| {
+            QnnBackendError::Input(format!("tensor \"{name}\" used before it is computed"))
+        })?;
+        if kept > bits {
+            return Err(QnnBackendError::Input(format!(
+                "tensor \"{name}\" is kept at {kept} bits but read at {bits}"
+            )));
+        }
+        let (src, e) = self.vals[&(t, kept)];
+        let wide = e.at_bits(bits);
         let dims = qdims(&self.g.tensors[t].shape, self.batch);
-        let name = self.fresh(&format!("{}_u{bits}", self.g.tensors[t].name));
-        let out = self.native(&name, &dims, e2, false)?;
-        self.q
-            .node(&self.fresh("convert"), "Convert", &[], &[src], &[out])?;
+        let name = self.fresh(&format!("{name}_u{bits}"));
+        let out = self.native(&name, &dims, wide, false)?;
+        self.convert(src, out)?;
+        self.vals.insert((t, bits), (out, wide));
+        Ok((out, wide))
+    }
+
+    /// A Convert node from `src` to `dst`.
+    pub fn convert(&mut self, src: TensorRef, dst: TensorRef) -> Result<()> {
+        let name = self.fresh("convert");
+        self.q.node(&name, "Convert", &[], &[src], &[dst])?;
         self.converts += 1;
-        self.vals.insert((t, bits), (out, e2));
-        Ok((out, e2))
+        Ok(())
     }
 
     /// Input `k` of node `n`, a constant, as a STATIC tensor in NHWC broadcast form, quantized as
@@ -118,14 +122,13 @@ impl Builder<'_> {
                     .collect();
                 let dims: Vec<u32> = shape.iter().map(|&d| d as u32).collect();
                 let name = self.fresh(&name);
-                Ok(self.q.tensor(&TensorSpec {
-                    name: &name,
-                    tensor_type: TENSOR_TYPE_STATIC,
-                    data_type: DATATYPE_SFIXED_POINT_32,
-                    dims: &dims,
-                    quant: Quant::ScaleOffset { scale, offset: 0 },
-                    data: Some(&bytes),
-                })?)
+                Ok(self.q.tensor(&TensorSpec::constant(
+                    &name,
+                    DATATYPE_SFIXED_POINT_32,
+                    &dims,
+                    Quant::scale_offset(scale, 0),
+                    &bytes,
+                ))?)
             }
         }
     }
@@ -171,17 +174,13 @@ impl Builder<'_> {
             data.iter().map(|&v| e.quantize(v) as u8).collect()
         };
         let name = self.fresh(name);
-        Ok(self.q.tensor(&TensorSpec {
-            name: &name,
-            tensor_type: TENSOR_TYPE_STATIC,
-            data_type: act_dtype(bits),
-            dims: &dims,
-            quant: Quant::ScaleOffset {
-                scale: e.scale,
-                offset: e.offset,
-            },
-            data: Some(&bytes),
-        })?)
+        Ok(self.q.tensor(&TensorSpec::constant(
+            &name,
+            act_dtype(bits),
+            &dims,
+            act_quant(&e),
+            &bytes,
+        ))?)
     }
 
     pub fn weights(
@@ -236,14 +235,9 @@ impl Builder<'_> {
         } else {
             DATATYPE_SFIXED_POINT_8
         };
-        Ok(self.q.tensor(&TensorSpec {
-            name: &name,
-            tensor_type: TENSOR_TYPE_STATIC,
-            data_type: dt,
-            dims: &dims,
-            quant,
-            data: Some(&bytes),
-        })?)
+        Ok(self
+            .q
+            .tensor(&TensorSpec::constant(&name, dt, &dims, quant, &bytes))?)
     }
 
     pub fn bias(&mut self, n: &Node, wq: &WeightQuant, in_scale: f32) -> Result<TensorRef> {
@@ -262,20 +256,16 @@ impl Builder<'_> {
         let quant = if wq.scales.len() > 1 {
             Quant::Axis { axis: 0, scales }
         } else {
-            Quant::ScaleOffset {
-                scale: scales[0],
-                offset: 0,
-            }
+            Quant::scale_offset(scales[0], 0)
         };
         let name = self.fresh(&format!("{}.bias", n.name));
-        Ok(self.q.tensor(&TensorSpec {
-            name: &name,
-            tensor_type: TENSOR_TYPE_STATIC,
-            data_type: DATATYPE_SFIXED_POINT_32,
-            dims: &[cout as u32],
+        Ok(self.q.tensor(&TensorSpec::constant(
+            &name,
+            DATATYPE_SFIXED_POINT_32,
+            &[cout as u32],
             quant,
-            data: Some(&bytes),
-        })?)
+            &bytes,
+        ))?)
     }
 }
 
@@ -287,9 +277,10 @@ pub(super) enum WeightLayout {
 }
 
 impl Builder<'_> {
-    /// Records that IR tensor `t` exists as `r` with encoding `e`.
+    /// Records that IR tensor `t` is kept as `r` with encoding `e`.
     pub fn put(&mut self, t: TensorId, r: TensorRef, e: Encoding) {
         self.vals.insert((t, e.bits), (r, e));
+        self.kept.insert(t, e.bits);
     }
 }
 
@@ -312,23 +303,19 @@ impl QnnModel {
             batch,
             consumers: g.consumers(),
             vals: HashMap::new(),
+            kept: HashMap::new(),
             count: 0,
             converts: 0,
         };
         let in_t = g.inputs[0];
         let in_e = plan.encodings[in_t]
             .ok_or_else(|| QnnBackendError::Input("the input has no encoding".into()))?;
-        let in_ref = q.tensor(&TensorSpec {
-            name: &g.tensors[in_t].name,
-            tensor_type: TENSOR_TYPE_APP_WRITE,
-            data_type: act_dtype(in_e.bits),
-            dims: &qdims(&g.tensors[in_t].shape, batch),
-            quant: Quant::ScaleOffset {
-                scale: in_e.scale,
-                offset: in_e.offset,
-            },
-            data: None,
-        })?;
+        let in_ref = q.tensor(&TensorSpec::input(
+            &g.tensors[in_t].name,
+            act_dtype(in_e.bits),
+            &qdims(&g.tensors[in_t].shape, batch),
+            act_quant(&in_e),
+        ))?;
         b.put(in_t, in_ref, in_e);
         for (i, n) in g.nodes.iter().enumerate() {
             let out_e = b
@@ -359,24 +346,16 @@ impl QnnModel {
 }
 
 impl Builder<'_> {
-    /// Graph output `o` as an APP_READ tensor with its own encoding: the tensor itself, or a Convert of it
-    /// when it was computed at the other width.
+    /// Graph output `o`, kept at its own encoding in an APP_READ tensor.
     fn output(&mut self, o: TensorId) -> Result<(TensorRef, Encoding, Vec<usize>)> {
-        let g = self.g;
         let e = self.plan.encodings[o]
             .ok_or_else(|| QnnBackendError::Input("an output has no encoding".into()))?;
-        let (r, e) = match self.vals.get(&(o, e.bits)) {
-            Some(v) => *v,
-            None => {
-                let (src, _) = self.get(o, if e.bits == 8 { 16 } else { 8 })?;
-                let name = self.fresh(&g.tensors[o].name);
-                let dst = self.native(&name, &qdims(&g.tensors[o].shape, self.batch), e, true)?;
-                let convert = self.fresh("convert");
-                self.q.node(&convert, "Convert", &[], &[src], &[dst])?;
-                self.converts += 1;
-                (dst, e)
-            }
-        };
-        Ok((r, e, g.tensors[o].shape.clone()))
+        let (r, e) = *self.vals.get(&(o, e.bits)).ok_or_else(|| {
+            QnnBackendError::Input(format!(
+                "output \"{}\" is not kept at its own width",
+                self.g.tensors[o].name
+            ))
+        })?;
+        Ok((r, e, self.g.tensors[o].shape.clone()))
     }
 }

@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use qnn_sys::{
-    Backend, Context, Device, Graph as QGraph, Library, Profile, QnnError, TensorRef,
+    Backend, Context, Device, Graph as QGraph, Library, Profile, QnnError, Quant, TensorRef,
     DATATYPE_UFIXED_POINT_16, DATATYPE_UFIXED_POINT_8, PROFILE_EVENTTYPE_EXECUTE,
 };
 
@@ -119,20 +119,16 @@ fn qdims(shape: &[usize], batch: usize) -> Vec<u32> {
     }
 }
 
+/// An activation encoding as QNN's quantization parameters.
+fn act_quant(e: &Encoding) -> Quant {
+    Quant::scale_offset(e.scale, e.offset)
+}
+
 fn act_dtype(bits: u8) -> u32 {
     if bits == 16 {
         DATATYPE_UFIXED_POINT_16
     } else {
         DATATYPE_UFIXED_POINT_8
-    }
-}
-
-/// The same range at another bitwidth.
-fn rebits(e: Encoding, bits: u8) -> Encoding {
-    if e.bits == bits {
-        e
-    } else {
-        Encoding::from_min_max(e.min() as f32, e.max() as f32, bits)
     }
 }
 

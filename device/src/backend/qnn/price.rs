@@ -1,11 +1,8 @@
 //! What one Convert costs on the device: one-op graphs timed with QNN's profile.
 
-use qnn_sys::{
-    Context, Graph as QGraph, Profile, Quant, TensorSpec, PROFILE_EVENTTYPE_EXECUTE,
-    TENSOR_TYPE_APP_READ, TENSOR_TYPE_APP_WRITE,
-};
+use qnn_sys::{Context, Graph as QGraph, Profile, TensorSpec, PROFILE_EVENTTYPE_EXECUTE};
 
-use super::{act_dtype, qdims, QnnBackendError, QnnRuntime, Result};
+use super::{act_dtype, act_quant, qdims, QnnBackendError, QnnRuntime, Result};
 use crate::quant::Encoding;
 
 /// Median execute time in µs (QNN's profile) of `iterations` runs after `warmup` of a one-op graph on a
@@ -23,22 +20,9 @@ fn one_op_us(
     let q = QGraph::new(ctx.clone(), "probe")?;
     let profile = Profile::basic(rt.backend.clone())?;
     let dims = qdims(shape, shape.first().copied().unwrap_or(1).max(1));
-    let spec = |name: &'static str, tensor_type, bits: u8| {
-        let e = Encoding::from_min_max(-1.0, 1.0, bits);
-        q.tensor(&TensorSpec {
-            name,
-            tensor_type,
-            data_type: act_dtype(bits),
-            dims: &dims,
-            quant: Quant::ScaleOffset {
-                scale: e.scale,
-                offset: e.offset,
-            },
-            data: None,
-        })
-    };
-    let x = spec("x", TENSOR_TYPE_APP_WRITE, from)?;
-    let y = spec("y", TENSOR_TYPE_APP_READ, to)?;
+    let e = |bits| act_quant(&Encoding::from_min_max(-1.0, 1.0, bits));
+    let x = q.tensor(&TensorSpec::input("x", act_dtype(from), &dims, e(from)))?;
+    let y = q.tensor(&TensorSpec::output("y", act_dtype(to), &dims, e(to)))?;
     q.node("op", op, &[], &[x], &[y])?;
     q.finalize(None)?;
     let input = vec![0u8; x.bytes()];

@@ -792,13 +792,8 @@ pub(crate) mod tests {
                     );
                 }
                 for (wide, i8w) in [(false, false), (true, false), (false, true), (true, true)] {
-                    let q = QuantMac {
-                        codes: codes.clone(),
-                        codes64: wide.then(|| codes.iter().map(|&v| v as f64).collect()),
-                        codes_i8: i8w.then(|| int8::weight_codes(&codes).unwrap()),
-                        mult: mult.clone(),
-                        bias: bias.clone(),
-                    };
+                    let q = QuantMac::new(codes.clone(), mult.clone(), bias.clone(), wide, i8w);
+                    assert_eq!(q.codes_i8.is_some(), i8w);
                     let got = conv_quant(
                         c,
                         &ArrayRef {

@@ -227,25 +227,16 @@ mod tests {
             }
         }
         for (wide, i8w) in [(false, false), (true, false), (false, true)] {
-            let qm = QuantMac {
-                codes: codes.clone(),
-                codes64: wide.then(|| codes.iter().map(|&v| v as f64).collect()),
-                codes_i8: i8w.then(|| int8::weight_codes(&codes).unwrap()),
-                mult: mult.clone(),
-                bias: bias.clone(),
+            let qm = QuantMac::new(codes.clone(), mult.clone(), bias.clone(), wide, i8w);
+            assert_eq!(qm.codes_i8.is_some(), i8w);
+            let input = ArrayRef {
+                shape: &[m, k],
+                data: &x,
             };
-            let y = fc_quant(
-                &ArrayRef {
-                    shape: &[m, k],
-                    data: &x,
-                },
-                &[nout, k],
-                &qm,
-                e,
-                &Epilogue::NONE,
-                &mut Buffers::default(),
-            )
-            .unwrap();
+            let run = |epi: &Epilogue| {
+                fc_quant(&input, &[nout, k], &qm, e, epi, &mut Buffers::default()).unwrap()
+            };
+            let y = run(&Epilogue::NONE);
             assert_eq!(y.data, want, "f64 {wide}, int8 {i8w}");
             // quantized output with a fused clamp, 8 and 16 bits: the requantization's definition
             for e_out in [
@@ -265,18 +256,7 @@ mod tests {
                     quant: Some(e_out),
                     codes: false,
                 };
-                let y = fc_quant(
-                    &ArrayRef {
-                        shape: &[m, k],
-                        data: &x,
-                    },
-                    &[nout, k],
-                    &qm,
-                    e,
-                    &epi,
-                    &mut Buffers::default(),
-                )
-                .unwrap();
+                let y = run(&epi);
                 let want_q = super::super::requant::definition::requantized(
                     &sums,
                     1,

@@ -266,30 +266,18 @@ mod tests {
             nearest: NearestMode::Floor,
             scales: [2.0, 2.0],
         };
-        let y = resize(
-            &r,
-            &ArrayRef {
-                shape: &[1, 1, 2, 2],
-                data: &x,
-            },
-            &[1, 1, 4, 4],
-        )
-        .unwrap();
+        let input = ArrayRef {
+            shape: &[1, 1, 2, 2],
+            data: &x,
+        };
+        let y = resize(&r, &input, &[1, 1, 4, 4]).unwrap();
         assert_eq!(&y.data[..4], &[1.0, 1.0, 2.0, 2.0]);
         let r = Resize {
             mode: ResizeMode::Linear,
             coord: CoordMode::HalfPixel,
             ..r
         };
-        let y = resize(
-            &r,
-            &ArrayRef {
-                shape: &[1, 1, 2, 2],
-                data: &x,
-            },
-            &[1, 1, 4, 4],
-        )
-        .unwrap();
+        let y = resize(&r, &input, &[1, 1, 4, 4]).unwrap();
         // onnxruntime: first row of bilinear half_pixel 2x upsampling of [[1,2],[3,4]]
         assert_eq!(&y.data[..4], &[1.0, 1.25, 1.75, 2.0]);
     }

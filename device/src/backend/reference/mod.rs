@@ -87,8 +87,10 @@ impl Reference {
         if let Some(plan) = &plan {
             for (i, n) in graph.nodes.iter().enumerate() {
                 let Some(wq) = &plan.weights[i] else { continue };
+                // the input as the op reads it: widened to the width it computes at
                 let enc = plan.encodings[n.inputs[0]]
-                    .ok_or_else(|| node_err(n, "its input has no quantization encoding"))?;
+                    .ok_or_else(|| node_err(n, "its input has no quantization encoding"))?
+                    .at_bits(plan.compute[i]);
                 let cout = graph.tensors[n.inputs[1]].shape[0];
                 let k: usize = graph.tensors[n.inputs[1]].shape[1..].iter().product();
                 let bias_f = n
@@ -100,23 +102,19 @@ impl Reference {
                 let (bcodes, bscales) = quantize_bias(&bias_f, enc.scale, wq);
                 let wmax = wq.codes.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
                 let exact_f32 = (k as f64) * max_abs_int(&enc) * wmax < (1u64 << 24) as f64;
-                macs[i] = Some(QuantMac {
-                    codes: wq.codes.clone(),
-                    codes64: (!exact_f32).then(|| wq.codes.iter().map(|&v| v as f64).collect()),
-                    codes_i8: if wq.bits == 8 && enc.bits == 8 {
-                        int8::weight_codes(&wq.codes)
-                    } else {
-                        None
-                    },
-                    mult: (0..cout)
+                macs[i] = Some(QuantMac::new(
+                    wq.codes.clone(),
+                    (0..cout)
                         .map(|c| enc.scale as f64 * wq.scale(c) as f64)
                         .collect(),
-                    bias: bcodes
+                    bcodes
                         .iter()
                         .zip(&bscales)
                         .map(|(&q, &s)| q as f64 * s as f64)
                         .collect(),
-                });
+                    !exact_f32,
+                    wq.bits == 8 && enc.bits == 8,
+                ));
             }
         }
         let mut last_use = vec![0; graph.tensors.len()];
@@ -136,15 +134,22 @@ impl Reference {
         let consumers = graph.consumers();
         // HTP's rule, quantized only: a Relu/Clip that alone reads an Add/Sub/Mul/Div clamps its exact result,
         // not the result rounded to its own encoding (which is still materialised and observed)
+        // only where nothing stands between them: a Convert (a width change) ends the fusion
         let act_reads_sum = graph
             .nodes
             .iter()
-            .map(|n| {
-                plan.is_some()
-                    && n.op.def().act_reads_exact()
+            .enumerate()
+            .map(|(i, n)| {
+                let Some(p) = &plan else { return false };
+                let [reader] = consumers[n.output][..] else {
+                    return false;
+                };
+                let same_width = p.encodings[n.output]
+                    .is_some_and(|e| p.compute[i] == e.bits && p.compute[reader] == e.bits);
+                n.op.def().act_reads_exact()
                     && !graph.outputs.contains(&n.output)
-                    && consumers[n.output].len() == 1
-                    && activation_clamp(&graph.nodes[consumers[n.output][0]].op).is_some()
+                    && activation_clamp(&graph.nodes[reader].op).is_some()
+                    && same_width
             })
             .collect::<Vec<_>>();
         let fused_act = graph
@@ -166,12 +171,17 @@ impl Reference {
             for i in (0..graph.nodes.len()).filter(|&i| is_qmac(i)) {
                 let t = fused_act[i].map_or(graph.nodes[i].output, |a| graph.nodes[a].output);
                 let readers = &consumers[t];
+                // the codes are those of t's own encoding: written at its width, read at it
+                let Some(bits) = p.encodings[t].map(|e| e.bits) else {
+                    continue;
+                };
                 as_codes[t] = p.roles[t] == Role::Own
-                    && p.encodings[t].is_some()
+                    && p.compute[i] == bits
                     && !graph.outputs.contains(&t)
                     && !readers.is_empty()
                     && readers.iter().all(|&j| {
                         is_qmac(j)
+                            && p.compute[j] == bits
                             && graph.nodes[j].inputs[0] == t
                             && !graph.nodes[j].inputs[1..].contains(&t)
                     });
@@ -180,9 +190,8 @@ impl Reference {
         let mut qconsts = HashMap::new();
         if let Some(p) = &plan {
             for (i, n) in graph.nodes.iter().enumerate() {
-                let Some(bits) = p.encodings[n.output].map(|e| e.bits) else {
-                    continue;
-                };
+                // constants are stored at the width the op computes at
+                let bits = p.compute[i];
                 for (k, &t) in n.inputs.iter().enumerate() {
                     let Some(d) = graph.const_data(t) else {
                         continue;
@@ -268,9 +277,13 @@ impl Reference {
                     }
                     None => n.output,
                 };
+                // the node whose width the result is rounded at
+                let last = act.unwrap_or(i);
                 let (mut y, quantized) = self.exec(i, n, fuse, act, out, &vals, &mut bufs)?;
                 let mut observed = false;
-                if !quantized {
+                if quantized {
+                    self.round(last, out, &mut y, true);
+                } else {
                     if let Some((lo, hi)) = act.and_then(|a| activation_clamp(&g.nodes[a].op)) {
                         // an Add/Sub with its activation folded in
                         y.data.iter_mut().for_each(|v| *v = clamp(*v, lo, hi));
@@ -279,11 +292,11 @@ impl Reference {
                         // node by node: only the activation reads this, and it reads the exact sum;
                         // what is observed is the sum rounded to its own encoding
                         let mut rounded = y.clone();
-                        self.quantize(out, &mut rounded);
+                        self.round(last, out, &mut rounded, false);
                         observe(out, &rounded);
                         observed = true;
                     } else {
-                        self.quantize(out, &mut y);
+                        self.round(last, out, &mut y, false);
                     }
                 }
                 if !observed {
@@ -308,6 +321,51 @@ impl Reference {
         Ok(outs)
     }
 
+    /// Runs only the op that produces tensor `t` (with the op QNN fuses into it: a MAC op before its
+    /// activation, an Add/Sub/Mul/Div whose exact result its activation reads), on inputs `feed` gives for
+    /// that op's activation inputs (another backend's values of the same tensors, say), rounding as `run`
+    /// does. How far another backend is from this, given its own inputs, is what that op adds.
+    pub fn run_producer_of(
+        &self,
+        t: usize,
+        feed: &dyn Fn(usize) -> Option<Array>,
+    ) -> Result<Array, ExecError> {
+        let g = &*self.graph;
+        let producers = g.producers();
+        let missing = |x: usize| ExecError::Node {
+            node: g.tensors[x].name.clone(),
+            op: "input",
+            msg: "no value given for it".into(),
+        };
+        let p = producers[t].ok_or_else(|| missing(t))?;
+        let folded_into = |i: usize| (self.fused_act[i] == Some(p)).then_some(i);
+        let start = g.nodes[p]
+            .inputs
+            .iter()
+            .filter_map(|&x| producers[x])
+            .find_map(folded_into)
+            .unwrap_or(p);
+        let n = &g.nodes[start];
+        let act = (start != p).then_some(p);
+        let mut vals: Vec<Option<Array>> = vec![None; g.tensors.len()];
+        for &x in &n.inputs {
+            if !g.tensors[x].is_const() {
+                vals[x] = Some(feed(x).ok_or_else(|| missing(x))?);
+            }
+        }
+        let mut bufs = Buffers::default();
+        let (mut y, quantized) = self.exec(start, n, false, act, t, &vals, &mut bufs)?;
+        if quantized {
+            self.round(p, t, &mut y, true);
+        } else {
+            if let Some((lo, hi)) = act.and_then(|a| activation_clamp(&g.nodes[a].op)) {
+                y.data.iter_mut().for_each(|v| *v = clamp(*v, lo, hi));
+            }
+            self.round(p, t, &mut y, false);
+        }
+        Ok(y)
+    }
+
     fn lock_buffers(&self) -> std::sync::MutexGuard<'_, Buffers> {
         // a panic elsewhere cannot leave the free list inconsistent: take it as it is
         self.buffers.lock().unwrap_or_else(|e| e.into_inner())
@@ -323,6 +381,29 @@ impl Reference {
 
     fn quantize(&self, t: usize, a: &mut Array) {
         if let Some(e) = self.own_encoding(t) {
+            e.fake_slice(&mut a.data);
+        }
+    }
+
+    /// The width node `i` computes at (0 in FP32: no rounding).
+    fn compute_bits(&self, i: usize) -> u8 {
+        self.plan.as_ref().map_or(0, |p| p.compute[i])
+    }
+
+    /// Rounds node `i`'s result, tensor `t`, as the HTP graph does: to `t`'s range at the width the node
+    /// computes at (unless the kernel did: `at_width`), then, where `t` is kept narrower, to its own
+    /// encoding (the Convert after the node).
+    fn round(&self, i: usize, t: usize, a: &mut Array, at_width: bool) {
+        let Some(e) = self.own_encoding(t) else {
+            return;
+        };
+        let c = self.compute_bits(i);
+        if c > e.bits {
+            if !at_width {
+                e.at_bits(c).fake_slice(&mut a.data);
+            }
+            e.fake_slice(&mut a.data);
+        } else if !at_width {
             e.fake_slice(&mut a.data);
         }
     }
@@ -356,9 +437,11 @@ impl Reference {
         vals: &[Option<Array>],
         bufs: &mut Buffers,
     ) -> Result<(Array, bool), ExecError> {
+        let c = self.compute_bits(act.unwrap_or(i));
         let epi = Epilogue {
             clamp: act.and_then(|a| activation_clamp(&self.graph.nodes[a].op)),
-            quant: self.own_encoding(out),
+            // the result at the width the node computes at (narrowed after the kernel where it differs)
+            quant: self.own_encoding(out).map(|e| e.at_bits(c)),
             codes: fuse && self.as_codes[out],
         };
         let mut ins: Vec<ArrayRef> = n
@@ -376,7 +459,9 @@ impl Reference {
             .inputs
             .iter()
             .map(|&t| {
+                // as the node reads it: widened to the width it computes at
                 let e = self.plan.as_ref().and_then(|p| p.encodings[t])?;
+                let e = e.at_bits(self.compute_bits(i).max(e.bits));
                 // an input kept as codes is on the grid of scale 1
                 Some(if fuse && self.as_codes[t] {
                     Encoding { scale: 1.0, ..e }

@@ -2,6 +2,7 @@
 //! Conv/Gemm ([`QuantMac`]), what is applied after the op ([`Epilogue`]: a fused Relu/Clip, the output's
 //! quantization) and the one-pass requantization every accumulator path shares ([`Requant`]).
 
+use super::int8;
 use crate::quant::Encoding;
 
 /// Integer-domain parameters of one MAC op with weights.
@@ -17,6 +18,24 @@ pub(crate) struct QuantMac {
     pub mult: Vec<f64>,
     /// Dequantized int32 bias per channel.
     pub bias: Vec<f64>,
+}
+
+impl QuantMac {
+    /// Weight `codes` with their f64 copy where `wide` (f32 sums would not be exact) and their i8 copy where
+    /// `int8` (8-bit weights on 8-bit activations) and every code fits.
+    pub fn new(codes: Vec<f32>, mult: Vec<f64>, bias: Vec<f64>, wide: bool, int8: bool) -> Self {
+        QuantMac {
+            codes64: wide.then(|| codes.iter().map(|&v| v as f64).collect()),
+            codes_i8: if int8 {
+                int8::weight_codes(&codes)
+            } else {
+                None
+            },
+            codes,
+            mult,
+            bias,
+        }
+    }
 }
 
 /// What a MAC kernel applies to its output before handing it on: a fused Relu/Clip, then the output's

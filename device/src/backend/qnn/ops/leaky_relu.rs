@@ -9,7 +9,7 @@ impl Lower for LeakyRelu {
     fn lower(&self, cx: &mut NodeCx) -> Result<()> {
         let mut ins = cx.inputs()?;
         let alpha = [self.alpha];
-        let e = Encoding::for_constant(&alpha, cx.out_e.bits);
+        let e = Encoding::for_constant(&alpha, cx.width());
         let name = format!("{}.alpha", cx.n.name);
         ins.push(cx.b.static_values(&name, &vec![1; cx.rank()], &alpha, e)?);
         cx.emit("Prelu", &[], &ins)

@@ -7,9 +7,9 @@
 use qnn_sys::{ParamSpec, TensorRef};
 
 use super::builder::{Builder, WeightLayout};
-use super::{qdims, rebits, unsupported, QnnBackendError, Result};
+use super::{qdims, unsupported, QnnBackendError, Result};
 use crate::ir::Node;
-use crate::quant::Encoding;
+use crate::quant::{Encoding, Role};
 
 mod add;
 mod average_pool;
@@ -82,10 +82,15 @@ impl<'c, 'a> NodeCx<'c, 'a> {
         unsupported(self.n, reason)
     }
 
-    /// Every input at the output's width: activations (through a Convert where they exist at the other
-    /// width), constants as static tensors stored as the op's operand rule says.
+    /// The width the node computes at: the widest of its activation inputs and its output.
+    pub fn width(&self) -> u8 {
+        self.b.plan.compute[self.i]
+    }
+
+    /// Every input at the width the node computes at: activations (through a widening Convert where they
+    /// are kept narrower), constants as static tensors stored as the op's operand rule says.
     pub fn inputs(&mut self) -> Result<Vec<TensorRef>> {
-        let (n, bits, rank) = (self.n, self.out_e.bits, self.rank());
+        let (n, bits, rank) = (self.n, self.width(), self.rank());
         let mut ins = Vec::with_capacity(n.inputs.len());
         for (k, &t) in n.inputs.iter().enumerate() {
             if self.b.g.tensors[t].is_const() {
@@ -97,19 +102,20 @@ impl<'c, 'a> NodeCx<'c, 'a> {
         Ok(ins)
     }
 
-    /// The op's node: `op` with `params` reading `ins`, writing the output at its encoding (at input 0's
-    /// for a pass-through op).
+    /// The op's node: `op` with `params` reading `ins`, writing its output over the output's range at the
+    /// width it computes at (a pass-through op: in input 0's encoding), then rounding it to the output's own
+    /// width where that is narrower.
     pub fn emit(&mut self, op: &str, params: &[ParamSpec], ins: &[TensorRef]) -> Result<()> {
         let n = self.n;
-        let e = if n.op.def().passthrough() {
-            self.b.get(n.inputs[0], self.out_e.bits)?.1
-        } else {
-            self.out_e
-        };
-        let y = self.output(e, true)?;
-        self.b.q.node(&n.name, op, params, ins, &[y])?;
-        self.b.put(n.output, y, e);
-        Ok(())
+        if n.op.def().passthrough() {
+            let e = self.b.get(n.inputs[0], self.width())?.1;
+            let y = self.output(e, true)?;
+            self.b.q.node(&n.name, op, params, ins, &[y])?;
+            self.b.put(n.output, y, e);
+            return Ok(());
+        }
+        let wide = self.out_e.at_bits(self.width());
+        self.write(op, params, ins, wide)
     }
 
     /// [`NodeCx::inputs`], then [`NodeCx::emit`]: an op that maps onto one QNN op.
@@ -118,38 +124,54 @@ impl<'c, 'a> NodeCx<'c, 'a> {
         self.emit(op, params, &ins)
     }
 
-    /// A MAC op with weights: computed at the width its input's group chose, with int32 biases at scale
-    /// input × weight; where its output has the other width, the op writes a tensor of its own width over
-    /// the same range and a reader converts it.
+    /// A MAC op with weights, at the width it computes at (its input widened to it where the input is
+    /// narrower), with int32 biases at scale input × weight.
     pub fn mac(&mut self, op: &str, params: &[ParamSpec], layout: WeightLayout) -> Result<()> {
         let n = self.n;
         let wq = self.b.plan.weights[self.i]
             .as_ref()
             .ok_or_else(|| self.unsupported("no quantized weights"))?;
-        let in_bits = self.b.plan.encodings[n.inputs[0]]
-            .map(|e| e.bits)
-            .ok_or_else(|| self.unsupported("its input has no encoding"))?;
-        let (x, xe) = self.b.get(n.inputs[0], in_bits)?;
+        let (x, xe) = self.b.get(n.inputs[0], self.width())?;
         if wq.bits == 16 && xe.bits == 8 {
             return Err(self.unsupported("a8w16: 16-bit weights need 16-bit activations on HTP"));
         }
         let w = self.b.weights(n, wq, layout)?;
         let bias = self.b.bias(n, wq, xe.scale)?;
-        let ce = rebits(self.out_e, xe.bits);
-        let y = self.output(ce, ce == self.out_e)?;
-        self.b.q.node(&n.name, op, params, &[x, w, bias], &[y])?;
-        self.b.put(n.output, y, ce);
+        let wide = self.out_e.at_bits(xe.bits);
+        self.write(op, params, &[x, w, bias], wide)
+    }
+
+    /// The node writing `wide`; where the output is kept narrower (a materialised tensor, not a MAC result
+    /// folded into its activation), a Convert rounds it to the output's encoding.
+    fn write(
+        &mut self,
+        op: &str,
+        params: &[ParamSpec],
+        ins: &[TensorRef],
+        wide: Encoding,
+    ) -> Result<()> {
+        let n = self.n;
+        let narrow = wide.bits > self.out_e.bits && self.b.plan.roles[n.output] != Role::Fused;
+        let y = self.output(wide, !narrow)?;
+        self.b.q.node(&n.name, op, params, ins, &[y])?;
+        if narrow {
+            let kept = self.output(self.out_e, true)?;
+            self.b.convert(y, kept)?;
+            self.b.put(n.output, kept, self.out_e);
+        } else {
+            self.b.put(n.output, y, wide);
+        }
         Ok(())
     }
 
-    /// A fresh tensor for the node's output at encoding `e`; the graph reads it back when it is a graph
-    /// output with its own encoding.
-    fn output(&mut self, e: Encoding, own: bool) -> Result<TensorRef> {
+    /// A fresh tensor for the node's output at encoding `e`; the graph reads it back when it is the graph
+    /// output as kept.
+    fn output(&mut self, e: Encoding, kept: bool) -> Result<TensorRef> {
         let out = self.n.output;
         let is_output = self.b.g.outputs.contains(&out);
         let name = self.b.fresh(&self.b.g.tensors[out].name);
         let dims = qdims(self.out_shape(), self.b.batch);
-        self.b.native(&name, &dims, e, is_output && own)
+        self.b.native(&name, &dims, e, is_output && kept)
     }
 }
 

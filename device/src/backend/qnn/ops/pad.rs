@@ -13,7 +13,7 @@ impl Lower for Pad {
             return Err(cx.unsupported("padding the batch axis"));
         }
         let ins = cx.inputs()?;
-        let e = cx.b.get(cx.n.inputs[0], cx.out_e.bits)?.1;
+        let e = cx.b.get(cx.n.inputs[0], cx.width())?.1;
         let amount: Vec<u32> = (0..rank)
             .map(|i| if rank == 4 { NHWC_ORDER[i] } else { i })
             .flat_map(|a| [pads[a] as u32, pads[a + rank] as u32])

@@ -12,7 +12,7 @@ impl Lower for Reshape {
         let (src, rank) = (cx.in_shape(0), cx.rank());
         let mut ins = cx.inputs()?;
         if src.len() == 4 && src[2] * src[3] != 1 && rank != 4 {
-            let e = cx.b.get(cx.n.inputs[0], cx.out_e.bits)?.1;
+            let e = cx.b.get(cx.n.inputs[0], cx.width())?.1;
             let name = cx.b.fresh("to_nchw");
             let batch = cx.b.batch as u32;
             let nchw = [batch, src[1] as u32, src[2] as u32, src[3] as u32];

@@ -6,7 +6,7 @@ use crate::ir::ScaleShift;
 
 impl Lower for ScaleShift {
     fn lower(&self, cx: &mut NodeCx) -> Result<()> {
-        let (n, bits) = (cx.n, cx.out_e.bits);
+        let (n, bits) = (cx.n, cx.width());
         let x = cx.b.get(n.inputs[0], bits)?.0;
         let scale = cx.b.constant(n, 1, 1, bits)?;
         let shift = cx.b.constant(n, 2, 1, bits)?;
