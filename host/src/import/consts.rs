@@ -123,6 +123,33 @@ impl ConstTensor {
     }
 
     /// A tensor of `shape` holding the elements at `order` (flat indices into this one).
+    /// The tensor of `shape` whose element at each multi-index is this one's element at the flat index
+    /// `source(index, strides)`, `strides` being this tensor's row-major strides.
+    fn rearranged(
+        &self,
+        shape: Vec<usize>,
+        source: impl Fn(&[usize], &[usize]) -> usize,
+    ) -> ConstTensor {
+        let mut strides = vec![1; self.shape.len()];
+        for i in (0..self.shape.len().saturating_sub(1)).rev() {
+            strides[i] = strides[i + 1] * self.shape[i + 1];
+        }
+        let n: usize = shape.iter().product();
+        let mut order = Vec::with_capacity(n);
+        let mut idx = vec![0usize; shape.len()];
+        for _ in 0..n {
+            order.push(source(&idx, &strides));
+            for d in (0..idx.len()).rev() {
+                idx[d] += 1;
+                if idx[d] < shape[d] {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        }
+        self.pick(shape, &order)
+    }
+
     fn pick(&self, shape: Vec<usize>, order: &[usize]) -> ConstTensor {
         match &self.data {
             ConstData::F32(v) => ConstTensor::f32(shape, order.iter().map(|&i| v[i]).collect()),
@@ -213,24 +240,9 @@ impl ConstTensor {
             return Err(format!("perm {perm:?} does not fit rank {rank}"));
         }
         let shape: Vec<usize> = perm.iter().map(|&p| self.shape[p]).collect();
-        let mut strides = vec![1; rank];
-        for i in (0..rank.saturating_sub(1)).rev() {
-            strides[i] = strides[i + 1] * self.shape[i + 1];
-        }
-        let n = self.numel();
-        let mut order = Vec::with_capacity(n);
-        let mut idx = vec![0usize; rank];
-        for _ in 0..n {
-            order.push((0..rank).map(|d| idx[d] * strides[perm[d]]).sum::<usize>());
-            for d in (0..rank).rev() {
-                idx[d] += 1;
-                if idx[d] < shape[d] {
-                    break;
-                }
-                idx[d] = 0;
-            }
-        }
-        Ok(self.pick(shape, &order))
+        Ok(self.rearranged(shape, |idx, strides| {
+            (0..rank).map(|d| idx[d] * strides[perm[d]]).sum()
+        }))
     }
 
     /// ONNX Slice along the given axes.
@@ -270,28 +282,9 @@ impl ConstTensor {
             ranges[ax] = r;
         }
         let shape: Vec<usize> = ranges.iter().map(|r| r.len()).collect();
-        let n: usize = shape.iter().product();
-        let mut strides = vec![1; rank];
-        for i in (0..rank.saturating_sub(1)).rev() {
-            strides[i] = strides[i + 1] * self.shape[i + 1];
-        }
-        let mut order = Vec::with_capacity(n);
-        let mut idx = vec![0usize; rank];
-        for _ in 0..n {
-            order.push(
-                (0..rank)
-                    .map(|d| ranges[d][idx[d]] * strides[d])
-                    .sum::<usize>(),
-            );
-            for d in (0..rank).rev() {
-                idx[d] += 1;
-                if idx[d] < shape[d] {
-                    break;
-                }
-                idx[d] = 0;
-            }
-        }
-        Ok(self.pick(shape, &order))
+        Ok(self.rearranged(shape, |idx, strides| {
+            (0..rank).map(|d| ranges[d][idx[d]] * strides[d]).sum()
+        }))
     }
 }
 
