@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use amp_device::backend::qnn::QnnRuntime;
 use amp_device::protocol::BackendChoice;
+use amp_device::quant::Precision;
 use amp_host::amp::evaluator::EvalBackend;
+use amp_host::amp::remote::DeviceSpec;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
@@ -15,7 +17,7 @@ use clap::{Parser, Subcommand};
     name = "amp-host",
     version,
     about = "Automatic mixed precision (int8/int16 per layer group) for QNN, measured on the device.",
-    after_help = "Exit codes: 0 success; 1 an error (bad model, data, device); 2 bad command line."
+    after_help = "Exit codes: 0 success; 1 the answer misses its target or a threshold; 2 bad command line; 3 a device could not be reached or was lost; 4 any other error (bad model or data, a failed evaluation)."
 )]
 pub(crate) struct Cli {
     #[command(subcommand)]
@@ -60,7 +62,7 @@ pub(crate) struct BenchArgs {
     pub backend: BackendArgs,
     /// fp32 (reference backend only) or a uniform precision aNwM.
     #[arg(long, default_value = "a8w8")]
-    pub precision: String,
+    pub precision: Level,
     /// Samples per execution.
     #[arg(long, default_value_t = 1)]
     pub batch: usize,
@@ -76,7 +78,7 @@ pub(crate) struct BenchArgs {
     /// Measure on a device's agent (`local`, `adb:SERIAL`, `tcp:HOST:PORT`) instead of in this process;
     /// the agent reports host-side wall time per execution (with --precision only).
     #[arg(long)]
-    pub device: Option<String>,
+    pub device: Option<DeviceSpec>,
     #[command(flatten)]
     pub quant: QuantArgs,
 }
@@ -177,7 +179,7 @@ pub(crate) struct TraceArgs {
     pub input: ModelArgs,
     /// A uniform precision aNwM.
     #[arg(long, default_value = "a16w8")]
-    pub precision: String,
+    pub precision: Level,
     /// Samples run through both backends.
     #[arg(long, default_value_t = 8)]
     pub samples: usize,
@@ -203,13 +205,13 @@ pub(crate) struct TuneArgs {
     /// `tcp:HOST:PORT` (an agent serving there), or `inprocess`. Give it several times for a pool: jobs go
     /// to whichever device is free, and a device that fails is restarted once, then dropped.
     #[arg(long, default_value = "local")]
-    pub device: Vec<String>,
+    pub device: Vec<DeviceSpec>,
     /// Largest accepted top-1 drop from FP32 (0.01 = one point), or `none` for the whole curve.
     #[arg(long, default_value = "0.01")]
-    pub allowed_drop: String,
+    pub allowed_drop: AllowedDrop,
     /// Candidate precisions, comma-separated aNwM.
     #[arg(long, default_value = "a16w16,a16w8,a8w8", value_delimiter = ',')]
-    pub candidates: Vec<String>,
+    pub candidates: Vec<Precision>,
     /// What phase 1 measures per group.
     #[arg(long, value_enum, default_value = "accuracy")]
     pub phase1_metric: amp_host::amp::evaluator::Metric,
@@ -250,9 +252,27 @@ pub(crate) struct TuneArgs {
     /// Timed runs per latency or Convert measurement (the median is kept), after 3 warm-up runs.
     #[arg(long, default_value_t = 20)]
     pub latency_iterations: usize,
+    /// After a search on the reference backend, measure the chosen config again on HTP (in this process for a
+    /// local device, on the device's own HTP otherwise) and report both; `none` skips it. Done where HTP can
+    /// run; the report says why when it is not.
+    #[arg(long, value_enum, default_value = "htp")]
+    pub verify_on: VerifyOn,
+    /// Exit 0 even when the result misses its target (the best uniform candidate already misses it, or the
+    /// chosen config misses it on HTP); without it, such a tune exits 1.
+    #[arg(long)]
+    pub allow_miss: bool,
     /// Print a JSON summary on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Where `tune` measures its chosen config again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum VerifyOn {
+    /// Qualcomm's HTP (the emulator on x86_64, the device's on a phone).
+    Htp,
+    /// Do not verify.
+    None,
 }
 
 #[derive(clap::Args)]
@@ -262,7 +282,7 @@ pub(crate) struct ExportArgs {
     pub results: PathBuf,
     /// Re-pick the cheapest evaluated point within this drop from FP32 (default: the tuned choice).
     #[arg(long)]
-    pub allowed_drop: Option<f64>,
+    pub allowed_drop: Option<AllowedDrop>,
     /// Export phase 3's marked config (phase3.json) instead of phase 2's choice.
     #[arg(long, conflicts_with = "allowed_drop")]
     pub phase3: bool,
@@ -282,7 +302,7 @@ pub(crate) struct EvalArgs {
     pub backend: BackendArgs,
     /// fp32, or a uniform precision aNwM (a8w8, a16w8, a16w16).
     #[arg(long, default_value = "fp32")]
-    pub precision: String,
+    pub precision: Level,
     /// Batch size of each forward pass.
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
@@ -307,4 +327,50 @@ pub(crate) struct InfoArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `fp32`, or a uniform precision `aNwM`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Level {
+    Fp32,
+    Uniform(Precision),
+}
+
+impl std::str::FromStr for Level {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Level, String> {
+        if s.trim().eq_ignore_ascii_case("fp32") {
+            return Ok(Level::Fp32);
+        }
+        s.parse()
+            .map(Level::Uniform)
+            .map_err(|e| format!("{e}, or fp32"))
+    }
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Level::Fp32 => write!(f, "fp32"),
+            Level::Uniform(p) => write!(f, "{p}"),
+        }
+    }
+}
+
+/// The largest accepted drop of the metric from FP32, or none (the whole curve).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct AllowedDrop(pub Option<f64>);
+
+impl std::str::FromStr for AllowedDrop {
+    type Err = String;
+    fn from_str(s: &str) -> Result<AllowedDrop, String> {
+        if s.trim().eq_ignore_ascii_case("none") {
+            return Ok(AllowedDrop(None));
+        }
+        match s.trim().parse::<f64>() {
+            Ok(v) if (0.0..=1.0).contains(&v) => Ok(AllowedDrop(Some(v))),
+            Ok(v) => Err(format!("{v}: expected a fraction between 0 and 1, or none")),
+            Err(_) => Err(format!("{s:?}: expected a number such as 0.01, or none")),
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! `amp-host`: picks per-layer int8/int16 precision for a quantized network by measuring it.
 //!
-//! Exit codes: 0 success, 1 error (the message names the file, node or device at fault), 2 bad usage.
+//! Exit codes: 0 success; 1 the answer misses its target or a threshold; 2 bad command line; 3 a device could
+//! not be reached or was lost; 4 any other error (the message names the file, node or device at fault).
 
 #![forbid(unsafe_code)]
 
@@ -9,18 +10,35 @@ mod commands;
 
 use std::process::ExitCode;
 
+use amp_device::error::{ErrorKind, EvalError};
+use amp_host::{Missed, Usage};
 use anyhow::Result;
 use clap::Parser;
 use cli::{Cli, Cmd};
 
 fn main() -> ExitCode {
+    // clap answers bad flags itself, with exit code 2
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("amp-host: error: {e:#}");
-            ExitCode::from(1)
+            let (code, what) = classify(&e);
+            eprintln!("amp-host: {what}: {e:#}");
+            ExitCode::from(code)
         }
+    }
+}
+
+/// The exit code and the word that leads the message, for an error a command ended with.
+fn classify(e: &anyhow::Error) -> (u8, &'static str) {
+    if e.chain().any(|c| c.is::<Missed>()) {
+        (1, "target missed")
+    } else if e.chain().any(|c| c.is::<Usage>()) {
+        (2, "usage")
+    } else if EvalError::kind_of(e) == ErrorKind::DeviceLost {
+        (3, "device")
+    } else {
+        (4, "error")
     }
 }
 

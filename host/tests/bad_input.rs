@@ -2,7 +2,6 @@
 //! fault, and never panics.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use amp_host::import::proto;
 use ndarray::{Array1, Array4};
@@ -10,7 +9,7 @@ use ndarray_npy::NpzWriter;
 use prost::Message;
 
 mod common;
-use common::{amp_status as amp, root};
+use common::{amp_cmd, amp_in, amp_status as amp, root};
 
 fn digits() -> (PathBuf, PathBuf) {
     (
@@ -19,9 +18,9 @@ fn digits() -> (PathBuf, PathBuf) {
     )
 }
 
-/// Asserts exit code 1 and that the message names each of `needles`.
+/// Asserts exit code 4 (an error of the model or data) and that the message names each of `needles`.
 fn expect_failure((code, err): (i32, String), needles: &[&str]) {
-    assert_eq!(code, 1, "{err}");
+    assert_eq!(code, 4, "{err}");
     for n in needles {
         assert!(err.contains(n), "expected {n:?} in: {err}");
     }
@@ -196,26 +195,12 @@ fn eval_json_reports_accuracy_of_every_precision() {
     let dir = tempfile::tempdir().unwrap();
     let (model, data) = digits();
     for p in ["fp32", "a8w8", "a16w8", "a16w16"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_amp-host"))
-            .args([
-                "eval",
-                "--model",
-                model.to_str().unwrap(),
-                "--data",
-                data.to_str().unwrap(),
-                "--precision",
-                p,
-                "--json",
-            ])
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let v = amp_in(
+            amp_cmd()
+                .args(["eval", "--model", model.to_str().unwrap()])
+                .args(["--data", data.to_str().unwrap(), "--precision", p, "--json"])
+                .current_dir(dir.path()),
         );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["precision"], p);
         assert_eq!(v["samples"], 360);
         // onnxruntime gives 0.9889 at FP32 and on the QDQ models (examples/digits/meta.json)
@@ -226,4 +211,74 @@ fn eval_json_reports_accuracy_of_every_precision() {
         .unwrap()
         .collect();
     assert_eq!(cached.len(), 1);
+}
+
+/// Bad flag values are usage errors, exit code 2 as clap's own are, naming the flag and what it takes.
+#[test]
+fn bad_flag_values_are_usage_errors() {
+    let (model, data) = (
+        root().join("examples/digits/model.onnx"),
+        root().join("examples/digits/val.npz"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (m, d) = (model.to_str().unwrap(), data.to_str().unwrap());
+    for (args, needle) in [
+        (
+            vec!["eval", "--model", m, "--data", d, "--precision", "a4w8"],
+            "--precision",
+        ),
+        (
+            vec!["tune", "--model", m, "--data", d, "--allowed-drop", "2"],
+            "--allowed-drop",
+        ),
+        (
+            vec!["tune", "--model", m, "--data", d, "--allowed-drop", "nan"],
+            "--allowed-drop",
+        ),
+        (
+            vec![
+                "tune",
+                "--model",
+                m,
+                "--data",
+                d,
+                "--candidates",
+                "a16w8,w8a8",
+            ],
+            "--candidates",
+        ),
+        (
+            vec![
+                "tune",
+                "--model",
+                m,
+                "--data",
+                d,
+                "--device",
+                "inprocess",
+                "--device",
+                "local",
+            ],
+            "pool",
+        ),
+        (
+            vec![
+                "export",
+                "--results",
+                d,
+                "--out",
+                d,
+                "--allowed-drop",
+                "nan",
+            ],
+            "--allowed-drop",
+        ),
+    ] {
+        let (code, err) = amp(&args, dir.path());
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(
+            err.contains(needle),
+            "{args:?}: expected {needle:?} in {err}"
+        );
+    }
 }

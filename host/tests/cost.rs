@@ -139,19 +139,17 @@ fn reference_phase3_reuses_prices_and_prices_again_on_another_device() {
 #[test]
 fn htp_phase3_measures_converts_and_latency_on_the_device() {
     let dir = tempfile::tempdir().unwrap();
-    let r = tune(
-        dir.path(),
-        &[
-            "--device",
-            "local",
-            "--backend",
-            "htp",
-            "--cost",
-            "latency",
-            "--latency-iterations",
-            "10",
-        ],
-    );
+    let args = [
+        "--device",
+        "local",
+        "--backend",
+        "htp",
+        "--cost",
+        "latency",
+        "--latency-iterations",
+        "10",
+    ];
+    let r = tune(dir.path(), &args);
     let cm = &r["cost_model"];
     assert_eq!(cm["convert_prices"], "measured", "{r}");
     assert!(
@@ -179,19 +177,7 @@ fn htp_phase3_measures_converts_and_latency_on_the_device() {
     for f in ["pareto_cost.svg", "pareto_latency.svg"] {
         assert!(dir.path().join(f).is_file(), "{f} missing");
     }
-    let again = tune(
-        dir.path(),
-        &[
-            "--device",
-            "local",
-            "--backend",
-            "htp",
-            "--cost",
-            "latency",
-            "--latency-iterations",
-            "10",
-        ],
-    );
+    let again = tune(dir.path(), &args);
     assert_eq!(again["cost_model"]["pricing"]["measured"], 0, "{again}");
     assert_eq!(again["latency_measurements"], 0, "{again}");
 }

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 
 mod common;
 use common::{
-    amp_in, assert_same_as_single, bin, finish, full_curve, root, spawn, wait_for_phase1,
+    amp, amp_in, assert_same_as_single, bin, finish, full_curve, root, spawn, wait_for_phase1,
 };
 
 /// The whole curve of digits_outlier on `device`.
@@ -183,34 +183,22 @@ fn a_pool_survives_a_device_killed_in_phase_1() {
 fn bench_on_a_device_reports_the_agents_latency() {
     let ex = root().join("examples/digits");
     let cache = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_amp-host"))
-        .args([
-            "bench",
-            "--model",
-            ex.join("model.onnx").to_str().unwrap(),
-            "--data",
-            ex.join("val.npz").to_str().unwrap(),
-        ])
-        .args([
-            "--precision",
-            "a8w8",
-            "--device",
-            "local",
-            "--iters",
-            "5",
-            "--json",
-            "--cache",
-            cache.path().to_str().unwrap(),
-        ])
-        .env("AMP_AGENT", bin("amp-agent"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = amp(&[
+        "bench",
+        "--model",
+        ex.join("model.onnx").to_str().unwrap(),
+        "--data",
+        ex.join("val.npz").to_str().unwrap(),
+        "--precision",
+        "a8w8",
+        "--device",
+        "local",
+        "--iters",
+        "5",
+        "--json",
+        "--cache",
+        cache.path().to_str().unwrap(),
+    ]);
     // the reference backend has no profiler: the agent times the run call
     assert_eq!(r["source"], "wall-clock", "{r}");
     let w = &r["latency_us"];

@@ -113,3 +113,43 @@ fn tune_prunes_a_config_htp_refuses_and_goes_on() {
         r["evaluations"].as_u64().unwrap()
     );
 }
+
+/// A chosen config that cannot run on the verifying HTP (A16W16 at v68, after a search on the reference)
+/// misses its target there: `tune` says so and exits 1, or 0 with `--allow-miss`, and the results record it.
+#[test]
+fn a_chosen_config_that_misses_on_htp_fails_the_tune_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--candidates",
+        "a16w16",
+        "--htp-arch",
+        "68",
+        "--phase1-samples",
+        "64",
+    ];
+    let out = common::tune_cmd("digits", dir.path(), &args)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("target missed") && err.contains("htp-v68"),
+        "{err}"
+    );
+    let mut allowed = args.to_vec();
+    allowed.push("--allow-miss");
+    let r = tune("digits", dir.path(), &allowed);
+    let v = &r["verification"];
+    assert_eq!(v["meets_target"], false, "{r}");
+    assert!(v["accuracy"].is_null(), "it cannot run there: {r}");
+    assert!(
+        r["missed"].as_str().unwrap().contains("cannot run there"),
+        "{r}"
+    );
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["verified"]["meets_target"], false);
+    let report = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(report.contains("misses the target"), "{report}");
+}

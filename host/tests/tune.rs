@@ -231,3 +231,45 @@ fn tune_on_htp_and_the_exported_file_reproduces_on_htp() {
         "{fast}"
     );
 }
+
+/// After a search on the reference backend, the chosen config is measured again on HTP (the default,
+/// `--verify-on htp`): both numbers are reported, and they agree on the demo's example, where before the
+/// dataflow at width changes followed HTP's they were 11 points apart (0.989 against 0.875).
+#[test]
+fn the_chosen_config_is_verified_on_htp() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = tune("digits_outlier", dir.path(), &["--allowed-drop", "0.01"]);
+    let v = &r["verification"];
+    assert!(v["on"].as_str().unwrap().starts_with("htp-v73"), "{r}");
+    let (there, here) = (
+        v["accuracy"].as_f64().unwrap(),
+        r["chosen"]["accuracy"].as_f64().unwrap(),
+    );
+    assert!(
+        (there - here).abs() <= 0.005,
+        "reference {here}, HTP {there}: {r}"
+    );
+    assert_eq!(v["meets_target"], true, "{r}");
+    assert!(r["missed"].is_null(), "{r}");
+    let report = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(report.contains("verified on htp-v73"), "{report}");
+    // a rerun measures nothing again, on either backend
+    let again = tune("digits_outlier", dir.path(), &["--allowed-drop", "0.01"]);
+    assert_eq!(again["evaluations"], 0, "{again}");
+    assert_eq!(again["verification"]["evaluations"], 0, "{again}");
+    assert_eq!(again["verification"]["accuracy"], v["accuracy"]);
+    // and --verify-on none says why it did not verify
+    let none = tune(
+        "digits_outlier",
+        dir.path(),
+        &["--allowed-drop", "0.01", "--verify-on", "none"],
+    );
+    assert!(none["verification"].is_null());
+    assert!(
+        none["verify_note"]
+            .as_str()
+            .unwrap()
+            .contains("--verify-on none"),
+        "{none}"
+    );
+}

@@ -139,11 +139,15 @@ pub fn write_all(
         "group": groups.describe(g, s.group), "group_index": s.group, "candidate": s.candidate.to_string(),
         "score": s.score, "bitops_reduction": s.bitops_reduction,
     })).collect::<Vec<_>>())?)?;
-    write(
-        dir,
-        "config.json",
-        &serde_json::to_string_pretty(&point_json(g, groups, &r.chosen))?,
-    )?;
+    let mut config = point_json(g, groups, &r.chosen);
+    config["verified"] = match &r.verification {
+        Some(v) => json!({
+            "on": v.on, "accuracy": v.accuracy, "target": v.target, "meets_target": v.meets_target,
+            "instead": v.instead.as_ref().map(|(p, acc)| json!({"accuracy_there": acc, "point": point_json(g, groups, p)})),
+        }),
+        None => json!({ "not_verified": r.verify_note }),
+    };
+    write(dir, "config.json", &serde_json::to_string_pretty(&config)?)?;
     let svg = svg(&pts, &r.chosen, r.fp32, target);
     write(dir, "pareto.svg", &svg)?;
     let mut views = vec![svg];
@@ -362,9 +366,37 @@ fn report_md(g: &Graph, groups: &Groups, r: &TuneResult, target: Option<f64>, wa
     }
     let _ = writeln!(
         s,
-        "- chosen: relative bit-ops {:.4}, accuracy {:.4}\n",
+        "- chosen: relative bit-ops {:.4}, accuracy {:.4} where the search measured it",
         r.chosen.relative_bitops, r.chosen.accuracy
     );
+    match (&r.verification, &r.verify_note) {
+        (Some(v), _) => {
+            let acc = v
+                .accuracy
+                .map(|a| format!("{a:.4}"))
+                .unwrap_or("nothing (it cannot run there)".into());
+            let verdict = if v.meets_target {
+                "meets the target".to_string()
+            } else {
+                format!("**misses the target {:.4}**", v.target)
+            };
+            let _ = writeln!(s, "- verified on {}: accuracy {acc}, {verdict}", v.on);
+            if let Some((p, a)) = &v.instead {
+                let _ = writeln!(
+                    s,
+                    "- the next point of the curve that meets it there: relative bit-ops {:.4}, accuracy {a:.4} there, {:.4} on the reference ({})",
+                    p.relative_bitops,
+                    p.accuracy,
+                    p.config.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",")
+                );
+            }
+        }
+        (None, Some(why)) => {
+            let _ = writeln!(s, "- not verified on HTP: {why}");
+        }
+        (None, None) => {}
+    }
+    s.push('\n');
     let _ = writeln!(s, "## Groups left at 16 bits\n");
     let mut any = false;
     for (gi, c) in r.chosen.config.iter().enumerate() {
@@ -414,16 +446,7 @@ fn report_md(g: &Graph, groups: &Groups, r: &TuneResult, target: Option<f64>, wa
                 .join(", ")
         );
         if let Some(pc) = &r.chosen.cost {
-            let _ = writeln!(
-                s,
-                "- chosen config: relative cost {:.4}, {} Converts ({:.0} µs){}",
-                pc.relative_cost,
-                pc.converts,
-                pc.convert_us,
-                pc.latency_us
-                    .map(|l| format!(", latency {l:.0} µs"))
-                    .unwrap_or_default()
-            );
+            let _ = writeln!(s, "- chosen config: {}", pc.summary());
         }
     }
     if let Some(p3) = &r.phase3 {

@@ -3,13 +3,13 @@
 use std::sync::Arc;
 
 use amp_device::ir::Graph;
-use amp_device::quant::Precision;
 use amp_host::calib::calibrate_cached;
 use amp_host::data::Dataset;
 use anyhow::Result;
 
 use super::{model_and_data, plan_for};
-use crate::cli::BenchArgs;
+use crate::cli::{BenchArgs, Level};
+use amp_host::amp::remote::DeviceSpec;
 
 pub(crate) fn bench(a: BenchArgs) -> Result<()> {
     use amp_host::amp::evaluator::{prepare, Prepared};
@@ -18,7 +18,7 @@ pub(crate) fn bench(a: BenchArgs) -> Result<()> {
     if let Some(d) = &a.device {
         return bench_on_device(&a, d, &data, graph);
     }
-    let plan = plan_for(&graph, &data, &a.precision, &a.quant, true)?;
+    let plan = plan_for(&graph, &data, a.precision, &a.quant, true)?;
     let backend = a.backend.load(a.backend.backend)?;
     let batch = a.batch.max(1);
     let t = Instant::now();
@@ -55,7 +55,7 @@ pub(crate) fn bench(a: BenchArgs) -> Result<()> {
         .encodings
         .as_ref()
         .map(|p| p.display().to_string())
-        .unwrap_or(a.precision.to_ascii_lowercase());
+        .unwrap_or(a.precision.to_string());
     let backend_name = a.backend.label();
     let o = serde_json::json!({
         "model": a.input.model.display().to_string(), "config": label, "backend": backend_name, "batch": batch,
@@ -86,23 +86,26 @@ pub(crate) fn bench(a: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-fn bench_on_device(a: &BenchArgs, device: &str, data: &Dataset, graph: Arc<Graph>) -> Result<()> {
+fn bench_on_device(
+    a: &BenchArgs,
+    spec: &DeviceSpec,
+    data: &Dataset,
+    graph: Arc<Graph>,
+) -> Result<()> {
     use amp_host::amp::remote::Connector;
     if a.quant.encodings.is_some() {
         anyhow::bail!(
             "--device takes --precision (a uniform config); benchmark an encodings file in process"
         );
     }
-    let spec: amp_host::amp::remote::DeviceSpec = device.parse()?;
+    let device = spec.to_string();
     let groups = amp_host::amp::groups::Groups::new(&graph);
     let calib = data.head(a.quant.calib_samples.max(1));
     let (stats, _, _) =
         calibrate_cached(graph.clone(), &calib.inputs, &calib.hash(), &a.quant.cache)?;
-    let plan = if a.precision.eq_ignore_ascii_case("fp32") {
-        None
-    } else {
-        let p: Precision = a.precision.parse().map_err(anyhow::Error::msg)?;
-        Some(groups.bit_plan(&graph, &vec![p; groups.len()], true))
+    let plan = match a.precision {
+        Level::Fp32 => None,
+        Level::Uniform(p) => Some(groups.bit_plan(&graph, &vec![p; groups.len()], true)),
     };
     let backend = a.backend.choice();
     let connector = Connector {
@@ -117,20 +120,20 @@ fn bench_on_device(a: &BenchArgs, device: &str, data: &Dataset, graph: Arc<Graph
         data: data.head(a.batch.max(1)),
         batch: a.batch.max(1),
     };
-    let mut ev = connector.connect(&spec)?;
+    let mut ev = connector.connect(spec)?;
     let l = ev.profile(plan, a.warmup, a.iters.max(1))?;
     let (min, median, p90, max) = (l.min_us, l.median_us, l.p90_us, l.max_us);
     let who = amp_host::amp::evaluator::Evaluator::identity(&ev);
     if a.json {
         println!(
             "{}",
-            serde_json::json!({"model": a.input.model.display().to_string(), "config": a.precision.to_ascii_lowercase(), "device": device, "evaluator": who, "batch": a.batch.max(1), "iters": a.iters.max(1), "source": l.source, "latency_us": {"min": min, "median": median, "p90": p90, "max": max}})
+            serde_json::json!({"model": a.input.model.display().to_string(), "config": a.precision.to_string(), "device": device, "evaluator": who, "batch": a.batch.max(1), "iters": a.iters.max(1), "source": l.source, "latency_us": {"min": min, "median": median, "p90": p90, "max": max}})
         );
     } else {
         println!(
             "{} {} on {who}, batch {}",
             a.input.model.display(),
-            a.precision.to_ascii_lowercase(),
+            a.precision,
             a.batch.max(1)
         );
         println!("latency (measured by the agent, {})  min {min:.0} µs, median {median:.0} µs, p90 {p90:.0} µs, max {max:.0} µs", l.source);

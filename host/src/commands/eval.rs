@@ -8,7 +8,7 @@ use crate::cli::EvalArgs;
 
 pub(crate) fn eval(a: EvalArgs) -> Result<()> {
     let (graph, data) = model_and_data(&a.input.model, &a.input.data)?;
-    let plan = plan_for(&graph, &data, &a.precision, &a.quant, !a.per_tensor)?;
+    let plan = plan_for(&graph, &data, a.precision, &a.quant, !a.per_tensor)?;
     let backend = a.backend.load(a.backend.backend)?;
     let mut model = amp_host::amp::evaluator::prepare(&backend, &graph, plan, a.batch.max(1))?;
     let (r, _) = evaluate(&mut model, &data, a.batch.max(1), "evaluating")?;
@@ -16,7 +16,7 @@ pub(crate) fn eval(a: EvalArgs) -> Result<()> {
         let mut obj = serde_json::to_value(&r)?;
         obj["precision"] = match &a.quant.encodings {
             Some(p) => p.display().to_string().into(),
-            None => a.precision.to_ascii_lowercase().into(),
+            None => a.precision.to_string().into(),
         };
         obj["model"] = a.input.model.display().to_string().into();
         obj["backend"] = a.backend.label().into();
@@ -25,7 +25,7 @@ pub(crate) fn eval(a: EvalArgs) -> Result<()> {
         println!("model      {}", a.input.model.display());
         match &a.quant.encodings {
             Some(p) => println!("encodings  {}", p.display()),
-            None => println!("precision  {}", a.precision.to_ascii_lowercase()),
+            None => println!("precision  {}", a.precision),
         }
         println!("samples    {}", r.samples);
         println!("top-1      {:.4}", r.top1);

@@ -6,6 +6,7 @@ use amp_device::quant::{Precision, QuantPlan};
 use amp_host::amp::export::{plan_from_json, to_json};
 use amp_host::amp::groups::Groups;
 use amp_host::calib::CalibrationFile;
+use amp_host::Usage;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 
@@ -32,8 +33,7 @@ pub(crate) fn export(a: ExportArgs) -> Result<()> {
         );
     }
     let calib: CalibrationFile = read_json(&a.results.join(&run.calibration))?;
-    let pareto: serde_json::Value = read_json(&a.results.join("pareto.json"))?;
-    let chosen: serde_json::Value = match a.allowed_drop {
+    let chosen: serde_json::Value = match a.allowed_drop.map(|d| d.0) {
         None if a.phase3 => {
             let p3: serde_json::Value = read_json(&a.results.join("phase3.json"))
                 .context("was the tune run with --phase3?")?;
@@ -43,8 +43,15 @@ pub(crate) fn export(a: ExportArgs) -> Result<()> {
             p3["points"][i as usize].clone()
         }
         None => read_json(&a.results.join("config.json"))?,
-        Some(d) => {
+        Some(None) => {
+            return Err(Usage(
+                "--allowed-drop none: export picks one point, so it needs a drop (without --allowed-drop it exports the tune's chosen config)".into(),
+            )
+            .into())
+        }
+        Some(Some(d)) => {
             let target = run.fp32 - d;
+            let pareto: serde_json::Value = read_json(&a.results.join("pareto.json"))?;
             pareto["points"]
                 .as_array()
                 .into_iter()

@@ -13,13 +13,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use amp_device::ir::Graph;
-use amp_device::quant::{BitPlan, Precision, QuantPlan};
+use amp_device::quant::{BitPlan, QuantPlan};
 use amp_host::calib::calibrate_cached;
 use amp_host::data::Dataset;
 use amp_host::import::{import_file, ImportOptions};
 use anyhow::{Context, Result};
 
-use crate::cli::QuantArgs;
+use crate::cli::{Level, QuantArgs};
 
 pub(crate) use bench::bench;
 pub(crate) use devices::devices;
@@ -51,7 +51,7 @@ pub(crate) fn load_model(path: &Path, sample_shape: Option<Vec<usize>>) -> Resul
 pub(crate) fn plan_for(
     graph: &Arc<Graph>,
     data: &Dataset,
-    precision: &str,
+    precision: Level,
     q: &QuantArgs,
     per_channel: bool,
 ) -> Result<Option<QuantPlan>> {
@@ -65,10 +65,9 @@ pub(crate) fn plan_for(
                 .with_context(|| format!("encodings {}", path.display()))?,
         ));
     }
-    if precision.eq_ignore_ascii_case("fp32") {
+    let Level::Uniform(p) = precision else {
         return Ok(None);
-    }
-    let p: Precision = precision.parse().map_err(anyhow::Error::msg)?;
+    };
     let calib = data.head(q.calib_samples.max(1));
     let (stats, _, _) = calibrate_cached(graph.clone(), &calib.inputs, &calib.hash(), &q.cache)?;
     let mut bits = BitPlan::uniform(graph, p);

@@ -1,21 +1,25 @@
 //! `amp-host groups` and `amp-host tune`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
-use amp_device::quant::{Precision, Stats};
-use amp_host::amp::evaluator::{Evaluator, LocalEvaluator};
+use amp_device::ir::Graph;
+use amp_device::quant::Stats;
+use amp_host::amp::evaluator::{EvalBackend, Evaluator, LocalEvaluator};
 use amp_host::amp::groups::Groups;
 use amp_host::amp::journal::Journal;
 use amp_host::amp::remote::{Connector, DeviceSpec, PoolEvaluator};
 use amp_host::amp::report;
-use amp_host::amp::tune::{tune as run_tune, Identity, Timing, TuneOptions};
+use amp_host::amp::tune::{tune as run_tune, verify, Identity, Timing, TuneOptions, TuneResult};
 use amp_host::calib::calibrate_cached;
-use anyhow::{anyhow, bail, Context, Result};
+use amp_host::data::Dataset;
+use amp_host::{Missed, Usage};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::{load_model, model_and_data};
-use crate::cli::{BackendKind, TuneArgs};
+use crate::cli::{BackendArgs, BackendKind, TuneArgs, VerifyOn};
 
 /// What a tune used, so `export` can rebuild its encodings.
 #[derive(Serialize, Deserialize)]
@@ -64,19 +68,6 @@ pub fn groups(model: PathBuf, shape: Option<Vec<usize>>, json: bool) -> Result<(
     Ok(())
 }
 
-fn parse_drop(s: &str) -> Result<Option<f64>> {
-    if s.eq_ignore_ascii_case("none") {
-        return Ok(None);
-    }
-    let v: f64 = s
-        .parse()
-        .map_err(|_| anyhow!("--allowed-drop {s:?}: expected a number such as 0.01, or none"))?;
-    if !(0.0..=1.0).contains(&v) {
-        bail!("--allowed-drop {v}: expected a fraction between 0 and 1");
-    }
-    Ok(Some(v))
-}
-
 fn stats_hash(stats: &Stats, per_channel: bool) -> String {
     let mut h = blake3::Hasher::new();
     h.update(serde_json::to_string(stats).unwrap_or_default().as_bytes());
@@ -84,102 +75,153 @@ fn stats_hash(stats: &Stats, per_channel: bool) -> String {
     h.finalize().to_hex()[..16].to_string()
 }
 
-pub fn tune(a: TuneArgs) -> Result<()> {
-    let start = Instant::now();
-    let specs: Vec<DeviceSpec> = a.device.iter().map(|d| d.parse()).collect::<Result<_>>()?;
-    if specs.len() > 1 && specs.contains(&DeviceSpec::InProcess) {
-        bail!("--device inprocess cannot be part of a pool");
-    }
-    let device = specs[0].clone();
-    let allowed_drop = parse_drop(&a.allowed_drop)?;
-    let candidates: Vec<Precision> = a
-        .candidates
-        .iter()
-        .map(|c| c.parse().map_err(anyhow::Error::msg))
-        .collect::<Result<_>>()?;
-    let (graph, data) = model_and_data(&a.input.model, &a.input.data)?;
-    let stem = a
-        .input
-        .model
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model".into());
-    let dir = a
-        .results
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("amp-results").join(stem));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let calib = data.head(a.calib_samples.max(1));
-    let (stats, calib_path, _) =
-        calibrate_cached(graph.clone(), &calib.inputs, &calib.hash(), &dir)?;
-    let groups = Groups::new(&graph);
-    let phase1 = data.head(a.phase1_samples.max(1));
-    let per_channel = !a.per_tensor;
-    let phase1_backend = match a.phase1_backend {
-        Some(k) if k != a.backend.backend => Some(a.backend.load(k)?),
-        _ => None,
-    };
-    let id = Identity {
-        model: graph.hash(),
-        phase1_data: phase1.hash(),
-        phase2_data: data.hash(),
-        encodings: stats_hash(&stats, per_channel),
-    };
-    let phase1_n = phase1.len();
-    let mut ev1 = phase1_backend.map(|b| {
-        LocalEvaluator::new(
-            b,
-            graph.clone(),
-            groups.clone(),
-            stats.clone(),
-            per_channel,
-            phase1.clone(),
-            data.clone(),
-            a.batch,
-        )
-    });
-    let mut ev: Box<dyn Evaluator> = if device == DeviceSpec::InProcess {
-        let backend = a.backend.load(a.backend.backend)?;
-        Box::new(LocalEvaluator::new(
-            backend,
-            graph.clone(),
-            groups.clone(),
-            stats,
-            per_channel,
-            phase1,
+/// What a tune works on: the model, the data, calibration and the results folder.
+struct Session {
+    graph: Arc<Graph>,
+    groups: Groups,
+    data: Dataset,
+    phase1: Dataset,
+    stats: Stats,
+    calib_path: PathBuf,
+    per_channel: bool,
+    dir: PathBuf,
+    id: Identity,
+}
+
+impl Session {
+    fn open(a: &TuneArgs) -> Result<Session> {
+        let (graph, data) = model_and_data(&a.input.model, &a.input.data)?;
+        let stem = a
+            .input
+            .model
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "model".into());
+        let dir = a
+            .results
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("amp-results").join(stem));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let calib = data.head(a.calib_samples.max(1));
+        let (stats, calib_path, _) =
+            calibrate_cached(graph.clone(), &calib.inputs, &calib.hash(), &dir)?;
+        let phase1 = data.head(a.phase1_samples.max(1));
+        let per_channel = !a.per_tensor;
+        let id = Identity {
+            model: graph.hash(),
+            phase1_data: phase1.hash(),
+            phase2_data: data.hash(),
+            encodings: stats_hash(&stats, per_channel),
+        };
+        Ok(Session {
+            groups: Groups::new(&graph),
+            graph,
             data,
-            a.batch,
-        ))
-    } else {
-        let choice = a.backend.choice();
-        let qnn_lib = match (&a.backend.qnn.qnn_lib, a.backend.backend) {
+            phase1,
+            stats,
+            calib_path,
+            per_channel,
+            dir,
+            id,
+        })
+    }
+
+    /// An evaluator in this process on `backend`.
+    fn local(&self, backend: EvalBackend, batch: usize) -> LocalEvaluator {
+        LocalEvaluator::new(
+            backend,
+            self.graph.clone(),
+            self.groups.clone(),
+            self.stats.clone(),
+            self.per_channel,
+            self.phase1.clone(),
+            self.data.clone(),
+            batch,
+        )
+    }
+
+    /// The evaluator on `specs` (one device, or a pool) running `backend`.
+    fn evaluator(
+        &self,
+        a: &TuneArgs,
+        specs: &[DeviceSpec],
+        backend: BackendKind,
+    ) -> Result<Box<dyn Evaluator>> {
+        if specs[0] == DeviceSpec::InProcess {
+            return Ok(Box::new(self.local(a.backend.load(backend)?, a.batch)));
+        }
+        let qnn_lib = match (&a.backend.qnn.qnn_lib, backend) {
             (Some(d), _) => Some(d.clone()),
             // a local agent finds the library the way amp-host would
-            (None, BackendKind::Htp) if device == DeviceSpec::Local => qnn_sys::locate_htp(None)
+            (None, BackendKind::Htp) if specs[0] == DeviceSpec::Local => qnn_sys::locate_htp(None)
                 .ok()
                 .and_then(|p| p.parent().map(Path::to_path_buf)),
             _ => None,
         };
-        let work = dir.join(".agent");
         let connector = Connector {
-            work,
+            work: self.dir.join(".agent"),
             qnn_lib,
-            backend: choice,
-            graph: graph.clone(),
-            groups: groups.clone(),
-            stats,
-            per_channel,
-            phase1: phase1_n,
-            data,
+            backend: BackendArgs {
+                backend,
+                qnn: a.backend.qnn.clone(),
+            }
+            .choice(),
+            graph: self.graph.clone(),
+            groups: self.groups.clone(),
+            stats: self.stats.clone(),
+            per_channel: self.per_channel,
+            phase1: self.phase1.len(),
+            data: self.data.clone(),
             batch: a.batch,
         };
-        if specs.len() > 1 {
-            Box::new(PoolEvaluator::connect(&specs, connector)?)
+        Ok(if specs.len() > 1 {
+            Box::new(PoolEvaluator::connect(specs, connector)?)
         } else {
-            Box::new(connector.connect(&device)?)
+            Box::new(connector.connect(&specs[0])?)
+        })
+    }
+
+    /// Where the chosen point is measured again, or why it is not.
+    fn verifier(
+        &self,
+        a: &TuneArgs,
+        specs: &[DeviceSpec],
+        target: Option<f64>,
+    ) -> std::result::Result<Box<dyn Evaluator>, String> {
+        match (a.verify_on, a.backend.backend, target) {
+            (VerifyOn::None, ..) => Err("not asked (--verify-on none)".into()),
+            (_, BackendKind::Htp, _) => Err("the search itself measured on HTP".into()),
+            (_, _, None) => Err("no target to verify (--allowed-drop none)".into()),
+            (VerifyOn::Htp, BackendKind::Ref, Some(_)) => {
+                // on this machine, in process; on a device, its own HTP
+                let local = matches!(specs[0], DeviceSpec::InProcess | DeviceSpec::Local);
+                let spec = if local {
+                    vec![DeviceSpec::InProcess]
+                } else {
+                    specs[..1].to_vec()
+                };
+                self.evaluator(a, &spec, BackendKind::Htp)
+                    .map_err(|e| format!("HTP cannot run here: {e:#}"))
+            }
         }
+    }
+}
+
+pub fn tune(a: TuneArgs) -> Result<()> {
+    let start = Instant::now();
+    let specs = a.device.clone();
+    if specs.len() > 1 && specs.contains(&DeviceSpec::InProcess) {
+        return Err(Usage("--device inprocess cannot be part of a pool".into()).into());
+    }
+    let allowed_drop = a.allowed_drop.0;
+    let candidates = a.candidates.clone();
+    let s = Session::open(&a)?;
+    let mut ev1 = match a.phase1_backend {
+        Some(k) if k != a.backend.backend => Some(s.local(a.backend.load(k)?, a.batch)),
+        _ => None,
     };
-    let mut journal = Journal::open(&dir.join("journal.jsonl"), a.fresh)?;
+    let mut ev = s.evaluator(&a, &specs, a.backend.backend)?;
+    let mut journal = Journal::open(&s.dir.join("journal.jsonl"), a.fresh)?;
     let opts = TuneOptions {
         candidates: candidates.clone(),
         allowed_drop,
@@ -191,135 +233,205 @@ pub fn tune(a: TuneArgs) -> Result<()> {
             batch: a.latency_batch.max(1),
             warmup: 3,
             iterations: a.latency_iterations.max(1),
-            convert_costs: Some(dir.join("convert_costs.json")),
+            convert_costs: Some(s.dir.join("convert_costs.json")),
             command: std::env::args().collect::<Vec<_>>().join(" "),
         },
     };
-    let r = run_tune(
-        &graph,
-        &groups,
+    let mut r = run_tune(
+        &s.graph,
+        &s.groups,
         &opts,
         ev.as_mut(),
         ev1.as_mut().map(|e| e as &mut dyn Evaluator),
         &mut journal,
-        &id,
+        &s.id,
     )?;
     let target = allowed_drop.map(|d| r.fp32 - d);
-    let pushed = ev.pushed_bytes();
+    match s.verifier(&a, &specs, target) {
+        Ok(mut v) => {
+            let t = target.expect("verified against a target");
+            r.verification = Some(verify(&r, t, v.as_mut(), &mut journal, &s.id)?);
+        }
+        Err(why) => r.verify_note = Some(why),
+    }
     let run = RunInfo {
         model: std::fs::canonicalize(&a.input.model).unwrap_or(a.input.model.clone()),
-        model_hash: graph.hash(),
-        sample_shape: graph.tensors[graph.inputs[0]].shape[1..].to_vec(),
-        calibration: calib_path
+        model_hash: s.graph.hash(),
+        sample_shape: s.graph.tensors[s.graph.inputs[0]].shape[1..].to_vec(),
+        calibration: s
+            .calib_path
             .file_name()
             .map(PathBuf::from)
             .unwrap_or_default(),
-        per_channel,
+        per_channel: s.per_channel,
         fp32: r.fp32,
         candidates: candidates.iter().map(|c| c.to_string()).collect(),
     };
-    report::write(&dir, "run.json", &serde_json::to_string_pretty(&run)?)?;
-    report::write_all(
-        &dir,
-        &graph,
-        &groups,
-        &r,
-        target,
-        start.elapsed().as_secs_f64(),
-    )?;
-    let evaluated: usize = r.phases.iter().map(|p| p.evaluations).sum();
-    let cached: usize = r.phases.iter().map(|p| p.cached).sum();
-    let at16 = r
-        .chosen
+    report::write(&s.dir, "run.json", &serde_json::to_string_pretty(&run)?)?;
+    let wall = start.elapsed().as_secs_f64();
+    report::write_all(&s.dir, &s.graph, &s.groups, &r, target, wall)?;
+    let who = (ev.identity(), ev.pushed_bytes(), ev.served());
+    if a.json {
+        print_json(&a, &s, &r, who, wall);
+    } else {
+        print_text(&s, &r, wall);
+    }
+    match missed(&r) {
+        Some(why) if !a.allow_miss => Err(Missed(why).into()),
+        _ => Ok(()),
+    }
+}
+
+/// Why the tune's answer misses its target, if it does: the best uniform candidate already misses it, or
+/// the chosen point misses it on the verifying backend.
+fn missed(r: &TuneResult) -> Option<String> {
+    if r.early_exit
+        .as_deref()
+        .is_some_and(|e| e.contains("more than"))
+    {
+        return r.early_exit.clone();
+    }
+    let v = r.verification.as_ref().filter(|v| !v.meets_target)?;
+    Some(format!(
+        "the chosen config scores {} on {}, below the target {:.4} it meets on the reference ({:.4}){}",
+        v.accuracy
+            .map(|a| format!("{a:.4}"))
+            .unwrap_or("nothing (it cannot run there)".into()),
+        v.on,
+        v.target,
+        r.chosen.accuracy,
+        match &v.instead {
+            Some((p, acc)) => format!(
+                "; the next point of the curve that meets it there: relative bit-ops {:.4}, {acc:.4} ({})",
+                p.relative_bitops,
+                p.config
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            None => "; no point of the curve tried meets it there".into(),
+        }
+    ))
+}
+
+fn at16(r: &TuneResult) -> usize {
+    r.chosen
         .config
         .iter()
         .filter(|c| c.act == 16 || c.weight == 16)
-        .count();
-    if a.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "results": dir.display().to_string(), "fp32": r.fp32, "baseline": r.baseline.to_string(),
-                "uniform": r.uniform.iter().map(|(c, v)| (c.to_string(), *v)).collect::<std::collections::BTreeMap<_, _>>(),
-                "chosen": {"relative_bitops": r.chosen.relative_bitops, "accuracy": r.chosen.accuracy, "groups_at_16_bits": at16, "groups": groups.len(),
-                           "config": r.chosen.config.iter().map(|c| c.to_string()).collect::<Vec<_>>()},
-                "early_exit": r.early_exit, "pareto_points": report::curve(&r).len(),
-                "evaluations": evaluated, "from_journal": cached,
-                "cost_model": r.cost, "chosen_cost": r.chosen.cost,
-                "latency_measurements": r.timing.evaluations, "latency_from_journal": r.timing.cached,
-                "phase3": r.phase3.as_ref().map(|p| serde_json::json!({"marked": p.marked, "note": p.note, "points": p.points.iter().map(|a| serde_json::json!({"alpha": a.alpha, "accuracy": a.accuracy, "latency_us": a.latency_us, "convert_us": a.convert_us, "converts": a.converts, "relative_bitops": a.relative_bitops, "groups_raised": a.groups_raised, "meets_target": a.meets_target})).collect::<Vec<_>>()})), "device": a.device.join(","), "evaluator": ev.identity(), "pushed_bytes": pushed, "served": ev.served(), "phases": r.phases, "seconds": start.elapsed().as_secs_f64(),
-            })
-        );
-    } else {
-        println!(
-            "FP32 {:.4}; baseline {} {:.4}",
-            r.fp32,
-            r.baseline,
-            r.uniform
-                .iter()
-                .find(|u| u.0 == r.baseline)
-                .map(|u| u.1)
-                .unwrap_or(0.0)
-        );
-        if let Some(e) = &r.early_exit {
-            println!("{e}");
-        }
-        println!(
-            "chosen: {at16} of {} groups at 16 bits, relative bit-ops {:.4}, accuracy {:.4}",
-            groups.len(),
-            r.chosen.relative_bitops,
-            r.chosen.accuracy
-        );
-        if let Some(c) = &r.cost {
-            println!(
-                "Convert prices {} on {}: {} reused from convert_costs.json, {} priced now{}",
-                c.convert_prices,
-                c.provenance.backend,
-                c.pricing.reused,
-                c.pricing.measured,
-                c.pricing
-                    .invalidated
-                    .as_ref()
-                    .map(|w| format!(" (old table set aside: {w})"))
-                    .unwrap_or_default()
-            );
-            if let Some(pc) = &r.chosen.cost {
-                println!(
-                    "chosen config's Converts: {} ({:.0} µs), relative cost {:.4}{}",
-                    pc.converts,
-                    pc.convert_us,
-                    pc.relative_cost,
-                    pc.latency_us
-                        .map(|l| format!(", latency {l:.0} µs"))
-                        .unwrap_or_default()
-                );
-            }
-        }
-        if let Some(p3) = &r.phase3 {
-            println!("phase 3 (α: accuracy, latency µs, Converts):");
-            for (i, a) in p3.points.iter().enumerate() {
-                println!(
-                    "  {:.1}{}: {}, {}, {}",
-                    a.alpha,
-                    if p3.marked == Some(i) { " *" } else { "" },
-                    a.accuracy
-                        .map(|v| format!("{v:.4}"))
-                        .unwrap_or("unsupported".into()),
-                    a.latency_us
-                        .map(|v| format!("{v:.0}"))
-                        .unwrap_or("-".into()),
-                    a.converts
-                );
-            }
-            if let Some(n) = &p3.note {
-                println!("  {n}");
-            }
-        }
-        println!(
-            "{evaluated} evaluations ({cached} from the journal) in {:.1} s",
-            start.elapsed().as_secs_f64()
-        );
-        println!("results in {} (open pareto.html)", dir.display());
+        .count()
+}
+
+fn print_json(
+    a: &TuneArgs,
+    s: &Session,
+    r: &TuneResult,
+    (evaluator, pushed, served): (String, u64, Vec<(String, usize)>),
+    wall: f64,
+) {
+    let evaluated: usize = r.phases.iter().map(|p| p.evaluations).sum();
+    let cached: usize = r.phases.iter().map(|p| p.cached).sum();
+    println!(
+        "{}",
+        serde_json::json!({
+            "results": s.dir.display().to_string(), "fp32": r.fp32, "baseline": r.baseline.to_string(),
+            "uniform": r.uniform.iter().map(|(c, v)| (c.to_string(), *v)).collect::<std::collections::BTreeMap<_, _>>(),
+            "chosen": {"relative_bitops": r.chosen.relative_bitops, "accuracy": r.chosen.accuracy, "groups_at_16_bits": at16(r), "groups": s.groups.len(),
+                       "config": r.chosen.config.iter().map(|c| c.to_string()).collect::<Vec<_>>()},
+            "early_exit": r.early_exit, "pareto_points": report::curve(r).len(),
+            "evaluations": evaluated, "from_journal": cached,
+            "cost_model": r.cost, "chosen_cost": r.chosen.cost,
+            "latency_measurements": r.timing.evaluations, "latency_from_journal": r.timing.cached,
+            "phase3": r.phase3.as_ref().map(|p| serde_json::json!({"marked": p.marked, "note": p.note, "points": p.points.iter().map(|a| serde_json::json!({"alpha": a.alpha, "accuracy": a.accuracy, "latency_us": a.latency_us, "convert_us": a.convert_us, "converts": a.converts, "relative_bitops": a.relative_bitops, "groups_raised": a.groups_raised, "meets_target": a.meets_target})).collect::<Vec<_>>()})),
+            "verification": r.verification.as_ref().map(|v| serde_json::json!({
+                "on": v.on, "accuracy": v.accuracy, "target": v.target, "meets_target": v.meets_target,
+                "instead": v.instead.as_ref().map(|(p, acc)| serde_json::json!({"accuracy": acc, "reference_accuracy": p.accuracy, "relative_bitops": p.relative_bitops, "config": p.config.iter().map(|c| c.to_string()).collect::<Vec<_>>()})),
+                "tried": v.tried, "evaluations": v.stats.evaluations, "from_journal": v.stats.cached,
+            })),
+            "verify_note": r.verify_note,
+            "missed": missed(r),
+            "device": a.device.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(","), "evaluator": evaluator, "pushed_bytes": pushed, "served": served, "phases": r.phases, "seconds": wall,
+        })
+    );
+}
+
+fn print_text(s: &Session, r: &TuneResult, wall: f64) {
+    println!(
+        "FP32 {:.4}; baseline {} {:.4}",
+        r.fp32,
+        r.baseline,
+        r.uniform
+            .iter()
+            .find(|u| u.0 == r.baseline)
+            .map(|u| u.1)
+            .unwrap_or(0.0)
+    );
+    if let Some(e) = &r.early_exit {
+        println!("{e}");
     }
-    Ok(())
+    println!(
+        "chosen: {} of {} groups at 16 bits, relative bit-ops {:.4}, accuracy {:.4} on the search's backend",
+        at16(r),
+        s.groups.len(),
+        r.chosen.relative_bitops,
+        r.chosen.accuracy
+    );
+    match (&r.verification, &r.verify_note) {
+        (Some(v), _) => println!(
+            "verified on {}: accuracy {} ({} the target {:.4})",
+            v.on,
+            v.accuracy
+                .map(|a| format!("{a:.4}"))
+                .unwrap_or("-, it cannot run there".into()),
+            if v.meets_target { "meets" } else { "MISSES" },
+            v.target
+        ),
+        (None, Some(why)) => println!("not verified on HTP: {why}"),
+        (None, None) => {}
+    }
+    if let Some(c) = &r.cost {
+        println!(
+            "Convert prices {} on {}: {} reused from convert_costs.json, {} priced now{}",
+            c.convert_prices,
+            c.provenance.backend,
+            c.pricing.reused,
+            c.pricing.measured,
+            c.pricing
+                .invalidated
+                .as_ref()
+                .map(|w| format!(" (old table set aside: {w})"))
+                .unwrap_or_default()
+        );
+        if let Some(pc) = &r.chosen.cost {
+            println!("chosen config: {}", pc.summary());
+        }
+    }
+    if let Some(p3) = &r.phase3 {
+        println!("phase 3 (α: accuracy, latency µs, Converts):");
+        for (i, a) in p3.points.iter().enumerate() {
+            println!(
+                "  {:.1}{}: {}, {}, {}",
+                a.alpha,
+                if p3.marked == Some(i) { " *" } else { "" },
+                a.accuracy
+                    .map(|v| format!("{v:.4}"))
+                    .unwrap_or("unsupported".into()),
+                a.latency_us
+                    .map(|v| format!("{v:.0}"))
+                    .unwrap_or("-".into()),
+                a.converts
+            );
+        }
+        if let Some(n) = &p3.note {
+            println!("  {n}");
+        }
+    }
+    let evaluated: usize = r.phases.iter().map(|p| p.evaluations).sum();
+    let cached: usize = r.phases.iter().map(|p| p.cached).sum();
+    println!("{evaluated} evaluations ({cached} from the journal) in {wall:.1} s");
+    if let Some(why) = missed(r) {
+        println!("TARGET MISSED: {why}");
+    }
+    println!("results in {} (open pareto.html)", s.dir.display());
 }

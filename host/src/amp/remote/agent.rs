@@ -11,7 +11,7 @@ use amp_device::protocol::{
     PROTOCOL_VERSION,
 };
 use amp_device::quant::{Precision, Stats};
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 
 use super::transport::{DeviceSpec, Link};
 use crate::amp::evaluator::{
@@ -66,7 +66,9 @@ impl AgentEvaluator {
     pub fn connect(spec: &DeviceSpec, c: &Connector) -> Result<AgentEvaluator> {
         let transport = spec.transport()?;
         let name = transport.name();
-        let link = transport.open(&c.work, c.qnn_lib.as_deref())?;
+        let link = transport
+            .open(&c.work, c.qnn_lib.as_deref())
+            .map_err(|e| EvalError::device_lost(format!("{e:#}")))?;
         let mut ev = AgentEvaluator {
             link,
             name: name.clone(),
@@ -100,8 +102,15 @@ impl AgentEvaluator {
                 };
                 ev.identity = format!("{b}@{device}");
             }
-            Response::Error { message, .. } => bail!("device {name}: {message}"),
-            other => bail!("device {name}: unexpected handshake answer {other:?}"),
+            Response::Error { message, .. } => {
+                return Err(EvalError::device_lost(format!("device {name}: {message}")).into())
+            }
+            other => {
+                return Err(EvalError::device_lost(format!(
+                    "device {name}: unexpected handshake answer {other:?}"
+                ))
+                .into())
+            }
         }
         let g = ev.push(&postcard::to_allocvec(&*ev.graph)?)?;
         let s = ev.push(&postcard::to_allocvec(&c.stats)?)?;

@@ -10,7 +10,7 @@ use std::sync::{Condvar, Mutex};
 
 use amp_device::error::{ErrorKind, EvalError};
 use amp_device::quant::Precision;
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 
 use super::agent::{AgentEvaluator, Connector};
 use super::transport::DeviceSpec;
@@ -59,7 +59,8 @@ impl PoolEvaluator {
                 Err(e) => say(format_args!("device {spec} left out of the pool: {e:#}")),
             }
         }
-        let identity = identity.ok_or_else(|| anyhow!("no device of the pool could be reached"))?;
+        let identity = identity
+            .ok_or_else(|| EvalError::device_lost("no device of the pool could be reached"))?;
         Ok(PoolEvaluator {
             slots,
             connector,
@@ -81,7 +82,7 @@ impl PoolEvaluator {
         self.slots
             .iter_mut()
             .find_map(|s| s.ev.as_mut())
-            .ok_or_else(|| anyhow!("every device of the pool is gone"))
+            .ok_or_else(|| EvalError::device_lost("every device of the pool is gone").into())
     }
 }
 
@@ -206,7 +207,7 @@ impl Evaluator for PoolEvaluator {
                 return r;
             }
         }
-        bail!("every device of the pool is gone")
+        Err(EvalError::device_lost("every device of the pool is gone").into())
     }
 
     fn evaluate_many(
@@ -262,10 +263,13 @@ impl Evaluator for PoolEvaluator {
                 }
             }
             if first_err.is_none() && finished < jobs.len() {
-                first_err = Some(anyhow!(
-                    "every device of the pool is gone; {} evaluations were not run",
-                    jobs.len() - finished
-                ));
+                first_err = Some(
+                    EvalError::device_lost(format!(
+                        "every device of the pool is gone; {} evaluations were not run",
+                        jobs.len() - finished
+                    ))
+                    .into(),
+                );
             }
         });
         match first_err {

@@ -10,6 +10,7 @@ mod phase2;
 mod phase3;
 pub mod result;
 mod runner;
+mod verify;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -27,6 +28,7 @@ use super::search::SearchAlgo;
 use crate::progress;
 pub use result::*;
 use runner::Runner;
+pub use verify::{verify, Verification};
 
 /// What the search is asked.
 #[derive(Clone, Debug, Serialize)]
@@ -181,6 +183,8 @@ pub fn tune(
         torn_journal_lines: torn,
         unsupported: 0,
         failures: Vec::new(),
+        verification: None,
+        verify_note: None,
         timing: Default::default(),
         cost: model.as_ref().map(|m| m.1.clone()),
         phase3: None,
@@ -195,7 +199,7 @@ pub fn tune(
             r.phases[3].seconds = t3.elapsed().as_secs_f64();
         }
     }
-    result.phases = r.phases;
+    result.phases = [0, 1, 2, 3].map(|i| r.phases[i].clone());
     result.timing = r.timing;
     result.failures = r.failures;
     Ok(result)

@@ -41,6 +41,21 @@ pub struct PointCost {
     pub latency_us: Option<f64>,
 }
 
+impl PointCost {
+    /// "relative cost C, N Converts (U µs)[, latency L µs]".
+    pub fn summary(&self) -> String {
+        format!(
+            "relative cost {:.4}, {} Converts ({:.0} µs){}",
+            self.relative_cost,
+            self.converts,
+            self.convert_us,
+            self.latency_us
+                .map(|l| format!(", latency {l:.0} µs"))
+                .unwrap_or_default()
+        )
+    }
+}
+
 /// The cost model a run used.
 #[derive(Clone, Debug, Serialize)]
 pub struct CostReport {
@@ -107,4 +122,8 @@ pub struct TuneResult {
     /// Evaluations that failed for a reason of the config's own (journalled with their message and dropped
     /// from the search, as unsupported ones are): "phase P, CONFIG: message".
     pub failures: Vec<String>,
+    /// The chosen point measured again on the backend it will run on (HTP after a reference search).
+    pub verification: Option<super::Verification>,
+    /// Why it was not verified.
+    pub verify_note: Option<String>,
 }

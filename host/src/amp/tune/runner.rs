@@ -27,6 +27,17 @@ pub fn config_str(c: Option<&[Precision]>) -> String {
     }
 }
 
+/// The phase as the journal names it.
+fn phase_name(phase: usize) -> String {
+    match phase {
+        VERIFY => "verify".into(),
+        p => p.to_string(),
+    }
+}
+
+/// The phase index of the verification on another backend.
+pub const VERIFY: usize = 4;
+
 /// What the journal keeps of one measurement's outcome.
 struct Outcome {
     value: Option<f64>,
@@ -66,7 +77,8 @@ pub struct Runner<'a, 'b> {
     pub ev1: Option<&'b mut dyn Evaluator>,
     pub journal: &'a mut Journal,
     pub id: &'a Identity,
-    pub phases: [PhaseStats; 4],
+    /// Phases 0–3, and 4: the verification on another backend.
+    pub phases: [PhaseStats; 5],
     pub timing: PhaseStats,
     /// "phase P, CONFIG: message" of every failed evaluation.
     pub failures: Vec<String>,
@@ -225,7 +237,7 @@ impl<'a, 'b> Runner<'a, 'b> {
                 journal,
                 failures,
                 keys[k].clone(),
-                phase.to_string(),
+                phase_name(phase),
                 config_str(j.config.as_deref()),
                 j.metric.name().into(),
                 r,
