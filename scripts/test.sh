@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/fetch-qnn-runtime.sh
+# a Python with numpy for the metric-command tests (.venv, git-ignored)
+bash scripts/python-env.sh
 # Debian's adb client drives the adb tests (against amp's adbd stand-in; no phone needed)
 if ! command -v adb >/dev/null; then
     if [ "$(id -u)" = 0 ]; then

@@ -1,5 +1,6 @@
 //! The agent's request loop: handshake, content-addressed blob cache in a work directory, model and data
-//! loading, evaluations with metrics computed here, latency profiling.
+//! loading, evaluations scored here by the built-in metrics, model outputs for metrics the host computes,
+//! latency profiling.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -8,15 +9,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::backend::qnn::QnnRuntime;
-use crate::backend::{prepare, Array, EvalBackend};
+use crate::backend::{prepare, Array, EvalBackend, Prepared};
 use crate::error::{ErrorKind, EvalError};
 use crate::ir::Graph;
-use crate::metrics::{accuracy, sqnr};
+use crate::metrics::{score, MetricSpec};
 use crate::protocol::{
-    blob_hash, read_frame, write_frame, BackendChoice, FrameError, MetricKind, Request, Response,
+    blob_hash, read_frame, write_frame, BackendChoice, DataBlob, FrameError, Request, Response,
     PROTOCOL_VERSION,
 };
-use crate::quant::{QuantPlan, Stats};
+use crate::quant::{BitPlan, QuantPlan, Stats};
 
 /// Where the agent keeps blobs; nothing is written outside it.
 pub struct WorkDir {
@@ -44,8 +45,12 @@ struct State {
     graph: Option<Arc<Graph>>,
     stats: Option<Stats>,
     backend: EvalBackend,
-    data: Option<(Array, Vec<i64>)>,
+    data: Option<DataBlob>,
+    /// The FP32 outputs of the first n samples, one array per model output.
     fp32: Option<(usize, Vec<Array>)>,
+    /// The model last prepared, with its plan and batch size: the ranges of one config's outputs, and a
+    /// profile after an evaluation, reuse it.
+    last: Option<(Option<BitPlan>, usize, Prepared)>,
 }
 
 /// A request that failed for a reason of its own (a missing blob, no model loaded): it will fail again.
@@ -148,9 +153,10 @@ impl State {
                 self.graph = Some(Arc::new(g));
                 self.stats = Some(s);
                 self.fp32 = None;
+                self.last = None;
                 Response::Ok
             }
-            Request::LoadData { data } => match load_blob::<(Array, Vec<i64>)>(&self.work, &data) {
+            Request::LoadData { data } => match load_blob::<DataBlob>(&self.work, &data) {
                 Ok(d) => {
                     self.data = Some(d);
                     self.fp32 = None;
@@ -163,8 +169,22 @@ impl State {
                 samples,
                 metric,
                 batch,
-                outputs,
-            } => self.evaluate(plan, samples, metric, batch, outputs),
+            } => self.evaluate(plan, samples, metric, batch),
+            Request::Outputs {
+                plan,
+                start,
+                end,
+                batch,
+            } => {
+                let t = Instant::now();
+                match self.run_range(plan, start, end, batch) {
+                    Ok(outputs) => Response::Outputs {
+                        outputs,
+                        seconds: t.elapsed().as_secs_f64(),
+                    },
+                    Err(r) => r,
+                }
+            }
             Request::Profile {
                 plan,
                 batch,
@@ -183,90 +203,104 @@ impl State {
         }
     }
 
-    fn run_all(
-        &self,
-        plan: Option<&crate::quant::BitPlan>,
-        samples: usize,
-        batch: usize,
-    ) -> Result<Vec<Array>, Response> {
-        let (Some(g), Some(stats), Some((x, _))) = (&self.graph, &self.stats, &self.data) else {
+    /// The prepared model of `plan` at `batch`: the last one when it matches, else a new one.
+    fn model(&mut self, plan: Option<BitPlan>, batch: usize) -> Result<&mut Prepared, Response> {
+        let (Some(g), Some(stats)) = (&self.graph, &self.stats) else {
             return Err(err("load a model and data first"));
         };
-        let qp = match plan {
-            None => None,
-            Some(b) => Some(QuantPlan::new(g, stats, b).map_err(|e| err(e.to_string()))?),
-        };
-        let mut m = prepare(&self.backend, g, qp, batch.max(1)).map_err(classify)?;
-        let n = samples.min(x.batch());
-        let mut outs = Vec::new();
-        for s in (0..n).step_by(batch.max(1)) {
-            let mut o = m
-                .run(&x.slice_batch(s, (s + batch).min(n)))
-                .map_err(classify)?;
-            outs.push(o.remove(0));
+        let fresh = !matches!(&self.last, Some((p, b, _)) if *p == plan && *b == batch);
+        if fresh {
+            self.last = None;
+            let qp = match &plan {
+                None => None,
+                Some(b) => Some(QuantPlan::new(g, stats, b).map_err(|e| err(e.to_string()))?),
+            };
+            let m = prepare(&self.backend, g, qp, batch).map_err(classify)?;
+            self.last = Some((plan, batch, m));
         }
-        Ok(outs)
+        Ok(&mut self.last.as_mut().expect("prepared above").2)
+    }
+
+    /// The model outputs of `plan` on samples `start..end` (clamped to the data), one array per output.
+    fn run_range(
+        &mut self,
+        plan: Option<BitPlan>,
+        start: usize,
+        end: usize,
+        batch: usize,
+    ) -> Result<Vec<Array>, Response> {
+        let batch = batch.max(1);
+        let Some(data) = self.data.take() else {
+            return Err(err("load a model and data first"));
+        };
+        let end = end.min(data.inputs.batch());
+        let x = data.inputs.slice_batch(start.min(end), end);
+        let r = self
+            .model(plan, batch)
+            .and_then(|m| m.run_batched(&x, batch, |_| {}).map_err(classify));
+        self.data = Some(data);
+        r
     }
 
     fn evaluate(
         &mut self,
-        plan: Option<crate::quant::BitPlan>,
+        plan: Option<BitPlan>,
         samples: usize,
-        metric: MetricKind,
+        metric: MetricSpec,
         batch: usize,
-        want_outputs: bool,
     ) -> Response {
         let t = Instant::now();
-        let outs = match self.run_all(plan.as_ref(), samples, batch) {
+        let outs = match self.run_range(plan, 0, samples, batch) {
             Ok(o) => o,
             Err(r) => return r,
         };
-        let (_, labels) = self.data.as_ref().expect("checked in run_all");
-        let n = samples.min(labels.len());
-        let value = match metric {
-            MetricKind::Accuracy => accuracy(&outs, &labels[..n]),
-            MetricKind::Sqnr => {
-                if self.fp32.as_ref().map(|f| f.0) != Some(n) {
-                    match self.run_all(None, n, batch) {
-                        Ok(f) => self.fp32 = Some((n, f)),
-                        Err(r) => return r,
-                    }
-                }
-                sqnr(&self.fp32.as_ref().expect("set above").1, &outs, n)
+        let n = outs.first().map_or(0, |o| o.batch());
+        if !metric.kind.needs_labels() && self.fp32.as_ref().map(|f| f.0) != Some(n) {
+            match self.run_range(None, 0, n, batch) {
+                Ok(f) => self.fp32 = Some((n, f)),
+                Err(r) => return r,
             }
-        };
-        let correct = want_outputs.then(|| crate::metrics::correct(&outs, &labels[..n]));
-        Response::Metric {
-            value,
-            seconds: t.elapsed().as_secs_f64(),
-            outputs: want_outputs.then_some(outs),
-            correct,
+        }
+        let labels = self
+            .data
+            .as_ref()
+            .and_then(|d| d.labels.as_ref())
+            .map(|l| &l[..n.min(l.len())]);
+        let fp32 = self.fp32.as_ref().map(|f| &f.1[..]);
+        match score(metric, &outs, fp32, labels) {
+            Ok(value) => Response::Metric {
+                value,
+                seconds: t.elapsed().as_secs_f64(),
+            },
+            // the metric cannot score this data (no labels, a label outside the classes): no config will do
+            Err(message) => Response::Error {
+                kind: ErrorKind::Halt,
+                message,
+            },
         }
     }
 
     fn profile(
         &mut self,
-        plan: Option<crate::quant::BitPlan>,
+        plan: Option<BitPlan>,
         batch: usize,
         warmup: usize,
         iterations: usize,
     ) -> Response {
-        let (Some(g), Some(stats), Some((x, _))) = (&self.graph, &self.stats, &self.data) else {
+        let Some(data) = self.data.take() else {
             return err("load a model and data first");
         };
-        let qp = match plan.map(|b| QuantPlan::new(g, stats, &b)).transpose() {
-            Ok(p) => p,
-            Err(e) => return err(e.to_string()),
+        let batch = batch.max(1);
+        let xb = data.inputs.slice_batch(0, batch.min(data.inputs.batch()));
+        let r = match self.model(plan, batch) {
+            Ok(m) => match crate::backend::measure_latency(m, &xb, warmup, iterations) {
+                Ok(l) => Response::Latency(l),
+                Err(e) => classify(e),
+            },
+            Err(r) => r,
         };
-        let mut m = match prepare(&self.backend, g, qp, batch.max(1)) {
-            Ok(m) => m,
-            Err(e) => return classify(e),
-        };
-        let xb = x.slice_batch(0, batch.max(1).min(x.batch()));
-        match crate::backend::measure_latency(&mut m, &xb, warmup, iterations) {
-            Ok(l) => Response::Latency(l),
-            Err(e) => classify(e),
-        }
+        self.data = Some(data);
+        r
     }
 }
 
@@ -358,6 +392,7 @@ pub fn serve(
         backend: EvalBackend::Ref,
         data: None,
         fp32: None,
+        last: None,
     };
     loop {
         let req = match read_frame::<Request>(&mut r) {
@@ -472,16 +507,26 @@ mod tests {
             Request::Evaluate {
                 plan: None,
                 samples: 4,
-                metric: MetricKind::Accuracy,
+                metric: MetricSpec {
+                    kind: crate::metrics::MetricKind::Top1,
+                    output: None,
+                },
                 batch: 2,
-                outputs: false,
+            },
+            Request::Outputs {
+                plan: None,
+                start: 0,
+                end: 4,
+                batch: 2,
             },
             Request::Shutdown,
         ]);
-        assert!(
-            matches!(&out[1], Response::Error { message, .. } if message.contains("load a model")),
-            "{out:?}"
-        );
-        assert_eq!(out[2], Response::Bye);
+        for r in &out[1..3] {
+            assert!(
+                matches!(r, Response::Error { message, .. } if message.contains("load a model")),
+                "{out:?}"
+            );
+        }
+        assert_eq!(out[3], Response::Bye);
     }
 }

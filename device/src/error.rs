@@ -14,6 +14,9 @@ pub enum ErrorKind {
     /// This config failed for a reason that will repeat: journal it with its message; never drop a device
     /// for it.
     Failed,
+    /// The run cannot go on, whatever the config or the device (the user's metric command fails): stop,
+    /// journal nothing for it, keep every device; a rerun after the fix repeats nothing that succeeded.
+    Halt,
 }
 
 impl ErrorKind {
@@ -22,6 +25,7 @@ impl ErrorKind {
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::DeviceLost => "device lost",
             ErrorKind::Failed => "failed",
+            ErrorKind::Halt => "halt",
         }
     }
 }
@@ -53,6 +57,10 @@ impl EvalError {
 
     pub fn failed(message: impl Into<String>) -> EvalError {
         EvalError::new(ErrorKind::Failed, message)
+    }
+
+    pub fn halt(message: impl Into<String>) -> EvalError {
+        EvalError::new(ErrorKind::Halt, message)
     }
 
     /// The kind of any error: that of the outermost [`EvalError`] in its chain, else [`ErrorKind::Failed`]

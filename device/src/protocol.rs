@@ -9,10 +9,11 @@ use std::io::{Read, Write};
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+use crate::metrics::MetricSpec;
 use crate::quant::BitPlan;
 
 /// Bumped on any incompatible change of the messages below.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 /// Largest frame either side accepts.
 pub const MAX_FRAME: usize = 64 << 20;
 /// Blob chunk size.
@@ -24,10 +25,11 @@ pub enum BackendChoice {
     Htp { arch: u32 },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum MetricKind {
-    Accuracy,
-    Sqnr,
+/// The data blob: inputs (batch first) and, when the data has them, integer labels.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataBlob {
+    pub inputs: crate::backend::Array,
+    pub labels: Option<Vec<i64>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -52,19 +54,24 @@ pub enum Request {
         stats: String,
         backend: BackendChoice,
     },
-    /// Load data: a blob holding postcard `(Array, Vec<i64>)`.
+    /// Load data: a blob holding a postcard [`DataBlob`].
     LoadData {
         data: String,
     },
-    /// Evaluate a plan (None: FP32) on the first `samples` samples.
-    /// With `outputs`, also return the raw model outputs (for metrics of the user's own on the host) and
-    /// per-sample top-1 correctness.
+    /// Score a plan (None: FP32) on the first `samples` samples by a built-in metric.
     Evaluate {
         plan: Option<BitPlan>,
         samples: usize,
-        metric: MetricKind,
+        metric: MetricSpec,
         batch: usize,
-        outputs: bool,
+    },
+    /// The model outputs of a plan (None: FP32) on samples `start..end`, for a metric of the user's own on
+    /// the host; asked in ranges so that no answer outgrows a frame.
+    Outputs {
+        plan: Option<BitPlan>,
+        start: usize,
+        end: usize,
+        batch: usize,
     },
     /// Time `iterations` executions of one batch after `warmup`.
     Profile {
@@ -99,8 +106,11 @@ pub enum Response {
     Metric {
         value: f64,
         seconds: f64,
-        outputs: Option<Vec<crate::backend::Array>>,
-        correct: Option<Vec<bool>>,
+    },
+    /// One array per model output, the asked samples batch first.
+    Outputs {
+        outputs: Vec<crate::backend::Array>,
+        seconds: f64,
     },
     Latency(crate::backend::Latency),
     Prices(crate::convert::Prices),
@@ -168,9 +178,11 @@ mod tests {
         let m = Request::Evaluate {
             plan: None,
             samples: 7,
-            metric: MetricKind::Accuracy,
+            metric: MetricSpec {
+                kind: crate::metrics::MetricKind::Sqnr,
+                output: Some(1),
+            },
             batch: 4,
-            outputs: false,
         };
         write_frame(&mut buf, &m).unwrap();
         assert_eq!(read_frame::<Request>(&mut buf.as_slice()).unwrap(), m);

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use amp_device::backend::qnn::QnnRuntime;
+use amp_device::metrics::MetricKind;
 use amp_device::protocol::BackendChoice;
 use amp_device::quant::Precision;
 use amp_host::amp::evaluator::EvalBackend;
@@ -32,13 +33,13 @@ pub(crate) struct Cli {
 
 #[derive(Subcommand)]
 pub(crate) enum Cmd {
-    /// Evaluate a model on labelled data at FP32 or a uniform precision.
+    /// Evaluate a model on data at FP32, a uniform precision or an encodings file, by any metric.
     Eval(EvalArgs),
     /// Print op counts, MACs per op type and tensor count of a model.
     Info(InfoArgs),
     /// List the quantizer groups (activation tensor, weights, MACs) of a model.
     Groups(InfoArgs),
-    /// Search the smallest set of 16-bit groups within an accuracy drop; write the pareto curve.
+    /// Search the smallest set of 16-bit groups within a drop of the metric; write the pareto curve.
     Tune(TuneArgs),
     /// Write the encodings of a tuned point in AIMET's format (for QNN's --quantization_overrides).
     Export(ExportArgs),
@@ -117,8 +118,8 @@ pub(crate) struct ModelArgs {
     /// The ONNX model.
     #[arg(long)]
     pub model: PathBuf,
-    /// The data: an .npz holding `inputs` (N, …) float32 and `labels` (N,) integer, or a folder with
-    /// inputs.npy and labels.npy. Calibration and evaluation take the first samples.
+    /// The data: an .npz holding `inputs` (N, …) float32 and, optionally, `labels` (N,) integer, or a
+    /// folder with inputs.npy and labels.npy. Calibration and evaluation take the first samples.
     #[arg(long)]
     pub data: PathBuf,
 }
@@ -206,15 +207,20 @@ pub(crate) struct TuneArgs {
     /// to whichever device is free, and a device that fails is restarted once, then dropped.
     #[arg(long, default_value = "local")]
     pub device: Vec<DeviceSpec>,
-    /// Largest accepted top-1 drop from FP32 (0.01 = one point), or `none` for the whole curve.
+    /// Largest accepted drop of the metric, in its own unit (0.01 of top-1 = one point; 0.5 dB of SQNR),
+    /// from FP32 or, for a metric against the FP32 outputs, from the best uniform candidate; `none` for the
+    /// whole curve.
     #[arg(long, default_value = "0.01")]
     pub allowed_drop: AllowedDrop,
+    #[command(flatten)]
+    pub metric: MetricArgs,
     /// Candidate precisions, comma-separated aNwM.
     #[arg(long, default_value = "a16w16,a16w8,a8w8", value_delimiter = ',')]
     pub candidates: Vec<Precision>,
-    /// What phase 1 measures per group.
-    #[arg(long, value_enum, default_value = "accuracy")]
-    pub phase1_metric: amp_host::amp::evaluator::Metric,
+    /// What phase 1 ranks the groups by: a built-in metric (see --metric), e.g. sqnr, cheaper than a
+    /// command; default: --metric.
+    #[arg(long)]
+    pub phase1_metric: Option<MetricName>,
     /// Samples (the first N of --data) for phase 1.
     #[arg(long, default_value_t = 256)]
     pub phase1_samples: usize,
@@ -280,7 +286,8 @@ pub(crate) struct ExportArgs {
     /// A results directory written by `amp-host tune`.
     #[arg(long)]
     pub results: PathBuf,
-    /// Re-pick the cheapest evaluated point within this drop from FP32 (default: the tuned choice).
+    /// Re-pick the cheapest evaluated point within this drop of the tune's metric (from the reference the
+    /// tune used; default: the tuned choice).
     #[arg(long)]
     pub allowed_drop: Option<AllowedDrop>,
     /// Export phase 3's marked config (phase3.json) instead of phase 2's choice.
@@ -314,6 +321,57 @@ pub(crate) struct EvalArgs {
     pub json: bool,
     #[command(flatten)]
     pub quant: QuantArgs,
+    #[command(flatten)]
+    pub metric: MetricArgs,
+}
+
+/// What configs are scored by.
+#[derive(clap::Args, Clone)]
+pub(crate) struct MetricArgs {
+    /// top1 or top5 (against the labels), or against the FP32 outputs of the same inputs, needing no
+    /// labels: sqnr (dB), cosine (mean per sample), mse (lower is better), psnr (dB). Default: top1 when
+    /// the data has labels, else sqnr.
+    #[arg(long)]
+    pub metric: Option<MetricName>,
+    /// Score this model output (by its ONNX name) alone; default: every output, their values averaged
+    /// (top1 and top5: the first output).
+    #[arg(long)]
+    pub metric_output: Option<String>,
+    /// Your own evaluation, instead of --metric: a shell command run for every config with the path of an
+    /// .npz of the model's outputs appended (one float32 array per output, named as in the model, samples
+    /// in --data order; the FP32 outputs' .npz in $AMP_FP32_OUTPUTS); the last line it prints is the metric.
+    #[arg(long, conflicts_with = "metric")]
+    pub metric_cmd: Option<String>,
+    /// Whether the command's metric is better higher or lower.
+    #[arg(long, value_enum, default_value = "higher", requires = "metric_cmd")]
+    pub metric_direction: Direction,
+    /// Seconds the command may take for one config.
+    #[arg(long, default_value_t = 600, requires = "metric_cmd")]
+    pub metric_timeout: u64,
+}
+
+/// A built-in metric's name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct MetricName(pub MetricKind);
+
+impl std::str::FromStr for MetricName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<MetricName, String> {
+        MetricKind::from_name(s).map(MetricName).ok_or_else(|| {
+            let names: Vec<&str> = MetricKind::ALL.iter().map(|m| m.name()).collect();
+            format!(
+                "{s:?}: expected one of {} (or --metric-cmd)",
+                names.join(", ")
+            )
+        })
+    }
+}
+
+/// Which way a metric improves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Direction {
+    Higher,
+    Lower,
 }
 
 #[derive(clap::Args)]
@@ -357,7 +415,7 @@ impl std::fmt::Display for Level {
     }
 }
 
-/// The largest accepted drop of the metric from FP32, or none (the whole curve).
+/// The largest accepted drop of the metric (in its own unit), or none (the whole curve).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct AllowedDrop(pub Option<f64>);
 
@@ -368,8 +426,8 @@ impl std::str::FromStr for AllowedDrop {
             return Ok(AllowedDrop(None));
         }
         match s.trim().parse::<f64>() {
-            Ok(v) if (0.0..=1.0).contains(&v) => Ok(AllowedDrop(Some(v))),
-            Ok(v) => Err(format!("{v}: expected a fraction between 0 and 1, or none")),
+            Ok(v) if v.is_finite() && v >= 0.0 => Ok(AllowedDrop(Some(v))),
+            Ok(v) => Err(format!("{v}: expected a drop of 0 or more, or none")),
             Err(_) => Err(format!("{s:?}: expected a number such as 0.01, or none")),
         }
     }

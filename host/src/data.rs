@@ -1,5 +1,6 @@
-//! Labelled evaluation data: an `.npz` with `inputs` (N, …) float32 and `labels` (N,) integer, or a folder
-//! holding `inputs.npy` and `labels.npy`.
+//! Evaluation data: an `.npz` with `inputs` (N, …) float32 and, optionally, `labels` (N,) integer, or a
+//! folder holding `inputs.npy` and, optionally, `labels.npy`. Without labels only the metrics against the
+//! FP32 outputs and the user's own command can score it.
 
 use std::fs::File;
 use std::path::Path;
@@ -35,12 +36,12 @@ pub enum DataError {
     },
 }
 
-/// Inputs (batch first) and integer labels.
+/// Inputs (batch first) and, when the data has them, integer labels.
 #[derive(Clone, Debug)]
 pub struct Dataset {
     pub path: String,
     pub inputs: Array,
-    pub labels: Vec<i64>,
+    pub labels: Option<Vec<i64>>,
 }
 
 impl Dataset {
@@ -50,13 +51,16 @@ impl Dataset {
             path: p.clone(),
             msg,
         };
-        let (inputs, labels): (ArrayD<f32>, Vec<i64>) = if path.is_dir() {
+        let (inputs, labels): (ArrayD<f32>, Option<Vec<i64>>) = if path.is_dir() {
             let open =
                 |name: &str| File::open(path.join(name)).map_err(|e| err(format!("{name}: {e}")));
             let inputs = ArrayD::<f32>::read_npy(open("inputs.npy")?)
                 .map_err(|e| err(format!("inputs.npy: {e} (amp needs float32 inputs)")))?;
-            let labels = read_int_npy(&path.join("labels.npy"))
-                .map_err(|e| err(format!("labels.npy: {e}")))?;
+            let lpath = path.join("labels.npy");
+            let labels = lpath
+                .exists()
+                .then(|| read_int_npy(&lpath).map_err(|e| err(format!("labels.npy: {e}"))))
+                .transpose()?;
             (inputs, labels)
         } else {
             let file = File::open(path).map_err(|e| err(e.to_string()))?;
@@ -71,23 +75,26 @@ impl Dataset {
             };
             let iname = find("inputs")
                 .ok_or_else(|| err(format!("no array named `inputs` (found {names:?})")))?;
-            let lname = find("labels")
-                .ok_or_else(|| err(format!("no array named `labels` (found {names:?})")))?;
             let inputs: ArrayD<f32> = npz
                 .by_name(&iname)
                 .map_err(|e| err(format!("inputs: {e} (amp needs float32 inputs)")))?;
-            let labels = read_int_npz(&mut npz, &lname).map_err(|e| err(format!("labels: {e}")))?;
+            let labels = match find("labels") {
+                Some(l) => {
+                    Some(read_int_npz(&mut npz, &l).map_err(|e| err(format!("labels: {e}")))?)
+                }
+                None => None,
+            };
             (inputs, labels)
         };
         let shape = inputs.shape().to_vec();
         if shape.is_empty() || shape[0] == 0 {
             return Err(DataError::Empty { path: p });
         }
-        if labels.len() != shape[0] {
+        if let Some(l) = labels.as_ref().filter(|l| l.len() != shape[0]) {
             return Err(DataError::Count {
                 path: p,
                 n_in: shape[0],
-                n_lab: labels.len(),
+                n_lab: l.len(),
             });
         }
         let data: Vec<f32> = inputs.as_standard_layout().iter().copied().collect();
@@ -108,11 +115,11 @@ impl Dataset {
     }
 
     pub fn len(&self) -> usize {
-        self.labels.len()
+        self.inputs.batch()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
+        self.len() == 0
     }
 
     /// Per-sample input shape (without the batch dim).
@@ -120,17 +127,14 @@ impl Dataset {
         self.inputs.shape[1..].to_vec()
     }
 
-    /// Checks every label against the number of classes the model outputs.
+    /// Checks every label (if any) against the number of classes the model outputs.
     pub fn check_labels(&self, classes: usize) -> Result<(), DataError> {
-        match self
-            .labels
-            .iter()
-            .position(|&l| l < 0 || l as usize >= classes)
-        {
+        let labels = self.labels.as_deref().unwrap_or_default();
+        match labels.iter().position(|&l| l < 0 || l as usize >= classes) {
             Some(index) => Err(DataError::Label {
                 path: self.path.clone(),
                 index,
-                label: self.labels[index],
+                label: labels[index],
                 classes,
             }),
             None => Ok(()),
@@ -143,7 +147,7 @@ impl Dataset {
         Dataset {
             path: self.path.clone(),
             inputs: self.inputs.slice_batch(0, n),
-            labels: self.labels[..n].to_vec(),
+            labels: self.labels.as_ref().map(|l| l[..n].to_vec()),
         }
     }
 
@@ -156,8 +160,11 @@ impl Dataset {
         for v in &self.inputs.data {
             h.update(&v.to_le_bytes());
         }
-        for l in &self.labels {
-            h.update(&l.to_le_bytes());
+        if let Some(labels) = &self.labels {
+            h.update(b"labels");
+            for l in labels {
+                h.update(&l.to_le_bytes());
+            }
         }
         h.finalize().to_hex()[..16].to_string()
     }

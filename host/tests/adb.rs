@@ -220,3 +220,45 @@ fn a_pool_of_two_adb_devices_survives_one_vanishing_in_phase_1() {
     d2.kill().unwrap();
     d2.wait().unwrap();
 }
+
+#[test]
+fn a_metric_command_scores_on_the_host_what_an_adb_device_ran() {
+    let server = AdbServer::start();
+    let sandbox = tempfile::tempdir().unwrap();
+    let (mut device, port) = standin(sandbox.path());
+    let serial = format!("127.0.0.1:{port}");
+    let out = server.cmd().args(["connect", &serial]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("connected to"));
+    let cmd = common::top1_cmd(&root().join("examples/metrics/top1.py"), "digits_outlier");
+    let run = |dir: &Path, device: &str| {
+        amp_in(
+            common::tune_cmd(
+                "digits_outlier",
+                dir,
+                &[
+                    "--metric-cmd",
+                    &cmd,
+                    "--device",
+                    device,
+                    "--verify-on",
+                    "none",
+                ],
+            )
+            .env("ADB_SERVER_SOCKET", server.socket()),
+        )
+    };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let over_adb = run(a.path(), &format!("adb:{serial}"));
+    let here = run(b.path(), "local");
+    assert_eq!(over_adb["chosen"], here["chosen"], "{over_adb}\n{here}");
+    assert_eq!(over_adb["uniform"], here["uniform"]);
+    // every evaluated config's outputs came back through the forward: 10 classes of float32 per sample
+    let evaluations = over_adb["evaluations"].as_u64().unwrap();
+    let pulled = over_adb["outputs_bytes"].as_u64().unwrap();
+    assert!(
+        evaluations > 0 && pulled >= evaluations * 10 * 4,
+        "{over_adb}"
+    );
+    device.kill().unwrap();
+    device.wait().unwrap();
+}

@@ -20,7 +20,7 @@ fn check_phase3(r: &serde_json::Value, dir: &Path) -> f64 {
     let alphas: Vec<f64> = pts.iter().map(|p| p["alpha"].as_f64().unwrap()).collect();
     assert_eq!(alphas, vec![1.0, 0.8, 0.6, 0.4, 0.2, 0.0], "{r}");
     for p in pts {
-        assert!(p["accuracy"].as_f64().is_some(), "{p}");
+        assert!(p["score"].as_f64().is_some(), "{p}");
         assert!(p["latency_us"].as_f64().unwrap() > 0.0, "{p}");
     }
     // α = 1 is the phase-2 solution; Convert overhead never grows as α falls and α = 0 has none
@@ -34,7 +34,7 @@ fn check_phase3(r: &serde_json::Value, dir: &Path) -> f64 {
     // raising groups never costs accuracy below the target here
     let fp32 = r["fp32"].as_f64().unwrap();
     let m = p3["marked"].as_u64().expect("a marked point") as usize;
-    assert!(pts[m]["accuracy"].as_f64().unwrap() >= fp32 - 0.01, "{r}");
+    assert!(pts[m]["score"].as_f64().unwrap() >= fp32 - 0.01, "{r}");
     assert!(
         pts[m]["latency_us"].as_f64().unwrap() <= pts[0]["latency_us"].as_f64().unwrap(),
         "{r}"
@@ -43,7 +43,7 @@ fn check_phase3(r: &serde_json::Value, dir: &Path) -> f64 {
         serde_json::from_str(&std::fs::read_to_string(dir.join("phase3.json")).unwrap()).unwrap();
     assert_eq!(file["marked"].as_u64(), Some(m as u64));
     assert_eq!(file["points"].as_array().unwrap().len(), 6);
-    pts[m]["accuracy"].as_f64().unwrap()
+    pts[m]["score"].as_f64().unwrap()
 }
 
 #[test]
@@ -170,7 +170,7 @@ fn htp_phase3_measures_converts_and_latency_on_the_device() {
         "{r}"
     );
     assert!(
-        r["chosen"]["accuracy"].as_f64().unwrap() >= r["fp32"].as_f64().unwrap() - 0.01,
+        r["chosen"]["score"].as_f64().unwrap() >= r["fp32"].as_f64().unwrap() - 0.01,
         "{r}"
     );
     check_phase3(&r, dir.path());

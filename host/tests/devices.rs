@@ -236,25 +236,46 @@ fn digits_connector(work: &Path) -> amp_host::amp::remote::Connector {
     }
 }
 
+/// What a metric of the user's own reads: the model outputs of a whole subset, which score on the host as
+/// the agent scores them itself, with the bytes that came back counted.
 #[test]
-fn the_agent_returns_raw_outputs_and_per_sample_correctness() {
+fn the_agent_returns_the_outputs_it_scores() {
+    use amp_device::metrics::{score, MetricKind, MetricSpec};
     use amp_host::amp::evaluator::{Evaluator, Job, Metric, Subset};
     use amp_host::amp::remote::DeviceSpec;
     let work = tempfile::tempdir().unwrap();
     let connector = digits_connector(work.path());
-    let groups = connector.groups.clone();
+    let (groups, labels) = (connector.groups.clone(), connector.data.labels.clone());
     let mut ev = connector.connect(&DeviceSpec::Local).unwrap();
     let cfg = vec![amp_device::quant::Precision::A8W8; groups.len()];
-    let (outs, correct) = ev.outputs(Some(&cfg), 100).unwrap();
-    assert_eq!(outs.iter().map(|o| o.shape[0]).sum::<usize>(), 100);
-    assert_eq!(correct.len(), 100);
+    let outs = ev.outputs(Some(&cfg), Subset::Phase1).unwrap();
+    assert_eq!(outs.len(), 1);
+    assert_eq!(outs[0].shape, vec![100, 10]);
+    assert_eq!(ev.pulled_bytes(), 100 * 10 * 4);
+    for kind in [MetricKind::Top1, MetricKind::Top5] {
+        let spec = MetricSpec { kind, output: None };
+        let here = score(spec, &outs, None, Some(&labels.as_ref().unwrap()[..100])).unwrap();
+        let job = Job {
+            config: Some(cfg.clone()),
+            subset: Subset::Phase1,
+            metric: Metric::Builtin(spec),
+        };
+        assert_eq!(ev.evaluate(&job).unwrap(), here, "{kind:?}");
+    }
+    // against FP32: the agent's FP32 outputs are those it returns
+    let fp32 = ev.outputs(None, Subset::Phase1).unwrap();
+    let spec = MetricSpec {
+        kind: MetricKind::Sqnr,
+        output: None,
+    };
     let job = Job {
         config: Some(cfg),
         subset: Subset::Phase1,
-        metric: Metric::Accuracy,
+        metric: Metric::Builtin(spec),
     };
-    let acc = ev.evaluate(&job).unwrap();
-    assert_eq!(correct.iter().filter(|&&c| c).count() as f64 / 100.0, acc);
+    let there = ev.evaluate(&job).unwrap();
+    assert_eq!(there, score(spec, &outs, Some(&fp32), None).unwrap());
+    assert!(there > 10.0 && there < 60.0, "{there} dB");
 }
 
 /// A config that fails the same way on every device (here every quantized config: one tensor's calibration
@@ -279,7 +300,7 @@ fn a_config_that_fails_everywhere_keeps_every_device_of_the_pool() {
             [Subset::Phase1, Subset::Phase2].map(|subset| Job {
                 config: Some(vec![p; n]),
                 subset,
-                metric: Metric::Accuracy,
+                metric: Metric::top1(),
             })
         })
         .collect();
@@ -308,7 +329,7 @@ fn a_config_that_fails_everywhere_keeps_every_device_of_the_pool() {
     let fp32 = Job {
         config: None,
         subset: Subset::Phase2,
-        metric: Metric::Accuracy,
+        metric: Metric::top1(),
     };
     assert!(pool.evaluate(&fp32).unwrap() > 0.9);
 }

@@ -66,7 +66,11 @@ fn mixed_configs_agree_with_htp_on_every_example() {
         let groups = Groups::new(&g);
         let top1 = |plan: &QuantPlan, backend: &EvalBackend| {
             let mut m = prepare(backend, &g, Some(plan.clone()), 16).unwrap();
-            evaluate(&mut m, &data, 16, "top-1").unwrap().0.top1
+            evaluate(&mut m, &data, 16, "top-1")
+                .unwrap()
+                .0
+                .top1
+                .unwrap()
         };
         // per tensor: how far HTP is in the uniform config of each width; per example: how far top-1 is
         let mut uniform: HashMap<(String, u8), f64> = HashMap::new();

@@ -92,7 +92,7 @@ fn tune_prunes_a_config_htp_refuses_and_goes_on() {
         uniform.contains(&"a16w8") && uniform.contains(&"a8w8"),
         "{r}"
     );
-    assert!(r["chosen"]["accuracy"].as_f64().unwrap() > 0.9, "{r}");
+    assert!(r["chosen"]["score"].as_f64().unwrap() > 0.9, "{r}");
     let journal = std::fs::read_to_string(dir.path().join("journal.jsonl")).unwrap();
     let refused: Vec<serde_json::Value> = journal
         .lines()
@@ -141,7 +141,7 @@ fn a_chosen_config_that_misses_on_htp_fails_the_tune_unless_allowed() {
     let r = tune("digits", dir.path(), &allowed);
     let v = &r["verification"];
     assert_eq!(v["meets_target"], false, "{r}");
-    assert!(v["accuracy"].is_null(), "it cannot run there: {r}");
+    assert!(v["score"].is_null(), "it cannot run there: {r}");
     assert!(
         r["missed"].as_str().unwrap().contains("cannot run there"),
         "{r}"

@@ -31,7 +31,7 @@ fn exported_encodings_meet_the_target_on_every_example() {
             );
             assert_eq!(
                 acc,
-                r["chosen"]["accuracy"].as_f64().unwrap(),
+                r["chosen"]["score"].as_f64().unwrap(),
                 "{name} {fmt}: eval of the file differs from the tune"
             );
         }
@@ -66,7 +66,7 @@ fn outlier_model_needs_a_mix_and_every_search_finds_a_passing_one() {
             "{search}: {r}"
         );
         assert!(
-            r["chosen"]["accuracy"].as_f64().unwrap() >= fp32 - 0.01,
+            r["chosen"]["score"].as_f64().unwrap() >= fp32 - 0.01,
             "{search}: {r}"
         );
         assert!(
@@ -204,7 +204,7 @@ fn tune_on_htp_and_the_exported_file_reproduces_on_htp() {
     let dir = tempfile::tempdir().unwrap();
     let r = tune("digits_outlier", dir.path(), &["--backend", "htp"]);
     let fp32 = r["fp32"].as_f64().unwrap();
-    let chosen = r["chosen"]["accuracy"].as_f64().unwrap();
+    let chosen = r["chosen"]["score"].as_f64().unwrap();
     assert!(chosen >= fp32 - 0.01, "{r}");
     assert!(
         r["chosen"]["relative_bitops"].as_f64().unwrap() < 1.0,
@@ -227,7 +227,7 @@ fn tune_on_htp_and_the_exported_file_reproduces_on_htp() {
         "{fast}"
     );
     assert!(
-        fast["chosen"]["accuracy"].as_f64().unwrap() >= fp32 - 0.01,
+        fast["chosen"]["score"].as_f64().unwrap() >= fp32 - 0.01,
         "{fast}"
     );
 }
@@ -242,8 +242,8 @@ fn the_chosen_config_is_verified_on_htp() {
     let v = &r["verification"];
     assert!(v["on"].as_str().unwrap().starts_with("htp-v73"), "{r}");
     let (there, here) = (
-        v["accuracy"].as_f64().unwrap(),
-        r["chosen"]["accuracy"].as_f64().unwrap(),
+        v["score"].as_f64().unwrap(),
+        r["chosen"]["score"].as_f64().unwrap(),
     );
     assert!(
         (there - here).abs() <= 0.005,
@@ -257,7 +257,7 @@ fn the_chosen_config_is_verified_on_htp() {
     let again = tune("digits_outlier", dir.path(), &["--allowed-drop", "0.01"]);
     assert_eq!(again["evaluations"], 0, "{again}");
     assert_eq!(again["verification"]["evaluations"], 0, "{again}");
-    assert_eq!(again["verification"]["accuracy"], v["accuracy"]);
+    assert_eq!(again["verification"]["score"], v["score"]);
     // and --verify-on none says why it did not verify
     let none = tune(
         "digits_outlier",

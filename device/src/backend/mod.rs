@@ -40,6 +40,19 @@ impl Array {
     pub fn sample_len(&self) -> usize {
         self.shape[1..].iter().product()
     }
+    /// Arrays of the same sample shape joined along the batch axis.
+    pub fn concat(parts: &[Array]) -> Array {
+        let Some(first) = parts.first() else {
+            return Array::new(vec![0], Vec::new());
+        };
+        let mut shape = first.shape.clone();
+        shape[0] = parts.iter().map(|p| p.batch()).sum();
+        Array {
+            shape,
+            data: parts.iter().flat_map(|p| p.data.iter().copied()).collect(),
+        }
+    }
+
     /// Samples `[start, end)` along the batch axis.
     pub fn slice_batch(&self, start: usize, end: usize) -> Array {
         let per = self.sample_len();
@@ -99,6 +112,28 @@ impl Prepared {
             Prepared::Ref(r) => r.run(x)?,
             Prepared::Htp(m) => m.run(x).map_err(EvalError::from)?,
         })
+    }
+
+    /// Runs all of `x` in batches of `batch`, calling `each(samples)` after each batch: one array per model
+    /// output, every sample.
+    pub fn run_batched(
+        &mut self,
+        x: &Array,
+        batch: usize,
+        mut each: impl FnMut(usize),
+    ) -> anyhow::Result<Vec<Array>> {
+        let (n, batch) = (x.batch(), batch.max(1));
+        let mut parts: Vec<Vec<Array>> = Vec::new();
+        for s in (0..n).step_by(batch) {
+            let e = (s + batch).min(n);
+            let outs = self.run(&x.slice_batch(s, e))?;
+            parts.resize_with(outs.len(), Vec::new);
+            for (p, o) in parts.iter_mut().zip(outs) {
+                p.push(o);
+            }
+            each(e - s);
+        }
+        Ok(parts.iter().map(|p| Array::concat(p)).collect())
     }
 }
 

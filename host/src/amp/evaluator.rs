@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use amp_device::backend::Array;
+use amp_device::error::EvalError;
 use amp_device::ir::Graph;
 use amp_device::quant::{Precision, QuantPlan, Stats};
 use anyhow::Result;
@@ -12,29 +13,20 @@ use serde::Serialize;
 use super::groups::Groups;
 use crate::data::Dataset;
 
-/// What a phase measures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
-pub enum Metric {
-    /// Top-1 accuracy against the labels.
-    Accuracy,
-    /// AIMET's SQNR (dB) of the model output against the FP32 output.
-    Sqnr,
-}
-
-impl Metric {
-    pub fn name(self) -> &'static str {
-        match self {
-            Metric::Accuracy => "accuracy",
-            Metric::Sqnr => "sqnr",
-        }
-    }
-}
-
 /// Which data an evaluation runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Subset {
     Phase1,
     Phase2,
+}
+
+impl Subset {
+    pub fn name(self) -> &'static str {
+        match self {
+            Subset::Phase1 => "phase1",
+            Subset::Phase2 => "phase2",
+        }
+    }
 }
 
 /// One evaluation to run.
@@ -89,6 +81,10 @@ pub trait Evaluator {
     fn pushed_bytes(&self) -> u64 {
         0
     }
+    /// Bytes of model outputs received from the device in this session (0 for in-process evaluation).
+    fn pulled_bytes(&self) -> u64 {
+        0
+    }
     /// Which devices served, with how many evaluations each (empty for a single evaluator).
     fn served(&self) -> Vec<(String, usize)> {
         Vec::new()
@@ -106,13 +102,46 @@ pub trait Evaluator {
         }
         Ok(())
     }
-    /// Evaluates a job: its config (None: FP32) on its subset, by its metric.
-    fn evaluate(&mut self, job: &Job) -> Result<f64>;
+    /// Scores a config (None: FP32) on a subset by a built-in metric, computed where the model runs.
+    fn score(
+        &mut self,
+        config: Option<&[Precision]>,
+        subset: Subset,
+        metric: MetricSpec,
+    ) -> Result<f64>;
+    /// The model outputs of a config (None: FP32) on a subset: one array per model output, every sample.
+    fn outputs(&mut self, config: Option<&[Precision]>, subset: Subset) -> Result<Vec<Array>>;
+    /// Evaluates a job: its config (None: FP32) on its subset, by its metric. The user's command runs here,
+    /// on the outputs the model sends back, with the FP32 outputs of the same subset made once.
+    fn evaluate(&mut self, job: &Job) -> Result<f64> {
+        let config = job.config.as_deref();
+        match &job.metric {
+            Metric::Builtin(m) => self.score(config, job.subset, *m),
+            Metric::Command(c) => {
+                let fp32 = c.fp32_file(job.subset.name(), || self.outputs(None, job.subset))?;
+                let outs = self.outputs(config, job.subset)?;
+                c.score(&outs, &fp32, &config_str(config))
+            }
+        }
+    }
 }
 
+/// A config as the journal and messages write it.
+pub fn config_str(c: Option<&[Precision]>) -> String {
+    match c {
+        None => "fp32".into(),
+        Some(c) => c
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+    }
+}
+
+pub use super::metric::Metric;
 pub use amp_device::backend::{prepare, EvalBackend, Latency, Prepared};
 pub use amp_device::convert::{Prices, Probe};
-pub use amp_device::metrics::{accuracy, sqnr};
+pub use amp_device::metrics::{MetricKind, MetricSpec};
 
 /// Evaluation in this process, on the reference backend or on QNN HTP.
 pub struct LocalEvaluator {
@@ -124,7 +153,8 @@ pub struct LocalEvaluator {
     pub phase1: Dataset,
     pub phase2: Dataset,
     pub batch: usize,
-    fp32_phase1: Option<Vec<Array>>,
+    /// The FP32 outputs of phase 1's and phase 2's data, made the first time a metric needs them.
+    fp32: [Option<Vec<Array>>; 2],
 }
 
 impl LocalEvaluator {
@@ -148,7 +178,7 @@ impl LocalEvaluator {
             phase1,
             phase2,
             batch: batch.max(1),
-            fp32_phase1: None,
+            fp32: [None, None],
         }
     }
 
@@ -168,16 +198,11 @@ impl LocalEvaluator {
         prepare(&self.backend, &self.graph, plan, batch.max(1))
     }
 
-    fn outputs(&self, model: &mut Prepared, data: &Dataset) -> Result<Vec<Array>> {
-        let n = data.len();
-        (0..n)
-            .step_by(self.batch)
-            .map(|s| {
-                Ok(model
-                    .run(&data.inputs.slice_batch(s, (s + self.batch).min(n)))?
-                    .remove(0))
-            })
-            .collect()
+    fn data(&self, subset: Subset) -> &Dataset {
+        match subset {
+            Subset::Phase1 => &self.phase1,
+            Subset::Phase2 => &self.phase2,
+        }
     }
 }
 
@@ -214,37 +239,24 @@ impl Evaluator for LocalEvaluator {
         amp_device::convert::price(&self.backend, probes, runs.warmup, runs.iterations)
     }
 
-    fn evaluate(&mut self, job: &Job) -> Result<f64> {
-        let (subset, metric) = (job.subset, job.metric);
-        let mut model = self.model(job.config.as_deref())?;
-        let data = if subset == Subset::Phase1 {
-            &self.phase1
-        } else {
-            &self.phase2
-        };
-        data.check_labels(
-            *self.graph.tensors[self.graph.outputs[0]]
-                .shape
-                .last()
-                .unwrap_or(&1),
-        )?;
-        let outs = self.outputs(&mut model, data)?;
-        match metric {
-            Metric::Accuracy => Ok(accuracy(&outs, &data.labels)),
-            Metric::Sqnr => {
-                if self.fp32_phase1.is_none() || subset != Subset::Phase1 {
-                    let fp = self.outputs(&mut self.model(None)?, data)?;
-                    if subset != Subset::Phase1 {
-                        return Ok(sqnr(&fp, &outs, data.len()));
-                    }
-                    self.fp32_phase1 = Some(fp);
-                }
-                Ok(sqnr(
-                    self.fp32_phase1.as_ref().expect("set above"),
-                    &outs,
-                    data.len(),
-                ))
-            }
+    fn outputs(&mut self, config: Option<&[Precision]>, subset: Subset) -> Result<Vec<Array>> {
+        let mut model = self.model(config)?;
+        model.run_batched(&self.data(subset).inputs, self.batch, |_| {})
+    }
+
+    fn score(
+        &mut self,
+        config: Option<&[Precision]>,
+        subset: Subset,
+        metric: MetricSpec,
+    ) -> Result<f64> {
+        let outs = self.outputs(config, subset)?;
+        let k = subset as usize;
+        if !metric.kind.needs_labels() && self.fp32[k].is_none() {
+            self.fp32[k] = Some(self.outputs(None, subset)?);
         }
+        let labels = self.data(subset).labels.as_deref();
+        amp_device::metrics::score(metric, &outs, self.fp32[k].as_deref(), labels)
+            .map_err(|e| EvalError::halt(format!("{}: {e}", self.data(subset).path)).into())
     }
 }

@@ -31,7 +31,7 @@ fn point_json(g: &Graph, groups: &Groups, p: &Point) -> serde_json::Value {
     json!({
         "index": p.index,
         "relative_bitops": p.relative_bitops,
-        "accuracy": p.accuracy,
+        "score": p.score,
         "group": p.group.map(|gi| groups.describe(g, gi)),
         "candidate": p.candidate.map(|c| c.to_string()),
         "config": p.config.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
@@ -62,9 +62,9 @@ impl View {
 
     fn title(self) -> &'static str {
         match self {
-            View::Bitops => "Accuracy vs relative bit-ops",
-            View::Cost => "Accuracy vs relative cost (bit-ops + Convert overhead)",
-            View::Latency => "Accuracy vs measured latency",
+            View::Bitops => "against relative bit-ops",
+            View::Cost => "against relative cost (bit-ops + Convert overhead)",
+            View::Latency => "against measured latency",
         }
     }
 
@@ -93,26 +93,21 @@ pub fn curve(r: &TuneResult) -> Vec<Point> {
     pts
 }
 
-pub fn write_all(
-    dir: &Path,
-    g: &Graph,
-    groups: &Groups,
-    r: &TuneResult,
-    target: Option<f64>,
-    wall: f64,
-) -> Result<()> {
+pub fn write_all(dir: &Path, g: &Graph, groups: &Groups, r: &TuneResult, wall: f64) -> Result<()> {
     let pts = curve(r);
     write(
         dir,
         "pareto.json",
         &serde_json::to_string_pretty(&json!({
-            "fp32": r.fp32, "baseline": r.baseline.to_string(), "target": target,
+            "metric": r.metric, "fp32": r.fp32, "baseline": r.baseline.to_string(),
+            "reference": r.reference, "reference_of": r.reference_of, "target": r.target,
             "cost_model": r.cost,
             "points": pts.iter().map(|p| point_json(g, groups, p)).collect::<Vec<_>>(),
         }))?,
     )?;
-    let mut csv = String::from(
-        "index,relative_bitops,accuracy,group,candidate,relative_cost,convert_us,latency_us\n",
+    let mut csv = format!(
+        "index,relative_bitops,\"{}\",group,candidate,relative_cost,convert_us,latency_us\n",
+        r.metric.label.replace('"', "'")
     );
     for p in &pts {
         let grp = p
@@ -126,7 +121,7 @@ pub fn write_all(
             "{},{:.6},{:.6},\"{}\",{},{},{},{}",
             p.index.map(|i| i.to_string()).unwrap_or_default(),
             p.relative_bitops,
-            p.accuracy,
+            p.score,
             grp,
             p.candidate.map(|c| c.to_string()).unwrap_or_default(),
             opt(p.cost.as_ref().map(|c| c.relative_cost)),
@@ -142,13 +137,13 @@ pub fn write_all(
     let mut config = point_json(g, groups, &r.chosen);
     config["verified"] = match &r.verification {
         Some(v) => json!({
-            "on": v.on, "accuracy": v.accuracy, "target": v.target, "meets_target": v.meets_target,
-            "instead": v.instead.as_ref().map(|(p, acc)| json!({"accuracy_there": acc, "point": point_json(g, groups, p)})),
+            "on": v.on, "score": v.score, "target": v.target, "meets_target": v.meets_target,
+            "instead": v.instead.as_ref().map(|(p, acc)| json!({"score_there": acc, "point": point_json(g, groups, p)})),
         }),
         None => json!({ "not_verified": r.verify_note }),
     };
     write(dir, "config.json", &serde_json::to_string_pretty(&config)?)?;
-    let svg = svg(&pts, &r.chosen, r.fp32, target);
+    let svg = svg(&pts, &r.chosen, &Axis::of(r));
     write(dir, "pareto.svg", &svg)?;
     let mut views = vec![svg];
     for (view, name) in [
@@ -156,7 +151,7 @@ pub fn write_all(
         (View::Latency, "pareto_latency.svg"),
     ] {
         if pts.iter().filter(|p| view.x(p).is_some()).count() >= 1 {
-            let mut v = svg_view(view, &pts, &r.chosen, r.fp32, target);
+            let mut v = svg_view(view, &pts, &r.chosen, &Axis::of(r));
             if view == View::Cost
                 && r.cost
                     .as_ref()
@@ -174,7 +169,7 @@ pub fn write_all(
     write(
         dir,
         "pareto.html",
-        &html(g, groups, &pts, &r.chosen, &views.join("\n")),
+        &html(g, groups, &pts, r, &views.join("\n")),
     )?;
     if let Some(p3) = &r.phase3 {
         write(
@@ -187,7 +182,7 @@ pub fn write_all(
                 "note": p3.note,
                 "points": p3.points.iter().map(|a| json!({
                     "alpha": a.alpha,
-                    "accuracy": a.accuracy,
+                    "score": a.score,
                     "latency_us": a.latency_us,
                     "relative_bitops": a.relative_bitops,
                     "relative_cost": a.relative_cost,
@@ -200,7 +195,7 @@ pub fn write_all(
             }))?,
         )?;
     }
-    write(dir, "report.md", &report_md(g, groups, r, target, wall))?;
+    write(dir, "report.md", &report_md(g, groups, r, wall))?;
     Ok(())
 }
 
@@ -211,19 +206,42 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// Accuracy against relative bit-ops, the chosen point ringed, the target as a dashed line.
-pub fn svg(pts: &[Point], chosen: &Point, fp32: f64, target: Option<f64>) -> String {
-    svg_view(View::Bitops, pts, chosen, fp32, target)
+/// The y axis of the plots: the metric, the score a drop counts from, the target.
+pub struct Axis {
+    /// "top-1 accuracy", with "(lower is better)" where it is.
+    pub label: String,
+    /// Where the drop counts from: ("FP32", its score) or the best uniform candidate's.
+    pub reference: (String, f64),
+    pub target: Option<f64>,
 }
 
-/// Accuracy against a view's x (points without one are left out).
-pub fn svg_view(
-    view: View,
-    pts: &[Point],
-    chosen: &Point,
-    fp32: f64,
-    target: Option<f64>,
-) -> String {
+impl Axis {
+    pub fn of(r: &TuneResult) -> Axis {
+        let reference = if r.reference_of == "FP32" {
+            "FP32".to_string()
+        } else {
+            r.baseline.to_string()
+        };
+        Axis {
+            label: if r.metric.higher_is_better {
+                r.metric.label.clone()
+            } else {
+                format!("{} (lower is better)", r.metric.label)
+            },
+            reference: (reference, r.reference),
+            target: r.target,
+        }
+    }
+}
+
+/// The metric against relative bit-ops, the chosen point ringed, the target as a dashed line.
+pub fn svg(pts: &[Point], chosen: &Point, axis: &Axis) -> String {
+    svg_view(View::Bitops, pts, chosen, axis)
+}
+
+/// The metric against a view's x (points without one are left out).
+pub fn svg_view(view: View, pts: &[Point], chosen: &Point, axis: &Axis) -> String {
+    let (target, (ref_name, reference)) = (axis.target, (&axis.reference.0, axis.reference.1));
     let mut pts: Vec<&Point> = pts.iter().filter(|p| view.x(p).is_some()).collect();
     pts.sort_by(|a, b| {
         view.x(b)
@@ -237,11 +255,11 @@ pub fn svg_view(
     }
     .max(1e-9);
     let (w, h, l, rpad, t, b) = (640.0, 420.0, 70.0, 20.0, 30.0, 50.0);
-    let mut lo = pts.iter().map(|p| p.accuracy).fold(fp32, f64::min);
+    let mut lo = pts.iter().map(|p| p.score).fold(reference, f64::min);
     if let Some(tg) = target {
         lo = lo.min(tg);
     }
-    let hi = pts.iter().map(|p| p.accuracy).fold(fp32, f64::max);
+    let hi = pts.iter().map(|p| p.score).fold(reference, f64::max);
     let pad = ((hi - lo) * 0.08).max(1e-3);
     let (ylo, yhi) = (lo - pad, hi + pad);
     let x = |v: f64| l + v.clamp(0.0, xmax) / xmax * (w - l - rpad);
@@ -252,7 +270,7 @@ pub fn svg_view(
         s,
         "<text x=\"{}\" y=\"18\" text-anchor=\"middle\" font-size=\"14\">{}</text>",
         w / 2.0,
-        view.title()
+        esc(&format!("{} {}", axis.label, view.title()))
     );
     for i in 0..=5 {
         let v = xmax / 1.05 * i as f64 * 0.2;
@@ -272,14 +290,20 @@ pub fn svg_view(
         h - 12.0,
         view.axis()
     );
-    let _ = writeln!(s, "<text x=\"16\" y=\"{}\" transform=\"rotate(-90 16 {})\" text-anchor=\"middle\">top-1 accuracy</text>", h / 2.0, h / 2.0);
-    let _ = writeln!(s, "<line x1=\"{l}\" y1=\"{0:.1}\" x2=\"{1}\" y2=\"{0:.1}\" stroke=\"#2a2\"/><text x=\"{1}\" y=\"{2:.1}\" text-anchor=\"end\" fill=\"#2a2\">FP32 {fp32:.4}</text>", y(fp32), w - rpad, y(fp32) - 4.0);
+    let _ = writeln!(
+        s,
+        "<text x=\"16\" y=\"{}\" transform=\"rotate(-90 16 {})\" text-anchor=\"middle\">{}</text>",
+        h / 2.0,
+        h / 2.0,
+        esc(&axis.label)
+    );
+    let _ = writeln!(s, "<line x1=\"{l}\" y1=\"{0:.1}\" x2=\"{1}\" y2=\"{0:.1}\" stroke=\"#2a2\"/><text x=\"{1}\" y=\"{2:.1}\" text-anchor=\"end\" fill=\"#2a2\">{3} {reference:.4}</text>", y(reference), w - rpad, y(reference) - 4.0, esc(ref_name));
     if let Some(tg) = target {
         let _ = writeln!(s, "<line x1=\"{l}\" y1=\"{0:.1}\" x2=\"{1}\" y2=\"{0:.1}\" stroke=\"#c33\" stroke-dasharray=\"5,4\"/><text x=\"{1}\" y=\"{2:.1}\" text-anchor=\"end\" fill=\"#c33\">target {tg:.4}</text>", y(tg), w - rpad, y(tg) + 14.0);
     }
     let path: Vec<String> = pts
         .iter()
-        .map(|p| format!("{:.1},{:.1}", x(xv(p)), y(p.accuracy)))
+        .map(|p| format!("{:.1},{:.1}", x(xv(p)), y(p.score)))
         .collect();
     let _ = writeln!(
         s,
@@ -288,7 +312,7 @@ pub fn svg_view(
     );
     for p in &pts {
         let label = format!(
-            "bit-ops {:.4}{}, accuracy {:.4}{}",
+            "bit-ops {:.4}{}, score {:.4}{}",
             p.relative_bitops,
             p.cost
                 .as_ref()
@@ -302,7 +326,7 @@ pub fn svg_view(
                         .unwrap_or_default()
                 ))
                 .unwrap_or_default(),
-            p.accuracy,
+            p.score,
             p.candidate
                 .map(|c| format!(", last change: group {} → {c}", p.group.unwrap_or(0)))
                 .unwrap_or_else(|| ", all baseline".into())
@@ -311,7 +335,7 @@ pub fn svg_view(
             s,
             "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"#2171b5\"><title>{}</title></circle>",
             x(xv(p)),
-            y(p.accuracy),
+            y(p.score),
             esc(&label)
         );
     }
@@ -321,13 +345,15 @@ pub fn svg_view(
         .map(|p| xv(p))
         .or_else(|| view.x(chosen));
     if let Some(cx) = cx {
-        let _ = writeln!(s, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"8\" fill=\"none\" stroke=\"#e6550d\" stroke-width=\"2\"><title>chosen</title></circle>", x(cx), y(chosen.accuracy));
+        let _ = writeln!(s, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"8\" fill=\"none\" stroke=\"#e6550d\" stroke-width=\"2\"><title>chosen</title></circle>", x(cx), y(chosen.score));
     }
     s.push_str("</svg>\n");
     s
 }
 
-fn html(g: &Graph, groups: &Groups, pts: &[Point], chosen: &Point, svg: &str) -> String {
+fn html(g: &Graph, groups: &Groups, pts: &[Point], r: &TuneResult, svg: &str) -> String {
+    let chosen = &r.chosen;
+    let metric = esc(&r.metric.label);
     let mut rows = String::new();
     for p in pts {
         let mark = if p.config == chosen.config {
@@ -340,7 +366,7 @@ fn html(g: &Graph, groups: &Groups, pts: &[Point], chosen: &Point, svg: &str) ->
             "<tr{mark}><td>{}</td><td>{:.4}</td><td>{:.4}</td><td>{}</td><td>{}</td></tr>",
             p.index.map(|i| i.to_string()).unwrap_or("—".into()),
             p.relative_bitops,
-            p.accuracy,
+            p.score,
             esc(&p
                 .group
                 .map(|gi| groups.describe(g, gi))
@@ -348,31 +374,55 @@ fn html(g: &Graph, groups: &Groups, pts: &[Point], chosen: &Point, svg: &str) ->
             p.candidate.map(|c| c.to_string()).unwrap_or_default()
         );
     }
-    format!("<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>amp pareto curve</title>\n<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}tr.chosen{{background:#fde0c5}}</style></head>\n<body><h1>amp: accuracy against cost</h1>\n{svg}\n<p>Hover a point for its values. The ringed point is the chosen config.</p>\n<table><tr><th>prefix</th><th>relative bit-ops</th><th>accuracy</th><th>group changed last</th><th>to</th></tr>\n{rows}</table>\n</body></html>\n")
+    format!("<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>amp pareto curve</title>\n<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}tr.chosen{{background:#fde0c5}}</style></head>\n<body><h1>amp: {metric} against cost</h1>\n{svg}\n<p>Hover a point for its values. The ringed point is the chosen config.</p>\n<table><tr><th>prefix</th><th>relative bit-ops</th><th>{metric}</th><th>group changed last</th><th>to</th></tr>\n{rows}</table>\n</body></html>\n")
 }
 
-fn report_md(g: &Graph, groups: &Groups, r: &TuneResult, target: Option<f64>, wall: f64) -> String {
+fn report_md(g: &Graph, groups: &Groups, r: &TuneResult, wall: f64) -> String {
     let mut s = String::from("# amp tune report\n\n");
-    let _ = writeln!(s, "- FP32 accuracy: {:.4}", r.fp32);
+    let m = &r.metric;
+    let _ = writeln!(
+        s,
+        "- metric: {} ({}, {} is better)",
+        m.name,
+        m.label,
+        if m.higher_is_better {
+            "higher"
+        } else {
+            "lower"
+        }
+    );
+    if r.phase1_metric != r.metric {
+        let _ = writeln!(s, "- phase 1 ranks groups by: {}", r.phase1_metric.name);
+    }
+    let _ = writeln!(s, "- FP32: {:.4}", r.fp32);
     for (c, a) in &r.uniform {
         let _ = writeln!(s, "- uniform {c}: {a:.4}");
     }
     let _ = writeln!(s, "- baseline: {} (best uniform candidate)", r.baseline);
-    if let Some(t) = target {
-        let _ = writeln!(s, "- target: accuracy ≥ {t:.4}");
+    if let Some(t) = r.target {
+        let drop = (r.reference - t).abs();
+        let _ = writeln!(
+            s,
+            "- target: {} {} {t:.4} (drop {drop:.4} {} from {}, {:.4})",
+            m.name,
+            if m.higher_is_better { "≥" } else { "≤" },
+            m.unit,
+            r.reference_of,
+            r.reference
+        );
     }
     if let Some(e) = &r.early_exit {
         let _ = writeln!(s, "- early exit: {e}");
     }
     let _ = writeln!(
         s,
-        "- chosen: relative bit-ops {:.4}, accuracy {:.4} where the search measured it",
-        r.chosen.relative_bitops, r.chosen.accuracy
+        "- chosen: relative bit-ops {:.4}, {} {:.4} where the search measured it",
+        r.chosen.relative_bitops, m.name, r.chosen.score
     );
     match (&r.verification, &r.verify_note) {
         (Some(v), _) => {
             let acc = v
-                .accuracy
+                .score
                 .map(|a| format!("{a:.4}"))
                 .unwrap_or("nothing (it cannot run there)".into());
             let verdict = if v.meets_target {
@@ -380,13 +430,13 @@ fn report_md(g: &Graph, groups: &Groups, r: &TuneResult, target: Option<f64>, wa
             } else {
                 format!("**misses the target {:.4}**", v.target)
             };
-            let _ = writeln!(s, "- verified on {}: accuracy {acc}, {verdict}", v.on);
+            let _ = writeln!(s, "- verified on {}: {} {acc}, {verdict}", v.on, m.name);
             if let Some((p, a)) = &v.instead {
                 let _ = writeln!(
                     s,
-                    "- the next point of the curve that meets it there: relative bit-ops {:.4}, accuracy {a:.4} there, {:.4} on the reference ({})",
+                    "- the next point of the curve that meets it there: relative bit-ops {:.4}, {a:.4} there, {:.4} on the reference ({})",
                     p.relative_bitops,
-                    p.accuracy,
+                    p.score,
                     p.config.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",")
                 );
             }
@@ -455,7 +505,7 @@ fn report_md(g: &Graph, groups: &Groups, r: &TuneResult, target: Option<f64>, wa
             "\n## Phase 3: Convert reduction\n\nPhase-2 solution's Convert overhead: {:.0} µs. Target: {:.4}.\n",
             p3.phase2_convert_us, p3.target
         );
-        let _ = writeln!(s, "| α | groups raised | Converts | Convert µs | relative bit-ops | accuracy | latency µs | meets target |\n|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(s, "| α | groups raised | Converts | Convert µs | relative bit-ops | {} | latency µs | meets target |\n|---|---|---|---|---|---|---|---|", m.name);
         for (i, a) in p3.points.iter().enumerate() {
             let _ = writeln!(
                 s,
@@ -466,7 +516,7 @@ fn report_md(g: &Graph, groups: &Groups, r: &TuneResult, target: Option<f64>, wa
                 a.converts,
                 a.convert_us,
                 a.relative_bitops,
-                a.accuracy
+                a.score
                     .map(|v| format!("{v:.4}"))
                     .unwrap_or("unsupported".into()),
                 a.latency_us

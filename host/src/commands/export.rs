@@ -50,13 +50,14 @@ pub(crate) fn export(a: ExportArgs) -> Result<()> {
             .into())
         }
         Some(Some(d)) => {
-            let target = run.fp32 - d;
+            let reference = run.reference.unwrap_or(run.fp32);
+            let target = run.metric.target(reference, d);
             let pareto: serde_json::Value = read_json(&a.results.join("pareto.json"))?;
             pareto["points"]
                 .as_array()
                 .into_iter()
                 .flatten()
-                .filter(|p| p["accuracy"].as_f64().unwrap_or(0.0) >= target)
+                .filter(|p| score_of(p).is_some_and(|v| run.metric.meets(v, target)))
                 .min_by(|x, y| {
                     x["relative_bitops"]
                         .as_f64()
@@ -66,8 +67,9 @@ pub(crate) fn export(a: ExportArgs) -> Result<()> {
                 .cloned()
                 .ok_or_else(|| {
                     anyhow!(
-                        "no evaluated point reaches {target:.4} (FP32 {:.4} − {d})",
-                        run.fp32
+                        "no evaluated point reaches {} {target:.4} ({reference:.4} with a drop of {d} {})",
+                        run.metric.name,
+                        run.metric.unit
                     )
                 })?
         }
@@ -97,10 +99,18 @@ pub(crate) fn export(a: ExportArgs) -> Result<()> {
     std::fs::write(&a.out, serde_json::to_string_pretty(&v)?)
         .with_context(|| format!("writing {}", a.out.display()))?;
     println!(
-        "wrote {} (relative bit-ops {:.4}, accuracy {:.4})",
+        "wrote {} (relative bit-ops {:.4}, {} {:.4})",
         a.out.display(),
         chosen["relative_bitops"].as_f64().unwrap_or(0.0),
-        chosen["accuracy"].as_f64().unwrap_or(0.0)
+        run.metric.name,
+        score_of(&chosen).unwrap_or(f64::NAN)
     );
     Ok(())
+}
+
+/// A point's score (`accuracy` in results of earlier versions).
+fn score_of(p: &serde_json::Value) -> Option<f64> {
+    p.get("score")
+        .or_else(|| p.get("accuracy"))
+        .and_then(|v| v.as_f64())
 }

@@ -1,5 +1,5 @@
-//! What each subcommand does; the flags are in `cli`. Shared here: loading a model and the quantization
-//! plan of a precision or an encodings file.
+//! What each subcommand does; the flags are in `cli`. Shared here: loading a model, the quantization plan
+//! of a precision or an encodings file, and the metric configs are scored by.
 
 mod bench;
 mod devices;
@@ -13,13 +13,16 @@ use std::path::Path;
 use std::sync::Arc;
 
 use amp_device::ir::Graph;
+use amp_device::metrics::{MetricKind, MetricSpec};
 use amp_device::quant::{BitPlan, QuantPlan};
+use amp_host::amp::metric::{CommandMetric, Metric};
 use amp_host::calib::calibrate_cached;
 use amp_host::data::Dataset;
 use amp_host::import::{import_file, ImportOptions};
+use amp_host::Usage;
 use anyhow::{Context, Result};
 
-use crate::cli::{Level, QuantArgs};
+use crate::cli::{Direction, Level, MetricArgs, MetricName, QuantArgs};
 
 pub(crate) use bench::bench;
 pub(crate) use devices::devices;
@@ -73,4 +76,58 @@ pub(crate) fn plan_for(
     let mut bits = BitPlan::uniform(graph, p);
     bits.per_channel = per_channel;
     Ok(Some(QuantPlan::new(graph, &stats, &bits)?))
+}
+
+/// The names of a model's outputs.
+pub(crate) fn output_names(graph: &Graph) -> Vec<String> {
+    (graph.outputs.iter())
+        .map(|&t| graph.tensors[t].name.clone())
+        .collect()
+}
+
+/// The metric `a` asks for, checked against the model's outputs and the data: top1 by default where the
+/// data has labels, else sqnr. A metric the data cannot serve is a usage error saying what would.
+pub(crate) fn metric_for(a: &MetricArgs, graph: &Graph, data: &Dataset) -> Result<Metric> {
+    let names = output_names(graph);
+    if let Some(cmd) = &a.metric_cmd {
+        let higher = a.metric_direction == Direction::Higher;
+        let timeout = std::time::Duration::from_secs(a.metric_timeout.max(1));
+        return Ok(Metric::Command(Arc::new(CommandMetric::new(
+            cmd, higher, timeout, names,
+        )?)));
+    }
+    let kind = match a.metric {
+        Some(MetricName(k)) => k,
+        None if data.labels.is_some() => MetricKind::Top1,
+        None => MetricKind::Sqnr,
+    };
+    builtin(kind, a.metric_output.as_deref(), &names, data)
+}
+
+/// A built-in metric on one output (by name) or all, checked against the model's outputs and the data.
+pub(crate) fn builtin(
+    kind: MetricKind,
+    output: Option<&str>,
+    names: &[String],
+    data: &Dataset,
+) -> Result<Metric> {
+    if kind.needs_labels() && data.labels.is_none() {
+        return Err(Usage(format!(
+            "{}: {} needs labels and the data has none (no `labels` array); without labels use --metric {} or --metric-cmd",
+            data.path,
+            kind.name(),
+            MetricKind::label_free().replace(", ", "|")
+        ))
+        .into());
+    }
+    let output = match output {
+        None => None,
+        Some(o) => Some(names.iter().position(|n| n == o).ok_or_else(|| {
+            Usage(format!(
+                "--metric-output {o}: the model has no such output (its outputs: {})",
+                names.join(", ")
+            ))
+        })?),
+    };
+    Ok(Metric::Builtin(MetricSpec { kind, output }))
 }

@@ -9,6 +9,7 @@ use amp_device::quant::Stats;
 use amp_host::amp::evaluator::{EvalBackend, Evaluator, LocalEvaluator};
 use amp_host::amp::groups::Groups;
 use amp_host::amp::journal::Journal;
+use amp_host::amp::metric::{Metric, MetricInfo};
 use amp_host::amp::remote::{Connector, DeviceSpec, PoolEvaluator};
 use amp_host::amp::report;
 use amp_host::amp::tune::{tune as run_tune, verify, Identity, Timing, TuneOptions, TuneResult};
@@ -18,8 +19,8 @@ use amp_host::{Missed, Usage};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::{load_model, model_and_data};
-use crate::cli::{BackendArgs, BackendKind, TuneArgs, VerifyOn};
+use super::{builtin, load_model, metric_for, model_and_data, output_names};
+use crate::cli::{BackendArgs, BackendKind, MetricName, TuneArgs, VerifyOn};
 
 /// What a tune used, so `export` can rebuild its encodings.
 #[derive(Serialize, Deserialize)]
@@ -31,6 +32,12 @@ pub(crate) struct RunInfo {
     pub per_channel: bool,
     pub fp32: f64,
     pub candidates: Vec<String>,
+    /// What the tune scored configs by (top-1 for results of earlier versions).
+    #[serde(default)]
+    pub metric: MetricInfo,
+    /// The score a drop counts from (FP32's for results of earlier versions).
+    #[serde(default)]
+    pub reference: Option<f64>,
 }
 
 pub fn groups(model: PathBuf, shape: Option<Vec<usize>>, json: bool) -> Result<()> {
@@ -216,6 +223,23 @@ pub fn tune(a: TuneArgs) -> Result<()> {
     let allowed_drop = a.allowed_drop.0;
     let candidates = a.candidates.clone();
     let s = Session::open(&a)?;
+    let metric = metric_for(&a.metric, &s.graph, &s.data)?;
+    if let (Metric::Builtin(m), Some(d)) = (&metric, allowed_drop) {
+        if m.kind.needs_labels() && d > 1.0 {
+            return Err(Usage(format!(
+                "--allowed-drop {d}: {} is a fraction, a drop cannot exceed 1",
+                m.kind.name()
+            ))
+            .into());
+        }
+    }
+    let phase1_metric = match a.phase1_metric {
+        Some(MetricName(k)) => {
+            let names = output_names(&s.graph);
+            builtin(k, a.metric.metric_output.as_deref(), &names, &s.phase1)?
+        }
+        None => metric.clone(),
+    };
     let mut ev1 = match a.phase1_backend {
         Some(k) if k != a.backend.backend => Some(s.local(a.backend.load(k)?, a.batch)),
         _ => None,
@@ -226,7 +250,8 @@ pub fn tune(a: TuneArgs) -> Result<()> {
         candidates: candidates.clone(),
         allowed_drop,
         search: a.search,
-        phase1_metric: a.phase1_metric,
+        metric: metric.clone(),
+        phase1_metric,
         cost: a.cost,
         phase3: a.phase3,
         timing: Timing {
@@ -246,12 +271,8 @@ pub fn tune(a: TuneArgs) -> Result<()> {
         &mut journal,
         &s.id,
     )?;
-    let target = allowed_drop.map(|d| r.fp32 - d);
-    match s.verifier(&a, &specs, target) {
-        Ok(mut v) => {
-            let t = target.expect("verified against a target");
-            r.verification = Some(verify(&r, t, v.as_mut(), &mut journal, &s.id)?);
-        }
+    match s.verifier(&a, &specs, r.target) {
+        Ok(mut v) => r.verification = Some(verify(&r, &metric, v.as_mut(), &mut journal, &s.id)?),
         Err(why) => r.verify_note = Some(why),
     }
     let run = RunInfo {
@@ -266,11 +287,17 @@ pub fn tune(a: TuneArgs) -> Result<()> {
         per_channel: s.per_channel,
         fp32: r.fp32,
         candidates: candidates.iter().map(|c| c.to_string()).collect(),
+        metric: r.metric.clone(),
+        reference: Some(r.reference),
     };
     report::write(&s.dir, "run.json", &serde_json::to_string_pretty(&run)?)?;
     let wall = start.elapsed().as_secs_f64();
-    report::write_all(&s.dir, &s.graph, &s.groups, &r, target, wall)?;
-    let who = (ev.identity(), ev.pushed_bytes(), ev.served());
+    report::write_all(&s.dir, &s.graph, &s.groups, &r, wall)?;
+    let who = (
+        ev.identity(),
+        (ev.pushed_bytes(), ev.pulled_bytes()),
+        ev.served(),
+    );
     if a.json {
         print_json(&a, &s, &r, who, wall);
     } else {
@@ -293,13 +320,13 @@ fn missed(r: &TuneResult) -> Option<String> {
     }
     let v = r.verification.as_ref().filter(|v| !v.meets_target)?;
     Some(format!(
-        "the chosen config scores {} on {}, below the target {:.4} it meets on the reference ({:.4}){}",
-        v.accuracy
+        "the chosen config scores {} on {}, short of the target {:.4} it meets on the reference ({:.4}){}",
+        v.score
             .map(|a| format!("{a:.4}"))
             .unwrap_or("nothing (it cannot run there)".into()),
         v.on,
         v.target,
-        r.chosen.accuracy,
+        r.chosen.score,
         match &v.instead {
             Some((p, acc)) => format!(
                 "; the next point of the curve that meets it there: relative bit-ops {:.4}, {acc:.4} ({})",
@@ -327,7 +354,7 @@ fn print_json(
     a: &TuneArgs,
     s: &Session,
     r: &TuneResult,
-    (evaluator, pushed, served): (String, u64, Vec<(String, usize)>),
+    (evaluator, (pushed, pulled), served): (String, (u64, u64), Vec<(String, usize)>),
     wall: f64,
 ) {
     let evaluated: usize = r.phases.iter().map(|p| p.evaluations).sum();
@@ -335,28 +362,41 @@ fn print_json(
     println!(
         "{}",
         serde_json::json!({
-            "results": s.dir.display().to_string(), "fp32": r.fp32, "baseline": r.baseline.to_string(),
+            "results": s.dir.display().to_string(), "metric": r.metric, "phase1_metric": r.phase1_metric.name,
+            "fp32": r.fp32, "reference": r.reference, "reference_of": r.reference_of, "target": r.target,
+            "baseline": r.baseline.to_string(),
             "uniform": r.uniform.iter().map(|(c, v)| (c.to_string(), *v)).collect::<std::collections::BTreeMap<_, _>>(),
-            "chosen": {"relative_bitops": r.chosen.relative_bitops, "accuracy": r.chosen.accuracy, "groups_at_16_bits": at16(r), "groups": s.groups.len(),
+            "chosen": {"relative_bitops": r.chosen.relative_bitops, "score": r.chosen.score, "groups_at_16_bits": at16(r), "groups": s.groups.len(),
                        "config": r.chosen.config.iter().map(|c| c.to_string()).collect::<Vec<_>>()},
             "early_exit": r.early_exit, "pareto_points": report::curve(r).len(),
             "evaluations": evaluated, "from_journal": cached,
             "cost_model": r.cost, "chosen_cost": r.chosen.cost,
             "latency_measurements": r.timing.evaluations, "latency_from_journal": r.timing.cached,
-            "phase3": r.phase3.as_ref().map(|p| serde_json::json!({"marked": p.marked, "note": p.note, "points": p.points.iter().map(|a| serde_json::json!({"alpha": a.alpha, "accuracy": a.accuracy, "latency_us": a.latency_us, "convert_us": a.convert_us, "converts": a.converts, "relative_bitops": a.relative_bitops, "groups_raised": a.groups_raised, "meets_target": a.meets_target})).collect::<Vec<_>>()})),
+            "phase3": r.phase3.as_ref().map(|p| serde_json::json!({"marked": p.marked, "note": p.note, "points": p.points.iter().map(|a| serde_json::json!({"alpha": a.alpha, "score": a.score, "latency_us": a.latency_us, "convert_us": a.convert_us, "converts": a.converts, "relative_bitops": a.relative_bitops, "groups_raised": a.groups_raised, "meets_target": a.meets_target})).collect::<Vec<_>>()})),
             "verification": r.verification.as_ref().map(|v| serde_json::json!({
-                "on": v.on, "accuracy": v.accuracy, "target": v.target, "meets_target": v.meets_target,
-                "instead": v.instead.as_ref().map(|(p, acc)| serde_json::json!({"accuracy": acc, "reference_accuracy": p.accuracy, "relative_bitops": p.relative_bitops, "config": p.config.iter().map(|c| c.to_string()).collect::<Vec<_>>()})),
+                "on": v.on, "score": v.score, "target": v.target, "meets_target": v.meets_target,
+                "instead": v.instead.as_ref().map(|(p, acc)| serde_json::json!({"score": acc, "reference_score": p.score, "relative_bitops": p.relative_bitops, "config": p.config.iter().map(|c| c.to_string()).collect::<Vec<_>>()})),
                 "tried": v.tried, "evaluations": v.stats.evaluations, "from_journal": v.stats.cached,
             })),
             "verify_note": r.verify_note,
             "missed": missed(r),
-            "device": a.device.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(","), "evaluator": evaluator, "pushed_bytes": pushed, "served": served, "phases": r.phases, "seconds": wall,
+            "device": a.device.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(","), "evaluator": evaluator, "pushed_bytes": pushed, "outputs_bytes": pulled, "served": served, "phases": r.phases, "seconds": wall,
         })
     );
 }
 
 fn print_text(s: &Session, r: &TuneResult, wall: f64) {
+    let m = &r.metric;
+    println!(
+        "metric {} ({}, {} is better)",
+        m.name,
+        m.label,
+        if m.higher_is_better {
+            "higher"
+        } else {
+            "lower"
+        }
+    );
     println!(
         "FP32 {:.4}; baseline {} {:.4}",
         r.fp32,
@@ -367,21 +407,33 @@ fn print_text(s: &Session, r: &TuneResult, wall: f64) {
             .map(|u| u.1)
             .unwrap_or(0.0)
     );
+    if let Some(t) = r.target {
+        println!(
+            "target {} {t:.4}: a drop of {:.4} {} from {} ({:.4})",
+            if m.higher_is_better { "≥" } else { "≤" },
+            (r.reference - t).abs(),
+            m.unit,
+            r.reference_of,
+            r.reference
+        );
+    }
     if let Some(e) = &r.early_exit {
         println!("{e}");
     }
     println!(
-        "chosen: {} of {} groups at 16 bits, relative bit-ops {:.4}, accuracy {:.4} on the search's backend",
+        "chosen: {} of {} groups at 16 bits, relative bit-ops {:.4}, {} {:.4} on the search's backend",
         at16(r),
         s.groups.len(),
         r.chosen.relative_bitops,
-        r.chosen.accuracy
+        m.name,
+        r.chosen.score
     );
     match (&r.verification, &r.verify_note) {
         (Some(v), _) => println!(
-            "verified on {}: accuracy {} ({} the target {:.4})",
+            "verified on {}: {} {} ({} the target {:.4})",
             v.on,
-            v.accuracy
+            m.name,
+            v.score
                 .map(|a| format!("{a:.4}"))
                 .unwrap_or("-, it cannot run there".into()),
             if v.meets_target { "meets" } else { "MISSES" },
@@ -408,13 +460,13 @@ fn print_text(s: &Session, r: &TuneResult, wall: f64) {
         }
     }
     if let Some(p3) = &r.phase3 {
-        println!("phase 3 (α: accuracy, latency µs, Converts):");
+        println!("phase 3 (α: {}, latency µs, Converts):", m.name);
         for (i, a) in p3.points.iter().enumerate() {
             println!(
                 "  {:.1}{}: {}, {}, {}",
                 a.alpha,
                 if p3.marked == Some(i) { " *" } else { "" },
-                a.accuracy
+                a.score
                     .map(|v| format!("{v:.4}"))
                     .unwrap_or("unsupported".into()),
                 a.latency_us

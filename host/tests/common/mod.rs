@@ -60,6 +60,24 @@ pub fn amp_status(args: &[&str], cwd: &Path) -> (i32, String) {
     (out.status.code().unwrap_or(-1), err)
 }
 
+/// The Python with numpy that scripts/python-env.sh makes (scripts/test.sh runs it first), for metric
+/// commands as users write them.
+pub fn python() -> String {
+    let p = root().join(".venv/bin/python");
+    assert!(
+        p.is_file(),
+        "{} missing: run scripts/python-env.sh (scripts/test.sh does)",
+        p.display()
+    );
+    p.display().to_string()
+}
+
+/// `examples/metrics/top1.py` (or a copy at `script`) as a metric command on an example's labels.
+pub fn top1_cmd(script: &Path, example_name: &str) -> String {
+    let (_, data) = example(example_name);
+    format!("{} '{}' --labels '{}'", python(), script.display(), data)
+}
+
 /// An example's model and data paths.
 pub fn example(name: &str) -> (String, String) {
     let d = root().join("examples").join(name);

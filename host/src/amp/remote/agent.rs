@@ -4,18 +4,19 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use amp_device::backend::Array;
 use amp_device::error::EvalError;
 use amp_device::ir::Graph;
 use amp_device::protocol::{
-    blob_hash, read_frame, write_frame, BackendChoice, MetricKind, Request, Response, CHUNK,
-    PROTOCOL_VERSION,
+    blob_hash, read_frame, write_frame, BackendChoice, DataBlob, Request, Response, CHUNK,
+    MAX_FRAME, PROTOCOL_VERSION,
 };
 use amp_device::quant::{Precision, Stats};
 use anyhow::{anyhow, Result};
 
 use super::transport::{DeviceSpec, Link};
 use crate::amp::evaluator::{
-    Evaluator, Job, Latency, Metric, Prices, Probe, Provenance, Runs, Subset,
+    Evaluator, Latency, MetricSpec, Prices, Probe, Provenance, Runs, Subset,
 };
 use crate::amp::groups::Groups;
 use crate::data::Dataset;
@@ -59,6 +60,8 @@ pub struct AgentEvaluator {
     batch: usize,
     /// Blob bytes sent in this session (0 when the agent already had everything).
     pub pushed_bytes: u64,
+    /// Bytes of model outputs received (for a metric computed on the host).
+    pub pulled_bytes: u64,
 }
 
 impl AgentEvaluator {
@@ -81,6 +84,7 @@ impl AgentEvaluator {
             phase2: c.data.len(),
             batch: c.batch.max(1),
             pushed_bytes: 0,
+            pulled_bytes: 0,
         };
         match ev.call(&Request::Hello {
             protocol: PROTOCOL_VERSION,
@@ -119,7 +123,10 @@ impl AgentEvaluator {
             stats: s,
             backend: c.backend,
         })?;
-        let d = ev.push(&postcard::to_allocvec(&(&c.data.inputs, &c.data.labels))?)?;
+        let d = ev.push(&postcard::to_allocvec(&DataBlob {
+            inputs: c.data.inputs.clone(),
+            labels: c.data.labels.clone(),
+        })?)?;
         ev.expect_ok(&Request::LoadData { data: d })?;
         Ok(ev)
     }
@@ -193,28 +200,15 @@ impl AgentEvaluator {
 }
 
 impl AgentEvaluator {
-    /// Raw model outputs (batched as the agent ran them) and per-sample top-1 correctness of a config on the
-    /// first `samples` samples, for metrics computed on the host.
-    pub fn outputs(
-        &mut self,
-        config: Option<&[Precision]>,
-        samples: usize,
-    ) -> Result<(Vec<amp_device::backend::Array>, Vec<bool>)> {
-        let plan = config.map(|c| self.groups.bit_plan(&self.graph, c, self.per_channel));
-        match self.call(&Request::Evaluate {
-            plan,
-            samples,
-            metric: MetricKind::Accuracy,
-            batch: self.batch,
-            outputs: true,
-        })? {
-            Response::Metric {
-                outputs: Some(o),
-                correct: Some(c),
-                ..
-            } => Ok((o, c)),
-            other => Err(self.failure(other)),
+    fn samples(&self, subset: Subset) -> usize {
+        match subset {
+            Subset::Phase1 => self.phase1,
+            Subset::Phase2 => self.phase2,
         }
+    }
+
+    fn plan(&self, config: Option<&[Precision]>) -> Option<amp_device::quant::BitPlan> {
+        config.map(|c| self.groups.bit_plan(&self.graph, c, self.per_channel))
     }
 
     /// Latency of one batch of the session's batch size, measured on the device.
@@ -261,6 +255,10 @@ impl Evaluator for AgentEvaluator {
         self.pushed_bytes
     }
 
+    fn pulled_bytes(&self) -> u64 {
+        self.pulled_bytes
+    }
+
     fn provenance(&self) -> Provenance {
         Provenance {
             device: self.name.clone(),
@@ -270,8 +268,7 @@ impl Evaluator for AgentEvaluator {
     }
 
     fn latency(&mut self, config: Option<&[Precision]>, runs: Runs) -> Result<Latency> {
-        let plan = config.map(|c| self.groups.bit_plan(&self.graph, c, self.per_channel));
-        self.profile_batch(plan, runs)
+        self.profile_batch(self.plan(config), runs)
     }
 
     fn price_converts(&mut self, probes: &[Probe], runs: Runs) -> Result<Prices> {
@@ -285,30 +282,48 @@ impl Evaluator for AgentEvaluator {
         }
     }
 
-    fn evaluate(&mut self, job: &Job) -> Result<f64> {
-        let plan = job
-            .config
-            .as_deref()
-            .map(|c| self.groups.bit_plan(&self.graph, c, self.per_channel));
-        let samples = if job.subset == Subset::Phase1 {
-            self.phase1
-        } else {
-            self.phase2
-        };
-        let metric = match job.metric {
-            Metric::Accuracy => MetricKind::Accuracy,
-            Metric::Sqnr => MetricKind::Sqnr,
-        };
+    fn score(
+        &mut self,
+        config: Option<&[Precision]>,
+        subset: Subset,
+        metric: MetricSpec,
+    ) -> Result<f64> {
         match self.call(&Request::Evaluate {
-            plan,
-            samples,
+            plan: self.plan(config),
+            samples: self.samples(subset),
             metric,
             batch: self.batch,
-            outputs: false,
         })? {
             Response::Metric { value, .. } => Ok(value),
             other => Err(self.failure(other)),
         }
+    }
+
+    /// Asked in ranges of samples whose outputs fit well within a frame.
+    fn outputs(&mut self, config: Option<&[Precision]>, subset: Subset) -> Result<Vec<Array>> {
+        let per_sample: usize = (self.graph.outputs.iter())
+            .map(|&t| 4 * self.graph.tensors[t].shape[1..].iter().product::<usize>())
+            .sum();
+        let step = (MAX_FRAME / 4 / per_sample.max(1)).max(1);
+        let (n, plan) = (self.samples(subset), self.plan(config));
+        let mut parts: Vec<Vec<Array>> = Vec::new();
+        for start in (0..n).step_by(step) {
+            let outputs = match self.call(&Request::Outputs {
+                plan: plan.clone(),
+                start,
+                end: (start + step).min(n),
+                batch: self.batch,
+            })? {
+                Response::Outputs { outputs, .. } => outputs,
+                other => return Err(self.failure(other)),
+            };
+            self.pulled_bytes += outputs.iter().map(|o| 4 * o.data.len() as u64).sum::<u64>();
+            parts.resize_with(outputs.len(), Vec::new);
+            for (p, o) in parts.iter_mut().zip(outputs) {
+                p.push(o);
+            }
+        }
+        Ok(parts.iter().map(|p| Array::concat(p)).collect())
     }
 }
 

@@ -14,7 +14,10 @@ use anyhow::{bail, Result};
 
 use super::agent::{AgentEvaluator, Connector};
 use super::transport::DeviceSpec;
-use crate::amp::evaluator::{Evaluator, Job, Latency, Prices, Probe, Provenance, Runs};
+use crate::amp::evaluator::{
+    Evaluator, Job, Latency, Metric, MetricSpec, Prices, Probe, Provenance, Runs, Subset,
+};
+use amp_device::backend::Array;
 
 struct Slot {
     spec: DeviceSpec,
@@ -173,6 +176,14 @@ impl Evaluator for PoolEvaluator {
             .sum()
     }
 
+    fn pulled_bytes(&self) -> u64 {
+        self.slots
+            .iter()
+            .filter_map(|s| s.ev.as_ref())
+            .map(|e| e.pulled_bytes)
+            .sum()
+    }
+
     fn provenance(&self) -> Provenance {
         self.slots
             .iter()
@@ -199,6 +210,23 @@ impl Evaluator for PoolEvaluator {
             .iter()
             .map(|s| (s.spec.to_string(), s.served))
             .collect()
+    }
+
+    fn score(
+        &mut self,
+        config: Option<&[Precision]>,
+        subset: Subset,
+        metric: MetricSpec,
+    ) -> Result<f64> {
+        self.evaluate(&Job {
+            config: config.map(|c| c.to_vec()),
+            subset,
+            metric: Metric::Builtin(metric),
+        })
+    }
+
+    fn outputs(&mut self, config: Option<&[Precision]>, subset: Subset) -> Result<Vec<Array>> {
+        self.first_live()?.outputs(config, subset)
     }
 
     fn evaluate(&mut self, job: &Job) -> Result<f64> {

@@ -9,7 +9,7 @@ use anyhow::Result;
 use super::runner::Runner;
 use super::{CostReport, Point, PointCost, Search, TuneResult};
 use crate::amp::cost::{self, CostKind, CostModel};
-use crate::amp::evaluator::{Metric, Subset};
+use crate::amp::evaluator::Subset;
 use crate::progress;
 
 /// Latency of each uniform candidate, the line through them, and the Convert prices (kept in
@@ -79,7 +79,7 @@ pub(super) fn choose_by_cost(
     {
         p.cost = Some(point_cost(s, m, &p.config));
     }
-    let feasible = |p: &Point| p.accuracy >= target;
+    let feasible = |p: &Point| p.score >= target;
     if opts.cost == CostKind::Bitops
         || opts.allowed_drop.is_none() && opts.cost != CostKind::Latency
     {
@@ -92,7 +92,7 @@ pub(super) fn choose_by_cost(
         .min_by(|a, b| combined(a).total_cmp(&combined(b)))
     {
         if !result.pareto.iter().any(|p| &p.config == best) {
-            if let Some(acc) = r.eval(2, Some(best), Subset::Phase2, Metric::Accuracy)? {
+            if let Some(acc) = r.eval(2, Some(best), Subset::Phase2, &s.opts.metric)? {
                 let index = prefixes.iter().position(|p| p == best);
                 result.pareto.push(Point {
                     index,
@@ -109,8 +109,8 @@ pub(super) fn choose_by_cost(
                 let p = &result.pareto[i];
                 !result.pareto.iter().any(|q| {
                     q.relative_bitops <= p.relative_bitops
-                        && q.accuracy >= p.accuracy
-                        && (q.relative_bitops < p.relative_bitops || q.accuracy > p.accuracy)
+                        && q.score >= p.score
+                        && (q.relative_bitops < p.relative_bitops || q.score > p.score)
                 })
             })
             .collect();

@@ -24,6 +24,7 @@ use super::cost::CostKind;
 use super::evaluator::{Evaluator, Metric, Runs, Subset};
 use super::groups::Groups;
 use super::journal::Journal;
+use super::metric::MetricInfo;
 use super::search::SearchAlgo;
 use crate::progress;
 pub use result::*;
@@ -31,12 +32,15 @@ use runner::Runner;
 pub use verify::{verify, Verification};
 
 /// What the search is asked.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct TuneOptions {
     pub candidates: Vec<Precision>,
-    /// None: no target, the whole curve.
+    /// None: no target, the whole curve. In the metric's own unit.
     pub allowed_drop: Option<f64>,
     pub search: SearchAlgo,
+    /// What every config is scored by.
+    pub metric: Metric,
+    /// What phase 1 ranks the groups by (the metric itself, or a cheaper one).
     pub phase1_metric: Metric,
     /// What phase 2 ranks and reports.
     pub cost: CostKind,
@@ -103,7 +107,10 @@ pub(crate) struct Search<'a> {
     /// Every group at the baseline.
     pub base_cfg: Vec<Precision>,
     pub base_bitops: f64,
-    /// FP32 − allowed drop (−∞ without a target: the whole curve).
+    /// The score a drop counts from: FP32's, or the baseline's for a metric against the FP32 outputs.
+    pub reference: f64,
+    /// The reference less the allowed drop (−∞ without a target: the whole curve). Scores here are
+    /// oriented: higher is better.
     pub target: f64,
 }
 
@@ -139,7 +146,7 @@ impl Search<'_> {
         Point {
             index: None,
             relative_bitops: self.rel(&cfg),
-            accuracy: acc,
+            score: acc,
             group: None,
             candidate: None,
             config: cfg,
@@ -170,8 +177,22 @@ pub fn tune(
         None
     };
     let baseline_point = s.point(s.uniform(s.baseline), s.acc_of(s.baseline));
+    let names: Vec<String> = g
+        .outputs
+        .iter()
+        .map(|&t| g.tensors[t].name.clone())
+        .collect();
     let mut result = TuneResult {
+        metric: MetricInfo::of(&opts.metric, &names),
+        phase1_metric: MetricInfo::of(&opts.phase1_metric, &names),
         fp32: s.fp32,
+        reference: s.reference,
+        reference_of: if opts.metric.against_fp32() {
+            format!("{}, the best uniform candidate", s.baseline)
+        } else {
+            "FP32".into()
+        },
+        target: opts.allowed_drop.map(|_| s.target),
         uniform: s.scores.clone(),
         baseline: s.baseline,
         min_candidate: s.min_candidate,
@@ -202,7 +223,7 @@ pub fn tune(
     result.phases = [0, 1, 2, 3].map(|i| r.phases[i].clone());
     result.timing = r.timing;
     result.failures = r.failures;
-    Ok(result)
+    Ok(result.shown(&opts.metric, &opts.phase1_metric))
 }
 
 /// Phase 0: FP32 and every uniform candidate; the best scoring candidate is the baseline. Candidates the
@@ -215,7 +236,7 @@ fn phase0<'a>(
 ) -> Result<Search<'a>> {
     let t0 = Instant::now();
     let bar = progress::bar(opts.candidates.len() as u64 + 1, "phase 0");
-    let fp32 = match r.eval(0, None, Subset::Phase2, Metric::Accuracy)? {
+    let fp32 = match r.eval(0, None, Subset::Phase2, &opts.metric)? {
         Some(v) => v,
         None => bail!(
             "the FP32 evaluation failed: {}",
@@ -230,7 +251,7 @@ fn phase0<'a>(
     let mut scores = Vec::new();
     let mut dropped = Vec::new();
     for &c in &opts.candidates {
-        match r.eval(0, Some(&vec![c; n]), Subset::Phase2, Metric::Accuracy)? {
+        match r.eval(0, Some(&vec![c; n]), Subset::Phase2, &opts.metric)? {
             Some(v) => scores.push((c, v)),
             None => dropped.push(c),
         }
@@ -275,9 +296,17 @@ fn phase0<'a>(
             }
         })
         .map_or(baseline, |m| m.0);
+    let reference = if opts.metric.against_fp32() {
+        scores
+            .iter()
+            .find(|s| s.0 == baseline)
+            .map_or(fp32, |s| s.1)
+    } else {
+        fp32
+    };
     let target = opts
         .allowed_drop
-        .map(|d| fp32 - d)
+        .map(|d| reference - d)
         .unwrap_or(f64::NEG_INFINITY);
     r.phases[0].seconds = t0.elapsed().as_secs_f64();
     Ok(Search {
@@ -290,6 +319,7 @@ fn phase0<'a>(
         min_candidate,
         base_cfg: vec![baseline; n],
         base_bitops: bitops(baseline).max(f64::MIN_POSITIVE),
+        reference,
         target,
     })
 }
@@ -300,20 +330,24 @@ fn early_exit(s: &Search, result: &mut TuneResult) -> bool {
     let Some(drop) = s.opts.allowed_drop else {
         return false;
     };
-    let (baseline, fp32) = (s.baseline, s.fp32);
-    if fp32 - s.acc_of(baseline) > drop {
+    let (baseline, reference) = (s.baseline, s.reference);
+    let unit = s.opts.metric.unit();
+    let shown = |v: f64| s.opts.metric.orient(v);
+    if reference - s.acc_of(baseline) > drop {
         result.early_exit = Some(format!(
-            "even the best uniform candidate ({baseline}, {:.4}) is more than {drop} below FP32 ({fp32:.4}); keeping it",
-            s.acc_of(baseline)
+            "even the best uniform candidate ({baseline}, {:.4}) is more than {drop} {unit} below FP32 ({:.4}); keeping it",
+            shown(s.acc_of(baseline)),
+            shown(reference)
         ));
         return true;
     }
     let min = s.min_candidate;
-    if fp32 - s.acc_of(min) < drop {
+    if reference - s.acc_of(min) < drop {
         result.chosen = s.point(s.uniform(min), s.acc_of(min));
         result.pareto.push(result.chosen.clone());
         result.early_exit = Some(format!(
-            "the cheapest uniform candidate ({min}) is already within {drop} of FP32"
+            "the cheapest uniform candidate ({min}) is already within {drop} {unit} of {}",
+            result.reference_of
         ));
         return true;
     }
@@ -340,7 +374,7 @@ fn phase1(r: &mut Runner, s: &Search, result: &mut TuneResult) -> Result<()> {
             cfg
         })
         .collect();
-    let scores = r.eval_many(1, &configs, Subset::Phase1, s.opts.phase1_metric, || {
+    let scores = r.eval_many(1, &configs, Subset::Phase1, &s.opts.phase1_metric, || {
         bar.inc(1)
     })?;
     for ((&(gi, c), cfg), score) in todo.iter().zip(&configs).zip(scores) {

@@ -11,7 +11,7 @@ use anyhow::{anyhow, bail, Result};
 use super::runner::Runner;
 use super::{cost_choice, knapsack, Point, Search, TuneResult};
 use crate::amp::cost::CostModel;
-use crate::amp::evaluator::{Metric, Subset};
+use crate::amp::evaluator::Subset;
 use crate::amp::search::{search, SearchAlgo};
 use crate::progress;
 
@@ -36,16 +36,16 @@ pub(super) fn run(
         let Some(drop) = s.opts.allowed_drop else {
             bail!("--search knapsack needs --allowed-drop")
         };
-        if s.opts.phase1_metric != Metric::Accuracy {
-            bail!("--search knapsack needs --phase1-metric accuracy (it adds up accuracy drops)");
+        if s.opts.phase1_metric != s.opts.metric {
+            bail!("--search knapsack needs phase 1 scored by the tune's metric (it adds up its drops)");
         }
         let base1 = r
-            .eval(1, Some(&s.base_cfg), Subset::Phase1, Metric::Accuracy)?
+            .eval(1, Some(&s.base_cfg), Subset::Phase1, &s.opts.metric)?
             .unwrap_or(f64::NEG_INFINITY);
-        let budget = drop - (s.fp32 - s.acc_of(s.baseline));
+        let budget = drop - (s.reference - s.acc_of(s.baseline));
         let mut eval = |cfg: &[Precision]| -> Result<f64> {
             let v = r
-                .eval(2, Some(cfg), Subset::Phase2, Metric::Accuracy)?
+                .eval(2, Some(cfg), Subset::Phase2, &s.opts.metric)?
                 .unwrap_or(f64::NEG_INFINITY);
             bar.inc(1);
             Ok(v)
@@ -57,7 +57,7 @@ pub(super) fn run(
                 return Ok(v);
             }
             let v = r
-                .eval(2, Some(&prefix(i)), Subset::Phase2, Metric::Accuracy)?
+                .eval(2, Some(&prefix(i)), Subset::Phase2, &s.opts.metric)?
                 .unwrap_or(f64::NEG_INFINITY);
             values[i] = Some(v);
             bar.inc(1);
@@ -82,7 +82,7 @@ pub(super) fn run(
             result.pareto.push(Point {
                 index: Some(i),
                 relative_bitops: s.rel(&cfg),
-                accuracy: *v,
+                score: *v,
                 group: Some(list[i].group),
                 candidate: Some(list[i].candidate),
                 config: cfg,
@@ -92,7 +92,7 @@ pub(super) fn run(
     }
     let chosen_cfg = chosen_cfg.unwrap_or_else(|| s.base_cfg.clone());
     let acc = r
-        .eval(2, Some(&chosen_cfg), Subset::Phase2, Metric::Accuracy)?
+        .eval(2, Some(&chosen_cfg), Subset::Phase2, &s.opts.metric)?
         .ok_or_else(|| anyhow!("the chosen config could not be evaluated"))?;
     let index = result
         .pareto

@@ -9,7 +9,7 @@ use super::cost_choice::point_cost;
 use super::runner::Runner;
 use super::{AlphaPoint, Phase3, Point, Search};
 use crate::amp::cost::{self, CostModel};
-use crate::amp::evaluator::{Metric, Subset};
+use crate::amp::evaluator::Subset;
 use crate::progress;
 
 /// Phase 3: for each α, the least bit-ops config whose Convert overhead is at most α × the phase-2
@@ -33,7 +33,7 @@ pub(super) fn run(r: &mut Runner, s: &Search, m: &CostModel, p2: &Point) -> Resu
     let target = if opts.allowed_drop.is_some() {
         target
     } else {
-        p2.accuracy
+        p2.score
     };
     let bar = progress::bar(ALPHAS.len() as u64, "phase 3");
     let mut points: Vec<AlphaPoint> = Vec::new();
@@ -54,10 +54,10 @@ pub(super) fn run(r: &mut Runner, s: &Search, m: &CostModel, p2: &Point) -> Resu
                 }
             }
         };
-        let (accuracy, latency_us) = match points.iter().find(|p| p.config == cfg) {
-            Some(p) => (p.accuracy, p.latency_us),
+        let (score, latency_us) = match points.iter().find(|p| p.config == cfg) {
+            Some(p) => (p.score, p.latency_us),
             None => (
-                r.eval(3, Some(&cfg), Subset::Phase2, Metric::Accuracy)?,
+                r.eval(3, Some(&cfg), Subset::Phase2, &s.opts.metric)?,
                 r.latency(&cfg, &opts.timing)?,
             ),
         };
@@ -69,8 +69,8 @@ pub(super) fn run(r: &mut Runner, s: &Search, m: &CostModel, p2: &Point) -> Resu
             convert_us: pc.convert_us,
             converts: pc.converts,
             groups_raised: cfg.iter().zip(&p2.config).filter(|(a, b)| a != b).count(),
-            meets_target: accuracy.is_some_and(|a| a >= target),
-            accuracy,
+            meets_target: score.is_some_and(|a| a >= target),
+            score,
             latency_us,
             config: cfg,
         });

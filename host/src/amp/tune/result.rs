@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::amp::cost::{CostKind, LatencyFit, PricingReport};
 use crate::amp::evaluator::Provenance;
+use crate::amp::metric::{Metric, MetricInfo};
 
 /// One phase-1 measurement.
 #[derive(Clone, Debug, Serialize)]
@@ -22,7 +23,7 @@ pub struct Point {
     /// Index in the sorted list (the prefix 0..=index is applied); None for the all-baseline point.
     pub index: Option<usize>,
     pub relative_bitops: f64,
-    pub accuracy: f64,
+    pub score: f64,
     pub group: Option<usize>,
     pub candidate: Option<Precision>,
     pub config: Vec<Precision>,
@@ -79,7 +80,7 @@ pub struct AlphaPoint {
     pub convert_us: f64,
     pub converts: usize,
     pub groups_raised: usize,
-    pub accuracy: Option<f64>,
+    pub score: Option<f64>,
     pub latency_us: Option<f64>,
     pub meets_target: bool,
 }
@@ -103,7 +104,18 @@ pub struct PhaseStats {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct TuneResult {
+    /// What every score (but phase 1's, see `phase1_metric`) is.
+    pub metric: MetricInfo,
+    pub phase1_metric: MetricInfo,
+    /// FP32's score.
     pub fp32: f64,
+    /// The score a drop counts from: FP32's, or for a metric against the FP32 outputs (which FP32 meets
+    /// perfectly) the best uniform candidate's.
+    pub reference: f64,
+    /// "FP32", or the best uniform candidate.
+    pub reference_of: String,
+    /// The reference less the allowed drop (None: the whole curve was asked).
+    pub target: Option<f64>,
     pub uniform: Vec<(Precision, f64)>,
     pub baseline: Precision,
     pub min_candidate: Precision,
@@ -126,4 +138,36 @@ pub struct TuneResult {
     pub verification: Option<super::Verification>,
     /// Why it was not verified.
     pub verify_note: Option<String>,
+}
+
+impl TuneResult {
+    /// The result with every score as the metric gives it, from the search's scores (oriented so that
+    /// higher is better): negated back where lower is better.
+    pub(crate) fn shown(mut self, metric: &Metric, phase1: &Metric) -> TuneResult {
+        let o = |v: f64| metric.orient(v);
+        self.fp32 = o(self.fp32);
+        self.reference = o(self.reference);
+        self.target = self.target.map(o);
+        for u in &mut self.uniform {
+            u.1 = o(u.1);
+        }
+        for e in &mut self.sensitivity {
+            e.score = phase1.orient(e.score);
+        }
+        for p in self.pareto.iter_mut().chain([&mut self.chosen]) {
+            p.score = o(p.score);
+        }
+        if let Some(p3) = &mut self.phase3 {
+            p3.target = o(p3.target);
+            for a in &mut p3.points {
+                a.score = a.score.map(o);
+            }
+        }
+        self
+    }
+
+    /// Whether `v` (a score as shown) meets the target.
+    pub fn meets_target(&self, v: f64) -> bool {
+        self.target.is_none_or(|t| self.metric.meets(v, t))
+    }
 }

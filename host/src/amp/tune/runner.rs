@@ -12,20 +12,9 @@ use anyhow::Result;
 
 use super::result::PhaseStats;
 use super::{Identity, Timing};
+pub use crate::amp::evaluator::config_str;
 use crate::amp::evaluator::{Evaluator, Job, Metric, Subset};
 use crate::amp::journal::{self, Journal};
-
-/// A config as the journal writes it.
-pub fn config_str(c: Option<&[Precision]>) -> String {
-    match c {
-        None => "fp32".into(),
-        Some(c) => c
-            .iter()
-            .map(|p| p.to_string())
-            .collect::<Vec<_>>()
-            .join(","),
-    }
-}
 
 /// The phase as the journal names it.
 fn phase_name(phase: usize) -> String {
@@ -66,7 +55,7 @@ fn outcome(r: Result<f64>) -> Result<Outcome> {
                 failed: Some(format!("{e:#}")),
                 ..none
             }),
-            ErrorKind::DeviceLost => Err(e),
+            ErrorKind::DeviceLost | ErrorKind::Halt => Err(e),
         },
     }
 }
@@ -146,19 +135,19 @@ impl<'a, 'b> Runner<'a, 'b> {
         Ok(o.value)
     }
 
-    /// The metric of `config` on `subset`, from the journal or measured; None when it cannot be had (the
-    /// search then drops the config).
+    /// The score of `config` on `subset` by `metric` (oriented: higher is better), from the journal or
+    /// measured; None when it cannot be had (the search then drops the config).
     pub fn eval(
         &mut self,
         phase: usize,
         config: Option<&[Precision]>,
         subset: Subset,
-        metric: Metric,
+        metric: &Metric,
     ) -> Result<Option<f64>> {
         let job = Job {
             config: config.map(|c| c.to_vec()),
             subset,
-            metric,
+            metric: metric.clone(),
         };
         let mut value = None;
         self.eval_jobs(phase, &[job], |_, v| value = v)?;
@@ -172,7 +161,7 @@ impl<'a, 'b> Runner<'a, 'b> {
         phase: usize,
         configs: &[Vec<Precision>],
         subset: Subset,
-        metric: Metric,
+        metric: &Metric,
         mut tick: impl FnMut(),
     ) -> Result<Vec<Option<f64>>> {
         let jobs: Vec<Job> = configs
@@ -180,7 +169,7 @@ impl<'a, 'b> Runner<'a, 'b> {
             .map(|c| Job {
                 config: Some(c.clone()),
                 subset,
-                metric,
+                metric: metric.clone(),
             })
             .collect();
         let mut out = vec![None; configs.len()];
@@ -191,12 +180,14 @@ impl<'a, 'b> Runner<'a, 'b> {
         Ok(out)
     }
 
+    /// Answers every job, oriented (the journal keeps the metric's own values).
     fn eval_jobs(
         &mut self,
         phase: usize,
         jobs: &[Job],
         mut answer: impl FnMut(usize, Option<f64>),
     ) -> Result<()> {
+        let mut answer = |i: usize, v: Option<f64>| answer(i, v.map(|v| jobs[i].metric.orient(v)));
         let who = self.evaluator(phase).identity();
         let mut todo = Vec::new();
         let mut keys = Vec::new();
@@ -207,7 +198,7 @@ impl<'a, 'b> Runner<'a, 'b> {
                 &self.id.encodings,
                 &config_str(j.config.as_deref()),
                 &who,
-                j.metric.name(),
+                &j.metric.key(),
             ]);
             match self.journal.get(&key) {
                 Some(e) => {
@@ -239,7 +230,7 @@ impl<'a, 'b> Runner<'a, 'b> {
                 keys[k].clone(),
                 phase_name(phase),
                 config_str(j.config.as_deref()),
-                j.metric.name().into(),
+                j.metric.key(),
                 r,
                 t.elapsed().as_secs_f64(),
             )?;

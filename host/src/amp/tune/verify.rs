@@ -21,7 +21,7 @@ pub struct Verification {
     /// The verifying backend and device.
     pub on: String,
     /// The chosen point's accuracy there (None: it could not run there).
-    pub accuracy: Option<f64>,
+    pub score: Option<f64>,
     pub target: f64,
     pub meets_target: bool,
     /// When it misses: the cheapest point of the curve that meets the target on both backends, with its
@@ -37,30 +37,35 @@ pub struct Verification {
 /// it on `ev` as well.
 pub fn verify(
     result: &TuneResult,
-    target: f64,
+    metric: &Metric,
     ev: &mut dyn Evaluator,
     journal: &mut Journal,
     id: &Identity,
 ) -> Result<Verification> {
     let on = ev.identity();
+    let target = result
+        .target
+        .ok_or_else(|| anyhow::anyhow!("no target to verify"))?;
     let mut r = Runner::new(ev, None, journal, id);
-    let mut measure =
-        |cfg: &[Precision]| r.eval(VERIFY, Some(cfg), Subset::Phase2, Metric::Accuracy);
-    let accuracy = measure(&result.chosen.config)?;
-    let meets_target = accuracy.is_some_and(|a| a >= target);
+    let mut measure = |cfg: &[Precision]| {
+        let v = r.eval(VERIFY, Some(cfg), Subset::Phase2, metric)?;
+        Ok::<_, anyhow::Error>(v.map(|v| metric.orient(v)))
+    };
+    let score = measure(&result.chosen.config)?;
+    let meets_target = score.is_some_and(|a| result.meets_target(a));
     let mut tried = 1;
     let mut instead = None;
     if !meets_target {
         let mut candidates: Vec<&Point> = result
             .pareto
             .iter()
-            .filter(|p| p.accuracy >= target && p.config != result.chosen.config)
+            .filter(|p| result.meets_target(p.score) && p.config != result.chosen.config)
             .collect();
         candidates.sort_by(|a, b| a.relative_bitops.total_cmp(&b.relative_bitops));
         candidates.dedup_by(|a, b| a.config == b.config);
         for p in candidates.into_iter().take(MAX_TRIES) {
             tried += 1;
-            if let Some(a) = measure(&p.config)?.filter(|&a| a >= target) {
+            if let Some(a) = measure(&p.config)?.filter(|&a| result.meets_target(a)) {
                 instead = Some((p.clone(), a));
                 break;
             }
@@ -68,7 +73,7 @@ pub fn verify(
     }
     Ok(Verification {
         on,
-        accuracy,
+        score,
         target,
         meets_target,
         instead,
@@ -80,7 +85,7 @@ pub fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::amp::evaluator::Job;
+    use crate::amp::metric::MetricInfo;
 
     /// An evaluator whose accuracy is a function of the config: the number of groups at 16 bits.
     struct Sixteens(Vec<f64>);
@@ -89,13 +94,25 @@ mod tests {
         fn identity(&self) -> String {
             "htp-test".into()
         }
-        fn evaluate(&mut self, job: &Job) -> Result<f64> {
-            let c = job.config.as_ref().expect("a config");
+        fn score(
+            &mut self,
+            config: Option<&[Precision]>,
+            _: Subset,
+            _: crate::amp::evaluator::MetricSpec,
+        ) -> Result<f64> {
+            let c = config.expect("a config");
             Ok(self.0[c.iter().filter(|p| p.act == 16).count()])
+        }
+        fn outputs(
+            &mut self,
+            _: Option<&[Precision]>,
+            _: Subset,
+        ) -> Result<Vec<amp_device::backend::Array>> {
+            anyhow::bail!("no outputs")
         }
     }
 
-    fn point(cfg: &[u8], accuracy: f64) -> Point {
+    fn point(cfg: &[u8], score: f64) -> Point {
         let config: Vec<Precision> = cfg
             .iter()
             .map(|&a| Precision { act: a, weight: 8 })
@@ -105,7 +122,7 @@ mod tests {
         Point {
             index: None,
             relative_bitops,
-            accuracy,
+            score,
             group: None,
             candidate: None,
             config,
@@ -123,7 +140,12 @@ mod tests {
             encodings: "e".into(),
         };
         let r = TuneResult {
+            metric: MetricInfo::default(),
+            phase1_metric: MetricInfo::default(),
             fp32: 0.95,
+            reference: 0.95,
+            reference_of: "FP32".into(),
+            target: Some(0.94),
             uniform: Vec::new(),
             baseline: Precision::A16W8,
             min_candidate: Precision::A8W8,
@@ -141,7 +163,7 @@ mod tests {
             verification: None,
             verify_note: None,
         };
-        verify(&r, 0.94, &mut Sixteens(there), &mut journal, &id).unwrap()
+        verify(&r, &Metric::top1(), &mut Sixteens(there), &mut journal, &id).unwrap()
     }
 
     #[test]
@@ -155,7 +177,7 @@ mod tests {
             v.meets_target && v.instead.is_none() && v.tried == 1,
             "{v:?}"
         );
-        assert_eq!(v.accuracy, Some(0.941));
+        assert_eq!(v.score, Some(0.941));
     }
 
     #[test]
@@ -173,7 +195,7 @@ mod tests {
         assert!(!v.meets_target, "{v:?}");
         let (p, a) = v.instead.clone().expect("a point that holds");
         // the cheapest of the passing ones (two at 2/3 of the bit-ops: the first in order)
-        assert_eq!(p.accuracy, 0.946, "{v:?}");
+        assert_eq!(p.score, 0.946, "{v:?}");
         assert_eq!(a, 0.945);
         assert_eq!(v.tried, 2);
     }

@@ -1,0 +1,300 @@
+//! Metrics other than top-1 on the real binary: a label-free metric against FP32 on data without labels,
+//! the user's own evaluation command (the same choice as the built-in metric it reimplements, journal
+//! identity by the command's files, every way a command fails), over `--device local`.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use ndarray::ArrayD;
+use ndarray_npy::{NpzReader, NpzWriter};
+
+mod common;
+use common::{amp_status, example, root, tune};
+
+fn top1_cmd(script: &Path) -> String {
+    common::top1_cmd(script, "digits")
+}
+
+fn top1_script() -> PathBuf {
+    root().join("examples/metrics/top1.py")
+}
+
+/// The digits data without its labels, written in `dir`.
+fn unlabelled_digits(dir: &Path) -> PathBuf {
+    let (_, data) = example("digits");
+    let mut npz = NpzReader::new(File::open(data).unwrap()).unwrap();
+    let inputs: ArrayD<f32> = npz.by_name("inputs").unwrap();
+    let path = dir.join("unlabelled.npz");
+    let mut w = NpzWriter::new(File::create(&path).unwrap());
+    w.add_array("inputs", &inputs).unwrap();
+    w.finish().unwrap();
+    path
+}
+
+const QUICK: &[&str] = &["--verify-on", "none"];
+
+fn with<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    QUICK.iter().chain(extra).copied().collect()
+}
+
+#[test]
+fn sqnr_tunes_a_classifier_without_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = unlabelled_digits(dir.path());
+    let (model, _) = example("digits");
+    let results = dir.path().join("results");
+    let out = common::amp_in(common::amp_cmd().args([
+        "tune",
+        "--model",
+        &model,
+        "--data",
+        data.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+        "--json",
+        // a16w16 is ~93 dB from FP32 and a8w8 ~43: 40 dB below the former needs some groups at 16 bits
+        "--allowed-drop",
+        "40",
+        "--verify-on",
+        "none",
+    ]));
+    // without labels the default metric is SQNR against FP32, and the drop is counted from the best uniform
+    // candidate
+    assert_eq!(out["metric"]["name"], "sqnr", "{out}");
+    assert_eq!(out["metric"]["unit"], "dB of SQNR", "{out}");
+    assert!(
+        out["reference_of"]
+            .as_str()
+            .unwrap()
+            .contains("best uniform candidate"),
+        "{out}"
+    );
+    let reference = out["reference"].as_f64().unwrap();
+    let chosen = out["chosen"]["score"].as_f64().unwrap();
+    assert!(
+        reference > 10.0 && chosen >= reference - 40.0 && chosen < 200.0,
+        "{out}"
+    );
+    assert_eq!(out["target"].as_f64().unwrap(), reference - 40.0);
+    // some groups at 16 bits, not all
+    let at16 = out["chosen"]["groups_at_16_bits"].as_u64().unwrap();
+    assert!(at16 > 0 && at16 < 4, "{out}");
+    let report = std::fs::read_to_string(results.join("report.md")).unwrap();
+    assert!(report.contains("SQNR") && report.contains("dB"), "{report}");
+    let pareto: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(results.join("pareto.json")).unwrap())
+            .unwrap();
+    assert_eq!(pareto["metric"]["name"], "sqnr");
+    let csv = std::fs::read_to_string(results.join("pareto.csv")).unwrap();
+    assert!(csv.lines().next().unwrap().contains("SQNR"), "{csv}");
+
+    // top-1 needs labels: a usage error that names the metrics that work without them
+    let (code, err) = amp_status(
+        &[
+            "eval",
+            "--model",
+            &model,
+            "--data",
+            data.to_str().unwrap(),
+            "--metric",
+            "top1",
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("needs labels") && err.contains("sqnr") && err.contains("cosine"),
+        "{err}"
+    );
+    // eval by a label-free metric works on the same data
+    let e = common::amp(&[
+        "eval",
+        "--model",
+        &model,
+        "--data",
+        data.to_str().unwrap(),
+        "--metric",
+        "cosine",
+        "--precision",
+        "a8w8",
+        "--json",
+    ]);
+    let cos = e["score"].as_f64().unwrap();
+    assert!(cos > 0.9 && cos <= 1.0, "{e}");
+}
+
+#[test]
+fn a_metric_command_chooses_what_the_builtin_metric_does_and_is_journalled_by_its_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let builtin = tune(
+        "digits",
+        &dir.path().join("builtin"),
+        &with(&["--metric", "top1", "--allowed-drop", "0.02"]),
+    );
+    let script = dir.path().join("my_eval.py");
+    std::fs::copy(top1_script(), &script).unwrap();
+    let cmd = top1_cmd(&script);
+    let results = dir.path().join("command");
+    let user = tune(
+        "digits",
+        &results,
+        &with(&["--metric-cmd", &cmd, "--allowed-drop", "0.02"]),
+    );
+    assert_eq!(user["chosen"], builtin["chosen"], "{user}\n{builtin}");
+    assert_eq!(user["fp32"], builtin["fp32"]);
+    assert_eq!(user["uniform"], builtin["uniform"]);
+    assert_eq!(user["metric"]["name"], format!("`{cmd}`"), "{user}");
+    assert_eq!(user["reference_of"], "FP32", "{user}");
+    assert!(user["outputs_bytes"].as_u64().unwrap() > 0, "{user}");
+    let first = user["evaluations"].as_u64().unwrap();
+    assert!(first > 0);
+
+    // unchanged: nothing is evaluated again
+    let again = tune(
+        "digits",
+        &results,
+        &with(&["--metric-cmd", &cmd, "--allowed-drop", "0.02"]),
+    );
+    assert_eq!(again["evaluations"], 0, "{again}");
+    assert_eq!(again["chosen"], user["chosen"]);
+
+    // the script edited: every entry it scored is evaluated again
+    let mut text = std::fs::read_to_string(&script).unwrap();
+    text.push_str("# edited\n");
+    std::fs::write(&script, text).unwrap();
+    let edited = tune(
+        "digits",
+        &results,
+        &with(&["--metric-cmd", &cmd, "--allowed-drop", "0.02"]),
+    );
+    assert_eq!(edited["evaluations"].as_u64(), Some(first), "{edited}");
+}
+
+/// `tune` on digits with `--metric-cmd cmd`, which must fail; its stderr.
+fn failing(cmd: &str, extra: &[&str], cwd: &Path) -> String {
+    let (model, data) = example("digits");
+    let results = cwd.join("results");
+    let mut args = vec![
+        "tune",
+        "--model",
+        &model,
+        "--data",
+        &data,
+        "--results",
+        results.to_str().unwrap(),
+        "--metric-cmd",
+        cmd,
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(QUICK);
+    let (code, err) = amp_status(&args, cwd);
+    assert_eq!(code, 4, "`{cmd}`: {err}");
+    assert!(err.contains(cmd), "the message names the command: {err}");
+    assert!(err.contains("fp32"), "the message names the config: {err}");
+    err
+}
+
+#[test]
+fn every_way_a_metric_command_fails_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let err = failing("no-such-metric-tool", &[], d);
+    assert!(err.contains("not found"), "{err}");
+    let err = failing("echo 'bad input shape' >&2; exit 3; :", &[], d);
+    assert!(
+        err.contains("exited with") && err.contains("bad input shape"),
+        "{err}"
+    );
+    let err = failing("echo 'accuracy: high'; :", &[], d);
+    assert!(
+        err.contains("accuracy: high") && err.contains("number"),
+        "{err}"
+    );
+    for v in ["nan", "inf"] {
+        let err = failing(&format!("echo {v}; :"), &[], d);
+        assert!(err.contains("finite"), "{err}");
+    }
+    let err = failing("sleep 30; :", &["--metric-timeout", "1"], d);
+    assert!(
+        err.contains("timed out") || err.contains("timeout"),
+        "{err}"
+    );
+    // the journal holds nothing of these
+    let journal = d.join("results/journal.jsonl");
+    assert!(
+        !journal.exists() || common::journal_keys(&journal).is_empty(),
+        "{:?}",
+        common::journal_keys(&journal)
+    );
+}
+
+#[test]
+fn a_command_fixed_after_failing_mid_run_repeats_nothing_that_succeeded() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // succeeds three times, then fails until `fixed` exists (a file the command does not name, so fixing
+    // it keeps the metric's identity); counts its calls in `calls`
+    let script = d.join("metric.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "n=$(cat '{d}/calls' 2>/dev/null | wc -l)\n\
+             echo x >> '{d}/calls'\n\
+             if [ \"$n\" -ge 3 ] && [ ! -e '{d}/fixed' ]; then echo \"out of licences on call $n\" >&2; exit 1; fi\n\
+             exec {cmd} \"$1\"\n",
+            d = d.display(),
+            cmd = top1_cmd(&top1_script())
+        ),
+    )
+    .unwrap();
+    let cmd = format!("sh '{}'", script.display());
+    let calls = || {
+        std::fs::read_to_string(d.join("calls"))
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    };
+    let (model, data) = example("digits");
+    let results = d.join("results");
+    let args = |results: &Path| -> Vec<String> {
+        [
+            "tune",
+            "--model",
+            &model,
+            "--data",
+            &data,
+            "--allowed-drop",
+            "0.02",
+            "--json",
+            "--metric-cmd",
+            &cmd,
+            "--verify-on",
+            "none",
+            "--results",
+            results.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let a = args(&results);
+    let (code, err) = amp_status(&a.iter().map(String::as_str).collect::<Vec<_>>(), d);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("out of licences on call 3"), "{err}");
+    assert_eq!(calls(), 4);
+    assert_eq!(
+        common::journal_keys(&results.join("journal.jsonl")).len(),
+        3
+    );
+
+    std::fs::write(d.join("fixed"), "").unwrap();
+    let resumed = common::amp(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let resumed_calls = calls() - 4;
+    assert!(resumed["from_journal"].as_u64().unwrap() >= 3, "{resumed}");
+
+    // a clean run of the same search calls the command three times more
+    let before = calls();
+    let b = args(&d.join("clean"));
+    let clean = common::amp(&b.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(calls() - before, resumed_calls + 3);
+    assert_eq!(clean["chosen"], resumed["chosen"]);
+}
