@@ -29,11 +29,11 @@ ROOT = mx.ROOT
 SAMPLES, CALIB = 16, 48
 
 
-def model(name, nodes, inits, in_shape, out_name, out_shape):
+def model(name, nodes, inits, in_shape, out_name, out_shape, opset=13):
     g = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *in_shape])],
                           [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, ["N", *out_shape])],
                           [numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in inits.items()])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], producer_name="amp-make-op-fixtures")
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name="amp-make-op-fixtures")
     m.ir_version = 8
     onnx.checker.check_model(m)
     return m
@@ -61,7 +61,57 @@ def cases():
         helper.make_node("Add", ["x", "b"], ["b2"], name="shift"),
         helper.make_node("Max", ["a", "b2"], ["y"], name="max"),
     ], {"k": np.array([-0.5], np.float32), "b": c * 0.5}, [8, 6, 6], "y", [8, 6, 6])
+    # the element-wise ops of transformers: Gelu as opset 20 writes it and as exporters decompose it (Erf),
+    # an RMS-style norm (Pow 2, ReduceMean, Pow 0.5, Reciprocal), and Neg, Abs, Sqrt, Exp
+    out["gelu"] = model("gelu", [
+        helper.make_node("Gelu", ["x"], ["y"], name="gelu"),
+    ], {}, [8, 6, 6], "y", [8, 6, 6], opset=20)
+    out["gelu_erf"] = model("gelu_erf", [
+        helper.make_node("Div", ["x", "sqrt2"], ["s"], name="scale"),
+        helper.make_node("Erf", ["s"], ["e"], name="erf"),
+        helper.make_node("Add", ["e", "one"], ["e1"], name="plus_one"),
+        helper.make_node("Mul", ["x", "e1"], ["xe"], name="times_x"),
+        helper.make_node("Mul", ["xe", "half"], ["y"], name="half"),
+    ], {"sqrt2": np.array([np.sqrt(2.0)], np.float32), "one": np.array([1.0], np.float32),
+        "half": np.array([0.5], np.float32)}, [8, 6, 6], "y", [8, 6, 6])
+    out["rms_norm"] = model("rms_norm", [
+        helper.make_node("Pow", ["x", "two"], ["sq"], name="square"),
+        helper.make_node("ReduceMean", ["sq"], ["ms"], name="mean", axes=[1], keepdims=1),
+        helper.make_node("Pow", ["ms", "half"], ["rms"], name="root"),
+        helper.make_node("Reciprocal", ["rms"], ["inv"], name="inverse"),
+        helper.make_node("Mul", ["x", "inv"], ["y"], name="normalise"),
+    ], {"two": np.array(2.0, np.float32), "half": np.array(0.5, np.float32)}, [8, 6, 6], "y", [8, 6, 6])
+    out["neg_abs_sqrt_exp"] = model("neg_abs_sqrt_exp", [
+        helper.make_node("Neg", ["x"], ["n"], name="neg"),
+        helper.make_node("Abs", ["n"], ["a"], name="abs"),
+        helper.make_node("Sqrt", ["a"], ["r"], name="sqrt"),
+        helper.make_node("Neg", ["r"], ["nr"], name="neg_root"),
+        helper.make_node("Exp", ["nr"], ["y"], name="exp"),
+    ], {}, [8, 6, 6], "y", [8, 6, 6])
+    # LayerNorm over the last axis of a [T, D] sequence, as opset 17 writes it and as exporters decompose
+    # it; the decomposed one is fused to one LayerNorm as QNN's converter fuses it, so its QDQ oracle is the
+    # fused model's (gamma ones and beta zeros: exact at every width, so amp's operand rules do not enter)
+    ln_inits = {"gamma": np.ones(16, np.float32), "beta": np.zeros(16, np.float32)}
+    out["layer_norm"] = model("layer_norm", [
+        helper.make_node("LayerNormalization", ["x", "gamma", "beta"], ["y"], name="ln", axis=-1,
+                         epsilon=1e-5),
+    ], ln_inits, [6, 16], "y", [6, 16], opset=17)
+    out["layer_norm_decomposed"] = model("layer_norm_decomposed", [
+        helper.make_node("ReduceMean", ["x"], ["m"], name="mean", axes=[-1], keepdims=1),
+        helper.make_node("Sub", ["x", "m"], ["d"], name="centre"),
+        helper.make_node("Pow", ["d", "two"], ["d2"], name="square"),
+        helper.make_node("ReduceMean", ["d2"], ["v"], name="variance", axes=[-1], keepdims=1),
+        helper.make_node("Add", ["v", "eps"], ["ve"], name="plus_eps"),
+        helper.make_node("Sqrt", ["ve"], ["s"], name="std"),
+        helper.make_node("Div", ["d", "s"], ["n"], name="normalise"),
+        helper.make_node("Mul", ["n", "gamma"], ["g"], name="gamma"),
+        helper.make_node("Add", ["g", "beta"], ["y"], name="beta"),
+    ], {"two": np.array(2.0, np.float32), "eps": np.array(1e-5, np.float32), **ln_inits}, [6, 16], "y",
+        [6, 16])
     return out
+
+
+ORACLE = {"layer_norm_decomposed": "layer_norm"}
 
 
 def write(name, m):
@@ -75,6 +125,11 @@ def write(name, m):
     sample, calib = x[:SAMPLES], x[SAMPLES:]
     folded = mx.fold(path, "/tmp/amp_op_folded.onnx")
     stats = mx.all_tensor_stats(folded, calib)
+    if name in ORACLE:
+        oracle_path = "/tmp/amp_op_oracle.onnx"
+        onnx.save(cases()[ORACLE[name]], oracle_path)
+        folded = mx.fold(oracle_path, "/tmp/amp_op_folded.onnx")
+        stats.update(mx.all_tensor_stats(folded, calib))
     with open(os.path.join(d, "stats.json"), "w") as f:
         json.dump(stats, f, indent=1, sort_keys=True)
     arrays = {"inputs": sample, "calib": calib, "fp32": mx.run(path, sample)}

@@ -55,3 +55,18 @@ fn every_op_fixture_matches_onnxruntime() {
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+/// The LayerNorm exporters decompose (ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div, Mul, Add) imports as
+/// one LayerNorm, gamma and beta included, as QNN's converter fuses it.
+#[test]
+fn a_decomposed_layer_norm_imports_as_one_op() {
+    let dir = common::root().join("tests/fixtures/ops/layer_norm_decomposed");
+    let (g, _, _) = fixture_in(&dir, &dir.join("model.onnx"));
+    let ops: Vec<&str> = g.nodes.iter().map(|n| n.op.name()).collect();
+    assert_eq!(ops, ["LayerNorm"], "{ops:?}");
+    assert!(
+        matches!(&g.nodes[0].op, amp_device::ir::Op::LayerNorm(l) if l.axis == 2 && l.epsilon == 1e-5),
+        "{:?}",
+        g.nodes[0].op
+    );
+}

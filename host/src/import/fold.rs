@@ -176,6 +176,156 @@ pub fn fold_pad_into_conv(g: &mut Graph) {
     }
 }
 
+/// Recognises LayerNorm as exporters decompose it — mean = ReduceMean(x); d = x − mean; var =
+/// ReduceMean(d² (Pow 2 or d·d)); y = d / Sqrt(var + ε), then optionally · gamma and + beta (constants) — over
+/// trailing axes, with no intermediate read elsewhere, and replaces it with one LayerNorm, as QNN's converter
+/// does (HTP then normalises in one op, and the intermediates are never quantized).
+pub fn fuse_layer_norm(g: &mut Graph) {
+    while let Some((last, x, axis, eps, gamma, beta)) = find_layer_norm(g) {
+        let n: usize = g.tensors[x].shape[axis..].iter().product();
+        let name = g.nodes[last].name.clone();
+        let mut operand = |what: &str, v: Option<Vec<f32>>, default: f32| {
+            let data = match v {
+                Some(d) if d.len() == 1 => vec![d[0]; n],
+                Some(d) => d,
+                None => vec![default; n],
+            };
+            g.add_tensor(format!("{name}.{what}"), vec![n], Some(data))
+        };
+        let gamma = operand("gamma", gamma, 1.0);
+        let beta = operand("beta", beta, 0.0);
+        let node = &mut g.nodes[last];
+        node.op = Op::from(amp_device::ir::LayerNorm { axis, epsilon: eps });
+        node.inputs = vec![x, gamma, beta];
+    }
+}
+
+/// The last node of a decomposed LayerNorm and (x, first axis, ε, gamma, beta).
+#[allow(clippy::type_complexity)]
+fn find_layer_norm(
+    g: &Graph,
+) -> Option<(
+    usize,
+    TensorId,
+    usize,
+    f32,
+    Option<Vec<f32>>,
+    Option<Vec<f32>>,
+)> {
+    let producers = g.producers();
+    let consumers = g.consumers();
+    let made_by = |t: TensorId| producers[t].map(|p| &g.nodes[p]);
+    // an intermediate: read only by `readers` nodes and not a graph output
+    let private =
+        |t: TensorId, readers: usize| consumers[t].len() == readers && !g.outputs.contains(&t);
+    // the constant operand of a binary node whose other input is `t`
+    let other_const = |n: &amp_device::ir::Node, t: TensorId| -> Option<Vec<f32>> {
+        let o = if n.inputs[0] == t {
+            n.inputs[1]
+        } else {
+            n.inputs[0]
+        };
+        (n.inputs.contains(&t)).then_some(())?;
+        g.const_data(o).map(|d| d.to_vec())
+    };
+    let trailing = |axes: &[usize], rank: usize| -> Option<usize> {
+        let first = *axes.first()?;
+        (first > 0 && axes.iter().copied().eq(first..rank)).then_some(first)
+    };
+    for (i, div) in g.nodes.iter().enumerate() {
+        let Op::Div(_) = div.op else { continue };
+        let (d, s) = (div.inputs[0], div.inputs[1]);
+        // d = x − mean(x)
+        let Some(sub) = made_by(d).filter(|n| matches!(n.op, Op::Sub(_))) else {
+            continue;
+        };
+        let (x, m) = (sub.inputs[0], sub.inputs[1]);
+        let Some(mean) = made_by(m) else { continue };
+        let Op::ReduceMean(r1) = &mean.op else {
+            continue;
+        };
+        let rank = g.tensors[x].shape.len();
+        let Some(axis) = trailing(&r1.axes, rank) else {
+            continue;
+        };
+        if mean.inputs[0] != x || !r1.keepdims {
+            continue;
+        }
+        // s = sqrt(mean(d²) + ε)
+        let Some(sqrt) = made_by(s) else { continue };
+        if !matches!(sqrt.op, Op::Sqrt(_)) {
+            continue;
+        }
+        let Some(add) = made_by(sqrt.inputs[0]) else {
+            continue;
+        };
+        if !matches!(add.op, Op::Add(_)) {
+            continue;
+        }
+        let v = if g.tensors[add.inputs[1]].is_const() {
+            add.inputs[0]
+        } else {
+            add.inputs[1]
+        };
+        let Some(eps) = other_const(add, v).filter(|e| e.len() == 1) else {
+            continue;
+        };
+        let Some(var) = made_by(v) else { continue };
+        let Op::ReduceMean(r2) = &var.op else {
+            continue;
+        };
+        if r2.axes != r1.axes || !r2.keepdims {
+            continue;
+        }
+        let Some(sq) = made_by(var.inputs[0]) else {
+            continue;
+        };
+        let squares_d = match &sq.op {
+            Op::Pow(p) => p.exponent == 2.0 && sq.inputs[0] == d,
+            Op::Mul(_) => sq.inputs[0] == d && sq.inputs[1] == d,
+            _ => false,
+        };
+        if !squares_d
+            || !private(m, 1)
+            || !private(d, 2)
+            || !private(sq.output, 1)
+            || !private(v, 1)
+            || !private(add.output, 1)
+            || !private(s, 1)
+        {
+            continue;
+        }
+        // optionally · gamma, then + beta
+        let mut last = i;
+        let mut out = div.output;
+        let mut gamma = None;
+        let mut beta = None;
+        let n: usize = g.tensors[x].shape[axis..].iter().product();
+        let fits = |c: &[f32]| c.len() == 1 || c.len() == n;
+        if let [next] = consumers[out].as_slice() {
+            let nn = &g.nodes[*next];
+            if matches!(nn.op, Op::Mul(_)) && !g.outputs.contains(&out) {
+                if let Some(c) = other_const(nn, out).filter(|c| fits(c)) {
+                    gamma = Some(c);
+                    last = *next;
+                    out = nn.output;
+                }
+            }
+        }
+        if let [next] = consumers[out].as_slice() {
+            let nn = &g.nodes[*next];
+            if matches!(nn.op, Op::Add(_)) && !g.outputs.contains(&out) {
+                if let Some(c) = other_const(nn, out).filter(|c| fits(c)) {
+                    beta = Some(c);
+                    last = *next;
+                }
+            }
+        }
+        return Some((last, x, axis, eps[0], gamma, beta));
+    }
+    None
+}
+
 /// Removes nodes no output depends on and tensors nothing references; renumbers tensors.
 pub fn remove_dead(g: &mut Graph) {
     let producers = g.producers();

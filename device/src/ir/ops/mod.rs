@@ -30,24 +30,31 @@ macro_rules! binary_op {
     };
 }
 
+mod abs;
 mod add;
 mod average_pool;
 mod clip;
 mod concat;
 mod conv;
 mod div;
+mod erf;
+mod exp;
+mod gelu;
 mod gemm;
 mod global_average_pool;
 mod hard_sigmoid;
 mod hard_swish;
+mod layer_norm;
 mod leaky_relu;
 mod matmul;
 mod max;
 mod max_pool;
 mod min;
 mod mul;
+mod neg;
 mod pad;
 mod pool;
+mod pow;
 mod reduce_mean;
 mod relu;
 mod reshape;
@@ -55,6 +62,7 @@ mod resize;
 mod scale_shift;
 mod sigmoid;
 mod softmax;
+mod sqrt;
 mod sub;
 mod tanh;
 mod transpose;
@@ -220,6 +228,14 @@ ops! {
     Concat(concat),
     Pad(pad),
     Resize(resize),
+    Neg(neg),
+    Abs(abs),
+    Sqrt(sqrt),
+    Exp(exp),
+    Erf(erf),
+    Gelu(gelu),
+    Pow(pow),
+    LayerNorm(layer_norm),
 }
 
 impl Op {

@@ -10,6 +10,7 @@ use super::node::Ctx;
 use super::proto::NodeProto;
 use super::{ImportError, Importer, Val};
 
+mod abs;
 mod add;
 mod average_pool;
 mod clip;
@@ -17,18 +18,24 @@ mod computed_at_import;
 mod concat;
 mod conv;
 mod div;
+mod erf;
+mod exp;
+mod gelu;
 mod gemm;
 mod global_average_pool;
 mod hard_sigmoid;
 mod hard_swish;
 mod identity;
+mod layer_norm;
 mod leaky_relu;
 mod matmul;
 mod max;
 mod max_pool;
 mod min;
 mod mul;
+mod neg;
 mod pad;
+mod pow;
 mod reduce_mean;
 mod relu;
 mod reshape;
@@ -36,6 +43,7 @@ mod resize;
 mod scale_shift;
 mod sigmoid;
 mod softmax;
+mod sqrt;
 mod sub;
 mod tanh;
 mod transpose;
@@ -65,6 +73,7 @@ use OpKind as K;
 
 /// Every ONNX op type the importer handles, in alphabetical order.
 pub const REGISTRY: &[Entry] = &[
+    entry("Abs", abs::import, &[K::Abs]),
     entry("Add", add::import, &[K::Add]),
     entry("AveragePool", average_pool::import, &[K::AveragePool]),
     entry("BatchNormalization", scale_shift::import, &[K::ScaleShift]),
@@ -76,8 +85,11 @@ pub const REGISTRY: &[Entry] = &[
     entry("Conv", conv::import, &[K::Conv]),
     entry("Div", div::import, &[K::Div]),
     entry("Dropout", identity::import, &[]),
+    entry("Erf", erf::import, &[K::Erf]),
+    entry("Exp", exp::import, &[K::Exp]),
     entry("Flatten", reshape::import_flatten, &[K::Reshape]),
     entry("Gather", computed_at_import::import, &[]),
+    entry("Gelu", gelu::import, &[K::Gelu]),
     entry("Gemm", gemm::import, &[K::Gemm]),
     entry(
         "GlobalAveragePool",
@@ -87,13 +99,17 @@ pub const REGISTRY: &[Entry] = &[
     entry("HardSigmoid", hard_sigmoid::import, &[K::HardSigmoid]),
     entry("HardSwish", hard_swish::import, &[K::HardSwish]),
     entry("Identity", identity::import, &[]),
+    entry("LayerNormalization", layer_norm::import, &[K::LayerNorm]),
     entry("LeakyRelu", leaky_relu::import, &[K::LeakyRelu]),
     entry("MatMul", matmul::import, &[K::Gemm, K::MatMul]),
     entry("Max", max::import, &[K::Max]),
     entry("MaxPool", max_pool::import, &[K::MaxPool]),
     entry("Min", min::import, &[K::Min]),
     entry("Mul", mul::import, &[K::Mul]),
+    entry("Neg", neg::import, &[K::Neg]),
     entry("Pad", pad::import, &[K::Pad]),
+    entry("Pow", pow::import, &[K::Pow]),
+    entry("Reciprocal", div::import_reciprocal, &[K::Div]),
     entry("ReduceMean", reduce_mean::import, &[K::ReduceMean]),
     entry("Relu", relu::import, &[K::Relu]),
     entry("Reshape", reshape::import, &[K::Reshape]),
@@ -102,6 +118,7 @@ pub const REGISTRY: &[Entry] = &[
     entry("Sigmoid", sigmoid::import, &[K::Sigmoid]),
     entry("Slice", computed_at_import::import, &[]),
     entry("Softmax", softmax::import, &[K::Softmax]),
+    entry("Sqrt", sqrt::import, &[K::Sqrt]),
     entry("Squeeze", reshape::import_squeeze, &[K::Reshape]),
     entry("Sub", sub::import, &[K::Sub]),
     entry("Tanh", tanh::import, &[K::Tanh]),

@@ -11,23 +11,30 @@ use super::{qdims, unsupported, QnnBackendError, Result};
 use crate::ir::Node;
 use crate::quant::{Encoding, Role};
 
+mod abs;
 mod add;
 mod average_pool;
 mod clip;
 mod concat;
 mod conv;
 mod div;
+mod erf;
+mod exp;
+mod gelu;
 mod gemm;
 mod global_average_pool;
 mod hard_sigmoid;
 mod hard_swish;
+mod layer_norm;
 mod leaky_relu;
 mod matmul;
 mod max;
 mod max_pool;
 mod min;
 mod mul;
+mod neg;
 mod pad;
+mod pow;
 mod reduce_mean;
 mod relu;
 mod reshape;
@@ -35,6 +42,7 @@ mod resize;
 mod scale_shift;
 mod sigmoid;
 mod softmax;
+mod sqrt;
 mod sub;
 mod tanh;
 mod transpose;
@@ -195,7 +203,8 @@ register_ops! {
     pub const LOWERINGS;
     Conv, Gemm, MatMul, Add, Sub, Mul, Div, Min, Max, ScaleShift, Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid,
     HardSwish, Tanh, Softmax, MaxPool, AveragePool, GlobalAveragePool, ReduceMean, Reshape, Transpose, Concat,
-    Pad, Resize,
+    Pad, Resize, Neg, Abs, Sqrt, Exp, Erf, Gelu, Pow,
+    LayerNorm,
 }
 
 /// The window parameters PoolMax2d and PoolAvg2d share.

@@ -13,23 +13,30 @@ use crate::backend::Array;
 use crate::ir::{Graph, Node};
 use crate::quant::Encoding;
 
+mod abs;
 mod add;
 mod average_pool;
 mod clip;
 mod concat;
 mod conv;
 mod div;
+mod erf;
+mod exp;
+mod gelu;
 mod gemm;
 mod global_average_pool;
 mod hard_sigmoid;
 mod hard_swish;
+mod layer_norm;
 mod leaky_relu;
 mod matmul;
 mod max;
 mod max_pool;
 mod min;
 mod mul;
+mod neg;
 mod pad;
+mod pow;
 mod reduce_mean;
 mod relu;
 mod reshape;
@@ -37,6 +44,7 @@ mod resize;
 mod scale_shift;
 mod sigmoid;
 mod softmax;
+mod sqrt;
 mod sub;
 mod tanh;
 mod transpose;
@@ -100,7 +108,8 @@ register_ops! {
     pub const KERNELS;
     Conv, Gemm, MatMul, Add, Sub, Mul, Div, Min, Max, ScaleShift, Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid,
     HardSwish, Tanh, Softmax, MaxPool, AveragePool, GlobalAveragePool, ReduceMean, Reshape, Transpose, Concat,
-    Pad, Resize,
+    Pad, Resize, Neg, Abs, Sqrt, Exp, Erf, Gelu, Pow,
+    LayerNorm,
 }
 
 #[cfg(test)]

@@ -1,0 +1,11 @@
+//! Abs: |x|.
+
+use super::{Cx, Kernel, Out};
+use crate::backend::reference::elementwise::map;
+use crate::ir::Abs;
+
+impl Kernel for Abs {
+    fn run(&self, cx: Cx) -> Result<Out, String> {
+        Ok(Out::Real(map(&cx.ins[0], cx.bufs, |v| v.abs())))
+    }
+}

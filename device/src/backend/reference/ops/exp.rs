@@ -1,0 +1,11 @@
+//! Exp: eˣ.
+
+use super::{Cx, Kernel, Out};
+use crate::backend::reference::elementwise::map;
+use crate::ir::Exp;
+
+impl Kernel for Exp {
+    fn run(&self, cx: Cx) -> Result<Out, String> {
+        Ok(Out::Real(map(&cx.ins[0], cx.bufs, |v| v.exp())))
+    }
+}

@@ -1,0 +1,11 @@
+//! Neg: −x.
+
+use super::{Cx, Kernel, Out};
+use crate::backend::reference::elementwise::map;
+use crate::ir::Neg;
+
+impl Kernel for Neg {
+    fn run(&self, cx: Cx) -> Result<Out, String> {
+        Ok(Out::Real(map(&cx.ins[0], cx.bufs, |v| -v)))
+    }
+}

@@ -1,0 +1,14 @@
+//! Abs: |x|.
+
+use serde::{Deserialize, Serialize};
+
+use super::{same_shape, OpDef};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Abs;
+
+impl OpDef for Abs {
+    fn infer(&self, ins: &[&[usize]]) -> Result<Vec<usize>, String> {
+        same_shape(ins)
+    }
+}
