@@ -32,6 +32,9 @@ Examples:
              rendered with the TTF font bundled in `captcha`, half of them rotated by 180 degrees
   digits_outlier  `digits` with some channels rescaled (function-preserving) so that activations carry outliers:
              uniform a8w8 loses accuracy and tune must choose a mix
+  digits_seg a small U-Net (Conv, MaxPool, Resize upsampling, Concat skips) trained to label every pixel of
+             scikit-learn's digits, upscaled to 16x16: background, or the digit the ink belongs to (11 classes);
+             val.npz has `inputs` only, the per-pixel masks are in masks.npz (for examples/metrics/miou.py)
 """
 import json
 import os
@@ -556,6 +559,135 @@ def write_fixtures(name, source, acc=None):
                    "onnxruntime_version": ort.__version__}, f, indent=1)
 
 
+# ----------------------------------------------------------------------------------------------------------
+# Example: digits_seg, a dense-prediction U-Net
+# ----------------------------------------------------------------------------------------------------------
+
+SEG_CLASSES = 11
+
+
+def seg_data():
+    """Digits upscaled to 16x16 (each pixel 2x2, then a 3x3 box blur), per-pixel masks: 0 where the blurred
+    ink is below 0.25, else 1 + the digit."""
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    x = d.images.astype(np.float32) / 16.0
+    x = np.kron(x, np.ones((2, 2), np.float32))
+    pad = np.pad(x, ((0, 0), (1, 1), (1, 1)))
+    x = sum(pad[:, i:i + 16, j:j + 16] for i in range(3) for j in range(3)) / 9.0
+    masks = np.where(x >= 0.25, d.target[:, None, None] + 1, 0).astype(np.int64)
+    perm = RNG.permutation(len(x))
+    return x[perm][:, None].astype(np.float32), masks[perm]
+
+
+def seg_forward(p, x):
+    import jax
+    import jax.numpy as jnp
+
+    def up(t):
+        return jnp.repeat(jnp.repeat(t, 2, axis=2), 2, axis=3)
+
+    def pool(t):
+        return jax.lax.reduce_window(t, -jnp.inf, jax.lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
+
+    e1 = jax.nn.relu(conv(jax.nn.relu(conv(x, p[0], p[1])), p[2], p[3]))
+    e2 = jax.nn.relu(conv(jax.nn.relu(conv(pool(e1), p[4], p[5])), p[6], p[7]))
+    b = jax.nn.relu(conv(pool(e2), p[8], p[9]))
+    d2 = jax.nn.relu(conv(jnp.concatenate([up(b), e2], axis=1), p[10], p[11]))
+    d1 = jax.nn.relu(conv(jnp.concatenate([up(d2), e1], axis=1), p[12], p[13]))
+    return conv(d1, p[14], p[15], pad=0)
+
+
+def seg_loss(p, x, m):
+    import jax
+    import jax.numpy as jnp
+    logp = jax.nn.log_softmax(seg_forward(p, x), axis=1)
+    return -jnp.mean(jnp.take_along_axis(logp, m[:, None], axis=1))
+
+
+def make_seg():
+    x, m = seg_data()
+    xtr, mtr, xva, mva = x[:1437], m[:1437], x[1437:], m[1437:]
+    p = (init_conv(16, 1, 3) + init_conv(16, 16, 3) + init_conv(32, 16, 3) + init_conv(32, 32, 3)
+         + init_conv(64, 32, 3) + init_conv(32, 96, 3) + init_conv(16, 48, 3) + init_conv(SEG_CLASSES, 16, 1))
+    print("training digits_seg", flush=True)
+    p = adam_train(p, seg_loss, xtr, mtr, epochs=25, batch=32)
+    p = [np.asarray(t) for t in p]
+    return p, xva, mva, ("scikit-learn load_digits (1,797 real 8x8 digits) upscaled to 16x16 and blurred; masks: "
+                         "background where ink < 0.25, else 1 + digit; 1,437 train / 360 val")
+
+
+def seg_onnx(p):
+    b = Builder("input", ["N", 1, 16, 16])
+
+    def cbr(x, w, bias, base, k=3):
+        y = b.node("Conv", [x, b.const(base + "_w", w), b.const(base + "_b", bias)], base,
+                   kernel_shape=[k, k], pads=[k // 2] * 4)
+        return b.node("Relu", [y], base + "_relu")
+
+    def up(x):
+        scales = b.const("scales", np.array([1, 1, 2, 2], np.float32))
+        return b.node("Resize", [x, "", scales], "up", mode="nearest")
+
+    e1 = cbr(cbr("input", p[0], p[1], "enc1a"), p[2], p[3], "enc1b")
+    e2 = b.node("MaxPool", [e1], "pool1", kernel_shape=[2, 2], strides=[2, 2])
+    e2 = cbr(cbr(e2, p[4], p[5], "enc2a"), p[6], p[7], "enc2b")
+    bt = b.node("MaxPool", [e2], "pool2", kernel_shape=[2, 2], strides=[2, 2])
+    bt = cbr(bt, p[8], p[9], "bottom")
+    d2 = cbr(b.node("Concat", [up(bt), e2], "skip2", axis=1), p[10], p[11], "dec2")
+    d1 = cbr(b.node("Concat", [up(d2), e1], "skip1", axis=1), p[12], p[13], "dec1")
+    y = b.node("Conv", [d1, b.const("head_w", p[14]), b.const("head_b", p[15])], "logits", kernel_shape=[1, 1])
+    g = helper.make_graph(b.nodes, "amp_example", [b.input],
+                          [helper.make_tensor_value_info(y, TensorProto.FLOAT, ["N", SEG_CLASSES, 16, 16])],
+                          b.inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], producer_name="amp-make-examples")
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    return m
+
+
+def mean_iou(logits, masks):
+    """Mean over classes present in the masks or predicted of |pred ∩ mask| / |pred ∪ mask| (the same
+    formula as examples/metrics/miou.py)."""
+    pred = logits.argmax(axis=1)
+    ious = []
+    for c in range(SEG_CLASSES):
+        union = np.logical_or(pred == c, masks == c).sum()
+        if union:
+            ious.append(np.logical_and(pred == c, masks == c).sum() / union)
+    return float(np.mean(ious))
+
+
+def write_seg_example(name, model, xva, mva, source):
+    ex = os.path.join(ROOT, "examples", name)
+    fx = os.path.join(ROOT, "tests", "fixtures", name)
+    os.makedirs(ex, exist_ok=True)
+    os.makedirs(fx, exist_ok=True)
+    mpath = os.path.join(ex, "model.onnx")
+    onnx.save(model, mpath)
+    np.savez_compressed(os.path.join(ex, "val.npz"), inputs=xva.astype(np.float32))
+    np.savez_compressed(os.path.join(ex, "masks.npz"), masks=mva.astype(np.int64))
+    miou = mean_iou(run(mpath, xva), mva)
+    print(f"{name}: onnxruntime FP32 mIoU {miou:.4f} on {len(xva)} samples", flush=True)
+    folded = fold(mpath, "/tmp/amp_folded.onnx")
+    # 16 samples: each output is 11 x 16 x 16 values
+    calib, sample = xva[:CALIB_SAMPLES], xva[:16]
+    stats = all_tensor_stats(folded, calib)
+    with open(os.path.join(fx, "stats.json"), "w") as f:
+        json.dump(stats, f, indent=1, sort_keys=True)
+    arrays = {"inputs": sample, "calib": calib, "fp32": run(mpath, sample)}
+    report = {}
+    for a, w in ((8, 8), (16, 8), (16, 16)):
+        q = qdq_model(folded, stats, a, w)
+        arrays[f"qdq_a{a}w{w}"] = run(q, sample)
+        report[f"a{a}w{w}"] = mean_iou(run(q, xva), mva)
+        print(f"  onnxruntime QDQ a{a}w{w} mIoU {report[f'a{a}w{w}']:.4f}", flush=True)
+    np.savez_compressed(os.path.join(fx, "fixture.npz"), **arrays)
+    with open(os.path.join(ex, "meta.json"), "w") as f:
+        json.dump({"source": source, "samples": int(len(xva)), "onnxruntime_fp32_miou": miou,
+                   "onnxruntime_qdq_miou_calib64": report, "onnxruntime_version": ort.__version__}, f, indent=1)
+
+
 def main():
     global RNG
     args = sys.argv[1:]
@@ -565,7 +697,7 @@ def main():
             with open(os.path.join(ROOT, "examples", name, "meta.json")) as f:
                 write_fixtures(name, json.load(f)["source"])
         return
-    which = args or ["digits", "mnist_mbv", "textori", "digits_outlier"]
+    which = args or ["digits", "mnist_mbv", "textori", "digits_outlier", "digits_seg"]
     if "digits" in which or "digits_outlier" in which:
         RNG = np.random.default_rng(1234)
         p, xva, yva, src = make_digits()
@@ -585,6 +717,10 @@ def main():
         RNG = np.random.default_rng(5678)
         p, xva, yva, src = make_mbv()
         write_example("mnist_mbv", mbv_onnx(p), xva, yva, src)
+    if "digits_seg" in which:
+        RNG = np.random.default_rng(3456)
+        p, xva, mva, src = make_seg()
+        write_seg_example("digits_seg", seg_onnx(p), xva, mva, src)
     if "textori" in which:
         RNG = np.random.default_rng(9012)
         path, xva, yva, src = make_textori()

@@ -31,6 +31,10 @@ fn unlabelled_digits(dir: &Path) -> PathBuf {
     path
 }
 
+/// The SQNR drop from the best uniform candidate that makes digits_seg mix widths (on HTP over its first 96
+/// images a16w16 is 75 dB from FP32, a16w8 37, a8w8 34).
+const SEG_SQNR_DROP: &str = "20";
+
 const QUICK: &[&str] = &["--verify-on", "none"];
 
 fn with<'a>(extra: &[&'a str]) -> Vec<&'a str> {
@@ -297,4 +301,82 @@ fn a_command_fixed_after_failing_mid_run_repeats_nothing_that_succeeded() {
     let clean = common::amp(&b.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(calls() - before, resumed_calls + 3);
     assert_eq!(clean["chosen"], resumed["chosen"]);
+}
+
+/// The segmenter example (per-pixel classes) tuned by the user's mIoU command, on the reference backend,
+/// then by SQNR with phases 0 and 2 on the HTP emulator; each chosen config meets its target.
+#[test]
+fn a_segmenter_tunes_by_a_miou_command_and_by_sqnr_on_htp() {
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = format!(
+        "{} '{}' --masks '{}'",
+        common::python(),
+        root().join("examples/metrics/miou.py").display(),
+        root().join("examples/digits_seg/masks.npz").display()
+    );
+    let out = tune(
+        "digits_seg",
+        &dir.path().join("miou"),
+        &with(&["--metric-cmd", &cmd, "--allowed-drop", "0.005"]),
+    );
+    // examples/digits_seg/meta.json: onnxruntime's FP32 mIoU on the same data
+    let meta: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("examples/digits_seg/meta.json")).unwrap(),
+    )
+    .unwrap();
+    let fp32 = out["fp32"].as_f64().unwrap();
+    let want = meta["onnxruntime_fp32_miou"].as_f64().unwrap();
+    assert!((fp32 - want).abs() < 1e-4, "{fp32} vs onnxruntime {want}");
+    let chosen = out["chosen"]["score"].as_f64().unwrap();
+    assert!(chosen >= fp32 - 0.005, "{out}");
+    assert!(out["missed"].is_null(), "{out}");
+
+    // on HTP's emulator (about 20 s per evaluation of all 360 images here), the first 96 images
+    let (model, data) = example("digits_seg");
+    let mut npz = NpzReader::new(File::open(data).unwrap()).unwrap();
+    let inputs: ArrayD<f32> = npz.by_name("inputs").unwrap();
+    let data = dir.path().join("first96.npz");
+    let mut w = NpzWriter::new(File::create(&data).unwrap());
+    w.add_array(
+        "inputs",
+        &inputs.slice_axis(ndarray::Axis(0), (0..96).into()),
+    )
+    .unwrap();
+    w.finish().unwrap();
+    let results = dir.path().join("sqnr");
+    let out = common::amp_in(common::amp_cmd().args([
+        "tune",
+        "--model",
+        &model,
+        "--data",
+        data.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+        "--json",
+        "--metric",
+        "sqnr",
+        "--allowed-drop",
+        SEG_SQNR_DROP,
+        "--backend",
+        "htp",
+        "--phase1-backend",
+        "ref",
+    ]));
+    assert!(
+        out["evaluator"].as_str().unwrap().starts_with("htp"),
+        "{out}"
+    );
+    let target = out["target"].as_f64().unwrap();
+    assert!(out["chosen"]["score"].as_f64().unwrap() >= target, "{out}");
+    // a mix: cheaper than the a16w16 baseline, not uniform
+    let config: std::collections::BTreeSet<&str> = out["chosen"]["config"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert!(
+        config.len() > 1 && out["chosen"]["relative_bitops"].as_f64().unwrap() < 1.0,
+        "{out}"
+    );
 }

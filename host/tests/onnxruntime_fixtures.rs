@@ -8,7 +8,13 @@ use amp_host::amp::groups::Groups;
 mod common;
 use common::{fixture, lsb_apart, mixes, top1_agreement};
 
-const EXAMPLES: &[&str] = &["digits", "digits_outlier", "mnist_mbv", "textori"];
+const EXAMPLES: &[&str] = &[
+    "digits",
+    "digits_outlier",
+    "mnist_mbv",
+    "textori",
+    "digits_seg",
+];
 
 #[test]
 fn fp32_matches_onnxruntime_on_every_example() {

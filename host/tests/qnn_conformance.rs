@@ -11,7 +11,7 @@ use amp_device::quant::{BitPlan, Precision, QuantPlan};
 use amp_host::amp::groups::Groups;
 
 mod common;
-use common::{argmax, fixture, root, runtime};
+use common::{fixture, root, runtime, top1_agreement};
 
 /// (fraction of elements within 1 LSB, max LSB, top-1 agreement)
 fn compare(a: &Array, b: &Array, scale: f32) -> (f64, f64, f64) {
@@ -25,14 +25,7 @@ fn compare(a: &Array, b: &Array, scale: f32) -> (f64, f64, f64) {
         })
         .collect();
     let within = lsb.iter().filter(|&&d| d <= 1.0).count() as f64 / lsb.len() as f64;
-    let c = *a.shape.last().unwrap();
-    let agree = a
-        .data
-        .chunks(c)
-        .zip(b.data.chunks(c))
-        .filter(|(x, y)| argmax(x) == argmax(y))
-        .count() as f64
-        / (a.data.len() / c) as f64;
+    let agree = top1_agreement(a, b);
     (within, lsb.iter().cloned().fold(0.0, f64::max), agree)
 }
 
@@ -73,7 +66,13 @@ fn check(
 fn reference_agrees_with_htp_on_every_example() {
     let rt = runtime();
     println!("{}", rt.describe());
-    for name in ["digits", "digits_outlier", "mnist_mbv", "textori"] {
+    for name in [
+        "digits",
+        "digits_outlier",
+        "mnist_mbv",
+        "textori",
+        "digits_seg",
+    ] {
         let (g, arrays, stats) = fixture(name);
         let inputs = arrays["inputs"].clone();
         let mut rows = Vec::new();
@@ -126,6 +125,13 @@ fn expected(name: &str, label: &str) -> (f64, f64) {
         ("textori", "a16w8") => (1.0, 169.0),
         ("textori", "a16w16") => (1.0, 446.0),
         ("textori", _) => (47.0 / 48.0, 13721.0),
+        // agreement of every pixel's class. Mixed: an 8-bit tensor 1 LSB off (HTP's requantization step)
+        // feeding a 16-bit conv moves its output by up to ~256 of the finer LSB; `amp-host trace` shows every
+        // op alone within 3 LSB of HTP on its inputs
+        ("digits_seg", "a8w8") => (0.995, 2.0),
+        ("digits_seg", "a16w8") => (0.998, 7.0),
+        ("digits_seg", "a16w16") => (0.998, 4.0),
+        ("digits_seg", _) => (0.995, 350.0),
         _ => (0.995, 1.0),
     }
 }

@@ -186,8 +186,25 @@ pub fn argmax(row: &[f32]) -> usize {
         .0
 }
 
-/// The share of samples whose argmax over the last axis agrees.
+/// The share of samples whose argmax over the last axis agrees (of pixels, over the class axis, for a
+/// segmenter's 4-D scores).
 pub fn top1_agreement(a: &Array, b: &Array) -> f64 {
+    if a.shape.len() == 4 {
+        // a segmenter's (N, C, H, W) scores: the class of every pixel
+        let (c, hw) = (a.shape[1], a.shape[2] * a.shape[3]);
+        let class = |x: &Array, n: usize, p: usize| {
+            argmax(
+                &(0..c)
+                    .map(|k| x.data[(n * c + k) * hw + p])
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let pixels = a.shape[0] * hw;
+        let same = (0..pixels)
+            .filter(|&i| class(a, i / hw, i % hw) == class(b, i / hw, i % hw))
+            .count();
+        return same as f64 / pixels as f64;
+    }
     let c = *a.shape.last().unwrap();
     let same = a
         .data
