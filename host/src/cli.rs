@@ -45,6 +45,9 @@ pub(crate) enum Cmd {
     Export(ExportArgs),
     /// Measure graph build time and execute latency of one config on a backend.
     Bench(BenchArgs),
+    /// The CI gate: measure a tuned config's metric and latency on each device and check them against
+    /// thresholds; exit 1 when a device fails one, 3 when a device cannot be reached.
+    Check(CheckArgs),
     /// Compare the reference backend with QNN tensor by tensor on one config: where the device departs.
     Trace(TraceArgs),
     /// List the devices amp can use: this machine's agent and adb devices (state and model).
@@ -82,6 +85,63 @@ pub(crate) struct BenchArgs {
     pub device: Option<DeviceSpec>,
     #[command(flatten)]
     pub quant: QuantArgs,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct CheckArgs {
+    #[command(flatten)]
+    pub input: ModelArgs,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// A tune's results folder: checks its chosen config (config.json) with its calibration.
+    #[arg(long, required_unless_present = "config", conflicts_with = "config")]
+    pub results: Option<PathBuf>,
+    /// The config to check, one precision per group in `amp-host groups` order (a16w8,a8w8,…), calibrated
+    /// on --data.
+    #[arg(long, value_delimiter = ',')]
+    pub config: Option<Vec<Precision>>,
+    /// Devices to check on (`local`, `adb:SERIAL`, `tcp:HOST:PORT`), each on its own; give it several times.
+    #[arg(long, default_value = "local")]
+    pub device: Vec<DeviceSpec>,
+    #[command(flatten)]
+    pub metric: MetricArgs,
+    /// Fail a device whose metric is worse than this (in the metric's own unit).
+    #[arg(long)]
+    pub min_metric: Option<f64>,
+    /// Fail a device whose metric drops more than this below FP32 measured in the same run (metrics against
+    /// labels; a metric against FP32 takes --min-metric).
+    #[arg(long)]
+    pub max_drop: Option<f64>,
+    /// Fail a device whose median latency exceeds this many microseconds.
+    #[arg(long)]
+    pub max_latency_us: Option<f64>,
+    /// A previous `check --json` output: latencies are compared with its devices' (by device name).
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// With --baseline: fail a device whose median latency grew by more than this fraction (0.10 = 10%).
+    #[arg(long, default_value_t = 0.10, requires = "baseline")]
+    pub max_latency_regression: f64,
+    /// Batch size of the latency measurement.
+    #[arg(long, default_value_t = 1)]
+    pub latency_batch: usize,
+    /// Timed runs of the latency measurement (after 3 warm-up runs); min, median, p90 and max are reported.
+    #[arg(long, default_value_t = 20)]
+    pub latency_iterations: usize,
+    /// Batch size of evaluation.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Samples (the first N of --data) used to calibrate, with --config.
+    #[arg(long, default_value_t = 256)]
+    pub calib_samples: usize,
+    /// Write a JUnit XML report here: one test case per device and threshold.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Write a Markdown summary table here (for a CI job summary, e.g. $GITHUB_STEP_SUMMARY).
+    #[arg(long)]
+    pub summary: Option<PathBuf>,
+    /// Print one JSON object on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Which backend runs quantized configs.

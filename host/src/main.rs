@@ -57,6 +57,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Tune(a) => commands::tune(a),
         Cmd::Export(a) => commands::export(a),
         Cmd::Bench(a) => commands::bench(a),
+        Cmd::Check(a) => commands::check(a),
         Cmd::Trace(a) => commands::trace(a),
         Cmd::Devices { json } => commands::devices(json),
     }

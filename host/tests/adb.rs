@@ -262,3 +262,61 @@ fn a_metric_command_scores_on_the_host_what_an_adb_device_ran() {
     device.kill().unwrap();
     device.wait().unwrap();
 }
+
+#[test]
+fn check_over_two_adb_devices_reports_each_and_one_vanishing_exits_3() {
+    let server = AdbServer::start();
+    let (s1, s2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut d1, p1) = standin(s1.path());
+    let (mut d2, p2) = standin(s2.path());
+    let serials = [format!("127.0.0.1:{p1}"), format!("127.0.0.1:{p2}")];
+    for s in &serials {
+        let out = server.cmd().args(["connect", s]).output().unwrap();
+        assert!(String::from_utf8_lossy(&out.stdout).contains("connected to"));
+    }
+    let work = tempfile::tempdir().unwrap();
+    let ex = root().join("examples/digits_outlier");
+    let run = |junit: &str| {
+        let out = common::amp_cmd()
+            .args(["check", "--model", ex.join("model.onnx").to_str().unwrap()])
+            .args(["--data", ex.join("val.npz").to_str().unwrap()])
+            .args(["--config", "a16w8,a16w8,a16w8,a16w8", "--max-drop", "0.02"])
+            .args(["--device", &format!("adb:{}", serials[0])])
+            .args(["--device", &format!("adb:{}", serials[1])])
+            .args(["--json", "--junit", junit])
+            .env("ADB_SERVER_SOCKET", server.socket())
+            .current_dir(work.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!err.contains("panicked"), "{err}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        (out.status.code(), v, err)
+    };
+    let (code, v, err) = run("farm.xml");
+    assert_eq!(code, Some(0), "{err}");
+    let devices = v["devices"].as_array().unwrap();
+    assert_eq!(devices.len(), 2, "{v}");
+    // both devices run the same agent on the same data: the same score
+    assert_eq!(devices[0]["score"], devices[1]["score"], "{v}");
+    assert!(
+        devices.iter().all(|d| d["checks"][0]["pass"] == true),
+        "{v}"
+    );
+
+    d1.kill().unwrap();
+    d1.wait().unwrap();
+    let (code, v, err) = run("lost.xml");
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains(&serials[0]), "{err}");
+    let devices = v["devices"].as_array().unwrap();
+    assert!(devices[0]["error"].is_string(), "{v}");
+    assert!(devices[1]["score"].is_number(), "{v}");
+    let xml = std::fs::read_to_string(work.path().join("lost.xml")).unwrap();
+    assert!(
+        xml.contains("name=\"reachable\"") && xml.contains("<error"),
+        "{xml}"
+    );
+    d2.kill().unwrap();
+    d2.wait().unwrap();
+}

@@ -1,24 +1,15 @@
 //! `amp-host export`: the encodings of a tuned point in AIMET's format.
 
-use std::path::Path;
-
 use amp_device::quant::{Precision, QuantPlan};
 use amp_host::amp::export::{plan_from_json, to_json};
 use amp_host::amp::groups::Groups;
 use amp_host::calib::CalibrationFile;
 use amp_host::Usage;
 use anyhow::{anyhow, bail, Context, Result};
-use serde::Deserialize;
 
-use super::load_model;
 use super::tune::RunInfo;
+use super::{load_model, read_json};
 use crate::cli::ExportArgs;
-
-fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{}: unexpected content", path.display()))
-}
 
 pub(crate) fn export(a: ExportArgs) -> Result<()> {
     let run: RunInfo = read_json(&a.results.join("run.json"))

@@ -2,6 +2,7 @@
 //! of a precision or an encodings file, and the metric configs are scored by.
 
 mod bench;
+mod check;
 mod devices;
 mod eval;
 mod export;
@@ -25,12 +26,20 @@ use anyhow::{Context, Result};
 use crate::cli::{Direction, Level, MetricArgs, MetricName, QuantArgs};
 
 pub(crate) use bench::bench;
+pub(crate) use check::check;
 pub(crate) use devices::devices;
 pub(crate) use eval::eval;
 pub(crate) use export::export;
 pub(crate) use info::info;
 pub(crate) use trace::trace;
 pub(crate) use tune::{groups, tune};
+
+/// Reads a JSON file into `T`, naming the file when it cannot.
+pub(crate) fn read_json<T: for<'de> serde::Deserialize<'de>>(path: &Path) -> Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: unexpected content", path.display()))
+}
 
 /// Loads the data, then the model with the data's per-sample input shape.
 pub(crate) fn model_and_data(model: &Path, data: &Path) -> Result<(Arc<Graph>, Dataset)> {
