@@ -509,12 +509,17 @@ def run(model, x):
     return np.concatenate(outs)
 
 
-def write_example(name, model_path_or_proto, xva, yva, source):
+def example_dirs(name):
+    """examples/NAME and tests/fixtures/NAME (made), and the model's path."""
     ex = os.path.join(ROOT, "examples", name)
     fx = os.path.join(ROOT, "tests", "fixtures", name)
     os.makedirs(ex, exist_ok=True)
     os.makedirs(fx, exist_ok=True)
-    mpath = os.path.join(ex, "model.onnx")
+    return ex, fx, os.path.join(ex, "model.onnx")
+
+
+def write_example(name, model_path_or_proto, xva, yva, source):
+    ex, fx, mpath = example_dirs(name)
     if isinstance(model_path_or_proto, str):
         with open(model_path_or_proto, "rb") as f, open(mpath, "wb") as g:
             g.write(f.read())
@@ -659,11 +664,7 @@ def mean_iou(logits, masks):
 
 
 def write_seg_example(name, model, xva, mva, source):
-    ex = os.path.join(ROOT, "examples", name)
-    fx = os.path.join(ROOT, "tests", "fixtures", name)
-    os.makedirs(ex, exist_ok=True)
-    os.makedirs(fx, exist_ok=True)
-    mpath = os.path.join(ex, "model.onnx")
+    ex, fx, mpath = example_dirs(name)
     onnx.save(model, mpath)
     np.savez_compressed(os.path.join(ex, "val.npz"), inputs=xva.astype(np.float32))
     np.savez_compressed(os.path.join(ex, "masks.npz"), masks=mva.astype(np.int64))

@@ -267,15 +267,11 @@ mod tests {
     fn fp32_relative_metrics_follow_their_definitions() {
         let s = Array::new(vec![2, 2], vec![3.0, 4.0, 0.0, 2.0]);
         let q = Array::new(vec![2, 2], vec![3.0, 3.0, 0.0, 2.0]);
-        let m = |kind| {
-            score(
-                spec(kind),
-                std::slice::from_ref(&q),
-                Some(std::slice::from_ref(&s)),
-                None,
-            )
-            .unwrap()
+        let against = |kind, out: &Array| {
+            let fp32 = std::slice::from_ref(&s);
+            score(spec(kind), std::slice::from_ref(out), Some(fp32), None).unwrap()
         };
+        let m = |kind| against(kind, &q);
         // signal 9 + 16 + 4 = 29, noise 1
         assert!((m(MetricKind::Sqnr) - 10.0 * 29f64.log10()).abs() < 1e-12);
         assert_eq!(m(MetricKind::Mse), 0.25);
@@ -285,15 +281,7 @@ mod tests {
         let c0 = 21.0 / (5.0 * 18f64.sqrt());
         assert!((m(MetricKind::Cosine) - (c0 + 1.0) / 2.0).abs() < 1e-12);
         // the FP32 output against itself: the metric's best, finite
-        let same = |kind| {
-            score(
-                spec(kind),
-                std::slice::from_ref(&s),
-                Some(std::slice::from_ref(&s)),
-                None,
-            )
-            .unwrap()
-        };
+        let same = |kind| against(kind, &s);
         assert_eq!(same(MetricKind::Sqnr), MAX_DB);
         assert_eq!(same(MetricKind::Psnr), MAX_DB);
         assert_eq!(same(MetricKind::Cosine), 1.0);

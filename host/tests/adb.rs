@@ -1,10 +1,9 @@
 //! `tune --device adb:SERIAL` through Debian's real `adb` client and server, against the adbd stand-in
 //! (`amp-adbd-standin`): the agent is pushed, started, reached through `adb forward`, and cleaned up.
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 mod common;
 use common::{
@@ -53,6 +52,18 @@ impl AdbServer {
         c.args(["-P", &self.0.to_string()]);
         c
     }
+    /// `adb connect` to each serial, which must succeed.
+    fn connect(&self, serials: &[String]) {
+        for s in serials {
+            let out = self.cmd().args(["connect", s]).output().unwrap();
+            // `adb connect` exits 0 even when it fails: read what it says
+            assert!(
+                String::from_utf8_lossy(&out.stdout).contains("connected to"),
+                "{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+    }
     fn socket(&self) -> String {
         format!("tcp:127.0.0.1:{}", self.0)
     }
@@ -65,38 +76,20 @@ impl Drop for AdbServer {
 }
 
 fn standin(sandbox: &Path) -> (Child, u16) {
-    let mut c = Command::new(bin("amp-adbd-standin"))
-        .args([
-            "--port",
-            "0",
-            "--sandbox",
-            sandbox.to_str().unwrap(),
-            "--model",
-            "amp_standin",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    let mut err = BufReader::new(c.stderr.take().unwrap());
-    err.read_line(&mut line).unwrap();
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-    (c, line.trim().rsplit(':').next().unwrap().parse().unwrap())
+    common::spawn_listening(Command::new(bin("amp-adbd-standin")).args([
+        "--port",
+        "0",
+        "--sandbox",
+        sandbox.to_str().unwrap(),
+        "--model",
+        "amp_standin",
+    ]))
 }
 
 #[test]
 fn tune_over_adb_matches_in_process_and_cleans_up() {
     let server = AdbServer::start();
-    let sandbox = tempfile::tempdir().unwrap();
-    let (mut device, port) = standin(sandbox.path());
-    let serial = format!("127.0.0.1:{port}");
-    let out = server.cmd().args(["connect", &serial]).output().unwrap();
-    // `adb connect` exits 0 even when it fails: read what it says
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("connected to"),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let (sandbox, mut device, serial) = one_standin(&server);
     let listed = String::from_utf8_lossy(
         &server
             .cmd()
@@ -190,17 +183,30 @@ fn tune_over_adb_matches_in_process_and_cleans_up() {
     );
 }
 
+/// A stand-in device in a sandbox of its own, connected to `server`: (sandbox, process, serial).
+fn one_standin(server: &AdbServer) -> (tempfile::TempDir, Child, String) {
+    let sandbox = tempfile::tempdir().unwrap();
+    let (device, port) = standin(sandbox.path());
+    let serial = format!("127.0.0.1:{port}");
+    server.connect(std::slice::from_ref(&serial));
+    (sandbox, device, serial)
+}
+
+/// Two stand-in devices, each in a sandbox of its own, connected to `server`: (sandboxes, processes,
+/// serials).
+fn two_standins(server: &AdbServer) -> (Vec<tempfile::TempDir>, [Child; 2], [String; 2]) {
+    let sandboxes = vec![tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let (d1, p1) = standin(sandboxes[0].path());
+    let (d2, p2) = standin(sandboxes[1].path());
+    let serials = [format!("127.0.0.1:{p1}"), format!("127.0.0.1:{p2}")];
+    server.connect(&serials);
+    (sandboxes, [d1, d2], serials)
+}
+
 #[test]
 fn a_pool_of_two_adb_devices_survives_one_vanishing_in_phase_1() {
     let server = AdbServer::start();
-    let (s1, s2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (mut d1, p1) = standin(s1.path());
-    let (mut d2, p2) = standin(s2.path());
-    let serials = [format!("127.0.0.1:{p1}"), format!("127.0.0.1:{p2}")];
-    for s in &serials {
-        let out = server.cmd().args(["connect", s]).output().unwrap();
-        assert!(String::from_utf8_lossy(&out.stdout).contains("connected to"));
-    }
+    let (_sandboxes, [mut d1, mut d2], serials) = two_standins(&server);
     let run = |dir: &Path, devices: &[&String]| {
         let devices: Vec<String> = devices.iter().map(|d| format!("adb:{d}")).collect();
         let devices: Vec<&str> = devices.iter().map(String::as_str).collect();
@@ -224,11 +230,7 @@ fn a_pool_of_two_adb_devices_survives_one_vanishing_in_phase_1() {
 #[test]
 fn a_metric_command_scores_on_the_host_what_an_adb_device_ran() {
     let server = AdbServer::start();
-    let sandbox = tempfile::tempdir().unwrap();
-    let (mut device, port) = standin(sandbox.path());
-    let serial = format!("127.0.0.1:{port}");
-    let out = server.cmd().args(["connect", &serial]).output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).contains("connected to"));
+    let (_sandbox, mut device, serial) = one_standin(&server);
     let cmd = common::top1_cmd(&root().join("examples/metrics/top1.py"), "digits_outlier");
     let run = |dir: &Path, device: &str| {
         amp_in(
@@ -266,14 +268,7 @@ fn a_metric_command_scores_on_the_host_what_an_adb_device_ran() {
 #[test]
 fn check_over_two_adb_devices_reports_each_and_one_vanishing_exits_3() {
     let server = AdbServer::start();
-    let (s1, s2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (mut d1, p1) = standin(s1.path());
-    let (mut d2, p2) = standin(s2.path());
-    let serials = [format!("127.0.0.1:{p1}"), format!("127.0.0.1:{p2}")];
-    for s in &serials {
-        let out = server.cmd().args(["connect", s]).output().unwrap();
-        assert!(String::from_utf8_lossy(&out.stdout).contains("connected to"));
-    }
+    let (_sandboxes, [mut d1, mut d2], serials) = two_standins(&server);
     let work = tempfile::tempdir().unwrap();
     let ex = root().join("examples/digits_outlier");
     let run = |junit: &str| {

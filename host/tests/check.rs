@@ -8,6 +8,9 @@ use std::path::Path;
 mod common;
 use common::{amp_cmd, example, tune};
 
+/// Every group of digits_outlier at a8w8.
+const ALL8: [&str; 2] = ["--config", "a8w8,a8w8,a8w8,a8w8"];
+
 /// `amp-host check` on digits_outlier in `dir` with `extra` flags: (exit code, stdout, stderr).
 fn check(dir: &Path, extra: &[&str]) -> (i32, String, String) {
     let (model, data) = example("digits_outlier");
@@ -93,19 +96,15 @@ fn a_tuned_config_passes_and_a_worse_one_fails_with_a_junit_report() {
     assert!(md.contains("| local | pass |"), "{md}");
 
     // all-int8 loses 36 points of top-1 on this example
-    let (code, _, err) = check(
-        d,
-        &[
-            "--config",
-            "a8w8,a8w8,a8w8,a8w8",
-            "--max-drop",
-            "0.01",
-            "--junit",
-            "bad.xml",
-            "--summary",
-            "bad.md",
-        ],
-    );
+    let bad = [
+        "--max-drop",
+        "0.01",
+        "--junit",
+        "bad.xml",
+        "--summary",
+        "bad.md",
+    ];
+    let (code, _, err) = check(d, &[&ALL8[..], &bad].concat());
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("local max-drop"), "{err}");
     let cases = junit_cases(&d.join("bad.xml"));
@@ -207,14 +206,7 @@ fn thresholds_that_cannot_apply_are_usage_errors() {
     // SQNR is measured against FP32: a drop from FP32 means nothing
     let (code, _, err) = check(
         d,
-        &[
-            "--config",
-            "a8w8,a8w8,a8w8,a8w8",
-            "--metric",
-            "sqnr",
-            "--max-drop",
-            "1",
-        ],
+        &[&ALL8[..], &["--metric", "sqnr", "--max-drop", "1"]].concat(),
     );
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--min-metric"), "{err}");

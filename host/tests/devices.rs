@@ -1,10 +1,10 @@
 //! Evaluations through `amp-agent` over stdio (`--device local`) and TCP give the same results as in this
 //! process; a rerun pushes no bytes; bad frames end a connection with an error, never a panic.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 mod common;
 use common::{
@@ -24,31 +24,13 @@ fn tune_mbv(results: &Path, devices: &[String]) -> std::process::Child {
 
 /// Starts `amp-agent serve --listen 127.0.0.1:0` and returns it with the port it bound.
 fn serve_tcp(work: &Path) -> (Child, u16) {
-    let mut child = Command::new(bin("amp-agent"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--work",
-            work.to_str().unwrap(),
-        ])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    err.read_line(&mut line).unwrap();
-    // keep draining the agent's log
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-    let port = line
-        .trim()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap_or_else(|_| panic!("no port in {line:?}"));
-    (child, port)
+    common::spawn_listening(Command::new(bin("amp-agent")).args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--work",
+        work.to_str().unwrap(),
+    ]))
 }
 
 #[test]

@@ -19,18 +19,6 @@ fn top1_script() -> PathBuf {
     root().join("examples/metrics/top1.py")
 }
 
-/// The digits data without its labels, written in `dir`.
-fn unlabelled_digits(dir: &Path) -> PathBuf {
-    let (_, data) = example("digits");
-    let mut npz = NpzReader::new(File::open(data).unwrap()).unwrap();
-    let inputs: ArrayD<f32> = npz.by_name("inputs").unwrap();
-    let path = dir.join("unlabelled.npz");
-    let mut w = NpzWriter::new(File::create(&path).unwrap());
-    w.add_array("inputs", &inputs).unwrap();
-    w.finish().unwrap();
-    path
-}
-
 /// The SQNR drop from the best uniform candidate that makes digits_seg mix widths (on HTP over its first 96
 /// images a16w16 is 75 dB from FP32, a16w8 37, a8w8 34).
 const SEG_SQNR_DROP: &str = "20";
@@ -41,27 +29,50 @@ fn with<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     QUICK.iter().chain(extra).copied().collect()
 }
 
+/// `amp-host tune --json` of an example's model on other data (`data`), which must succeed.
+fn tune_on(example_name: &str, data: &Path, results: &Path, extra: &[&str]) -> serde_json::Value {
+    let (model, _) = example(example_name);
+    common::amp_in(
+        common::amp_cmd()
+            .args(["tune", "--model", &model, "--data"])
+            .arg(data)
+            .arg("--results")
+            .arg(results)
+            .arg("--json")
+            .args(extra),
+    )
+}
+
+/// The first `n` inputs of an example's data (no labels), written in `dir` as `name`.
+fn inputs_only(example_name: &str, n: usize, dir: &Path, name: &str) -> PathBuf {
+    let (_, data) = example(example_name);
+    let mut npz = NpzReader::new(File::open(data).unwrap()).unwrap();
+    let inputs: ArrayD<f32> = npz.by_name("inputs").unwrap();
+    let n = n.min(inputs.shape()[0]);
+    let path = dir.join(name);
+    let mut w = NpzWriter::new(File::create(&path).unwrap());
+    w.add_array(
+        "inputs",
+        &inputs.slice_axis(ndarray::Axis(0), (0..n).into()),
+    )
+    .unwrap();
+    w.finish().unwrap();
+    path
+}
+
 #[test]
 fn sqnr_tunes_a_classifier_without_labels() {
     let dir = tempfile::tempdir().unwrap();
-    let data = unlabelled_digits(dir.path());
+    let data = inputs_only("digits", usize::MAX, dir.path(), "unlabelled.npz");
     let (model, _) = example("digits");
     let results = dir.path().join("results");
-    let out = common::amp_in(common::amp_cmd().args([
-        "tune",
-        "--model",
-        &model,
-        "--data",
-        data.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-        "--json",
-        // a16w16 is ~93 dB from FP32 and a8w8 ~43: 40 dB below the former needs some groups at 16 bits
-        "--allowed-drop",
-        "40",
-        "--verify-on",
-        "none",
-    ]));
+    // a16w16 is ~93 dB from FP32 and a8w8 ~43: 40 dB below the former needs some groups at 16 bits
+    let out = tune_on(
+        "digits",
+        &data,
+        &results,
+        &["--allowed-drop", "40", "--verify-on", "none"],
+    );
     // without labels the default metric is SQNR against FP32, and the drop is counted from the best uniform
     // candidate
     assert_eq!(out["metric"]["name"], "sqnr", "{out}");
@@ -93,16 +104,16 @@ fn sqnr_tunes_a_classifier_without_labels() {
     assert!(csv.lines().next().unwrap().contains("SQNR"), "{csv}");
 
     // top-1 needs labels: a usage error that names the metrics that work without them
+    let eval = |metric: &str| -> Vec<String> {
+        ["eval", "--model", &model, "--data", data.to_str().unwrap()]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(["--metric".to_string(), metric.to_string()])
+            .collect()
+    };
+    let args = eval("top1");
     let (code, err) = amp_status(
-        &[
-            "eval",
-            "--model",
-            &model,
-            "--data",
-            data.to_str().unwrap(),
-            "--metric",
-            "top1",
-        ],
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
         dir.path(),
     );
     assert_eq!(code, 2, "{err}");
@@ -111,18 +122,9 @@ fn sqnr_tunes_a_classifier_without_labels() {
         "{err}"
     );
     // eval by a label-free metric works on the same data
-    let e = common::amp(&[
-        "eval",
-        "--model",
-        &model,
-        "--data",
-        data.to_str().unwrap(),
-        "--metric",
-        "cosine",
-        "--precision",
-        "a8w8",
-        "--json",
-    ]);
+    let mut args = eval("cosine");
+    args.extend(["--precision", "a8w8", "--json"].map(String::from));
+    let e = common::amp(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let cos = e["score"].as_f64().unwrap();
     assert!(cos > 0.9 && cos <= 1.0, "{e}");
 }
@@ -332,36 +334,22 @@ fn a_segmenter_tunes_by_a_miou_command_and_by_sqnr_on_htp() {
     assert!(out["missed"].is_null(), "{out}");
 
     // on HTP's emulator (about 20 s per evaluation of all 360 images here), the first 96 images
-    let (model, data) = example("digits_seg");
-    let mut npz = NpzReader::new(File::open(data).unwrap()).unwrap();
-    let inputs: ArrayD<f32> = npz.by_name("inputs").unwrap();
-    let data = dir.path().join("first96.npz");
-    let mut w = NpzWriter::new(File::create(&data).unwrap());
-    w.add_array(
-        "inputs",
-        &inputs.slice_axis(ndarray::Axis(0), (0..96).into()),
-    )
-    .unwrap();
-    w.finish().unwrap();
-    let results = dir.path().join("sqnr");
-    let out = common::amp_in(common::amp_cmd().args([
-        "tune",
-        "--model",
-        &model,
-        "--data",
-        data.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-        "--json",
-        "--metric",
-        "sqnr",
-        "--allowed-drop",
-        SEG_SQNR_DROP,
-        "--backend",
-        "htp",
-        "--phase1-backend",
-        "ref",
-    ]));
+    let data = inputs_only("digits_seg", 96, dir.path(), "first96.npz");
+    let out = tune_on(
+        "digits_seg",
+        &data,
+        &dir.path().join("sqnr"),
+        &[
+            "--metric",
+            "sqnr",
+            "--allowed-drop",
+            SEG_SQNR_DROP,
+            "--backend",
+            "htp",
+            "--phase1-backend",
+            "ref",
+        ],
+    );
     assert!(
         out["evaluator"].as_str().unwrap().starts_with("htp"),
         "{out}"

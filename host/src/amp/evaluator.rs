@@ -103,12 +103,7 @@ pub trait Evaluator {
         Ok(())
     }
     /// Scores a config (None: FP32) on a subset by a built-in metric, computed where the model runs.
-    fn score(
-        &mut self,
-        config: Option<&[Precision]>,
-        subset: Subset,
-        metric: MetricSpec,
-    ) -> Result<f64>;
+    fn score(&mut self, config: Config, subset: Subset, metric: MetricSpec) -> Result<f64>;
     /// The model outputs of a config (None: FP32) on a subset: one array per model output, every sample.
     fn outputs(&mut self, config: Option<&[Precision]>, subset: Subset) -> Result<Vec<Array>>;
     /// Evaluates a job: its config (None: FP32) on its subset, by its metric. The user's command runs here,
@@ -125,6 +120,9 @@ pub trait Evaluator {
         }
     }
 }
+
+/// A config to evaluate: one precision per group, or None for FP32.
+pub type Config<'a> = Option<&'a [Precision]>;
 
 /// A config as the journal and messages write it.
 pub fn config_str(c: Option<&[Precision]>) -> String {
@@ -244,12 +242,7 @@ impl Evaluator for LocalEvaluator {
         model.run_batched(&self.data(subset).inputs, self.batch, |_| {})
     }
 
-    fn score(
-        &mut self,
-        config: Option<&[Precision]>,
-        subset: Subset,
-        metric: MetricSpec,
-    ) -> Result<f64> {
+    fn score(&mut self, config: Config, subset: Subset, metric: MetricSpec) -> Result<f64> {
         let outs = self.outputs(config, subset)?;
         let k = subset as usize;
         if !metric.kind.needs_labels() && self.fp32[k].is_none() {

@@ -142,6 +142,16 @@ impl MetricInfo {
         }
     }
 
+    /// "sqnr (SQNR against FP32 (dB), higher is better)".
+    pub fn describe(&self) -> String {
+        let better = if self.higher_is_better {
+            "higher"
+        } else {
+            "lower"
+        };
+        format!("{} ({}, {better} is better)", self.name, self.label)
+    }
+
     /// Whether `v` meets `target` (at least it, or at most it where lower is better).
     pub fn meets(&self, v: f64, target: f64) -> bool {
         if self.higher_is_better {

@@ -380,17 +380,7 @@ fn html(g: &Graph, groups: &Groups, pts: &[Point], r: &TuneResult, svg: &str) ->
 fn report_md(g: &Graph, groups: &Groups, r: &TuneResult, wall: f64) -> String {
     let mut s = String::from("# amp tune report\n\n");
     let m = &r.metric;
-    let _ = writeln!(
-        s,
-        "- metric: {} ({}, {} is better)",
-        m.name,
-        m.label,
-        if m.higher_is_better {
-            "higher"
-        } else {
-            "lower"
-        }
-    );
+    let _ = writeln!(s, "- metric: {}", m.describe());
     if r.phase1_metric != r.metric {
         let _ = writeln!(s, "- phase 1 ranks groups by: {}", r.phase1_metric.name);
     }

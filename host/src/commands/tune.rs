@@ -387,16 +387,7 @@ fn print_json(
 
 fn print_text(s: &Session, r: &TuneResult, wall: f64) {
     let m = &r.metric;
-    println!(
-        "metric {} ({}, {} is better)",
-        m.name,
-        m.label,
-        if m.higher_is_better {
-            "higher"
-        } else {
-            "lower"
-        }
-    );
+    println!("metric {}", m.describe());
     println!(
         "FP32 {:.4}; baseline {} {:.4}",
         r.fp32,

@@ -132,6 +132,29 @@ pub fn spawn(cmd: &mut Command) -> std::process::Child {
         .unwrap()
 }
 
+/// Starts `cmd` (a server that prints `… listening on HOST:PORT` as its first line of stderr, then keeps
+/// logging there) and returns it with that port; the rest of its log is drained.
+pub fn spawn_listening(cmd: &mut Command) -> (std::process::Child, u16) {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    err.read_line(&mut line).unwrap();
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let port = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("no port in {line:?}"));
+    (child, port)
+}
+
 /// QNN's HTP emulator at arch v73 (fails, not skips, when the library is missing).
 pub fn runtime() -> QnnRuntime {
     runtime_at(73)

@@ -38,12 +38,8 @@ impl OpDef for LayerNorm {
         Ok(x.to_vec())
     }
 
-    /// As ScaleShift: a 16-bit gamma symmetric, beta an int32 bias; at 8 bits both over their own range.
+    /// As ScaleShift's scale and shift.
     fn operand(&self, k: usize, bits: u8) -> Operand {
-        match (k, bits) {
-            (1, 16) => Operand::Symmetric,
-            (2, 16) => Operand::Int32Bias,
-            _ => Operand::MinMax,
-        }
+        super::scale_shift::scale_and_shift(k, bits)
     }
 }

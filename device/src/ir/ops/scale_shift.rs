@@ -23,12 +23,18 @@ impl OpDef for ScaleShift {
         Ok(x.to_vec())
     }
 
-    /// HTP's Batchnorm takes a 16-bit scale only symmetric, and the shift as an int32 bias.
     fn operand(&self, k: usize, bits: u8) -> Operand {
-        match (k, bits) {
-            (1, 16) => Operand::Symmetric,
-            (2, 16) => Operand::Int32Bias,
-            _ => Operand::MinMax,
-        }
+        scale_and_shift(k, bits)
+    }
+}
+
+/// The operands of a scale (input 1) and a shift (input 2): HTP's Batchnorm takes a 16-bit scale only
+/// symmetric, and the shift as an int32 bias; at 8 bits both over their own range. LayerNorm's gamma and
+/// beta follow the same rule (measured on HTP: within 1 LSB at every width).
+pub(crate) fn scale_and_shift(k: usize, bits: u8) -> Operand {
+    match (k, bits) {
+        (1, 16) => Operand::Symmetric,
+        (2, 16) => Operand::Int32Bias,
+        _ => Operand::MinMax,
     }
 }

@@ -16,7 +16,7 @@ use anyhow::{anyhow, Result};
 
 use super::transport::{DeviceSpec, Link};
 use crate::amp::evaluator::{
-    Evaluator, Latency, MetricSpec, Prices, Probe, Provenance, Runs, Subset,
+    Config, Evaluator, Latency, MetricSpec, Prices, Probe, Provenance, Runs, Subset,
 };
 use crate::amp::groups::Groups;
 use crate::data::Dataset;
@@ -282,12 +282,7 @@ impl Evaluator for AgentEvaluator {
         }
     }
 
-    fn score(
-        &mut self,
-        config: Option<&[Precision]>,
-        subset: Subset,
-        metric: MetricSpec,
-    ) -> Result<f64> {
+    fn score(&mut self, config: Config, subset: Subset, metric: MetricSpec) -> Result<f64> {
         match self.call(&Request::Evaluate {
             plan: self.plan(config),
             samples: self.samples(subset),

@@ -15,7 +15,7 @@ use anyhow::{bail, Result};
 use super::agent::{AgentEvaluator, Connector};
 use super::transport::DeviceSpec;
 use crate::amp::evaluator::{
-    Evaluator, Job, Latency, Metric, MetricSpec, Prices, Probe, Provenance, Runs, Subset,
+    Config, Evaluator, Job, Latency, Metric, MetricSpec, Prices, Probe, Provenance, Runs, Subset,
 };
 use amp_device::backend::Array;
 
@@ -212,12 +212,7 @@ impl Evaluator for PoolEvaluator {
             .collect()
     }
 
-    fn score(
-        &mut self,
-        config: Option<&[Precision]>,
-        subset: Subset,
-        metric: MetricSpec,
-    ) -> Result<f64> {
+    fn score(&mut self, config: Config, subset: Subset, metric: MetricSpec) -> Result<f64> {
         self.evaluate(&Job {
             config: config.map(|c| c.to_vec()),
             subset,
