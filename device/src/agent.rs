@@ -404,7 +404,23 @@ pub fn serve(
             }
         };
         let bye = req == Request::Shutdown;
-        write_frame(&mut w, &st.handle(req))?;
+        // a request that panics (a model or data nothing validated for this case) is answered with an error
+        // and the state it was building is dropped; the session and the agent go on
+        let reply = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| st.handle(req)))
+        {
+            Ok(r) => r,
+            Err(p) => {
+                let what = p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".into());
+                st.last = None;
+                st.fp32 = None;
+                err(format!("the agent failed on this request: {what}"))
+            }
+        };
+        write_frame(&mut w, &reply)?;
         if bye {
             return Ok(());
         }

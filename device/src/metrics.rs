@@ -117,6 +117,9 @@ pub fn score(
     fp32: Option<&[Array]>,
     labels: Option<&[i64]>,
 ) -> Result<f64, String> {
+    if outs.is_empty() {
+        return Err("the model produced no outputs to score".into());
+    }
     let pick = |o: usize| -> Result<&Array, String> {
         outs.get(o)
             .ok_or_else(|| format!("the model has {} outputs, no output {o}", outs.len()))

@@ -296,6 +296,10 @@ pub(crate) struct TuneArgs {
     /// Ignore earlier evaluations in the results directory's journal.
     #[arg(long)]
     pub fresh: bool,
+    /// When another run holds the results directory, wait this many seconds for it to end (default: fail
+    /// at once, naming that run's PID).
+    #[arg(long, default_value_t = 0)]
+    pub wait_lock: u64,
     /// Weights quantized per tensor instead of per output channel.
     #[arg(long)]
     pub per_tensor: bool,

@@ -285,3 +285,28 @@ fn bad_flag_values_are_usage_errors() {
         );
     }
 }
+
+/// A model that lists no outputs (or has no input) is refused at import with a message, never a panic.
+#[test]
+fn a_model_without_outputs_or_inputs_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = one_node_model("Relu", 13);
+    for (file, strip, want) in [
+        ("no_outputs.onnx", true, "no outputs"),
+        ("no_inputs.onnx", false, "0 inputs"),
+    ] {
+        let mut m = proto::ModelProto::decode(bytes.as_slice()).unwrap();
+        let g = m.graph.as_mut().unwrap();
+        if strip {
+            g.output.clear();
+        } else {
+            g.input.clear();
+        }
+        let path = dir.path().join(file);
+        std::fs::write(&path, m.encode_to_vec()).unwrap();
+        expect_failure(
+            amp(&["info", "--model", path.to_str().unwrap()], dir.path()),
+            &[file, want],
+        );
+    }
+}

@@ -315,3 +315,83 @@ fn a_config_that_fails_everywhere_keeps_every_device_of_the_pool() {
     };
     assert!(pool.evaluate(&fp32).unwrap() > 0.9);
 }
+
+/// A client's model that breaks the agent (here a graph with no outputs, which the importer refuses but a
+/// shared agent must not trust its clients about) is answered with an error; the agent keeps serving, and a
+/// good model is tuned through it next.
+#[test]
+fn a_model_that_breaks_the_agent_gets_an_error_reply_and_the_agent_serves_on() {
+    use amp_device::backend::Array;
+    use amp_device::metrics::{MetricKind, MetricSpec};
+    use amp_device::protocol::{
+        blob_hash, read_frame, write_frame, BackendChoice, DataBlob, Request, Response,
+        PROTOCOL_VERSION,
+    };
+    let work = tempfile::tempdir().unwrap();
+    let (mut agent, port) = serve_tcp(work.path());
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut call = |req: Request| -> Response {
+        write_frame(&mut s, &req).unwrap();
+        read_frame(&mut s).unwrap()
+    };
+    let hello = call(Request::Hello {
+        protocol: PROTOCOL_VERSION,
+        host_version: "test".into(),
+    });
+    assert!(matches!(hello, Response::Hello { .. }), "{hello:?}");
+    let mut put = |bytes: Vec<u8>| -> String {
+        let hash = blob_hash(&bytes);
+        let r = call(Request::PutBlob {
+            hash: hash.clone(),
+            offset: 0,
+            total: bytes.len() as u64,
+            chunk: bytes,
+        });
+        assert_eq!(r, Response::Ok);
+        hash
+    };
+    let mut g = amp_device::Graph::default();
+    let x = g.add_tensor("x", vec![1, 4], None);
+    g.inputs.push(x);
+    let graph = put(postcard::to_allocvec(&g).unwrap());
+    let stats = put(postcard::to_allocvec(&amp_device::quant::Stats::default()).unwrap());
+    let data = put(postcard::to_allocvec(&DataBlob {
+        inputs: Array::new(vec![2, 4], vec![0.5; 8]),
+        labels: None,
+    })
+    .unwrap());
+    let mut call = |req: Request| -> Response {
+        write_frame(&mut s, &req).unwrap();
+        read_frame(&mut s).unwrap()
+    };
+    call(Request::LoadModel {
+        graph,
+        stats,
+        backend: BackendChoice::Ref,
+    });
+    call(Request::LoadData { data });
+    let r = call(Request::Evaluate {
+        plan: None,
+        samples: 2,
+        metric: MetricSpec {
+            kind: MetricKind::Sqnr,
+            output: None,
+        },
+        batch: 2,
+    });
+    assert!(matches!(r, Response::Error { .. }), "{r:?}");
+    // the same session still answers
+    assert!(matches!(
+        call(Request::BlobStatus {
+            hash: blob_hash(b"")
+        }),
+        Response::BlobStatus { .. }
+    ));
+    drop(s);
+    assert!(agent.try_wait().unwrap().is_none(), "the agent died");
+    let dir = tempfile::tempdir().unwrap();
+    let r = tune(dir.path(), &format!("tcp:127.0.0.1:{port}"));
+    assert!(r["evaluations"].as_u64().unwrap() > 0, "{r}");
+    agent.kill().unwrap();
+    agent.wait().unwrap();
+}

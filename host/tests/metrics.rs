@@ -178,21 +178,15 @@ fn a_metric_command_chooses_what_the_builtin_metric_does_and_is_journalled_by_it
 
 /// `tune` on digits with `--metric-cmd cmd`, which must fail; its stderr.
 fn failing(cmd: &str, extra: &[&str], cwd: &Path) -> String {
-    let (model, data) = example("digits");
-    let results = cwd.join("results");
-    let mut args = vec![
-        "tune",
-        "--model",
-        &model,
-        "--data",
-        &data,
-        "--results",
-        results.to_str().unwrap(),
-        "--metric-cmd",
-        cmd,
-    ];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(QUICK);
+    let mut args = common::tune_args("digits", &cwd.join("results"));
+    args.extend(
+        ["--metric-cmd", cmd]
+            .iter()
+            .chain(extra)
+            .chain(QUICK)
+            .map(|s| s.to_string()),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (code, err) = amp_status(&args, cwd);
     assert_eq!(code, 4, "`{cmd}`: {err}");
     assert!(err.contains(cmd), "the message names the command: {err}");

@@ -6,6 +6,7 @@ pub mod evaluator;
 pub mod export;
 pub mod groups;
 pub mod journal;
+pub mod lock;
 pub mod metric;
 pub mod remote;
 pub mod report;

@@ -549,5 +549,12 @@ fn report_md(g: &Graph, groups: &Groups, r: &TuneResult, wall: f64) -> String {
             "\nThe journal's last line was incomplete (an interrupted run) and was dropped."
         );
     }
+    if !r.skipped_journal_lines.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nJournal records skipped (evaluated again; every other record kept): {}.",
+            r.skipped_journal_lines.join("; ")
+        );
+    }
     s
 }

@@ -93,6 +93,8 @@ struct Session {
     per_channel: bool,
     dir: PathBuf,
     id: Identity,
+    /// Held for the run: one run at a time in a results directory.
+    _lock: amp_host::amp::lock::ResultsLock,
 }
 
 impl Session {
@@ -109,6 +111,10 @@ impl Session {
             .clone()
             .unwrap_or_else(|| PathBuf::from("amp-results").join(stem));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let lock = amp_host::amp::lock::ResultsLock::take(
+            &dir,
+            std::time::Duration::from_secs(a.wait_lock),
+        )?;
         let calib = data.head(a.calib_samples.max(1));
         let (stats, calib_path, _) =
             calibrate_cached(graph.clone(), &calib.inputs, &calib.hash(), &dir)?;
@@ -130,6 +136,7 @@ impl Session {
             per_channel,
             dir,
             id,
+            _lock: lock,
         })
     }
 
@@ -245,7 +252,14 @@ pub fn tune(a: TuneArgs) -> Result<()> {
         _ => None,
     };
     let mut ev = s.evaluator(&a, &specs, a.backend.backend)?;
-    let mut journal = Journal::open(&s.dir.join("journal.jsonl"), a.fresh)?;
+    let journal_path = s.dir.join("journal.jsonl");
+    let mut journal = Journal::open(&journal_path, a.fresh)?;
+    for (n, why) in &journal.skipped {
+        eprintln!(
+            "warning: {}: line {n} skipped ({why}); that evaluation runs again",
+            journal_path.display()
+        );
+    }
     let opts = TuneOptions {
         candidates: candidates.clone(),
         allowed_drop,
@@ -378,7 +392,7 @@ fn print_json(
                 "instead": v.instead.as_ref().map(|(p, acc)| serde_json::json!({"score": acc, "reference_score": p.score, "relative_bitops": p.relative_bitops, "config": p.config.iter().map(|c| c.to_string()).collect::<Vec<_>>()})),
                 "tried": v.tried, "evaluations": v.stats.evaluations, "from_journal": v.stats.cached,
             })),
-            "verify_note": r.verify_note,
+            "verify_note": r.verify_note, "journal_skipped": r.skipped_journal_lines,
             "missed": missed(r),
             "device": a.device.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(","), "evaluator": evaluator, "pushed_bytes": pushed, "outputs_bytes": pulled, "served": served, "phases": r.phases, "seconds": wall,
         })

@@ -61,6 +61,8 @@ pub enum ImportError {
     },
     #[error("input \"{name}\": {msg}")]
     Input { name: String, msg: String },
+    #[error("the model lists no outputs; amp needs at least one")]
+    NoOutputs,
     #[error("output \"{0}\" is a constant; amp needs outputs computed from the input")]
     ConstOutput(String),
     #[error("tensor \"{0}\" is used but never produced")]
@@ -191,6 +193,9 @@ pub fn import_bytes(bytes: &[u8], opts: &ImportOptions) -> Result<Graph, ImportE
             }
             Val::Const(_) => return Err(ImportError::ConstOutput(name)),
         }
+    }
+    if imp.g.outputs.is_empty() {
+        return Err(ImportError::NoOutputs);
     }
     let mut g = imp.g;
     fold::fuse_layer_norm(&mut g);

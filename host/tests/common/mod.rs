@@ -87,6 +87,23 @@ pub fn example(name: &str) -> (String, String) {
     )
 }
 
+/// The arguments of `amp-host tune` on an example into `results` (no --json), to extend.
+pub fn tune_args(name: &str, results: &Path) -> Vec<String> {
+    let (model, data) = example(name);
+    let results = results.display().to_string();
+    [
+        "tune",
+        "--model",
+        &model,
+        "--data",
+        &data,
+        "--results",
+        &results,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// `amp-host tune --json` on an example, writing to `results`, with `extra` flags.
 pub fn tune(name: &str, results: &Path, extra: &[&str]) -> serde_json::Value {
     amp_in(&mut tune_cmd(name, results, extra))

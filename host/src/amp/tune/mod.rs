@@ -168,6 +168,9 @@ pub fn tune(
         bail!("no candidates given");
     }
     let torn = journal.torn;
+    let skipped: Vec<String> = (journal.skipped.iter())
+        .map(|(n, why)| format!("line {n}: {why}"))
+        .collect();
     let mut r = Runner::new(ev, ev1, journal, id);
     let s = phase0(&mut r, g, groups, opts)?;
     // the cost model: uniform latencies → bit-op equivalents; Convert prices from the device
@@ -202,6 +205,7 @@ pub fn tune(
         chosen: baseline_point,
         phases: Default::default(),
         torn_journal_lines: torn,
+        skipped_journal_lines: skipped,
         unsupported: 0,
         failures: Vec::new(),
         verification: None,

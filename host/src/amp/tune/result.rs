@@ -129,6 +129,8 @@ pub struct TuneResult {
     pub cost: Option<CostReport>,
     pub phase3: Option<Phase3>,
     pub torn_journal_lines: usize,
+    /// Journal records skipped on open: "line N: why".
+    pub skipped_journal_lines: Vec<String>,
     /// Phase-1 (group, candidate) pairs the backend could not run (dropped from the search).
     pub unsupported: usize,
     /// Evaluations that failed for a reason of the config's own (journalled with their message and dropped

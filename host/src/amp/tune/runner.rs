@@ -131,6 +131,7 @@ impl<'a, 'b> Runner<'a, 'b> {
             unsupported: o.unsupported,
             failed: o.failed,
             seconds,
+            sum: None,
         })?;
         Ok(o.value)
     }

@@ -158,6 +158,7 @@ mod tests {
             cost: None,
             phase3: None,
             torn_journal_lines: 0,
+            skipped_journal_lines: Vec::new(),
             unsupported: 0,
             failures: Vec::new(),
             verification: None,
