@@ -29,6 +29,9 @@ pub(crate) struct Cli {
     /// adb server port for adb devices (adb's -P).
     #[arg(long, global = true)]
     pub adb_port: Option<u16>,
+    /// No progress on stderr (a bar in a terminal; otherwise a line per step every few seconds).
+    #[arg(long, global = true)]
+    pub quiet: bool,
 }
 
 #[derive(Subcommand)]
@@ -290,7 +293,7 @@ pub(crate) struct TuneArgs {
     /// Samples (the first N of --data) used to calibrate activation ranges.
     #[arg(long, default_value_t = 256)]
     pub calib_samples: usize,
-    /// Results directory (default ./amp-results/<model file stem>).
+    /// Results directory (default ./amp-results/<model file stem>, or <its folder> for a file named model.onnx).
     #[arg(long)]
     pub results: Option<PathBuf>,
     /// Ignore earlier evaluations in the results directory's journal.

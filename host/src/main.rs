@@ -43,6 +43,7 @@ fn classify(e: &anyhow::Error) -> (u8, &'static str) {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    amp_host::progress::set_quiet(cli.quiet);
     // read by the adb transport for every adb command it runs (set before any thread starts)
     if let Some(h) = &cli.adb_host {
         std::env::set_var("AMP_ADB_SERVER_HOST", h);

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{amp, eval_encodings, example, export, journal_keys, tune};
+use common::{amp, amp_cmd, eval_encodings, example, export, journal_keys, tune};
 
 #[test]
 fn exported_encodings_meet_the_target_on_every_example() {
@@ -271,5 +271,40 @@ fn the_chosen_config_is_verified_on_htp() {
             .unwrap()
             .contains("--verify-on none"),
         "{none}"
+    );
+}
+
+/// Without a terminal (a CI log), progress is one line per step with counts and time, and `--quiet`
+/// silences it; the results folder of a `model.onnx` is named after its folder; a run without --phase3
+/// leaves no earlier run's phase3.json behind.
+#[test]
+fn ci_logs_get_progress_lines_and_results_hold_only_this_runs_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, data) = example("digits_outlier");
+    let run = |extra: &[&str]| {
+        let out = amp_cmd()
+            .args(["tune", "--model", &model, "--data", &data])
+            .args(["--allowed-drop", "0.01", "--verify-on", "none"])
+            .args(extra)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        err
+    };
+    let err = run(&["--phase3"]);
+    assert!(
+        err.contains("phase 0: ") && err.contains("done in") && err.contains("phase 3: "),
+        "{err}"
+    );
+    let results = dir.path().join("amp-results/digits_outlier");
+    assert!(results.join("phase3.json").is_file());
+    let err = run(&["--quiet"]);
+    assert!(!err.contains("done in"), "{err}");
+    assert!(results.join("report.md").is_file());
+    assert!(
+        !results.join("phase3.json").exists(),
+        "an earlier run's phase3.json was left"
     );
 }

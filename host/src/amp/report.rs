@@ -164,6 +164,9 @@ pub fn write_all(dir: &Path, g: &Graph, groups: &Groups, r: &TuneResult, wall: f
             }
             write(dir, name, &v)?;
             views.push(v);
+        } else {
+            // a view this run has no data for: an earlier run's would be stale
+            remove_stale(dir, name)?;
         }
     }
     write(
@@ -195,8 +198,22 @@ pub fn write_all(dir: &Path, g: &Graph, groups: &Groups, r: &TuneResult, wall: f
             }))?,
         )?;
     }
+    if r.phase3.is_none() {
+        remove_stale(dir, "phase3.json")?;
+    }
     write(dir, "report.md", &report_md(g, groups, r, wall))?;
     Ok(())
+}
+
+/// Removes `dir/name` left by an earlier run that wrote what this run does not (so `export --phase3` never
+/// exports another run's file).
+fn remove_stale(dir: &Path, name: &str) -> Result<()> {
+    match std::fs::remove_file(dir.join(name)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing stale {}", dir.join(name).display()))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn esc(s: &str) -> String {

@@ -97,15 +97,28 @@ struct Session {
     _lock: amp_host::amp::lock::ResultsLock,
 }
 
+/// The results folder's name under amp-results/: the model file's stem, or its folder's name when the file is
+/// just `model.onnx` (examples/digits/model.onnx → digits).
+fn results_name(model: &Path) -> String {
+    let stem = model
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    let parent = model.canonicalize().ok().and_then(|p| {
+        p.parent()?
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+    });
+    match parent {
+        Some(p) if stem == "model" && !p.is_empty() => p,
+        _ => stem,
+    }
+}
+
 impl Session {
     fn open(a: &TuneArgs) -> Result<Session> {
         let (graph, data) = model_and_data(&a.input.model, &a.input.data)?;
-        let stem = a
-            .input
-            .model
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "model".into());
+        let stem = results_name(&a.input.model);
         let dir = a
             .results
             .clone()
