@@ -85,12 +85,16 @@ fn rerun_evaluates_nothing_and_fresh_evaluates_again() {
         &["--allowed-drop", "none", "--search", "bruteforce"],
     );
     assert!(first["evaluations"].as_u64().unwrap() > 0);
+    // a first run reuses its own evaluations (phase 2 meets phase 0's configs) but none comes from a
+    // journal
+    assert_eq!(first["from_journal"], 0, "{first}");
     let again = tune(
         "digits_outlier",
         dir.path(),
         &["--allowed-drop", "none", "--search", "bruteforce"],
     );
     assert_eq!(again["evaluations"], 0, "{again}");
+    assert!(again["from_journal"].as_u64().unwrap() > 0, "{again}");
     assert_eq!(again["chosen"], first["chosen"]);
     let report = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
     assert!(
@@ -112,6 +116,7 @@ fn rerun_evaluates_nothing_and_fresh_evaluates_again() {
         ],
     );
     assert_eq!(fresh["evaluations"], first["evaluations"]);
+    assert_eq!(fresh["from_journal"], 0, "{fresh}");
 }
 
 #[test]

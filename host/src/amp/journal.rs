@@ -53,6 +53,8 @@ pub struct Journal {
     pub torn: usize,
     /// Records skipped on open: (line number from 1, why).
     pub skipped: Vec<(usize, String)>,
+    /// Keys of the records read on open (an earlier run's), as against those this run appended.
+    earlier: std::collections::HashSet<String>,
 }
 
 /// A complete line of the journal as a record, or why it is not one.
@@ -125,17 +127,24 @@ impl Journal {
                 }
             }
         }
+        let earlier = entries.keys().cloned().collect();
         Ok(Journal {
             path: path.to_path_buf(),
             file,
             entries,
             torn,
             skipped,
+            earlier,
         })
     }
 
     pub fn get(&self, key: &str) -> Option<&Entry> {
         self.entries.get(key)
+    }
+
+    /// Whether `key`'s record came from an earlier run (read on open), not from this one.
+    pub fn from_earlier_run(&self, key: &str) -> bool {
+        self.earlier.contains(key)
     }
 
     pub fn append(&mut self, mut e: Entry) -> Result<()> {

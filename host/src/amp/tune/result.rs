@@ -98,6 +98,8 @@ pub struct Phase3 {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct PhaseStats {
     pub evaluations: usize,
+    /// Answers read from an earlier run's journal records (this run's own reused answers count in
+    /// neither).
     pub cached: usize,
     pub seconds: f64,
 }

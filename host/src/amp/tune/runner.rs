@@ -203,7 +203,10 @@ impl<'a, 'b> Runner<'a, 'b> {
             ]);
             match self.journal.get(&key) {
                 Some(e) => {
-                    self.phases[phase].cached += 1;
+                    // "from the journal" counts an earlier run's records, not this run's own reused
+                    if self.journal.from_earlier_run(&key) {
+                        self.phases[phase].cached += 1;
+                    }
                     answer(i, e.value);
                 }
                 None => {
@@ -256,7 +259,9 @@ impl<'a, 'b> Runner<'a, 'b> {
             &metric,
         ]);
         if let Some(e) = self.journal.get(&key) {
-            self.timing.cached += 1;
+            if self.journal.from_earlier_run(&key) {
+                self.timing.cached += 1;
+            }
             return Ok(e.value);
         }
         let start = Instant::now();
