@@ -201,6 +201,18 @@ impl WeightQuant {
     /// Quantizes `w` (shape `shape`) with per-channel scales along `axis` (None: per tensor). The largest
     /// |weight| of a channel maps to the largest code, except at 16 bits: see [`W16_MAX_CODE`].
     pub fn new(w: &[f32], shape: &[usize], axis: Option<usize>, bits: u8) -> WeightQuant {
+        WeightQuant::with_floor(w, shape, axis, bits, &[])
+    }
+
+    /// As [`WeightQuant::new`], with each channel's scale at least `floor[c]` (one value when per tensor;
+    /// empty: no floor).
+    pub fn with_floor(
+        w: &[f32],
+        shape: &[usize],
+        axis: Option<usize>,
+        bits: u8,
+        floor: &[f32],
+    ) -> WeightQuant {
         let qmax = ((1i64 << (bits - 1)) - 1) as f64;
         let top = if bits == 16 { W16_MAX_CODE } else { qmax };
         let (channels, inner) = match axis {
@@ -221,7 +233,11 @@ impl WeightQuant {
         }
         let scales: Vec<f32> = amax
             .iter()
-            .map(|&a| (if a > 0.0 { a as f64 } else { 1.0 } / top) as f32)
+            .enumerate()
+            .map(|(c, &a)| {
+                let s = (if a > 0.0 { a as f64 } else { 1.0 } / top) as f32;
+                floor.get(c).map_or(s, |&f| s.max(f))
+            })
             .collect();
         let codes = w
             .iter()
@@ -247,6 +263,48 @@ impl WeightQuant {
         } else {
             self.scales[c]
         }
+    }
+}
+
+/// The largest |bias code| amp lets an int32 bias take: half the int32 range, leaving the other half to
+/// the sum of products the bias is added to in the accumulator.
+pub const BIAS_MAX_CODE: f64 = 1073741824.0;
+
+/// The smallest weight scale per channel (one value for a per-tensor weight) at which every bias code
+/// `round(bias_c / (in_scale × w_scale_c))` stays within [`BIAS_MAX_CODE`]. At 16 × 16 bits the bias scale
+/// is tiny and an ordinary bias overflows int32 (HTP adds the bias into its int32 accumulator at that
+/// scale and ignores any other bias encoding); a weight scale raised just enough costs the channel a
+/// little weight resolution instead of its whole bias. 0 where no raise is needed.
+pub fn bias_safe_floor(bias: &[f32], in_scale: f32, per_channel: bool) -> Vec<f32> {
+    let floor = |b: f32| {
+        // rounded up in f32 so the code computed from the stored scale is within the bound
+        let f = (b.abs() as f64 / (in_scale as f64 * BIAS_MAX_CODE)) as f32;
+        if f > 0.0 {
+            f * (1.0 + f32::EPSILON)
+        } else {
+            0.0
+        }
+    };
+    if per_channel {
+        bias.iter().map(|&b| floor(b)).collect()
+    } else {
+        vec![bias.iter().fold(0f32, |m, &b| m.max(floor(b)))]
+    }
+}
+
+/// Weight channels whose scale the bias rule raised: how many, of how many, and the largest factor.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BiasRaise {
+    pub channels: usize,
+    pub of: usize,
+    pub max_factor: f32,
+}
+
+impl BiasRaise {
+    pub fn add(&mut self, o: BiasRaise) {
+        self.channels += o.channels;
+        self.of += o.of;
+        self.max_factor = self.max_factor.max(o.max_factor);
     }
 }
 
@@ -401,6 +459,9 @@ pub struct QuantPlan {
     /// Per node: the width it computes at, the widest of its activation inputs and its output
     /// ([`crate::convert::Dataflow`]).
     pub compute: Vec<u8>,
+    /// Weight channels raised so that their int32 bias fits ([`bias_safe_floor`]).
+    #[serde(default)]
+    pub bias_raise: BiasRaise,
 }
 
 /// Output-channel axis of a weighted node's weight tensor.
@@ -442,24 +503,41 @@ impl QuantPlan {
                 encodings[t] = encodings[src];
             }
         }
-        let weights = g
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| {
-                n.op.has_weights().then(|| {
-                    let w = &g.tensors[n.inputs[1]];
-                    let axis = bits.per_channel.then(|| weight_axis(&n.op));
-                    WeightQuant::new(
-                        w.data.as_deref().map(|v| v.as_slice()).unwrap_or(&[]),
-                        &w.shape,
-                        axis,
-                        bits.weight_bits[i],
-                    )
-                })
-            })
-            .collect();
-        Ok(QuantPlan::from_parts(g, roles, encodings, weights))
+        let mut plan = QuantPlan::from_parts(g, roles, encodings, vec![None; g.nodes.len()]);
+        for (i, n) in g.nodes.iter().enumerate() {
+            if !n.op.has_weights() {
+                continue;
+            }
+            let w = &g.tensors[n.inputs[1]];
+            let data = w.data.as_deref().map(|v| v.as_slice()).unwrap_or(&[]);
+            let axis = bits.per_channel.then(|| weight_axis(&n.op));
+            let plain = WeightQuant::new(data, &w.shape, axis, bits.weight_bits[i]);
+            // the bias is added at the scale of the input as the node reads it (at its compute width)
+            let bias = n.inputs.get(2).and_then(|&b| g.const_data(b));
+            let in_enc = plan.encodings[n.inputs[0]].map(|e| e.at_bits(plan.compute[i]));
+            let (Some(bias), Some(in_enc)) = (bias, in_enc) else {
+                plan.weights[i] = Some(plain);
+                continue;
+            };
+            let floor = bias_safe_floor(bias, in_enc.scale, axis.is_some());
+            let mut raise = BiasRaise {
+                of: plain.scales.len(),
+                ..BiasRaise::default()
+            };
+            for (&s, &f) in plain.scales.iter().zip(&floor) {
+                if f > s {
+                    raise.channels += 1;
+                    raise.max_factor = raise.max_factor.max(f / s);
+                }
+            }
+            plan.weights[i] = Some(if raise.channels > 0 {
+                WeightQuant::with_floor(data, &w.shape, axis, bits.weight_bits[i], &floor)
+            } else {
+                plain
+            });
+            plan.bias_raise.add(raise);
+        }
+        Ok(plan)
     }
 
     /// A plan from its encodings and weights, each node computing at the widest width of its activation
@@ -480,7 +558,31 @@ impl QuantPlan {
             encodings,
             weights,
             compute,
+            bias_raise: BiasRaise::default(),
         }
+    }
+
+    /// Per node: whether its one reader, a Relu/Clip, clamps the node's exact result rather than the result
+    /// rounded to the node's own encoding (HTP fuses an Add/Sub/Mul/Div/Min/Max with a lone Relu/Clip; the
+    /// node's encoding is still materialised). Only where nothing stands between them: a Convert (a width
+    /// change) ends the fusion.
+    pub fn clamp_reads_exact(&self, g: &Graph) -> Vec<bool> {
+        let consumers = g.consumers();
+        g.nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let [reader] = consumers[n.output][..] else {
+                    return false;
+                };
+                let same_width = self.encodings[n.output]
+                    .is_some_and(|e| self.compute[i] == e.bits && self.compute[reader] == e.bits);
+                n.op.def().act_reads_exact()
+                    && !g.outputs.contains(&n.output)
+                    && g.nodes[reader].op.def().activation_clamp().is_some()
+                    && same_width
+            })
+            .collect()
     }
 
     /// The encoding node `i` writes its result in: its output's (for a MAC op folded into a Relu/Clip, the
@@ -614,6 +716,31 @@ mod tests {
         let t = WeightQuant::new(&[0.5, -1.0, 0.1, 0.2], &[2, 2], None, 8);
         assert_eq!(t.scales.len(), 1);
         assert_eq!(t.codes, vec![64.0, -127.0, 13.0, 25.0]);
+    }
+
+    #[test]
+    fn a_bias_beyond_int32_raises_the_weight_scale_just_enough() {
+        // in_scale 1e-4: a bias of 1 needs w_scale ≥ 1 / (1e-4 · 2³⁰) ≈ 9.3e-6
+        let floor = bias_safe_floor(&[1.0, -3.0, 0.0], 1e-4, true);
+        assert!(floor[0] > 9.31e-6 && floor[0] < 9.32e-6, "{floor:?}");
+        assert!((floor[1] / floor[0] - 3.0).abs() < 1e-5);
+        assert_eq!(floor[2], 0.0);
+        assert_eq!(bias_safe_floor(&[1.0, -3.0], 1e-4, false), vec![floor[1]]);
+        let w = [1e-3f32, -2e-3, 5e-4, 1e-4];
+        let q = WeightQuant::with_floor(&w, &[2, 2], Some(0), 16, &floor[..2]);
+        // channel 0: 2e-3 / 32639 = 6.1e-8 < floor, raised; the codes follow the scale
+        assert_eq!(q.scales[0], floor[0]);
+        assert_eq!(q.codes[1], (-2e-3f64 / floor[0] as f64).round() as f32);
+        let (codes, _) = quantize_bias(&[1.0, -3.0], 1e-4, &q);
+        assert!(
+            codes.iter().all(|c| c.abs() <= BIAS_MAX_CODE as f32),
+            "{codes:?}"
+        );
+        // a floor below the plain scale changes nothing
+        assert_eq!(
+            WeightQuant::with_floor(&w, &[2, 2], Some(0), 8, &[1e-9, 1e-9]),
+            WeightQuant::new(&w, &[2, 2], Some(0), 8)
+        );
     }
 
     #[test]

@@ -551,3 +551,78 @@ fn ops_without_an_htp_lowering_are_refused_with_the_reason() {
         }
     }
 }
+
+/// A Conv whose bias overflows int32 at a16w16 (bias scale in_scale × w_scale ≈ 2e-9): the weight scales
+/// of those channels are raised until the bias fits, and the reference and HTP then agree with FP32 as
+/// closely as at a16w8. Without the raise the same bias saturates and the channels are far off.
+#[test]
+fn a_bias_that_overflows_int32_at_16_bits_raises_its_weight_scale() {
+    let rt = runtime();
+    let (g, x, stats) = common::overflowing_bias_conv();
+    let batch = x.shape[0];
+    let fp32 = Reference::new(g.clone(), None)
+        .unwrap()
+        .run(&x)
+        .unwrap()
+        .remove(0);
+    let run = |plan: &QuantPlan| {
+        Reference::new(g.clone(), Some(plan.clone()))
+            .unwrap()
+            .run(&x)
+            .unwrap()
+            .remove(0)
+    };
+    let max_err = |a: &Array| {
+        a.data
+            .iter()
+            .zip(&fp32.data)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0f32, f32::max)
+    };
+    let plan8 = QuantPlan::new(&g, &stats, &BitPlan::uniform(&g, Precision::A16W8)).unwrap();
+    let plan16 = QuantPlan::new(&g, &stats, &BitPlan::uniform(&g, Precision::A16W16)).unwrap();
+    let raised = plan16.bias_raise;
+    assert_eq!(raised.of, 8);
+    assert!((4..8).contains(&raised.channels), "{raised:?}");
+    assert!(raised.max_factor > 2.0, "{raised:?}");
+    assert_eq!(
+        plan8.bias_raise.channels, 0,
+        "at a16w8 the bias scale is 256× larger"
+    );
+    let out_scale = plan16.encodings[g.outputs[0]].unwrap().scale;
+    let (e8, e16) = (max_err(&run(&plan8)), max_err(&run(&plan16)));
+    assert!(e16 <= e8 * 1.01, "a16w16 off FP32 by {e16}, a16w8 by {e8}");
+    // the plain 16-bit weights: the bias codes saturate at int32
+    let mut plain = plan16.clone();
+    for (i, n) in g.nodes.iter().enumerate() {
+        if let Some(w) = &mut plain.weights[i] {
+            let t = &g.tensors[n.inputs[1]];
+            *w = amp_device::quant::WeightQuant::new(
+                t.data.as_deref().unwrap(),
+                &t.shape,
+                w.axis,
+                16,
+            );
+        }
+    }
+    let lost = max_err(&run(&plain));
+    assert!(
+        lost > 100.0 * e16 && lost > 5.0,
+        "without the raise off by {lost}, with it {e16}"
+    );
+    // HTP builds the raised weights and the same int32 bias
+    let htp = QnnModel::build(&rt, &g, &plan16, batch)
+        .unwrap()
+        .run(&x)
+        .unwrap()
+        .remove(0);
+    let lsb = htp
+        .data
+        .iter()
+        .zip(&run(&plan16).data)
+        .map(|(a, b)| ((a / out_scale).round() - (b / out_scale).round()).abs())
+        .fold(0f32, f32::max);
+    println!("a16w8 max error {e8}, a16w16 {e16}, unraised {lost}; HTP vs reference max {lsb} LSB; {raised:?}");
+    // 2 LSB of 16 bits, as HTP's other 16-bit requantizations (`htp_departure`)
+    assert!(lsb <= 2.0, "HTP departs from the reference by {lsb} LSB");
+}

@@ -142,6 +142,10 @@ pub fn write_all(dir: &Path, g: &Graph, groups: &Groups, r: &TuneResult, wall: f
         }),
         None => json!({ "not_verified": r.verify_note }),
     };
+    if let Some((_, b)) = r.bias_raise.first() {
+        config["bias_raised_channels"] =
+            json!({"channels": b.channels, "of": b.of, "max_factor": b.max_factor});
+    }
     write(dir, "config.json", &serde_json::to_string_pretty(&config)?)?;
     let svg = svg(&pts, &r.chosen, &Axis::of(r));
     write(dir, "pareto.svg", &svg)?;
@@ -452,6 +456,15 @@ fn report_md(g: &Graph, groups: &Groups, r: &TuneResult, wall: f64) -> String {
             let _ = writeln!(s, "- not verified on HTP: {why}");
         }
         (None, None) => {}
+    }
+    for (what, b) in &r.bias_raise {
+        if b.channels > 0 {
+            let _ = writeln!(
+                s,
+                "- bias-safe weight scales, {what}: {} of {} weight channels raised (at most ×{:.3}) so that their int32 bias fits",
+                b.channels, b.of, b.max_factor
+            );
+        }
     }
     s.push('\n');
     let _ = writeln!(s, "## Groups left at 16 bits\n");

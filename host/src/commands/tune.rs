@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use amp_device::ir::Graph;
-use amp_device::quant::Stats;
+use amp_device::quant::{BiasRaise, Precision, QuantPlan, Stats};
 use amp_host::amp::evaluator::{EvalBackend, Evaluator, LocalEvaluator};
 use amp_host::amp::groups::Groups;
 use amp_host::amp::journal::Journal;
@@ -151,6 +151,27 @@ impl Session {
             id,
             _lock: lock,
         })
+    }
+
+    /// The weight channels the bias rule raises in the chosen config and in the widest uniform candidate.
+    fn bias_raise(
+        &self,
+        r: &TuneResult,
+        candidates: &[Precision],
+    ) -> Result<Vec<(String, BiasRaise)>> {
+        let mut out = Vec::new();
+        let widest = candidates.iter().max_by_key(|c| (c.weight, c.act));
+        let chosen = ("the chosen config".to_string(), r.chosen.config.clone());
+        for (name, cfg) in std::iter::once(chosen)
+            .chain(widest.map(|&c| (format!("uniform {c}"), vec![c; self.groups.len()])))
+        {
+            let bits = self.groups.bit_plan(&self.graph, &cfg, self.per_channel);
+            out.push((
+                name,
+                QuantPlan::new(&self.graph, &self.stats, &bits)?.bias_raise,
+            ));
+        }
+        Ok(out)
     }
 
     /// An evaluator in this process on `backend`.
@@ -317,6 +338,7 @@ pub fn tune(a: TuneArgs) -> Result<()> {
         metric: r.metric.clone(),
         reference: Some(r.reference),
     };
+    r.bias_raise = s.bias_raise(&r, &candidates)?;
     report::write(&s.dir, "run.json", &serde_json::to_string_pretty(&run)?)?;
     let wall = start.elapsed().as_secs_f64();
     report::write_all(&s.dir, &s.graph, &s.groups, &r, wall)?;

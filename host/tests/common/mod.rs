@@ -333,19 +333,16 @@ pub fn export(results: &Path, out: &Path, extra: &[&str]) {
 
 /// `amp-host eval --json` of an example at the encodings in `enc`, with `extra` flags.
 pub fn eval_encodings(name: &str, enc: &Path, extra: &[&str]) -> serde_json::Value {
+    let enc = enc.display().to_string();
+    eval(name, &[&["--encodings", enc.as_str()], extra].concat())
+}
+
+/// `amp-host eval --json` of an example with `extra` flags.
+pub fn eval(name: &str, extra: &[&str]) -> serde_json::Value {
     let (model, data) = example(name);
     let mut c = amp_cmd();
-    c.args([
-        "eval",
-        "--model",
-        &model,
-        "--data",
-        &data,
-        "--json",
-        "--encodings",
-    ])
-    .arg(enc)
-    .args(extra);
+    c.args(["eval", "--model", &model, "--data", &data, "--json"])
+        .args(extra);
     amp_in(&mut c)
 }
 
@@ -399,4 +396,44 @@ pub fn mixes(groups: usize, n: usize, seed: u64) -> Vec<Vec<Precision>> {
         }
     }
     out
+}
+
+/// A 3×3 Conv (8 → 8 channels) whose bias (±30 on six channels) overflows int32 at a16w16, where the bias
+/// scale in_scale × w_scale is ≈ 2e-9, and a batch of 16 inputs in [−4, 4]; with its calibration.
+pub fn overflowing_bias_conv() -> (Arc<Graph>, Array, Stats) {
+    let mut g = Graph::default();
+    let x = g.add_tensor("x", vec![1, 8, 6, 6], None);
+    let w = g.add_tensor("w", vec![8, 8, 3, 3], Some(uniform(576, -0.5, 0.5, 7)));
+    let big: Vec<f32> = uniform(8, -1.0, 1.0, 8)
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if i % 4 == 3 {
+                b * 0.5
+            } else {
+                b.signum() * 20.0 + b * 10.0
+            }
+        })
+        .collect();
+    let b = g.add_tensor("b", vec![8], Some(big));
+    let y = g.add_tensor("y", vec![1, 8, 6, 6], None);
+    let conv = amp_device::ir::Conv {
+        strides: [1, 1],
+        pads: [1; 4],
+        dilations: [1, 1],
+        group: 1,
+    };
+    g.nodes.push(amp_device::ir::Node {
+        name: "conv".into(),
+        op: conv.into(),
+        inputs: vec![x, w, b],
+        output: y,
+    });
+    g.inputs = vec![x];
+    g.outputs = vec![y];
+    let g = Arc::new(g);
+    let batch = 16;
+    let xs = Array::new(vec![batch, 8, 6, 6], uniform(batch * 288, -4.0, 4.0, 1));
+    let stats = amp_host::calib::calibrate(g.clone(), &xs, batch).unwrap();
+    (g, xs, stats)
 }

@@ -135,23 +135,10 @@ impl Reference {
         // HTP's rule, quantized only: a Relu/Clip that alone reads an Add/Sub/Mul/Div clamps its exact result,
         // not the result rounded to its own encoding (which is still materialised and observed)
         // only where nothing stands between them: a Convert (a width change) ends the fusion
-        let act_reads_sum = graph
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| {
-                let Some(p) = &plan else { return false };
-                let [reader] = consumers[n.output][..] else {
-                    return false;
-                };
-                let same_width = p.encodings[n.output]
-                    .is_some_and(|e| p.compute[i] == e.bits && p.compute[reader] == e.bits);
-                n.op.def().act_reads_exact()
-                    && !graph.outputs.contains(&n.output)
-                    && activation_clamp(&graph.nodes[reader].op).is_some()
-                    && same_width
-            })
-            .collect::<Vec<_>>();
+        let act_reads_sum = match &plan {
+            Some(p) => p.clamp_reads_exact(&graph),
+            None => vec![false; graph.nodes.len()],
+        };
         let fused_act = graph
             .nodes
             .iter()

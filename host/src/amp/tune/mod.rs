@@ -210,6 +210,7 @@ pub fn tune(
         failures: Vec::new(),
         verification: None,
         verify_note: None,
+        bias_raise: Vec::new(),
         timing: Default::default(),
         cost: model.as_ref().map(|m| m.1.clone()),
         phase3: None,

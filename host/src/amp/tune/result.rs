@@ -1,7 +1,7 @@
 //! What a tune answers: phase-1 sensitivities, the evaluated points of the curve, the chosen point, costs,
 //! phase 3's table and how much each phase did.
 
-use amp_device::quant::Precision;
+use amp_device::quant::{BiasRaise, Precision};
 use serde::Serialize;
 
 use crate::amp::cost::{CostKind, LatencyFit, PricingReport};
@@ -142,6 +142,9 @@ pub struct TuneResult {
     pub verification: Option<super::Verification>,
     /// Why it was not verified.
     pub verify_note: Option<String>,
+    /// Weight channels whose scale was raised so that the int32 bias fits, per config described
+    /// ("chosen", the widest uniform candidate).
+    pub bias_raise: Vec<(String, BiasRaise)>,
 }
 
 impl TuneResult {

@@ -163,6 +163,7 @@ mod tests {
             failures: Vec::new(),
             verification: None,
             verify_note: None,
+            bias_raise: Vec::new(),
         };
         verify(&r, &Metric::top1(), &mut Sixteens(there), &mut journal, &id).unwrap()
     }
