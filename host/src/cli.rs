@@ -350,9 +350,34 @@ pub(crate) enum VerifyOn {
 
 #[derive(clap::Args)]
 pub(crate) struct ExportArgs {
-    /// A results directory written by `amp-host tune`.
+    /// A results directory written by `amp-host tune` (its chosen config).
+    #[arg(long, required_unless_present = "precision")]
+    pub results: Option<PathBuf>,
+    /// Instead of --results: a uniform precision aNwM of --model, calibrated on --data.
+    #[arg(long, conflicts_with = "results", requires_all = ["model", "data"])]
+    pub precision: Option<Precision>,
+    /// The ONNX model (with --precision).
     #[arg(long)]
-    pub results: PathBuf,
+    pub model: Option<PathBuf>,
+    /// Calibration data (with --precision), as `tune` takes it.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Samples of --data calibrating the activation ranges (with --precision).
+    #[arg(long, default_value_t = 256)]
+    pub calib_samples: usize,
+    /// Where calibration results are cached (with --precision).
+    #[arg(long, default_value = ".amp-cache")]
+    pub cache: PathBuf,
+    /// Weights per tensor instead of per output channel (with --precision).
+    #[arg(long)]
+    pub per_tensor: bool,
+    /// ONNX opset of a QDQ model: 21 (16-bit QuantizeLinear in the default domain) or lower with
+    /// onnxruntime's com.microsoft Q/DQ ops.
+    #[arg(long, default_value_t = amp_host::amp::qdq::QDQ16_OPSET)]
+    pub opset: i64,
+    /// Fixed batch size of a QDQ model (QNN compiles static shapes).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch: u64,
     /// Re-pick the cheapest evaluated point within this drop of the tune's metric (from the reference the
     /// tune used; default: the tuned choice).
     #[arg(long)]
@@ -363,7 +388,8 @@ pub(crate) struct ExportArgs {
     /// Output file.
     #[arg(long)]
     pub out: PathBuf,
-    /// AIMET encodings format version.
+    /// What to write: AIMET encodings for QNN's converters' --quantization_overrides (1.0.0, or 0.6.1;
+    /// qnn-overrides is 1.0.0), or qdq, a QDQ ONNX model for onnxruntime (CPU or the QNN execution provider).
     #[arg(long, value_enum, default_value = "1.0.0")]
     pub format: amp_host::amp::export::Format,
 }

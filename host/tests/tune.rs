@@ -34,6 +34,30 @@ fn exported_encodings_meet_the_target_on_every_example() {
                 r["chosen"]["score"].as_f64().unwrap(),
                 "{name} {fmt}: eval of the file differs from the tune"
             );
+            // quantizer_args describes the config: its narrowest widths, per-channel weights
+            let v: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&enc).unwrap()).unwrap();
+            let chosen: Vec<String> = r["chosen"]["config"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap().to_string())
+                .collect();
+            let narrowest = |prefix: &str| {
+                let widths = chosen.iter().map(|c| {
+                    let p: amp_device::quant::Precision = c.parse().unwrap();
+                    if prefix == "a" {
+                        p.act
+                    } else {
+                        p.weight
+                    }
+                });
+                widths.min().unwrap() as u64
+            };
+            let args = &v["quantizer_args"];
+            assert_eq!(args["activation_bitwidth"], narrowest("a"), "{name} {fmt}");
+            assert_eq!(args["param_bitwidth"], narrowest("w"), "{name} {fmt}");
+            assert_eq!(args["per_channel_quantization"], true);
         }
         for f in [
             "pareto.json",

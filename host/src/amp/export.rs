@@ -10,10 +10,13 @@ use serde_json::{json, Value};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
-    #[value(name = "1.0.0")]
+    #[value(name = "1.0.0", alias = "qnn-overrides")]
     V1,
     #[value(name = "0.6.1")]
     V061,
+    /// A QDQ ONNX model ([`super::qdq`]), not an encodings file.
+    #[value(name = "qdq")]
+    Qdq,
 }
 
 fn weight_offset(bits: u8) -> i64 {
@@ -50,9 +53,9 @@ pub fn to_json(g: &Graph, plan: &QuantPlan, format: Format) -> Value {
                            "is_sym": true, "scale": w.scales, "offset": vec![weight_offset(w.bits); w.scales.len()]})
                 })
                 .collect();
-            json!({"version": "1.0.0", "activation_encodings": a, "param_encodings": p, "quantizer_args": quantizer_args()})
+            json!({"version": "1.0.0", "activation_encodings": a, "param_encodings": p, "quantizer_args": quantizer_args(plan)})
         }
-        Format::V061 => {
+        Format::V061 | Format::Qdq => {
             let mut a = serde_json::Map::new();
             for (name, e) in &acts {
                 a.insert(name.clone(), json!([{"bitwidth": e.bits, "dtype": "int", "is_symmetric": "False", "max": e.max(), "min": e.min(), "offset": e.offset, "scale": e.scale}]));
@@ -67,13 +70,26 @@ pub fn to_json(g: &Graph, plan: &QuantPlan, format: Format) -> Value {
                     .collect();
                 p.insert(name.clone(), Value::Array(list));
             }
-            json!({"version": "0.6.1", "activation_encodings": a, "param_encodings": p, "quantizer_args": quantizer_args()})
+            json!({"version": "0.6.1", "activation_encodings": a, "param_encodings": p, "quantizer_args": quantizer_args(plan)})
         }
     }
 }
 
-fn quantizer_args() -> Value {
-    json!({"activation_bitwidth": 8, "dtype": "int", "is_symmetric": true, "param_bitwidth": 8, "per_channel_quantization": true, "quant_scheme": "post_training_tf"})
+/// AIMET's defaults for tensors the file does not name: the narrowest widths the config uses (every
+/// tensor amp quantizes is named, so these describe the config rather than change it), weights symmetric,
+/// per channel when the config's are.
+fn quantizer_args(plan: &QuantPlan) -> Value {
+    let act = plan
+        .encodings
+        .iter()
+        .flatten()
+        .map(|e| e.bits)
+        .min()
+        .unwrap_or(8);
+    let weights = || plan.weights.iter().flatten();
+    let param = weights().map(|w| w.bits).min().unwrap_or(8);
+    let per_channel = weights().any(|w| w.axis.is_some());
+    json!({"activation_bitwidth": act, "dtype": "int", "is_symmetric": true, "param_bitwidth": param, "per_channel_quantization": per_channel, "quant_scheme": "post_training_tf"})
 }
 
 /// (bits, scales, offsets) of one entry of either format.

@@ -8,6 +8,7 @@ pub mod groups;
 pub mod journal;
 pub mod lock;
 pub mod metric;
+pub mod qdq;
 pub mod remote;
 pub mod report;
 pub mod search;

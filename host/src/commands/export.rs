@@ -1,18 +1,56 @@
 //! `amp-host export`: the encodings of a tuned point in AIMET's format.
 
+use std::path::Path;
+
+use amp_device::ir::Graph;
 use amp_device::quant::{Precision, QuantPlan};
-use amp_host::amp::export::{plan_from_json, to_json};
+use amp_host::amp::export::{plan_from_json, to_json, Format};
 use amp_host::amp::groups::Groups;
+use amp_host::amp::qdq;
 use amp_host::calib::CalibrationFile;
 use amp_host::Usage;
 use anyhow::{anyhow, bail, Context, Result};
 
 use super::tune::RunInfo;
-use super::{load_model, read_json};
-use crate::cli::ExportArgs;
+use super::{load_model, model_and_data, plan_for, read_json};
+use crate::cli::{ExportArgs, Level, QuantArgs};
 
 pub(crate) fn export(a: ExportArgs) -> Result<()> {
-    let run: RunInfo = read_json(&a.results.join("run.json"))
+    let (g, plan, what) = match (&a.results, a.precision) {
+        (Some(dir), _) => tuned_plan(&a, dir)?,
+        (None, Some(p)) => {
+            let (Some(model), Some(data)) = (&a.model, &a.data) else {
+                return Err(Usage("--precision needs --model and --data".into()).into());
+            };
+            let (graph, data) = model_and_data(model, data)?;
+            let q = QuantArgs {
+                encodings: None,
+                calib_samples: a.calib_samples,
+                cache: a.cache.clone(),
+            };
+            let plan = plan_for(&graph, &data, Level::Uniform(p), &q, !a.per_tensor)?
+                .ok_or_else(|| anyhow!("no plan for {p}"))?;
+            ((*graph).clone(), plan, format!("uniform {p}"))
+        }
+        (None, None) => return Err(Usage("give --results DIR or --precision aNwM".into()).into()),
+    };
+    let bytes = match a.format {
+        Format::Qdq => qdq::to_qdq(&g, &plan, a.opset, a.batch as usize)?,
+        f => {
+            let v = to_json(&g, &plan, f);
+            // the file must read back into the same plan
+            plan_from_json(&g, &v)?;
+            serde_json::to_string_pretty(&v)?.into_bytes()
+        }
+    };
+    std::fs::write(&a.out, bytes).with_context(|| format!("writing {}", a.out.display()))?;
+    println!("wrote {} ({what})", a.out.display());
+    Ok(())
+}
+
+/// The graph and plan of a tuned point, and what it is.
+fn tuned_plan(a: &ExportArgs, dir: &Path) -> Result<(Graph, QuantPlan, String)> {
+    let run: RunInfo = read_json(&dir.join("run.json"))
         .context("is this a directory written by `amp-host tune`?")?;
     let g = load_model(&run.model, Some(run.sample_shape.clone()))?;
     if g.hash() != run.model_hash {
@@ -23,17 +61,17 @@ pub(crate) fn export(a: ExportArgs) -> Result<()> {
             run.model_hash
         );
     }
-    let calib: CalibrationFile = read_json(&a.results.join(&run.calibration))?;
+    let calib: CalibrationFile = read_json(&dir.join(&run.calibration))?;
     let chosen: serde_json::Value = match a.allowed_drop.map(|d| d.0) {
         None if a.phase3 => {
-            let p3: serde_json::Value = read_json(&a.results.join("phase3.json"))
+            let p3: serde_json::Value = read_json(&dir.join("phase3.json"))
                 .context("was the tune run with --phase3?")?;
             let i = p3["marked"].as_u64().ok_or_else(|| {
                 anyhow!("phase3.json marks no config (none met the target with a measured latency)")
             })?;
             p3["points"][i as usize].clone()
         }
-        None => read_json(&a.results.join("config.json"))?,
+        None => read_json(&dir.join("config.json"))?,
         Some(None) => {
             return Err(Usage(
                 "--allowed-drop none: export picks one point, so it needs a drop (without --allowed-drop it exports the tune's chosen config)".into(),
@@ -43,7 +81,7 @@ pub(crate) fn export(a: ExportArgs) -> Result<()> {
         Some(Some(d)) => {
             let reference = run.reference.unwrap_or(run.fp32);
             let target = run.metric.target(reference, d);
-            let pareto: serde_json::Value = read_json(&a.results.join("pareto.json"))?;
+            let pareto: serde_json::Value = read_json(&dir.join("pareto.json"))?;
             pareto["points"]
                 .as_array()
                 .into_iter()
@@ -84,19 +122,13 @@ pub(crate) fn export(a: ExportArgs) -> Result<()> {
         &calib.stats,
         &groups.bit_plan(&g, &config, run.per_channel),
     )?;
-    let v = to_json(&g, &plan, a.format);
-    // the file must read back into the same plan
-    plan_from_json(&g, &v)?;
-    std::fs::write(&a.out, serde_json::to_string_pretty(&v)?)
-        .with_context(|| format!("writing {}", a.out.display()))?;
-    println!(
-        "wrote {} (relative bit-ops {:.4}, {} {:.4})",
-        a.out.display(),
+    let what = format!(
+        "relative bit-ops {:.4}, {} {:.4}",
         chosen["relative_bitops"].as_f64().unwrap_or(0.0),
         run.metric.name,
         score_of(&chosen).unwrap_or(f64::NAN)
     );
-    Ok(())
+    Ok((g, plan, what))
 }
 
 /// A point's score (`accuracy` in results of earlier versions).

@@ -1,0 +1,233 @@
+//! The QDQ export as users deploy it: `amp-host export --format qdq`, then onnxruntime on the CPU and with
+//! the QNN execution provider on HTP (onnxruntime-qnn's libQnnHtp.so, x86_64 emulation; CPU fallback
+//! disabled, so every node runs on HTP), against amp's own reference and HTP measurements of the same
+//! config. Needs scripts/fetch-qnn-runtime.sh and scripts/python-env.sh (scripts/test.sh runs both).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use amp_device::backend::reference::Reference;
+use amp_device::backend::Array;
+use amp_device::quant::{BitPlan, Precision, QuantPlan};
+use amp_host::amp::qdq::{to_qdq, QDQ16_OPSET};
+
+mod common;
+use common::{amp_cmd, amp_in, example, python, root, tune};
+
+/// Runs `model` on `data` in onnxruntime on `ep` (cpu or qnn); the script's report and the outputs file.
+fn ort(model: &Path, data: &Path, ep: &str, out: &Path) -> serde_json::Value {
+    let o = Command::new(python())
+        .arg(root().join("scripts/run_qdq.py"))
+        .args([model, data, out])
+        .args(["--ep", ep])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{} on {ep}: {err}", model.display());
+    let text = String::from_utf8_lossy(&o.stdout);
+    serde_json::from_str(text.lines().last().unwrap_or("")).unwrap()
+}
+
+fn export_uniform(name: &str, p: Precision, out: &Path) {
+    let (model, data) = example(name);
+    let mut c = amp_cmd();
+    c.args([
+        "--quiet", "export", "--format", "qdq", "--model", &model, "--data", &data,
+    ])
+    .args(["--precision", &p.to_string(), "--out"])
+    .arg(out);
+    amp_in(&mut c);
+}
+
+fn score(v: &serde_json::Value) -> f64 {
+    v["score"].as_f64().unwrap()
+}
+
+/// Every example at every uniform precision: onnxruntime's CPU gives amp's reference top-1 and the QNN
+/// execution provider amp's HTP top-1, within half a point, except where measured otherwise below.
+#[test]
+fn uniform_qdq_models_score_as_amp_measured_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    for name in ["digits", "digits_outlier", "mnist_mbv", "textori"] {
+        let (_, data) = example(name);
+        for p in Precision::ALL {
+            let file = dir.path().join(format!("{name}.{p}.qdq.onnx"));
+            export_uniform(name, p, &file);
+            let outs = dir.path().join("out.npz");
+            let data_p = PathBuf::from(&data);
+            let cpu = ort(&file, &data_p, "cpu", &outs)["top1"].as_f64().unwrap();
+            let eval = |backend: &str| {
+                let p = p.to_string();
+                score(&common::eval(
+                    name,
+                    &["--quiet", "--precision", &p, "--backend", backend],
+                ))
+            };
+            let reference = eval("ref");
+            println!("{name:<15} {p:<7} amp ref {reference:.4}  onnxruntime CPU {cpu:.4}");
+            if (cpu - reference).abs() > 0.005 {
+                failures.push(format!("{name} {p}: CPU {cpu} vs reference {reference}"));
+            }
+            // 53 emulated 16 × 16-bit convolutions per sample: 13 minutes of CPU for textori's 120 samples
+            // through the QNN EP, too long for CI (measured once: see the README)
+            if name == "textori" && p == Precision::A16W16 {
+                continue;
+            }
+            let qnn = ort(&file, &data_p, "qnn", &outs);
+            assert_eq!(qnn["provider"], "QNNExecutionProvider");
+            let qnn = qnn["top1"].as_f64().unwrap();
+            let htp = eval("htp");
+            println!("{name:<15} {p:<7} amp HTP {htp:.4}  QNN EP {qnn:.4}");
+            // Measured: textori at a8w8 gives 0.9833 through the QNN EP and 0.9583 through amp's own QNN
+            // graph, on the same libQnnHtp.so: the EP lowers its ops differently (three of 120 samples near
+            // the decision boundary of an 8-bit model that already loses 3 points). Every other case agrees.
+            let bound = if name == "textori" && p == Precision::A8W8 {
+                0.03
+            } else {
+                0.005
+            };
+            if (qnn - htp).abs() > bound {
+                failures.push(format!("{name} {p}: QNN EP {qnn} vs amp's HTP {htp}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// A tuned mixed config: the QDQ export carries the width changes (a Q/DQ pair at the other width where a
+/// tensor is read wider than it is written) and scores as amp's reference and HTP score that config.
+#[test]
+fn a_tuned_mixed_config_exports_with_its_conversions() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let name = "digits_outlier";
+    let r = tune(
+        name,
+        &results,
+        &["--allowed-drop", "0.01", "--verify-on", "none"],
+    );
+    let chosen = r["chosen"]["config"].as_array().unwrap().clone();
+    let mixed = chosen.iter().any(|c| c != &chosen[0]);
+    assert!(mixed, "expected a mixed choice, got {chosen:?}");
+    let qdq = dir.path().join("chosen.qdq.onnx");
+    let enc = dir.path().join("chosen.encodings");
+    common::export(&results, &qdq, &["--format", "qdq"]);
+    common::export(&results, &enc, &[]);
+    let (_, data) = example(name);
+    let outs = dir.path().join("out.npz");
+    let cpu = ort(&qdq, Path::new(&data), "cpu", &outs)["top1"]
+        .as_f64()
+        .unwrap();
+    let qnn = ort(&qdq, Path::new(&data), "qnn", &outs)["top1"]
+        .as_f64()
+        .unwrap();
+    let reference = score(&common::eval_encodings(name, &enc, &["--quiet"]));
+    let htp = score(&common::eval_encodings(
+        name,
+        &enc,
+        &["--quiet", "--backend", "htp"],
+    ));
+    println!("{name} chosen {chosen:?}: ref {reference} CPU {cpu}; HTP {htp} QNN EP {qnn}");
+    assert!(
+        (cpu - reference).abs() <= 0.005,
+        "CPU {cpu} vs reference {reference}"
+    );
+    assert!(
+        (qnn - htp).abs() <= 0.005,
+        "QNN EP {qnn} vs amp's HTP {htp}"
+    );
+    // the conversions: some tensor is re-quantized at another width for its reader or writer
+    let text = String::from_utf8_lossy(&std::fs::read(&qdq).unwrap()).into_owned();
+    assert!(
+        text.contains("/as16") || text.contains("/at16"),
+        "no width change in the mixed export"
+    );
+}
+
+/// A Conv whose bias overflows int32 at a16w16 exports the raised weight scales and its int32 bias, and
+/// onnxruntime (CPU and QNN EP) computes what amp's reference computes.
+#[test]
+fn a_conv_whose_bias_overflows_int32_exports_and_runs_in_onnxruntime() {
+    let (g, xs, stats) = common::overflowing_bias_conv();
+    let (batch, y) = (xs.shape[0], g.outputs[0]);
+    let plan = QuantPlan::new(&g, &stats, &BitPlan::uniform(&g, Precision::A16W16)).unwrap();
+    assert!(plan.bias_raise.channels >= 4, "{:?}", plan.bias_raise);
+    let reference = Reference::new(g.clone(), Some(plan.clone()))
+        .unwrap()
+        .run(&xs)
+        .unwrap()
+        .remove(0);
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("conv.qdq.onnx");
+    std::fs::write(&model, to_qdq(&g, &plan, QDQ16_OPSET, batch).unwrap()).unwrap();
+    let inputs = dir.path().join("inputs.npz");
+    let mut npz = ndarray_npy::NpzWriter::new(std::fs::File::create(&inputs).unwrap());
+    let arr = ndarray::ArrayD::from_shape_vec(xs.shape.clone(), xs.data.clone()).unwrap();
+    npz.add_array("inputs", &arr).unwrap();
+    npz.finish().unwrap();
+    let scale = plan.encodings[y].unwrap().scale;
+    for ep in ["cpu", "qnn"] {
+        let out = dir.path().join(format!("{ep}.npz"));
+        ort(&model, &inputs, ep, &out);
+        let mut r = ndarray_npy::NpzReader::new(std::fs::File::open(&out).unwrap()).unwrap();
+        let got: ndarray::ArrayD<f32> = r.by_name("y").unwrap();
+        let got = Array::new(got.shape().to_vec(), got.iter().copied().collect());
+        let (max, within) = common::lsb_apart(&reference, &got, scale);
+        println!("{ep}: max {max} LSB of 16 bits from the reference, {within:.4} within 1");
+        // HTP's 16-bit Conv requantization departs by up to 2 LSB (qnn_ops)
+        assert!(max <= 2.0, "{ep}: {max} LSB from the reference");
+    }
+}
+
+/// The segmenter by its own metric (mIoU, examples/metrics/miou.py on the outputs): onnxruntime's CPU
+/// gives amp's reference mIoU and the QNN EP amp's HTP mIoU, within 0.005.
+#[test]
+fn the_segmenter_qdq_model_scores_its_miou_as_amp_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "digits_seg";
+    let (_, data) = example(name);
+    let masks = root().join("examples/digits_seg/masks.npz");
+    let script = root().join("examples/metrics/miou.py");
+    let miou_cmd = format!(
+        "{} {} --masks {}",
+        python(),
+        script.display(),
+        masks.display()
+    );
+    let miou = |outputs: &Path| {
+        let o = Command::new(python())
+            .arg(&script)
+            .arg("--masks")
+            .arg(&masks)
+            .arg(outputs)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        text.lines().last().unwrap().trim().parse::<f64>().unwrap()
+    };
+    for p in [Precision::A8W8, Precision::A16W16] {
+        let file = dir.path().join(format!("{p}.qdq.onnx"));
+        export_uniform(name, p, &file);
+        let (cpu_out, qnn_out) = (dir.path().join("cpu.npz"), dir.path().join("qnn.npz"));
+        ort(&file, Path::new(&data), "cpu", &cpu_out);
+        ort(&file, Path::new(&data), "qnn", &qnn_out);
+        let (cpu, qnn) = (miou(&cpu_out), miou(&qnn_out));
+        let eval = |backend: &str| {
+            let p = p.to_string();
+            let args = ["--quiet", "--precision", &p, "--backend", backend];
+            score(&common::eval(
+                name,
+                &[&args[..], &["--metric-cmd", &miou_cmd]].concat(),
+            ))
+        };
+        let (reference, htp) = (eval("ref"), eval("htp"));
+        println!("{name} {p}: mIoU amp ref {reference:.4} CPU {cpu:.4}; amp HTP {htp:.4} QNN EP {qnn:.4}");
+        assert!(
+            (cpu - reference).abs() <= 0.005,
+            "{p}: CPU {cpu} vs {reference}"
+        );
+        assert!((qnn - htp).abs() <= 0.005, "{p}: QNN EP {qnn} vs {htp}");
+    }
+}

@@ -1,0 +1,66 @@
+"""Runs a QDQ ONNX model (from `amp-host export --format qdq`) in onnxruntime, as users deploy it.
+
+    python scripts/run_qdq.py MODEL INPUTS.npz OUT.npz [--ep cpu|qnn] [--htp-arch 73]
+
+Checks the model with onnx.checker (full check, shapes inferred), then runs `inputs` of INPUTS.npz through
+it in the model's fixed batch size and writes every output, named as in the model, to OUT.npz (the samples
+that fill whole batches). `--ep qnn` runs on onnxruntime's QNN execution provider with the HTP backend
+(onnxruntime-qnn; on x86_64 the HTP emulator) and CPU fallback disabled, so every node runs on HTP or the
+session fails naming the nodes. Prints one JSON line: the provider, the number of samples and, when
+INPUTS.npz holds `labels`, the top-1 accuracy of the first output.
+"""
+
+import argparse
+import json
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+
+def session(path, ep, htp_arch):
+    so = ort.SessionOptions()
+    if ep == "cpu":
+        return ort.InferenceSession(path, sess_options=so, providers=["CPUExecutionProvider"])
+    import onnxruntime_qnn
+
+    ort.register_execution_provider_library("QNNExecutionProvider", onnxruntime_qnn.get_library_path())
+    devices = [d for d in ort.get_ep_devices() if d.ep_name == "QNNExecutionProvider"]
+    if not devices:
+        sys.exit("onnxruntime lists no QNN execution provider device")
+    so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+    so.add_provider_for_devices(
+        devices, {"backend_path": onnxruntime_qnn.get_qnn_htp_path(), "htp_arch": str(htp_arch)}
+    )
+    return ort.InferenceSession(path, sess_options=so)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model")
+    ap.add_argument("inputs")
+    ap.add_argument("out")
+    ap.add_argument("--ep", choices=["cpu", "qnn"], default="cpu")
+    ap.add_argument("--htp-arch", type=int, default=73)
+    a = ap.parse_args()
+    onnx.checker.check_model(onnx.load(a.model), full_check=True)
+    s = session(a.model, a.ep, a.htp_arch)
+    x = np.load(a.inputs)["inputs"].astype(np.float32)
+    inp = s.get_inputs()[0]
+    b = inp.shape[0] if isinstance(inp.shape[0], int) else len(x)
+    n = len(x) // b * b
+    names = [o.name for o in s.get_outputs()]
+    runs = [s.run(None, {inp.name: x[i : i + b]}) for i in range(0, n, b)]
+    out = {name: np.concatenate([r[k] for r in runs]) for k, name in enumerate(names)}
+    np.savez(a.out, **out)
+    report = {"provider": s.get_providers()[0], "samples": n}
+    labels = np.load(a.inputs).get("labels")
+    if labels is not None:
+        first = out[names[0]].reshape(n, -1)
+        report["top1"] = float((first.argmax(1) == labels[:n]).mean())
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
