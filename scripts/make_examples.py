@@ -346,13 +346,20 @@ def act_encoding(mn, mx, bits):
     return scale, offset
 
 
-def weight_quant(w, bits, axis):
-    """Symmetric signed per-channel weights: returns the dequantized float weights and the scales."""
+# amp's bias rule: an int32 bias code stays within half the int32 range
+BIAS_MAX_CODE = 2.0 ** 30
+
+
+def weight_quant(w, bits, axis, floor=None):
+    """Symmetric signed per-channel weights: returns the dequantized float weights and the scales. `floor`
+    (per channel) is the smallest scale each channel may take (amp's bias-safe weight scales)."""
     qmax = 2 ** (bits - 1) - 1
     top = W16_MAX_CODE if bits == 16 else qmax
     red = tuple(i for i in range(w.ndim) if i != axis)
     amax = np.max(np.abs(w), axis=red) if w.ndim > 1 else np.abs(w)
     scale = (np.where(amax > 0, amax.astype(np.float64), 1.0) / top).astype(np.float32)
+    if floor is not None:
+        scale = np.maximum(scale, floor.astype(np.float32))
     shape = [1] * w.ndim
     shape[axis] = -1
     s = scale.reshape(shape)
@@ -453,7 +460,14 @@ def qdq_model(folded, stats, a_bits, w_bits):
                 axis = 0 if trans_b else 1
             else:
                 axis = w.ndim - 1
-            wq, ws = weight_quant(w, w_bits, axis)
+            floor = None
+            if len(n.input) > 2 and n.input[2] in inits:
+                # the smallest weight scale at which the int32 bias code fits (rounded up in f32)
+                s_in, _ = encoding_of(n.input[0])
+                b = np.abs(numpy_helper.to_array(inits[n.input[2]]).astype(np.float64))
+                f = (b / (np.float64(s_in) * BIAS_MAX_CODE)).astype(np.float32)
+                floor = np.where(f > 0, f * np.float32(1 + np.finfo(np.float32).eps), 0).astype(np.float32)
+            wq, ws = weight_quant(w, w_bits, axis, floor)
             inits[n.input[1]].CopyFrom(numpy_helper.from_array(wq, n.input[1]))
             if len(n.input) > 2 and n.input[2] in inits:
                 s_in, _ = encoding_of(n.input[0])
