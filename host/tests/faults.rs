@@ -118,4 +118,29 @@ fn a_damaged_journal_keeps_every_good_record_and_says_what_it_skipped() {
         ],
     );
     assert_eq!(fresh["chosen"], clean["chosen"]);
+
+    // export needs only config.json for the chosen config, and names a pareto.json it cannot use
+    let out = dir.path().join("e.json");
+    let (o, r) = (out.to_str().unwrap(), results.to_str().unwrap());
+    std::fs::remove_file(results.join("pareto.json")).unwrap();
+    let (code, err) = amp_status(&["export", "--results", r, "--out", o], dir.path());
+    assert_eq!(code, 0, "{err}");
+    std::fs::write(results.join("pareto.json"), br#"{"points": 3}"#).unwrap();
+    let (code, err) = amp_status(
+        &[
+            "export",
+            "--results",
+            r,
+            "--out",
+            o,
+            "--allowed-drop",
+            "0.01",
+        ],
+        dir.path(),
+    );
+    assert_ne!(code, 0, "{err}");
+    assert!(
+        err.contains("pareto.json") && err.contains("no \"points\" list"),
+        "{err}"
+    );
 }

@@ -81,11 +81,16 @@ fn tuned_plan(a: &ExportArgs, dir: &Path) -> Result<(Graph, QuantPlan, String)> 
         Some(Some(d)) => {
             let reference = run.reference.unwrap_or(run.fp32);
             let target = run.metric.target(reference, d);
-            let pareto: serde_json::Value = read_json(&dir.join("pareto.json"))?;
-            pareto["points"]
-                .as_array()
-                .into_iter()
-                .flatten()
+            let file = dir.join("pareto.json");
+            let pareto: serde_json::Value = read_json(&file)?;
+            let points = pareto["points"].as_array().ok_or_else(|| {
+                anyhow!(
+                    "{}: no \"points\" list; is it a pareto.json written by `amp-host tune`?",
+                    file.display()
+                )
+            })?;
+            points
+                .iter()
                 .filter(|p| score_of(p).is_some_and(|v| run.metric.meets(v, target)))
                 .min_by(|x, y| {
                     x["relative_bitops"]

@@ -238,66 +238,151 @@ impl Evaluator for PoolEvaluator {
         jobs: &[Job],
         done: &mut dyn FnMut(usize, Result<f64>) -> Result<()>,
     ) -> Result<()> {
-        let queue = Mutex::new(Queue {
-            waiting: (0..jobs.len()).collect(),
-            ..Queue::default()
-        });
-        let cv = Condvar::new();
-        let (tx, rx) = channel::<(usize, Result<f64>)>();
         let connector = &self.connector;
-        let mut first_err = None;
-        std::thread::scope(|scope| {
-            for slot in self.slots.iter_mut().filter(|s| s.ev.is_some()) {
-                let (tx, queue, cv) = (tx.clone(), &queue, &cv);
-                scope.spawn(move || {
-                    while let Some(i) = next_job(queue, cv) {
-                        match run_on(slot, connector, &jobs[i]) {
-                            Some(r) => {
-                                let sent = tx.send((i, r)).is_ok();
-                                finish_job(queue, cv, i, false);
-                                if !sent {
-                                    return;
-                                }
-                            }
-                            None => {
-                                // this device is gone: the job goes back for the others
-                                finish_job(queue, cv, i, true);
+        let slots = self.slots.iter_mut().filter(|s| s.ev.is_some()).collect();
+        share(
+            slots,
+            jobs.len(),
+            &|slot: &mut &mut Slot, i| run_on(slot, connector, &jobs[i]),
+            done,
+        )
+    }
+}
+
+/// Shares jobs `0..n` among `workers`, one thread each: a worker takes the next waiting job, or waits while
+/// jobs still run elsewhere (they come back when their device is lost), and leaves when its own device is
+/// gone (`run` gives None: the job goes back for the others) or when nothing is left. `done` sees every
+/// answer on this thread; its first error stops the sharing.
+fn share<W: Send>(
+    workers: Vec<W>,
+    n: usize,
+    run: &(dyn Fn(&mut W, usize) -> Option<Result<f64>> + Sync),
+    done: &mut dyn FnMut(usize, Result<f64>) -> Result<()>,
+) -> Result<()> {
+    let queue = Mutex::new(Queue {
+        waiting: (0..n).collect(),
+        ..Queue::default()
+    });
+    let cv = Condvar::new();
+    let (tx, rx) = channel::<(usize, Result<f64>)>();
+    let mut first_err = None;
+    std::thread::scope(|scope| {
+        for mut w in workers {
+            let (tx, queue, cv) = (tx.clone(), &queue, &cv);
+            scope.spawn(move || {
+                while let Some(i) = next_job(queue, cv) {
+                    match run(&mut w, i) {
+                        Some(r) => {
+                            let sent = tx.send((i, r)).is_ok();
+                            finish_job(queue, cv, i, false);
+                            if !sent {
                                 return;
                             }
                         }
+                        None => {
+                            // this device is gone: the job goes back for the others
+                            finish_job(queue, cv, i, true);
+                            return;
+                        }
                     }
-                });
-            }
-            drop(tx);
-            let mut finished = 0;
-            for (i, r) in rx.iter() {
-                finished += 1;
-                if first_err.is_some() {
-                    continue;
                 }
-                if let Err(e) = done(i, r) {
-                    first_err = Some(e);
-                    // let the workers leave quickly
-                    if let Ok(mut q) = queue.lock() {
-                        q.stop = true;
-                        q.waiting.clear();
-                    }
-                    cv.notify_all();
-                }
-            }
-            if first_err.is_none() && finished < jobs.len() {
-                first_err = Some(
-                    EvalError::device_lost(format!(
-                        "every device of the pool is gone; {} evaluations were not run",
-                        jobs.len() - finished
-                    ))
-                    .into(),
-                );
-            }
-        });
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(()),
+            });
         }
+        drop(tx);
+        let mut finished = 0;
+        for (i, r) in rx.iter() {
+            finished += 1;
+            if first_err.is_some() {
+                continue;
+            }
+            if let Err(e) = done(i, r) {
+                first_err = Some(e);
+                // let the workers leave quickly
+                if let Ok(mut q) = queue.lock() {
+                    q.stop = true;
+                    q.waiting.clear();
+                }
+                cv.notify_all();
+            }
+        }
+        if first_err.is_none() && finished < n {
+            first_err = Some(
+                EvalError::device_lost(format!(
+                    "every device of the pool is gone; {} evaluations were not run",
+                    n - finished
+                ))
+                .into(),
+            );
+        }
+    });
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A device that answers after `delay`, or is lost (None) on the first job it takes.
+    struct Fake {
+        delay: Duration,
+        lost: bool,
+        took: Vec<usize>,
+    }
+
+    fn run(f: &mut &mut Fake, i: usize) -> Option<Result<f64>> {
+        f.took.push(i);
+        std::thread::sleep(f.delay);
+        (!f.lost).then(|| Ok(i as f64))
+    }
+
+    /// The defect this guards: a device lost while the last job was in flight, after the other device had
+    /// found the queue empty, left that job without a taker ("every device of the pool is gone" with a live
+    /// device).
+    #[test]
+    fn the_job_of_a_lost_device_is_taken_by_a_live_one_even_when_it_was_the_last() {
+        let mut exercised = 0;
+        for _ in 0..10 {
+            let mut steady = Fake {
+                delay: Duration::from_millis(10),
+                lost: false,
+                took: vec![],
+            };
+            let mut flaky = Fake {
+                delay: Duration::from_millis(150),
+                lost: true,
+                took: vec![],
+            };
+            let mut answers = vec![];
+            share(vec![&mut steady, &mut flaky], 2, &run, &mut |i, r| {
+                answers.push((i, r.unwrap()));
+                Ok(())
+            })
+            .unwrap();
+            answers.sort_by(|a, b| a.0.cmp(&b.0));
+            assert_eq!(answers, vec![(0, 0.0), (1, 1.0)]);
+            // the lost device's job went to the steady one once its own queue had run dry
+            if let [j] = flaky.took[..] {
+                assert!(steady.took.ends_with(&[j]), "{:?}", steady.took);
+                exercised += 1;
+            }
+        }
+        assert!(exercised > 0, "the lost device never took a job");
+    }
+
+    #[test]
+    fn with_every_device_lost_the_jobs_left_are_counted() {
+        let mut fakes: Vec<Fake> = (0..2)
+            .map(|_| Fake {
+                delay: Duration::ZERO,
+                lost: true,
+                took: vec![],
+            })
+            .collect();
+        let e = share(fakes.iter_mut().collect(), 3, &run, &mut |_, _| Ok(())).unwrap_err();
+        assert!(format!("{e}").contains("3 evaluations were not run"), "{e}");
     }
 }
