@@ -2,10 +2,12 @@
 //! loading, evaluations scored here by the built-in metrics, model outputs for metrics the host computes,
 //! latency profiling.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use crate::backend::qnn::QnnRuntime;
@@ -39,8 +41,60 @@ impl WorkDir {
     }
 }
 
+/// This process's sessions still being served (by number), so that a new session resumes only uploads
+/// whose session is over.
+static LIVE: Mutex<BTreeSet<u64>> = Mutex::new(BTreeSet::new());
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(0);
+
+/// Sessions share the device: evaluations on the reference backend run side by side, while latency
+/// measurements and anything on HTP (one accelerator) run alone.
+static DEVICE: RwLock<()> = RwLock::new(());
+
+/// One session's name among every agent process sharing a work directory: `PID-N`.
+struct Session {
+    n: u64,
+    name: String,
+}
+
+impl Session {
+    fn new() -> Session {
+        let n = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut l) = LIVE.lock() {
+            l.insert(n);
+        }
+        Session {
+            n,
+            name: format!("{}-{n}", std::process::id()),
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Ok(mut l) = LIVE.lock() {
+            l.remove(&self.n);
+        }
+    }
+}
+
+/// Whether the session named `PID-N` is still served, by this process or another one.
+fn session_alive(name: &str) -> bool {
+    let Some((pid, n)) = name.split_once('-') else {
+        return false;
+    };
+    let (Ok(pid), Ok(n)) = (pid.parse::<u32>(), n.parse::<u64>()) else {
+        return false;
+    };
+    if pid == std::process::id() {
+        LIVE.lock().map(|l| l.contains(&n)).unwrap_or(false)
+    } else {
+        Path::new("/proc").join(pid.to_string()).exists()
+    }
+}
+
 struct State {
     work: WorkDir,
+    session: Session,
     qnn_lib: Option<PathBuf>,
     graph: Option<Arc<Graph>>,
     stats: Option<Stats>,
@@ -80,12 +134,12 @@ impl State {
                 None => err(format!("blob name {hash:?} is not a hash")),
                 Some(p) => {
                     let done = fs::read(&p).map(|b| blob_hash(&b) == hash).unwrap_or(false);
-                    let partial = fs::metadata(p.with_extension("part"))
-                        .map(|m| m.len())
-                        .unwrap_or(0);
-                    Response::BlobStatus {
-                        have: if done { u64::MAX } else { partial },
-                    }
+                    let have = if done {
+                        u64::MAX
+                    } else {
+                        self.partial(&p).map(|m| m.len()).unwrap_or(0)
+                    };
+                    Response::BlobStatus { have }
                 }
             },
             Request::PutBlob {
@@ -97,7 +151,7 @@ impl State {
                 let Some(p) = self.work.blob(&hash) else {
                     return err(format!("blob name {hash:?} is not a hash"));
                 };
-                let part = p.with_extension("part");
+                let part = self.part(&p);
                 let have = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
                 if offset != have {
                     return err(format!(
@@ -201,6 +255,33 @@ impl State {
             },
             Request::Shutdown => Response::Bye,
         }
+    }
+
+    /// Where this session writes an upload of blob `p`: a file of its own, so that sessions uploading the
+    /// same blob at once never write into each other's.
+    fn part(&self, p: &Path) -> PathBuf {
+        p.with_extension(format!("part.{}", self.session.name))
+    }
+
+    /// This session's partial upload of blob `p`, else one left by a session that is over (taken over, to
+    /// resume it), else None.
+    fn partial(&self, p: &Path) -> Option<fs::Metadata> {
+        let own = self.part(p);
+        if let Ok(m) = fs::metadata(&own) {
+            return Some(m);
+        }
+        let stem = format!("{}.part.", p.file_name()?.to_str()?);
+        for e in fs::read_dir(p.parent()?).ok()?.flatten() {
+            let name = e.file_name();
+            let Some(owner) = name.to_str().and_then(|n| n.strip_prefix(&stem)) else {
+                continue;
+            };
+            // a rename is atomic: of two sessions taking over the same upload, one gets it
+            if !session_alive(owner) && fs::rename(e.path(), &own).is_ok() {
+                return fs::metadata(&own).ok();
+            }
+        }
+        None
     }
 
     /// The prepared model of `plan` at `batch`: the last one when it matches, else a new one.
@@ -386,6 +467,7 @@ pub fn serve(
     }
     let mut st = State {
         work,
+        session: Session::new(),
         qnn_lib,
         graph: None,
         stats: None,
@@ -406,6 +488,18 @@ pub fn serve(
         let bye = req == Request::Shutdown;
         // a request that panics (a model or data nothing validated for this case) is answered with an error
         // and the state it was building is dropped; the session and the agent go on
+        let alone = matches!(
+            req,
+            Request::Profile { .. } | Request::PriceConverts { .. } | Request::LoadModel { .. }
+        ) || matches!(st.backend, EvalBackend::Htp(_));
+        let (_shared, _alone) = if alone {
+            (
+                None,
+                Some(DEVICE.write().unwrap_or_else(|e| e.into_inner())),
+            )
+        } else {
+            (Some(DEVICE.read().unwrap_or_else(|e| e.into_inner())), None)
+        };
         let reply = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| st.handle(req)))
         {
             Ok(r) => r,
@@ -420,6 +514,7 @@ pub fn serve(
                 err(format!("the agent failed on this request: {what}"))
             }
         };
+        drop((_shared, _alone));
         write_frame(&mut w, &reply)?;
         if bye {
             return Ok(());
@@ -494,6 +589,75 @@ mod tests {
         assert_eq!(out[2], Response::BlobStatus { have: 0 });
         assert_eq!(out[3], Response::Ok);
         assert_eq!(out[4], Response::BlobStatus { have: u64::MAX });
+    }
+
+    fn state(dir: &Path) -> State {
+        State {
+            work: WorkDir::new(dir).unwrap(),
+            session: Session::new(),
+            qnn_lib: None,
+            graph: None,
+            stats: None,
+            backend: EvalBackend::Ref,
+            data: None,
+            fp32: None,
+            last: None,
+        }
+    }
+
+    /// The defect this guards: two sessions uploading one blob at once wrote into one partial file ("chunk
+    /// at offset 0, but 44547 bytes are stored").
+    #[test]
+    fn sessions_uploading_one_blob_at_once_each_write_their_own_and_an_ended_one_is_resumed() {
+        let dir = tempfile::tempdir().unwrap();
+        let blob: Vec<u8> = (0..100u8).collect();
+        let hash = blob_hash(&blob);
+        let put = |st: &mut State, from: usize, to: usize| {
+            st.handle(Request::PutBlob {
+                hash: hash.clone(),
+                offset: from as u64,
+                total: blob.len() as u64,
+                chunk: blob[from..to].to_vec(),
+            })
+        };
+        let status = |st: &mut State| st.handle(Request::BlobStatus { hash: hash.clone() });
+        let (mut a, mut b) = (state(dir.path()), state(dir.path()));
+        assert_eq!(put(&mut a, 0, 40), Response::Ok);
+        // b starts while a is live: it does not take a's upload
+        assert_eq!(status(&mut b), Response::BlobStatus { have: 0 });
+        assert_eq!(put(&mut b, 0, 30), Response::Ok);
+        assert_eq!(put(&mut a, 40, 70), Response::Ok);
+        assert_eq!(put(&mut b, 30, 100), Response::Ok);
+        assert_eq!(status(&mut b), Response::BlobStatus { have: u64::MAX });
+        assert_eq!(put(&mut a, 70, 100), Response::Ok);
+        assert_eq!(
+            fs::read(dir.path().join("blobs").join(&hash)).unwrap(),
+            blob
+        );
+
+        // an upload whose session ended is resumed by the next one
+        let other: Vec<u8> = (0..50u8).rev().collect();
+        let h2 = blob_hash(&other);
+        let mut c = state(dir.path());
+        let r = c.handle(Request::PutBlob {
+            hash: h2.clone(),
+            offset: 0,
+            total: 50,
+            chunk: other[..20].to_vec(),
+        });
+        assert_eq!(r, Response::Ok);
+        drop(c);
+        let mut d = state(dir.path());
+        let r = d.handle(Request::BlobStatus { hash: h2.clone() });
+        assert_eq!(r, Response::BlobStatus { have: 20 });
+        let r = d.handle(Request::PutBlob {
+            hash: h2.clone(),
+            offset: 20,
+            total: 50,
+            chunk: other[20..].to_vec(),
+        });
+        assert_eq!(r, Response::Ok);
+        assert_eq!(fs::read(dir.path().join("blobs").join(&h2)).unwrap(), other);
     }
 
     #[test]

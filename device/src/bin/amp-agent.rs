@@ -3,9 +3,11 @@
 //! `serve --stdio` talks the protocol over stdin/stdout (how `amp-host --device local` and adb run it);
 //! `serve --listen ADDR` accepts TCP connections (loopback unless `--allow-remote`); `info` lists backends.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use amp_device::agent::{serve, WorkDir};
 use clap::{Parser, Subcommand};
@@ -37,7 +39,7 @@ enum Cmd {
         /// Talk over stdin/stdout (one session).
         #[arg(long, conflicts_with = "listen")]
         stdio: bool,
-        /// Listen on this address, e.g. 127.0.0.1:7070 (one session at a time).
+        /// Listen on this address, e.g. 127.0.0.1:7070.
         #[arg(long)]
         listen: Option<SocketAddr>,
         /// Accept a non-loopback --listen address.
@@ -55,7 +57,32 @@ enum Cmd {
         /// A name for this device in the handshake (default: the host name).
         #[arg(long)]
         device: Option<String>,
+        /// With --listen: sessions served at once; a client beyond them is refused at once as busy.
+        #[arg(long, default_value_t = 4)]
+        sessions: usize,
+        /// With --listen: a session whose client sends nothing for this many seconds (even within a
+        /// request) is ended; 0 waits forever.
+        #[arg(long, default_value_t = 3600)]
+        idle_timeout: u64,
     },
+}
+
+/// Answers a client beyond `--sessions` with a "busy" error to its handshake, read first so that it gets
+/// the answer rather than a reset connection.
+fn refuse_busy(s: TcpStream, sessions: usize) {
+    use amp_device::protocol::{read_frame, write_frame, Request, Response};
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+    let mut r = &s;
+    let _ = read_frame::<Request>(&mut r);
+    let message = format!("busy: this agent serves {sessions} sessions at once (--sessions)");
+    log(&message);
+    let _ = write_frame(
+        &mut &s,
+        &Response::Error {
+            kind: amp_device::error::ErrorKind::Failed,
+            message,
+        },
+    );
 }
 
 /// A line on stderr; never panics (a closed stderr must not take the agent down).
@@ -105,6 +132,8 @@ fn main() -> ExitCode {
             work,
             qnn_lib,
             device,
+            sessions,
+            idle_timeout,
         } => {
             let device = device.unwrap_or_else(|| {
                 std::fs::read_to_string("/etc/hostname")
@@ -137,23 +166,44 @@ fn main() -> ExitCode {
                             "listening on {}",
                             l.local_addr().map(|a| a.to_string()).unwrap_or_default()
                         ));
+                        let idle = (idle_timeout > 0)
+                            .then(|| std::time::Duration::from_secs(idle_timeout));
+                        let active = Arc::new(AtomicUsize::new(0));
                         let mut res = Ok(());
                         for conn in l.incoming() {
                             let Ok(s) = conn else { continue };
                             let _ = s.set_nodelay(true);
-                            let r = s.try_clone().map_err(|e| e.to_string());
-                            res = r.and_then(|r| {
-                                wd(&work).and_then(|w| {
-                                    serve(r, s, w, qnn_lib.clone(), device.clone())
-                                        .map_err(|e| e.to_string())
-                                })
-                            });
-                            if let Err(e) = &res {
-                                log(&format!("connection ended: {e}"));
-                            }
+                            // a client that stops sending, even within a frame, is let go after a while
+                            let _ = s.set_read_timeout(idle);
+                            let session = {
+                                let (work, qnn_lib, device) =
+                                    (work.clone(), qnn_lib.clone(), device.clone());
+                                move |s: TcpStream| {
+                                    let r = s.try_clone().map_err(|e| e.to_string())?;
+                                    let w = wd(&work)?;
+                                    serve(r, s, w, qnn_lib, device).map_err(|e| e.to_string())
+                                }
+                            };
                             if once {
+                                res = session(s);
+                                if let Err(e) = &res {
+                                    log(&format!("connection ended: {e}"));
+                                }
                                 break;
                             }
+                            // sessions run side by side, up to --sessions; one more is told so at once
+                            if active.fetch_add(1, Ordering::SeqCst) >= sessions {
+                                active.fetch_sub(1, Ordering::SeqCst);
+                                refuse_busy(s, sessions);
+                                continue;
+                            }
+                            let active = active.clone();
+                            std::thread::spawn(move || {
+                                if let Err(e) = session(s) {
+                                    log(&format!("connection ended: {e}"));
+                                }
+                                active.fetch_sub(1, Ordering::SeqCst);
+                            });
                         }
                         res
                     }
