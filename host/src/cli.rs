@@ -87,6 +87,8 @@ pub(crate) struct BenchArgs {
     #[arg(long)]
     pub device: Option<DeviceSpec>,
     #[command(flatten)]
+    pub deadline: DeadlineArgs,
+    #[command(flatten)]
     pub quant: QuantArgs,
 }
 
@@ -106,6 +108,8 @@ pub(crate) struct CheckArgs {
     /// Devices to check on (`local`, `adb:SERIAL`, `tcp:HOST:PORT`), each on its own; give it several times.
     #[arg(long, default_value = "local")]
     pub device: Vec<DeviceSpec>,
+    #[command(flatten)]
+    pub deadline: DeadlineArgs,
     #[command(flatten)]
     pub metric: MetricArgs,
     /// Fail a device whose metric is worse than this (in the metric's own unit).
@@ -201,6 +205,21 @@ pub(crate) struct QuantArgs {
     pub cache: PathBuf,
 }
 
+/// How long a device may take to answer.
+#[derive(clap::Args, Clone)]
+pub(crate) struct DeadlineArgs {
+    /// Seconds a device may take to answer one request before it counts as lost (restarted once, then
+    /// dropped); longer requests get 10× the slowest answer so far per sample. 0 waits forever.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    pub device_timeout: u64,
+}
+
+impl DeadlineArgs {
+    pub(crate) fn limit(&self) -> Option<std::time::Duration> {
+        (self.device_timeout > 0).then(|| std::time::Duration::from_secs(self.device_timeout))
+    }
+}
+
 #[derive(clap::Args, Clone)]
 pub(crate) struct BackendArgs {
     /// Backend that runs quantized configs.
@@ -270,6 +289,8 @@ pub(crate) struct TuneArgs {
     /// to whichever device is free, and a device that fails is restarted once, then dropped.
     #[arg(long, default_value = "local")]
     pub device: Vec<DeviceSpec>,
+    #[command(flatten)]
+    pub deadline: DeadlineArgs,
     /// Largest accepted drop of the metric, in its own unit (0.01 of top-1 = one point; 0.5 dB of SQNR),
     /// from FP32 or, for a metric against the FP32 outputs, from the best uniform candidate; `none` for the
     /// whole curve.

@@ -215,6 +215,7 @@ fn digits_connector(work: &Path) -> amp_host::amp::remote::Connector {
         phase1: 100,
         data,
         batch: 32,
+        timeout: Some(std::time::Duration::from_secs(120)),
     }
 }
 

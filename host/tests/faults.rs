@@ -144,3 +144,138 @@ fn a_damaged_journal_keeps_every_good_record_and_says_what_it_skipped() {
         "{err}"
     );
 }
+
+/// Starts `amp-agent serve --listen 127.0.0.1:0` with `extra` flags; the agent and its port.
+fn agent(work: &std::path::Path, extra: &[&str]) -> (std::process::Child, u16) {
+    common::spawn_listening(
+        std::process::Command::new(common::bin("amp-agent"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--work"])
+            .arg(work)
+            .args(extra),
+    )
+}
+
+/// Sends `signal` (STOP, CONT) to a process.
+fn signal(child: &std::process::Child, signal: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{signal} {}", child.id());
+}
+
+/// The defect this guards: an agent stopped with SIGSTOP (a frozen phone) made the host wait forever.
+#[test]
+fn a_stalled_device_is_given_up_after_its_deadline() {
+    let works: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (mut a, pa) = agent(works[0].path(), &[]);
+    let (mut b, pb) = agent(works[1].path(), &[]);
+    let (da, db) = (format!("tcp:127.0.0.1:{pa}"), format!("tcp:127.0.0.1:{pb}"));
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("r");
+    // a metric command that sleeps keeps the run going long enough to stall a device in the middle
+    let mut cmd = common::full_curve("digits_outlier", &results, &[&da, &db]);
+    cmd.args([
+        "--metric-cmd",
+        "sleep 0.1; echo 0.5; :",
+        "--verify-on",
+        "none",
+        "--device-timeout",
+        "3",
+    ]);
+    let run = spawn(&mut cmd);
+    let journal = results.join("journal.jsonl");
+    let start = std::time::Instant::now();
+    while std::fs::read_to_string(&journal)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < 4
+    {
+        assert!(start.elapsed() < Duration::from_secs(120), "no evaluations");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(&a, "STOP");
+    let out = run.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("device {da} lost"))
+            && err.contains("no answer within 3 s (--device-timeout")
+            && err.contains("dropped"),
+        "{err}"
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let served = r["served"].as_array().unwrap();
+    let total: u64 = served.iter().map(|s| s[1].as_u64().unwrap()).sum();
+    assert_eq!(total, r["evaluations"].as_u64().unwrap(), "{r}");
+
+    // alone, the stalled device ends the run with exit 3 (a device lost), naming it, within its deadline
+    let t = std::time::Instant::now();
+    let args = common::tune_args("digits_outlier", &dir.path().join("r2"));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, err) = amp_status(
+        &[&args[..], &["--device", &da, "--device-timeout", "2"]].concat(),
+        dir.path(),
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains(&da) && err.contains("--device-timeout"),
+        "{err}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
+    signal(&a, "CONT");
+    for c in [&mut a, &mut b] {
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+}
+
+/// The defect this guards: the agent served one session at a time, so a client that sent half a frame
+/// blocked every other client (forever, when it never closed).
+#[test]
+fn a_client_holding_half_a_frame_blocks_nobody_and_is_let_go() {
+    use std::io::{Read, Write};
+    let work = tempfile::tempdir().unwrap();
+    let (mut agent, port) = agent(work.path(), &["--sessions", "2", "--idle-timeout", "5"]);
+    let device = format!("tcp:127.0.0.1:{port}");
+    let half = || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(&[200, 0]).unwrap();
+        s
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let tune = |name: &str| {
+        let args = common::tune_args("digits_outlier", &dir.path().join(name));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        amp_status(
+            &[&args[..], &["--device", &device, "--verify-on", "none"]].concat(),
+            dir.path(),
+        )
+    };
+    // beside one such client, a tune runs as usual
+    let first = half();
+    let (code, err) = tune("a");
+    assert_eq!(code, 0, "{err}");
+    drop(first);
+    std::thread::sleep(Duration::from_millis(300));
+    // with every session taken, a client is told so at once
+    let mut held = [half(), half()];
+    std::thread::sleep(Duration::from_millis(200));
+    let t = std::time::Instant::now();
+    let (code, err) = tune("b");
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("busy") && err.contains("--sessions"), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    // after --idle-timeout the silent clients are let go: their connections close and the sessions free up
+    for s in &mut held {
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut buf = [0u8; 64];
+        assert!(matches!(s.read(&mut buf), Ok(0) | Err(_)));
+    }
+    let (code, err) = tune("c");
+    assert_eq!(code, 0, "{err}");
+    agent.kill().unwrap();
+    agent.wait().unwrap();
+}

@@ -119,6 +119,7 @@ fn bench_on_device(
         phase1: 0,
         data: data.head(a.batch.max(1)),
         batch: a.batch.max(1),
+        timeout: a.deadline.limit(),
     };
     let mut ev = connector.connect(spec)?;
     let l = ev.profile(plan, a.warmup, a.iters.max(1))?;

@@ -125,6 +125,7 @@ pub(crate) fn check(a: CheckArgs) -> Result<()> {
             phase1: 0,
             data: data.clone(),
             batch: a.batch.max(1),
+            timeout: a.deadline.limit(),
         };
         let mut r = match measure(&a, spec, &connector, &config, &metric) {
             Ok(r) => r,

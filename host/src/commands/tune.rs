@@ -221,6 +221,7 @@ impl Session {
             phase1: self.phase1.len(),
             data: self.data.clone(),
             batch: a.batch,
+            timeout: a.deadline.limit(),
         };
         Ok(if specs.len() > 1 {
             Box::new(PoolEvaluator::connect(specs, connector)?)

@@ -1,8 +1,12 @@
 //! One agent as an [`Evaluator`]: the handshake, the model, statistics and data pushed once as
 //! content-addressed blobs (only the bytes the agent lacks), then one small request per evaluation.
 
+use std::collections::HashMap;
+use std::io::{Read, Write};
 use std::path::PathBuf;
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use amp_device::backend::Array;
 use amp_device::error::EvalError;
@@ -37,6 +41,9 @@ pub struct Connector {
     pub phase1: usize,
     pub data: Dataset,
     pub batch: usize,
+    /// The least time a device may take to answer before it counts as lost (--device-timeout); None
+    /// waits forever.
+    pub timeout: Option<Duration>,
 }
 
 impl Connector {
@@ -49,6 +56,13 @@ impl Connector {
 pub struct AgentEvaluator {
     // dropped first: then the child is waited for and the adb session ends
     link: Link,
+    wire: Wire,
+    /// The least time a request may take before the device counts as lost; None waits forever.
+    timeout: Option<Duration>,
+    /// Per kind of request, the slowest answer so far in seconds per unit of work (a sample, a run).
+    slowest: HashMap<&'static str, f64>,
+    /// The link was given up: every further request fails at once.
+    broken: bool,
     name: String,
     identity: String,
     soc: String,
@@ -69,11 +83,19 @@ impl AgentEvaluator {
     pub fn connect(spec: &DeviceSpec, c: &Connector) -> Result<AgentEvaluator> {
         let transport = spec.transport()?;
         let name = transport.name();
-        let link = transport
+        let mut link = transport
             .open(&c.work, c.qnn_lib.as_deref())
             .map_err(|e| EvalError::device_lost(format!("{e:#}")))?;
+        let wire = Wire::new(
+            std::mem::replace(&mut link.reader, Box::new(std::io::empty())),
+            std::mem::replace(&mut link.writer, Box::new(std::io::sink())),
+        );
         let mut ev = AgentEvaluator {
             link,
+            wire,
+            timeout: c.timeout,
+            slowest: HashMap::new(),
+            broken: false,
             name: name.clone(),
             identity: String::new(),
             soc: String::new(),
@@ -86,7 +108,7 @@ impl AgentEvaluator {
             pushed_bytes: 0,
             pulled_bytes: 0,
         };
-        match ev.call(&Request::Hello {
+        match ev.call(Request::Hello {
             protocol: PROTOCOL_VERSION,
             host_version: env!("CARGO_PKG_VERSION").into(),
         })? {
@@ -118,7 +140,7 @@ impl AgentEvaluator {
         }
         let g = ev.push(&postcard::to_allocvec(&*ev.graph)?)?;
         let s = ev.push(&postcard::to_allocvec(&c.stats)?)?;
-        ev.expect_ok(&Request::LoadModel {
+        ev.expect_ok(Request::LoadModel {
             graph: g,
             stats: s,
             backend: c.backend,
@@ -127,24 +149,57 @@ impl AgentEvaluator {
             inputs: c.data.inputs.clone(),
             labels: c.data.labels.clone(),
         })?)?;
-        ev.expect_ok(&Request::LoadData { data: d })?;
+        ev.expect_ok(Request::LoadData { data: d })?;
         Ok(ev)
     }
 
-    /// One request and its answer. A connection that fails either way is a lost device.
-    fn call(&mut self, req: &Request) -> Result<Response> {
-        if let Err(e) = write_frame(&mut self.link.writer, req) {
-            return Err(
-                EvalError::device_lost(format!("device {}: sending: {e}", self.name)).into(),
-            );
-        }
-        read_frame(&mut self.link.reader).map_err(|e| {
-            EvalError::device_lost(format!(
-                "device {}: no answer (did the agent die?): {e}",
+    /// One request and its answer. A connection that fails either way, or no answer within the deadline,
+    /// is a lost device: the link is given up (a child agent killed, a socket shut down).
+    fn call(&mut self, req: Request) -> Result<Response> {
+        if self.broken {
+            return Err(EvalError::device_lost(format!(
+                "device {}: given up on after an earlier failure",
                 self.name
             ))
-            .into()
-        })
+            .into());
+        }
+        let (kind, units) = work_of(&req);
+        let limit = self.timeout.map(|floor| {
+            let slowest = self.slowest.get(kind).copied().unwrap_or(0.0);
+            floor.max(Duration::from_secs_f64(SLACK * slowest * units))
+        });
+        let start = Instant::now();
+        let answer = match self.wire.requests.send(req) {
+            Err(_) => Err("the connection is closed".to_string()),
+            Ok(()) => match limit {
+                None => self
+                    .wire
+                    .answers
+                    .recv()
+                    .map_err(|_| "the connection is closed".into()),
+                Some(l) => self.wire.answers.recv_timeout(l).map_err(|e| match e {
+                    RecvTimeoutError::Timeout => format!(
+                        "no answer within {:.0} s (--device-timeout; 0 waits forever)",
+                        l.as_secs_f64()
+                    ),
+                    RecvTimeoutError::Disconnected => "the connection is closed".into(),
+                }),
+            },
+        }
+        .and_then(|a| a);
+        match answer {
+            Ok(r) => {
+                let per_unit = start.elapsed().as_secs_f64() / units;
+                let s = self.slowest.entry(kind).or_insert(0.0);
+                *s = s.max(per_unit);
+                Ok(r)
+            }
+            Err(e) => {
+                self.broken = true;
+                self.link.abort();
+                Err(EvalError::device_lost(format!("device {}: {e}", self.name)).into())
+            }
+        }
     }
 
     /// The error for an answer that is not the expected one: the agent's own error, of the kind it gave
@@ -162,7 +217,7 @@ impl AgentEvaluator {
         }
     }
 
-    fn expect_ok(&mut self, req: &Request) -> Result<()> {
+    fn expect_ok(&mut self, req: Request) -> Result<()> {
         match self.call(req)? {
             Response::Ok => Ok(()),
             other => Err(self.failure(other)),
@@ -172,7 +227,7 @@ impl AgentEvaluator {
     /// Uploads `bytes` unless the agent has them; resumes a partial upload. Returns the blob's hash.
     fn push(&mut self, bytes: &[u8]) -> Result<String> {
         let hash = blob_hash(bytes);
-        let have = match self.call(&Request::BlobStatus { hash: hash.clone() })? {
+        let have = match self.call(Request::BlobStatus { hash: hash.clone() })? {
             Response::BlobStatus { have } => have,
             other => return Err(self.failure(other)),
         };
@@ -184,7 +239,7 @@ impl AgentEvaluator {
             let end = (offset + CHUNK).min(bytes.len());
             let chunk = bytes[offset..end].to_vec();
             self.pushed_bytes += chunk.len() as u64;
-            self.expect_ok(&Request::PutBlob {
+            self.expect_ok(Request::PutBlob {
                 hash: hash.clone(),
                 offset: offset as u64,
                 total: bytes.len() as u64,
@@ -234,7 +289,7 @@ impl AgentEvaluator {
         plan: Option<amp_device::quant::BitPlan>,
         runs: Runs,
     ) -> Result<Latency> {
-        match self.call(&Request::Profile {
+        match self.call(Request::Profile {
             plan,
             batch: runs.batch,
             warmup: runs.warmup,
@@ -272,7 +327,7 @@ impl Evaluator for AgentEvaluator {
     }
 
     fn price_converts(&mut self, probes: &[Probe], runs: Runs) -> Result<Prices> {
-        match self.call(&Request::PriceConverts {
+        match self.call(Request::PriceConverts {
             probes: probes.to_vec(),
             warmup: runs.warmup,
             iterations: runs.iterations,
@@ -283,7 +338,7 @@ impl Evaluator for AgentEvaluator {
     }
 
     fn score(&mut self, config: Config, subset: Subset, metric: MetricSpec) -> Result<f64> {
-        match self.call(&Request::Evaluate {
+        match self.call(Request::Evaluate {
             plan: self.plan(config),
             samples: self.samples(subset),
             metric,
@@ -303,7 +358,7 @@ impl Evaluator for AgentEvaluator {
         let (n, plan) = (self.samples(subset), self.plan(config));
         let mut parts: Vec<Vec<Array>> = Vec::new();
         for start in (0..n).step_by(step) {
-            let outputs = match self.call(&Request::Outputs {
+            let outputs = match self.call(Request::Outputs {
                 plan: plan.clone(),
                 start,
                 end: (start + step).min(n),
@@ -324,10 +379,74 @@ impl Evaluator for AgentEvaluator {
 
 impl Drop for AgentEvaluator {
     fn drop(&mut self) {
-        let _ = write_frame(&mut self.link.writer, &Request::Shutdown);
-        let _ = read_frame::<Response>(&mut self.link.reader);
+        if !self.broken {
+            // the agent's goodbye, briefly waited for
+            let wait = (self.timeout).unwrap_or(GOODBYE).min(GOODBYE);
+            let bye = self.wire.requests.send(Request::Shutdown).is_ok()
+                && matches!(self.wire.answers.recv_timeout(wait), Ok(Ok(_)));
+            if !bye {
+                self.link.abort();
+            }
+        }
         if let Some(c) = &mut self.link.child {
             let _ = c.wait();
         }
+    }
+}
+
+/// How long a closing session waits for the agent's goodbye.
+const GOODBYE: Duration = Duration::from_secs(30);
+
+/// A request may take this many times the slowest answer so far per unit of work before its device counts
+/// as lost (never less than the connector's timeout).
+const SLACK: f64 = 10.0;
+
+/// A request's kind and its units of work, by which deadlines scale.
+fn work_of(req: &Request) -> (&'static str, f64) {
+    let (kind, units) = match req {
+        Request::Evaluate { samples, .. } => ("evaluate", *samples),
+        Request::Outputs { start, end, .. } => ("outputs", end.saturating_sub(*start)),
+        Request::Profile {
+            batch,
+            warmup,
+            iterations,
+            ..
+        } => ("profile", batch * (warmup + iterations)),
+        Request::PriceConverts {
+            probes,
+            warmup,
+            iterations,
+        } => ("prices", probes.len() * (warmup + iterations)),
+        _ => ("other", 1),
+    };
+    (kind, units.max(1) as f64)
+}
+
+/// The agent's streams on a thread of their own, one request and its answer at a time, so that the caller
+/// can stop waiting: a stalled agent never blocks the host.
+struct Wire {
+    requests: Sender<Request>,
+    answers: Receiver<Result<Response, String>>,
+}
+
+impl Wire {
+    fn new(mut r: Box<dyn Read + Send>, mut w: Box<dyn Write + Send>) -> Wire {
+        let (requests, asked) = channel::<Request>();
+        let (answer, answers) = channel();
+        std::thread::spawn(move || {
+            for req in asked {
+                let a = write_frame(&mut w, &req)
+                    .map_err(|e| format!("sending: {e}"))
+                    .and_then(|()| {
+                        read_frame(&mut r)
+                            .map_err(|e| format!("no answer (did the agent die?): {e}"))
+                    });
+                let failed = a.is_err();
+                if answer.send(a).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Wire { requests, answers }
     }
 }

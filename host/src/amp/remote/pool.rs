@@ -362,7 +362,7 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-            answers.sort_by(|a, b| a.0.cmp(&b.0));
+            answers.sort_by_key(|a| a.0);
             assert_eq!(answers, vec![(0, 0.0), (1, 1.0)]);
             // the lost device's job went to the steady one once its own queue had run dry
             if let [j] = flaky.took[..] {

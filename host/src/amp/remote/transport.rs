@@ -77,6 +77,21 @@ pub struct Link {
     pub child: Option<Child>,
     /// Dropped after the streams: removes the adb forward and stops the agent on the device.
     pub session: Option<AdbSession>,
+    /// The socket, when the link is one: shut down to give up on an agent that stopped answering.
+    pub socket: Option<TcpStream>,
+}
+
+impl Link {
+    /// Gives up on the agent: the socket is shut down and a child agent killed, so nothing stays blocked on
+    /// the streams.
+    pub fn abort(&mut self) {
+        if let Some(s) = &self.socket {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+        if let Some(c) = &mut self.child {
+            let _ = c.kill();
+        }
+    }
 }
 
 /// A way to reach an agent.
@@ -128,6 +143,7 @@ impl Transport for StdioTransport {
             writer: Box::new(BufWriter::new(w)),
             child: Some(child),
             session: None,
+            socket: None,
         })
     }
 }
@@ -136,11 +152,13 @@ impl Transport for StdioTransport {
 fn tcp_link(s: TcpStream, session: Option<AdbSession>) -> Result<Link> {
     s.set_nodelay(true)?;
     let r = s.try_clone()?;
+    let socket = Some(s.try_clone()?);
     Ok(Link {
         reader: Box::new(BufReader::new(r)),
         writer: Box::new(BufWriter::new(s)),
         child: None,
         session,
+        socket,
     })
 }
 
