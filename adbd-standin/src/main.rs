@@ -4,7 +4,13 @@
 //! `tcp:PORT` (for `adb forward`). Commands run on this machine with `/data/local/tmp` mapped to a sandbox
 //! folder.
 //!
-//!     amp-adbd-standin --port 5601 --sandbox /tmp/device1 [--model standin]
+//!     amp-adbd-standin --port 5601 --sandbox /tmp/device1 [--model standin] [--abi arm64-v8a --soc SM8550]
+//!
+//! With `--abi arm64-v8a` the device is an ARM phone on an x86_64 machine: an aarch64 program pushed to it
+//! runs under `qemu-aarch64 -L /usr/aarch64-linux-gnu` (Debian's qemu-user; `AMP_QEMU_AARCH64` names
+//! another), as binfmt_misc would run it: unless the machine registers qemu for aarch64 itself, the pushed
+//! file is kept beside a launcher of the same name that starts it under qemu. `getprop` on the device
+//! answers the ABI and, with `--soc`, a Qualcomm SoC's properties.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -12,7 +18,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 const A_CNXN: u32 = u32::from_le_bytes(*b"CNXN");
 const A_OPEN: u32 = u32::from_le_bytes(*b"OPEN");
@@ -22,6 +28,81 @@ const A_CLSE: u32 = u32::from_le_bytes(*b"CLSE");
 const VERSION: u32 = 0x0100_0001;
 const MAX_DATA: usize = 256 * 1024;
 const DEVICE_ROOT: &str = "/data/local/tmp";
+
+/// What kind of device this stand-in is.
+struct Device {
+    /// `ro.product.cpu.abi`.
+    abi: String,
+}
+
+static DEVICE: OnceLock<Device> = OnceLock::new();
+
+fn is_arm() -> bool {
+    DEVICE.get().is_some_and(|d| d.abi == "arm64-v8a")
+}
+
+/// Where the device's own programs (`getprop`) live in the sandbox.
+fn device_bin(sandbox: &Path) -> PathBuf {
+    sandbox.join(".standin-bin")
+}
+
+/// Writes `getprop`, answering `props` (one property, or all as `[name]: [value]` lines).
+fn install_getprop(sandbox: &Path, props: &[(String, String)]) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = device_bin(sandbox);
+    std::fs::create_dir_all(&bin)?;
+    let mut script = String::from("#!/bin/sh\ncase \"$1\" in\n");
+    for (k, v) in props {
+        script += &format!("  {k}) echo '{v}' ;;\n");
+    }
+    script += "  '')";
+    for (k, v) in props {
+        script += &format!(" echo '[{k}]: [{v}]';");
+    }
+    script += " ;;\n  *) echo ;;\nesac\n";
+    let p = bin.join("getprop");
+    std::fs::write(&p, script)?;
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
+}
+
+/// An aarch64 ELF executable (e_machine 183).
+fn is_aarch64_elf(data: &[u8]) -> bool {
+    data.len() > 20
+        && data.starts_with(b"\x7fELF")
+        && u16::from_le_bytes([data[18], data[19]]) == 183
+}
+
+/// Whether this machine runs aarch64 programs itself (natively, or through binfmt_misc).
+fn runs_aarch64() -> bool {
+    std::env::consts::ARCH == "aarch64"
+        || std::fs::read_to_string("/proc/sys/fs/binfmt_misc/qemu-aarch64")
+            .is_ok_and(|s| s.starts_with("enabled"))
+}
+
+/// Stores a pushed file at `target`; an aarch64 program on an ARM device that this machine cannot run
+/// itself is kept as `.NAME.aarch64` beside a launcher `NAME` that runs it under qemu.
+fn store(target: &Path, data: &[u8]) -> std::io::Result<()> {
+    if !(is_arm() && is_aarch64_elf(data) && !runs_aarch64()) {
+        return std::fs::write(target, data);
+    }
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let real = target.with_file_name(format!(".{name}.aarch64"));
+    std::fs::write(&real, data)?;
+    // qemu runs only a file it could execute
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o755))?;
+    let qemu = std::env::var("AMP_QEMU_AARCH64").unwrap_or_else(|_| "qemu-aarch64".into());
+    std::fs::write(
+        target,
+        format!(
+            "#!/bin/sh\nexec {qemu} -L /usr/aarch64-linux-gnu \"{}\" \"$@\"\n",
+            real.display()
+        ),
+    )
+}
 
 struct Msg {
     cmd: u32,
@@ -103,6 +184,11 @@ fn host_path(sandbox: &Path, p: &str) -> PathBuf {
 fn shell_command(sandbox: &Path, cmd: &str) -> Command {
     let mapped = cmd.replace(DEVICE_ROOT, &sandbox.display().to_string());
     let mut c = Command::new("sh");
+    let bin = device_bin(sandbox);
+    if bin.is_dir() {
+        let path = std::env::var("PATH").unwrap_or_default();
+        c.env("PATH", format!("{}:{path}", bin.display()));
+    }
     c.arg("-c")
         .arg(if mapped.trim().is_empty() {
             "true".to_string()
@@ -367,7 +453,7 @@ fn sync(s: &Stream, input: Receiver<Vec<u8>>, sandbox: &Path) -> std::io::Result
                         }
                     }
                 }
-                let result = std::fs::write(&target, &data).and_then(|_| {
+                let result = store(&target, &data).and_then(|_| {
                     use std::os::unix::fs::PermissionsExt;
                     let m: u32 = mode.parse().unwrap_or(0o644);
                     std::fs::set_permissions(&target, std::fs::Permissions::from_mode(m & 0o7777))
@@ -466,6 +552,16 @@ fn main() {
     let port: u16 = get("--port").and_then(|p| p.parse().ok()).unwrap_or(0);
     let sandbox = PathBuf::from(get("--sandbox").unwrap_or_else(|| "/tmp/amp-adbd-sandbox".into()));
     let model = get("--model").unwrap_or_else(|| "standin".into());
+    let abi = get("--abi").unwrap_or_else(|| "x86_64".into());
+    let mut props = Vec::new();
+    if abi == "arm64-v8a" || get("--soc").is_some() {
+        props.push(("ro.product.model".to_string(), model.clone()));
+        props.push(("ro.product.cpu.abi".to_string(), abi.clone()));
+    }
+    if let Some(soc) = get("--soc") {
+        props.push(("ro.soc.manufacturer".to_string(), "QTI".to_string()));
+        props.push(("ro.soc.model".to_string(), soc));
+    }
     if let Err(e) = std::fs::create_dir_all(&sandbox) {
         let _ = writeln!(
             std::io::stderr(),
@@ -474,6 +570,13 @@ fn main() {
         );
         std::process::exit(1);
     }
+    if !props.is_empty() {
+        if let Err(e) = install_getprop(&sandbox, &props) {
+            let _ = writeln!(std::io::stderr(), "amp-adbd-standin: getprop: {e}");
+            std::process::exit(1);
+        }
+    }
+    let _ = DEVICE.set(Device { abi });
     let l = match TcpListener::bind(("127.0.0.1", port)) {
         Ok(l) => l,
         Err(e) => {

@@ -91,11 +91,19 @@ fn log(msg: &str) {
     let _ = writeln!(std::io::stderr(), "amp-agent: {msg}");
 }
 
+/// A line on stdout; a closed pipe (`amp-agent info | head -1`) ends nothing.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 fn main() -> ExitCode {
     match Cli::parse().cmd {
         Cmd::Info { qnn_lib, htp_arch } => {
-            println!("amp-agent {}", env!("CARGO_PKG_VERSION"));
-            println!(
+            say!("amp-agent {}", env!("CARGO_PKG_VERSION"));
+            say!(
                 "cpu: {} ({} threads)",
                 std::env::consts::ARCH,
                 std::thread::available_parallelism()
@@ -107,11 +115,11 @@ fn main() -> ExitCode {
                 if let Ok(out) = std::process::Command::new("getprop").arg(prop).output() {
                     let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
                     if !v.is_empty() {
-                        println!("{prop}: {v}");
+                        say!("{prop}: {v}");
                     }
                 }
             }
-            println!("backend ref: amp reference backend (CPU)");
+            say!("backend ref: amp reference backend (CPU)");
             match qnn_sys::locate_htp(qnn_lib.as_deref())
                 .map_err(|e| e.to_string())
                 .and_then(|p| {
@@ -119,8 +127,8 @@ fn main() -> ExitCode {
                         .map(|rt| (p, rt))
                         .map_err(|e| e.to_string())
                 }) {
-                Ok((p, rt)) => println!("backend htp: {} from {}", rt.describe(), p.display()),
-                Err(e) => println!("backend htp: unavailable: {e}"),
+                Ok((p, rt)) => say!("backend htp: {} from {}", rt.describe(), p.display()),
+                Err(e) => say!("backend htp: unavailable: {e}"),
             }
             ExitCode::SUCCESS
         }
