@@ -21,7 +21,18 @@ pub(crate) fn devices(json: bool) -> Result<()> {
                 let mut parts = line.split_whitespace();
                 let (Some(serial), Some(state)) = (parts.next(), parts.next()) else { continue };
                 let model = parts.find_map(|p| p.strip_prefix("model:")).unwrap_or("");
-                rows.push(serde_json::json!({"device": format!("adb:{serial}"), "transport": "adb", "state": state, "model": model}));
+                let mut row = serde_json::json!({"device": format!("adb:{serial}"), "transport": "adb", "state": state, "model": model});
+                if state == "device" {
+                    match amp_host::amp::remote::adb::describe(serial) {
+                        Ok(f) => {
+                            for (k, v) in [("soc", f.soc), ("abi", f.abi), ("android", f.android), ("agent", f.agent)] {
+                                row[k] = v.into();
+                            }
+                        }
+                        Err(e) => row["error"] = format!("{e:#}").into(),
+                    }
+                }
+                rows.push(row);
             }
         }
         Err(e) => rows.push(serde_json::json!({"device": "adb", "transport": "adb", "state": format!("adb not available: {e}")})),
@@ -37,7 +48,16 @@ pub(crate) fn devices(json: bool) -> Result<()> {
                 r["state"].as_str().unwrap_or(""),
                 r.get("model")
                     .and_then(|m| m.as_str())
-                    .map(|m| format!("model {m}"))
+                    .map(|m| {
+                        let mut s = format!("model {m}");
+                        for k in ["soc", "abi", "android", "agent"] {
+                            match r.get(k).and_then(|v| v.as_str()) {
+                                Some(v) if !v.is_empty() => s += &format!(", {k} {v}"),
+                                _ => {}
+                            }
+                        }
+                        s
+                    })
                     .or_else(|| r.get("backends").map(|b| format!("backends {b}")))
                     .unwrap_or_default()
             );

@@ -55,14 +55,75 @@ fn adb_run(serial: &str, args: &[&str]) -> Result<String> {
     Ok(text)
 }
 
+/// What `amp-host devices` shows of an adb device: its properties and whether it holds this agent.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct DeviceFacts {
+    /// `ro.soc.model` (after `ro.soc.manufacturer`), else `ro.board.platform`.
+    pub soc: String,
+    /// `ro.product.cpu.abi`.
+    pub abi: String,
+    /// `ro.build.version.release`.
+    pub android: String,
+    /// `current` (the device holds the agent amp would push), `outdated`, or `absent`.
+    pub agent: String,
+}
+
+/// The `[name]: [value]` lines of `getprop`.
+fn parse_getprop(text: &str) -> std::collections::HashMap<String, String> {
+    text.lines()
+        .filter_map(|l| {
+            let (k, v) = l.trim().split_once("]: [")?;
+            Some((k.strip_prefix('[')?.into(), v.strip_suffix(']')?.into()))
+        })
+        .collect()
+}
+
+/// One adb call for a device's properties and the agent it holds.
+pub fn describe(serial: &str) -> Result<DeviceFacts> {
+    let out = adb_run(
+        serial,
+        &[
+            "shell",
+            &format!(
+                "getprop 2>/dev/null; echo ---; cat {ADB_DIR}/amp-agent.blake3 2>/dev/null; true"
+            ),
+        ],
+    )?;
+    let (props, held) = out.split_once("---").unwrap_or((&out, ""));
+    let props = parse_getprop(props);
+    let get = |k: &str| props.get(k).cloned().unwrap_or_default();
+    let soc = match (get("ro.soc.manufacturer"), get("ro.soc.model")) {
+        (_, m) if m.is_empty() => get("ro.board.platform"),
+        (v, m) if v.is_empty() => m,
+        (v, m) => format!("{v} {m}"),
+    };
+    let ours = std::fs::read(device_agent()).map(|b| blob_hash(&b)).ok();
+    let agent = match held.trim() {
+        "" => "absent",
+        h if Some(h) == ours.as_deref() => "current",
+        _ => "outdated",
+    };
+    Ok(DeviceFacts {
+        soc,
+        abi: get("ro.product.cpu.abi"),
+        android: get("ro.build.version.release"),
+        agent: agent.into(),
+    })
+}
+
+/// The agent binary amp pushes to devices: `AMP_AGENT_DEVICE`, else this machine's.
+fn device_agent() -> PathBuf {
+    std::env::var_os("AMP_AGENT_DEVICE")
+        .map(PathBuf::from)
+        .unwrap_or_else(find_agent)
+}
+
 impl AdbSession {
     /// Pushes the agent (and QNN libraries) unless the device has this version, starts it listening on a
     /// device port, and forwards a local port to it.
     pub fn start(serial: &str, qnn_lib: Option<&Path>) -> Result<AdbSession> {
         adb_run(serial, &["shell", &format!("mkdir -p {ADB_DIR}/work")])?;
-        let agent = std::env::var_os("AMP_AGENT_DEVICE")
-            .map(PathBuf::from)
-            .unwrap_or_else(find_agent);
+        let agent = device_agent();
         let bytes = std::fs::read(&agent)
             .with_context(|| format!("reading the agent binary {}", agent.display()))?;
         let hash = blob_hash(&bytes);
@@ -187,5 +248,16 @@ impl Drop for AdbSession {
             .output();
         let _ = self.shell.kill();
         let _ = self.shell.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn getprop_lines_parse_and_others_are_ignored() {
+        let p = super::parse_getprop("[ro.soc.model]: [SM8550]\n[ro.x]: []\nnoise\n");
+        assert_eq!(p["ro.soc.model"], "SM8550");
+        assert_eq!(p["ro.x"], "");
+        assert_eq!(p.len(), 2);
     }
 }
