@@ -16,5 +16,7 @@ if ! command -v adb >/dev/null; then
         sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq adb >/dev/null
     fi
 fi
+# the agent as it runs on an ARM device, for the emulated adb test (Debian's cross gcc and qemu-user)
+bash scripts/build-agent-arm64.sh --emulator
 cargo build --workspace --all-targets
 cargo test --workspace --no-fail-fast

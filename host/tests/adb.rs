@@ -315,3 +315,101 @@ fn check_over_two_adb_devices_reports_each_and_one_vanishing_exits_3() {
     d2.kill().unwrap();
     d2.wait().unwrap();
 }
+
+/// The agent as it runs on an ARM phone or board: the aarch64 build (scripts/build-agent-arm64.sh) pushed
+/// to an arm64 stand-in device, which runs it under qemu-aarch64. `amp-host devices` reads the device's
+/// properties, and the tune gives the same curve, choice and encodings as in this process.
+#[test]
+fn an_aarch64_agent_under_emulation_gives_the_same_results() {
+    let arm = std::env::var_os("AMP_AGENT_ARM64")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root().join("target/aarch64-unknown-linux-gnu/release/amp-agent"));
+    assert!(
+        arm.is_file(),
+        "{} missing: run scripts/build-agent-arm64.sh --emulator (scripts/test.sh does)",
+        arm.display()
+    );
+    let server = AdbServer::start();
+    let sandbox = tempfile::tempdir().unwrap();
+    let (mut device, port) = common::spawn_listening(Command::new(bin("amp-adbd-standin")).args([
+        "--port",
+        "0",
+        "--sandbox",
+        sandbox.path().to_str().unwrap(),
+        "--model",
+        "amp_arm",
+        "--abi",
+        "arm64-v8a",
+        "--soc",
+        "SM8550",
+    ]));
+    let serial = format!("127.0.0.1:{port}");
+    server.connect(std::slice::from_ref(&serial));
+    let facts = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_amp-host"))
+            .args(["devices", "--json"])
+            .env("ADB_SERVER_SOCKET", server.socket())
+            .env("AMP_AGENT_DEVICE", &arm)
+            .output()
+            .unwrap();
+        let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["device"] == format!("adb:{serial}"))
+            .cloned()
+            .unwrap_or_else(|| panic!("{all}"))
+    };
+    let before = facts();
+    assert_eq!(
+        (&before["soc"], &before["abi"], &before["agent"]),
+        (
+            &serde_json::json!("QTI SM8550"),
+            &serde_json::json!("arm64-v8a"),
+            &serde_json::json!("absent")
+        ),
+        "{before}"
+    );
+
+    let tune = |results: &Path, device: &str| {
+        amp_in(
+            common::tune_cmd("digits_outlier", results, &["--verify-on", "none"])
+                .args(["--device", device])
+                .env("ADB_SERVER_SOCKET", server.socket())
+                .env("AMP_AGENT_DEVICE", &arm),
+        )
+    };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let on_arm = tune(a.path(), &format!("adb:{serial}"));
+    let here = tune(b.path(), "inprocess");
+    assert!(on_arm["evaluations"].as_u64().unwrap() > 0, "{on_arm}");
+    assert_eq!(on_arm["chosen"], here["chosen"]);
+    for f in ["pareto.csv", "config.json"] {
+        let read = |d: &Path| std::fs::read_to_string(d.join(f)).unwrap();
+        assert_eq!(read(a.path()), read(b.path()), "{f}");
+    }
+    let encodings = |d: &Path| {
+        let out = d.join("e.json");
+        amp_in(common::amp_cmd().args([
+            "export",
+            "--results",
+            d.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]));
+        std::fs::read_to_string(out).unwrap()
+    };
+    assert_eq!(encodings(a.path()), encodings(b.path()));
+    // what ran on the device is the aarch64 program
+    let pushed = ["amp/.amp-agent.aarch64", "amp/amp-agent"]
+        .map(|p| sandbox.path().join(p))
+        .into_iter()
+        .find(|p| p.is_file() && std::fs::read(p).unwrap() == std::fs::read(&arm).unwrap());
+    assert!(pushed.is_some(), "the aarch64 agent is not on the device");
+    assert_eq!(facts()["agent"], "current");
+    let fwd = server.cmd().args(["forward", "--list"]).output().unwrap();
+    let fwd = String::from_utf8_lossy(&fwd.stdout);
+    assert!(fwd.trim().is_empty(), "forwards left: {fwd}");
+    device.kill().unwrap();
+    device.wait().unwrap();
+}
