@@ -29,6 +29,11 @@ pub(crate) struct Cli {
     /// adb server port for adb devices (adb's -P).
     #[arg(long, global = true)]
     pub adb_port: Option<u16>,
+    /// An adb server of the farm (HOST:PORT); give it once per lab host. Its devices are named
+    /// SERIAL@HOST:PORT; `--device all` and `--device soc:NAME` pick among them. Also AMP_ADB_SERVERS
+    /// (comma-separated).
+    #[arg(long, global = true, value_name = "HOST:PORT")]
+    pub adb_server: Vec<String>,
     /// No progress on stderr (a bar in a terminal; otherwise a line per step every few seconds).
     #[arg(long, global = true)]
     pub quiet: bool,
@@ -180,7 +185,7 @@ impl QnnArgs {
 }
 
 /// The model and the data it runs on.
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 pub(crate) struct ModelArgs {
     /// The ONNX model.
     #[arg(long)]
@@ -275,7 +280,7 @@ pub(crate) struct TraceArgs {
     pub quant: QuantArgs,
 }
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 pub(crate) struct TuneArgs {
     #[command(flatten)]
     pub input: ModelArgs,
@@ -284,11 +289,16 @@ pub(crate) struct TuneArgs {
     /// Backend for phase 1 only (e.g. `ref` while phases 0 and 2 run on `htp`); default: --backend.
     #[arg(long, value_enum)]
     pub phase1_backend: Option<BackendKind>,
-    /// Where configs are evaluated: `local` (an amp-agent child over stdio), `adb:SERIAL` (or a bare serial),
-    /// `tcp:HOST:PORT` (an agent serving there), or `inprocess`. Give it several times for a pool: jobs go
-    /// to whichever device is free, and a device that fails is restarted once, then dropped.
+    /// Where configs are evaluated: `local` (an amp-agent child over stdio), `adb:SERIAL` (or a bare serial,
+    /// or SERIAL@HOST:PORT on another adb server), `tcp:HOST:PORT` (an agent serving there), `inprocess`, or
+    /// the farm's adb devices: `all`, `soc:NAME`. Give it several times for a pool: jobs go to whichever
+    /// device is free, and a device that fails is restarted once, then dropped. A pool is of one SoC.
     #[arg(long, default_value = "local")]
     pub device: Vec<DeviceSpec>,
+    /// Tune once per SoC of the devices, into <results>/<SoC>/, with a table comparing the choices in
+    /// <results>/per-soc.md.
+    #[arg(long)]
+    pub per_soc: bool,
     #[command(flatten)]
     pub deadline: DeadlineArgs,
     /// Largest accepted drop of the metric, in its own unit (0.01 of top-1 = one point; 0.5 dB of SQNR),

@@ -51,6 +51,9 @@ fn run(cli: Cli) -> Result<()> {
     if let Some(p) = cli.adb_port {
         std::env::set_var("AMP_ADB_SERVER_PORT", p.to_string());
     }
+    if !cli.adb_server.is_empty() {
+        std::env::set_var("AMP_ADB_SERVERS", cli.adb_server.join(","));
+    }
     match cli.cmd {
         Cmd::Eval(a) => commands::eval(a),
         Cmd::Info(a) => commands::info(a),

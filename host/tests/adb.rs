@@ -76,14 +76,16 @@ impl Drop for AdbServer {
 }
 
 fn standin(sandbox: &Path) -> (Child, u16) {
-    common::spawn_listening(Command::new(bin("amp-adbd-standin")).args([
-        "--port",
-        "0",
-        "--sandbox",
-        sandbox.to_str().unwrap(),
-        "--model",
-        "amp_standin",
-    ]))
+    standin_as(sandbox, &["--model", "amp_standin"])
+}
+
+/// A stand-in device with `flags` (`--model`, `--soc`, `--abi`).
+fn standin_as(sandbox: &Path, flags: &[&str]) -> (Child, u16) {
+    common::spawn_listening(
+        Command::new(bin("amp-adbd-standin"))
+            .args(["--port", "0", "--sandbox", sandbox.to_str().unwrap()])
+            .args(flags),
+    )
 }
 
 #[test]
@@ -331,18 +333,17 @@ fn an_aarch64_agent_under_emulation_gives_the_same_results() {
     );
     let server = AdbServer::start();
     let sandbox = tempfile::tempdir().unwrap();
-    let (mut device, port) = common::spawn_listening(Command::new(bin("amp-adbd-standin")).args([
-        "--port",
-        "0",
-        "--sandbox",
-        sandbox.path().to_str().unwrap(),
-        "--model",
-        "amp_arm",
-        "--abi",
-        "arm64-v8a",
-        "--soc",
-        "SM8550",
-    ]));
+    let (mut device, port) = standin_as(
+        sandbox.path(),
+        &[
+            "--model",
+            "amp_arm",
+            "--abi",
+            "arm64-v8a",
+            "--soc",
+            "SM8550",
+        ],
+    );
     let serial = format!("127.0.0.1:{port}");
     server.connect(std::slice::from_ref(&serial));
     let facts = || {
@@ -412,4 +413,161 @@ fn an_aarch64_agent_under_emulation_gives_the_same_results() {
     assert!(fwd.trim().is_empty(), "forwards left: {fwd}");
     device.kill().unwrap();
     device.wait().unwrap();
+}
+
+/// A farm as a lab runs one: three devices of two SoCs behind two adb servers. `devices` lists each with its
+/// server and SoC; a pool that mixes SoCs is refused; `tune --per-soc` tunes each SoC on its own devices;
+/// `check --device soc:NAME` checks the devices of one SoC, and a worse config fails there with exit 1 and a
+/// JUnit file that names the device and the threshold.
+#[test]
+fn a_farm_behind_two_adb_servers_is_tuned_and_checked_per_soc() {
+    let servers = [AdbServer::start(), AdbServer::start()];
+    let boxes: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let socs = ["SM8550", "SM8650", "SM8550"];
+    let mut devices = Vec::new();
+    let mut targets = Vec::new();
+    for (i, soc) in socs.iter().enumerate() {
+        let (child, port) = standin_as(boxes[i].path(), &["--model", "amp_farm", "--soc", soc]);
+        let server = &servers[usize::from(i == 2)];
+        let serial = format!("127.0.0.1:{port}");
+        server.connect(std::slice::from_ref(&serial));
+        devices.push(child);
+        targets.push(format!("adb:{serial}@127.0.0.1:{}", server.0));
+    }
+    let farm: Vec<String> = servers
+        .iter()
+        .flat_map(|s| ["--adb-server".to_string(), format!("127.0.0.1:{}", s.0)])
+        .collect();
+    let amp = |args: &[&str], dir: &Path| {
+        let out = common::amp_cmd()
+            .args(&farm)
+            .args(args)
+            .env_remove("ADB_SERVER_SOCKET")
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!err.contains("panicked"), "{err}");
+        let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        (out.status.code(), json, err)
+    };
+    let work = tempfile::tempdir().unwrap();
+
+    let (code, listed, err) = amp(&["devices", "--json"], work.path());
+    assert_eq!(code, Some(0), "{err}");
+    for (t, soc) in targets.iter().zip(socs) {
+        let d = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["device"] == *t)
+            .unwrap_or_else(|| panic!("{t} not in {listed}"));
+        assert_eq!(d["soc"], format!("QTI {soc}"), "{d}");
+        assert_eq!(d["state"], "device", "{d}");
+    }
+
+    let (model, data) = common::example("digits_outlier");
+    let results = work.path().join("r");
+    let tune = |extra: &[&str]| {
+        let r = results.to_str().unwrap();
+        let base = [
+            "tune",
+            "--model",
+            &model,
+            "--data",
+            &data,
+            "--results",
+            r,
+            "--device",
+            "all",
+            "--verify-on",
+            "none",
+            "--json",
+        ];
+        amp(&[&base[..], extra].concat(), work.path())
+    };
+    let (code, _, err) = tune(&[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("mixes SoCs") && err.contains("SM8550") && err.contains("SM8650"),
+        "{err}"
+    );
+    let (code, per_soc, err) = tune(&["--per-soc"]);
+    assert_eq!(code, Some(0), "{err}");
+    let here = amp_in(&mut common::tune_cmd(
+        "digits_outlier",
+        &work.path().join("here"),
+        &["--device", "inprocess", "--verify-on", "none"],
+    ));
+    let rows = per_soc["per_soc"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{per_soc}");
+    for (row, (soc, n)) in rows.iter().zip([("QTI SM8550", 2), ("QTI SM8650", 1)]) {
+        assert_eq!(row["soc"], soc, "{row}");
+        assert_eq!(row["devices"].as_array().unwrap().len(), n, "{row}");
+        assert_eq!(row["config"], here["chosen"]["config"], "{row}");
+    }
+    for folder in ["QTI-SM8550", "QTI-SM8650"] {
+        assert!(
+            results.join(folder).join("config.json").is_file(),
+            "{folder}"
+        );
+    }
+    assert!(results.join("per-soc.md").is_file());
+
+    let check = |config: &str, junit: &str| {
+        let r = results.join("QTI-SM8550");
+        let base = [
+            "check",
+            "--model",
+            &model,
+            "--data",
+            &data,
+            "--device",
+            "soc:SM8550",
+            "--max-drop",
+            "0.02",
+            "--json",
+            "--junit",
+            junit,
+        ];
+        let how: Vec<&str> = match config {
+            "" => vec!["--results", r.to_str().unwrap()],
+            c => vec!["--config", c],
+        };
+        amp(&[&base[..], &how[..]].concat(), work.path())
+    };
+    let (code, v, err) = check("", "pass.xml");
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(v["devices"].as_array().unwrap().len(), 2, "{v}");
+    let (code, v, err) = check("a8w8,a8w8,a8w8,a8w8", "fail.xml");
+    assert_eq!(code, Some(1), "{v} {err}");
+    let parsed = Command::new(common::python())
+        .args([
+            "-c",
+            "import sys, xml.etree.ElementTree as E\n\
+             for c in E.parse(sys.argv[1]).iter('testcase'):\n\
+             \tf = c.find('failure')\n\
+             \tif f is not None: print(c.get('classname'), c.get('name'), f.get('message'))",
+        ])
+        .arg(work.path().join("fail.xml"))
+        .output()
+        .unwrap();
+    let failures = String::from_utf8_lossy(&parsed.stdout);
+    assert!(
+        parsed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&parsed.stderr)
+    );
+    for t in [&targets[0], &targets[2]] {
+        assert!(
+            failures
+                .lines()
+                .any(|l| l.contains(t.as_str()) && l.contains("drop")),
+            "{failures}"
+        );
+    }
+    for mut d in devices {
+        d.kill().unwrap();
+        d.wait().unwrap();
+    }
 }

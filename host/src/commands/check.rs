@@ -108,7 +108,7 @@ pub(crate) fn check(a: CheckArgs) -> Result<()> {
     let baseline: Option<serde_json::Value> = a.baseline.as_deref().map(read_json).transpose()?;
 
     let mut reports = Vec::new();
-    for spec in &a.device {
+    for spec in &DeviceSpec::resolve(&a.device)? {
         let connector = Connector {
             work: PathBuf::from(".amp-cache").join("agent"),
             qnn_lib: a.backend.qnn.qnn_lib.clone().or_else(|| {

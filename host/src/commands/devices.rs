@@ -7,42 +7,37 @@ pub(crate) fn devices(json: bool) -> Result<()> {
     let agent = amp_host::amp::remote::find_agent();
     let local_backends = amp_device::agent::backends(None);
     rows.push(serde_json::json!({"device": "local", "transport": "stdio", "state": if agent.is_file() { "ready" } else { "agent binary missing" }, "agent": agent.display().to_string(), "backends": local_backends}));
-    let mut adb =
-        std::process::Command::new(std::env::var_os("AMP_ADB").unwrap_or_else(|| "adb".into()));
-    if let Some(h) = std::env::var_os("AMP_ADB_SERVER_HOST") {
-        adb.arg("-H").arg(h);
-    }
-    if let Some(p) = std::env::var_os("AMP_ADB_SERVER_PORT") {
-        adb.arg("-P").arg(p);
-    }
-    match adb.args(["devices", "-l"]).output() {
-        Ok(out) => {
-            for line in String::from_utf8_lossy(&out.stdout).lines().skip(1) {
-                let mut parts = line.split_whitespace();
-                let (Some(serial), Some(state)) = (parts.next(), parts.next()) else { continue };
-                let model = parts.find_map(|p| p.strip_prefix("model:")).unwrap_or("");
-                let mut row = serde_json::json!({"device": format!("adb:{serial}"), "transport": "adb", "state": state, "model": model});
-                if state == "device" {
-                    match amp_host::amp::remote::adb::describe(serial) {
-                        Ok(f) => {
-                            for (k, v) in [("soc", f.soc), ("abi", f.abi), ("android", f.android), ("agent", f.agent)] {
-                                row[k] = v.into();
-                            }
-                        }
-                        Err(e) => row["error"] = format!("{e:#}").into(),
-                    }
-                }
-                rows.push(row);
+    for d in amp_host::amp::remote::adb::farm() {
+        let d = match d {
+            Ok(d) => d,
+            Err(e) => {
+                rows.push(serde_json::json!({"device": "adb", "transport": "adb", "state": e}));
+                continue;
             }
+        };
+        let mut row = serde_json::json!({"device": format!("adb:{}", d.target), "transport": "adb", "server": d.server, "state": d.state, "model": d.model});
+        match d.facts {
+            Some(Ok(f)) => {
+                for (k, v) in [
+                    ("soc", f.soc),
+                    ("abi", f.abi),
+                    ("android", f.android),
+                    ("agent", f.agent),
+                ] {
+                    row[k] = v.into();
+                }
+            }
+            Some(Err(e)) => row["error"] = e.into(),
+            None => {}
         }
-        Err(e) => rows.push(serde_json::json!({"device": "adb", "transport": "adb", "state": format!("adb not available: {e}")})),
+        rows.push(row);
     }
     if json {
         println!("{}", serde_json::Value::Array(rows));
     } else {
         for r in rows {
             println!(
-                "{:<28} {:<6} {:<12} {}",
+                "{:<40} {:<6} {:<12} {}",
                 r["device"].as_str().unwrap_or(""),
                 r["transport"].as_str().unwrap_or(""),
                 r["state"].as_str().unwrap_or(""),

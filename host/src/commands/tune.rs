@@ -256,7 +256,32 @@ impl Session {
     }
 }
 
-pub fn tune(a: TuneArgs) -> Result<()> {
+pub fn tune(mut a: TuneArgs) -> Result<()> {
+    a.device = DeviceSpec::resolve(&a.device)?;
+    if a.per_soc {
+        return per_soc(a);
+    }
+    let allow_miss = a.allow_miss;
+    match tune_one(a, true)?.missed {
+        Some(why) if !allow_miss => Err(Missed(why).into()),
+        _ => Ok(()),
+    }
+}
+
+/// What one tune answered, for the per-SoC table.
+#[derive(Serialize)]
+struct Done {
+    results: PathBuf,
+    devices: Vec<String>,
+    soc: String,
+    config: Vec<String>,
+    score: f64,
+    relative_bitops: f64,
+    groups_at_16_bits: usize,
+    missed: Option<String>,
+}
+
+fn tune_one(a: TuneArgs, print: bool) -> Result<Done> {
     let start = Instant::now();
     let specs = a.device.clone();
     if specs.len() > 1 && specs.contains(&DeviceSpec::InProcess) {
@@ -348,13 +373,113 @@ pub fn tune(a: TuneArgs) -> Result<()> {
         (ev.pushed_bytes(), ev.pulled_bytes()),
         ev.served(),
     );
-    if a.json {
+    let soc = ev.provenance().soc;
+    if print && a.json {
         print_json(&a, &s, &r, who, wall);
-    } else {
+    } else if print {
         print_text(&s, &r, wall);
     }
-    match missed(&r) {
-        Some(why) if !a.allow_miss => Err(Missed(why).into()),
+    Ok(Done {
+        results: s.dir.clone(),
+        devices: specs.iter().map(|d| d.to_string()).collect(),
+        soc,
+        config: r.chosen.config.iter().map(|c| c.to_string()).collect(),
+        score: r.chosen.score,
+        relative_bitops: r.chosen.relative_bitops,
+        groups_at_16_bits: at16(&r),
+        missed: missed(&r),
+    })
+}
+
+/// The SoC a device reports (what its agent will say in the handshake).
+fn soc_of(d: &DeviceSpec) -> Result<String> {
+    Ok(match d {
+        DeviceSpec::Adb(target) => amp_host::amp::remote::adb::describe(target)?.soc,
+        DeviceSpec::Tcp(_) => amp_host::amp::remote::agent::hello(d)?.1,
+        _ => amp_device::agent::soc(),
+    })
+}
+
+/// A SoC's name as a folder name.
+fn soc_folder(soc: &str) -> String {
+    let s: String = soc
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    match s.trim_matches('-') {
+        "" => "unknown-soc".into(),
+        t => t.to_string(),
+    }
+}
+
+/// `tune --per-soc`: the devices grouped by SoC, one tune per SoC into <results>/<SoC>/, and a table of
+/// the choices. A SoC whose tune fails does not stop the others; the run ends with the first failure.
+fn per_soc(a: TuneArgs) -> Result<()> {
+    let mut by_soc: std::collections::BTreeMap<String, Vec<DeviceSpec>> = Default::default();
+    for d in &a.device {
+        let soc = soc_of(d).map_err(|e| {
+            amp_device::error::EvalError::device_lost(format!("device {d}: reading its SoC: {e:#}"))
+        })?;
+        by_soc.entry(soc).or_default().push(d.clone());
+    }
+    let base = a
+        .results
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("amp-results").join(results_name(&a.input.model)));
+    let (mut done, mut first_err) = (Vec::new(), None);
+    for (soc, devices) in &by_soc {
+        let mut sub = a.clone();
+        sub.per_soc = false;
+        sub.device = devices.clone();
+        sub.results = Some(base.join(soc_folder(soc)));
+        let names: Vec<String> = devices.iter().map(|d| d.to_string()).collect();
+        eprintln!("amp-host: SoC {soc}: tuning on {}", names.join(", "));
+        match tune_one(sub, false) {
+            Ok(d) => done.push(d),
+            Err(e) => {
+                eprintln!("amp-host: SoC {soc}: {e:#}");
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    let mut md = String::from(
+        "# Chosen configs per SoC\n\n| SoC | devices | score | relative bit-ops | groups at 16 bits | config | results |\n|---|---|---|---|---|---|---|\n",
+    );
+    for d in &done {
+        md += &format!(
+            "| {} | {} | {:.4}{} | {:.4} | {} | {} | {} |\n",
+            d.soc,
+            d.devices.join(", "),
+            d.score,
+            if d.missed.is_some() {
+                " (misses its target)"
+            } else {
+                ""
+            },
+            d.relative_bitops,
+            d.groups_at_16_bits,
+            d.config.join(","),
+            d.results.display()
+        );
+    }
+    report::write(&base, "per-soc.md", &md)?;
+    let json = serde_json::to_string_pretty(&done)?;
+    report::write(&base, "per-soc.json", &json)?;
+    if a.json {
+        println!("{}", serde_json::json!({ "per_soc": done }));
+    } else {
+        print!("{md}");
+    }
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    match done.iter().find(|d| d.missed.is_some()) {
+        Some(d) if !a.allow_miss => Err(Missed(format!(
+            "SoC {}: {}",
+            d.soc,
+            d.missed.clone().unwrap_or_default()
+        ))
+        .into()),
         _ => Ok(()),
     }
 }

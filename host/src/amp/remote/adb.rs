@@ -22,18 +22,155 @@ pub struct AdbSession {
     local_port: u16,
 }
 
-/// `adb -s SERIAL`, with `-H`/`-P` from `AMP_ADB_SERVER_HOST`/`AMP_ADB_SERVER_PORT` (set by amp-host's
-/// `--adb-host`/`--adb-port`) for a remote adb server; `ADB_SERVER_SOCKET` is honoured by adb itself.
-fn adb(serial: &str) -> Command {
+/// A device target: its serial, and the adb server that lists it when that is not the default one
+/// (`SERIAL@HOST:PORT`).
+pub fn split_target(target: &str) -> (&str, Option<&str>) {
+    match target.rsplit_once('@') {
+        Some((serial, server))
+            if server
+                .rsplit_once(':')
+                .is_some_and(|(_, p)| p.parse::<u16>().is_ok()) =>
+        {
+            (serial, Some(server))
+        }
+        _ => (target, None),
+    }
+}
+
+/// `adb` at an adb server: `server` (HOST:PORT), else `-H`/`-P` from `AMP_ADB_SERVER_HOST`/
+/// `AMP_ADB_SERVER_PORT` (set by amp-host's `--adb-host`/`--adb-port`); `ADB_SERVER_SOCKET` is honoured by
+/// adb itself.
+fn adb_at(server: Option<&str>) -> Command {
     let mut c = Command::new(std::env::var_os("AMP_ADB").unwrap_or_else(|| "adb".into()));
-    if let Some(h) = std::env::var_os("AMP_ADB_SERVER_HOST") {
-        c.arg("-H").arg(h);
+    match server.and_then(|s| s.rsplit_once(':')) {
+        Some((host, port)) => {
+            c.args(["-H", host, "-P", port]);
+        }
+        None => {
+            if let Some(h) = std::env::var_os("AMP_ADB_SERVER_HOST") {
+                c.arg("-H").arg(h);
+            }
+            if let Some(p) = std::env::var_os("AMP_ADB_SERVER_PORT") {
+                c.arg("-P").arg(p);
+            }
+        }
     }
-    if let Some(p) = std::env::var_os("AMP_ADB_SERVER_PORT") {
-        c.arg("-P").arg(p);
-    }
+    c
+}
+
+/// `adb -s SERIAL` for a device target (`SERIAL` or `SERIAL@HOST:PORT`).
+fn adb(target: &str) -> Command {
+    let (serial, server) = split_target(target);
+    let mut c = adb_at(server);
     c.arg("-s").arg(serial);
     c
+}
+
+/// The adb servers amp reaches: `AMP_ADB_SERVERS` (HOST:PORT, comma-separated; amp-host's `--adb-server`),
+/// else the one adb finds itself (None).
+pub fn servers() -> Vec<Option<String>> {
+    let list: Vec<Option<String>> = std::env::var("AMP_ADB_SERVERS")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| Some(s.to_string()))
+        .collect();
+    if list.is_empty() {
+        vec![None]
+    } else {
+        list
+    }
+}
+
+/// A device as its adb server lists it.
+#[derive(Debug, serde::Serialize)]
+pub struct Listed {
+    /// The target amp names it by: `SERIAL`, or `SERIAL@HOST:PORT` on a server given by `--adb-server`.
+    pub target: String,
+    /// `HOST:PORT`, or `default`.
+    pub server: String,
+    pub state: String,
+    pub model: String,
+    /// Its properties when it is ready (`device`), or why they could not be read.
+    pub facts: Option<Result<DeviceFacts, String>>,
+}
+
+/// Every device of every adb server amp reaches, with the properties of the ready ones; a server that cannot
+/// be reached is an error naming it.
+pub fn farm() -> Vec<Result<Listed, String>> {
+    let mut out = Vec::new();
+    for server in servers() {
+        let name = server.clone().unwrap_or_else(|| "default".into());
+        let listed = adb_at(server.as_deref())
+            .args(["devices", "-l"])
+            .stdin(Stdio::null())
+            .output();
+        let text = match listed {
+            Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+            Ok(o) => {
+                let why = String::from_utf8_lossy(&o.stderr).trim().to_string();
+                out.push(Err(format!("adb server {name}: {why}")));
+                continue;
+            }
+            Err(e) => {
+                out.push(Err(format!("adb server {name}: running adb: {e}")));
+                continue;
+            }
+        };
+        for line in text.lines().skip(1) {
+            let mut parts = line.split_whitespace();
+            let (Some(serial), Some(state)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let model = parts.find_map(|p| p.strip_prefix("model:")).unwrap_or("");
+            let target = match &server {
+                Some(s) => format!("{serial}@{s}"),
+                None => serial.to_string(),
+            };
+            let facts =
+                (state == "device").then(|| describe(&target).map_err(|e| format!("{e:#}")));
+            out.push(Ok(Listed {
+                target,
+                server: name.clone(),
+                state: state.into(),
+                model: model.into(),
+                facts,
+            }));
+        }
+    }
+    out
+}
+
+/// The ready adb devices that `--device all` or `--device soc:NAME` (a case-insensitive part of the SoC,
+/// `SM8550` for `QTI SM8550`) selects, as targets with their SoC; an error listing what there is when none
+/// matches.
+pub fn select(soc: Option<&str>) -> Result<Vec<(String, String)>> {
+    let mut found = Vec::new();
+    let mut picked = Vec::new();
+    for d in farm() {
+        let d = d.map_err(|e| anyhow!(e))?;
+        let Some(Ok(f)) = &d.facts else {
+            found.push(format!("{} ({})", d.target, d.state));
+            continue;
+        };
+        found.push(format!("{} ({})", d.target, f.soc));
+        if soc.is_none_or(|s| f.soc.to_lowercase().contains(&s.to_lowercase())) {
+            picked.push((d.target.clone(), f.soc.clone()));
+        }
+    }
+    if picked.is_empty() {
+        bail!(
+            "--device {}: no ready adb device matches; found: {}",
+            soc.map(|s| format!("soc:{s}")).unwrap_or("all".into()),
+            if found.is_empty() {
+                "none".to_string()
+            } else {
+                found.join(", ")
+            }
+        );
+    }
+    Ok(picked)
 }
 
 /// Runs an adb command; its output, or an error naming the device and adb's own message.

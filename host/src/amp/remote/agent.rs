@@ -46,6 +46,34 @@ pub struct Connector {
     pub timeout: Option<Duration>,
 }
 
+/// The handshake alone: the device's name and SoC as its agent reports them.
+pub fn hello(spec: &DeviceSpec) -> Result<(String, String)> {
+    let mut link = spec
+        .transport()?
+        .open(std::path::Path::new("."), None)
+        .map_err(|e| EvalError::device_lost(format!("{e:#}")))?;
+    if let Some(s) = &link.socket {
+        let _ = s.set_read_timeout(Some(GOODBYE));
+    }
+    write_frame(
+        &mut link.writer,
+        &Request::Hello {
+            protocol: PROTOCOL_VERSION,
+            host_version: env!("CARGO_PKG_VERSION").into(),
+        },
+    )?;
+    let answer = read_frame::<Response>(&mut link.reader);
+    let _ = write_frame(&mut link.writer, &Request::Shutdown);
+    let _ = read_frame::<Response>(&mut link.reader);
+    if let Some(c) = &mut link.child {
+        let _ = c.wait();
+    }
+    match answer.map_err(|e| EvalError::device_lost(format!("device {spec}: {e}")))? {
+        Response::Hello { device, soc, .. } => Ok((device, soc)),
+        other => Err(EvalError::device_lost(format!("device {spec}: answered {other:?}")).into()),
+    }
+}
+
 impl Connector {
     /// Starts or reaches the agent of `spec`, handshakes, pushes what it lacks and loads model and data.
     pub fn connect(&self, spec: &DeviceSpec) -> Result<AgentEvaluator> {

@@ -64,6 +64,25 @@ impl PoolEvaluator {
         }
         let identity = identity
             .ok_or_else(|| EvalError::device_lost("no device of the pool could be reached"))?;
+        // accuracy on one HTP generation and latency on one SoC say nothing of another's
+        let socs: Vec<String> = (slots.iter())
+            .filter_map(|s| {
+                s.ev.as_ref()
+                    .map(|e| format!("{} ({})", s.spec, e.provenance().soc))
+            })
+            .collect();
+        let mut distinct: Vec<String> = (slots.iter())
+            .filter_map(|s| s.ev.as_ref().map(|e| e.provenance().soc))
+            .collect();
+        distinct.sort();
+        distinct.dedup();
+        if distinct.len() > 1 {
+            return Err(crate::Usage(format!(
+                "the pool mixes SoCs: {}; a pool shares accuracy and latency work only among devices of one SoC: give --per-soc to tune each SoC, or --device soc:NAME",
+                socs.join(", ")
+            ))
+            .into());
+        }
         Ok(PoolEvaluator {
             slots,
             connector,

@@ -19,8 +19,13 @@ pub enum DeviceSpec {
     Local,
     /// An agent already serving at this address.
     Tcp(String),
-    /// A device reached through adb (Debian's `adb` client; `ADB_SERVER_SOCKET` is honoured).
+    /// A device reached through adb (Debian's `adb` client; `ADB_SERVER_SOCKET` is honoured): its serial,
+    /// or `SERIAL@HOST:PORT` on another adb server.
     Adb(String),
+    /// Every ready adb device of the farm (`--device all`), resolved by [`DeviceSpec::resolve`].
+    All,
+    /// Every ready adb device whose SoC contains this name (`--device soc:NAME`).
+    Soc(String),
 }
 
 impl std::str::FromStr for DeviceSpec {
@@ -28,6 +33,8 @@ impl std::str::FromStr for DeviceSpec {
     fn from_str(s: &str) -> Result<DeviceSpec> {
         match s {
             "inprocess" => Ok(DeviceSpec::InProcess),
+            "all" => Ok(DeviceSpec::All),
+            t if t.starts_with("soc:") && t.len() > 4 => Ok(DeviceSpec::Soc(t[4..].to_string())),
             "local" => Ok(DeviceSpec::Local),
             "adb" => std::env::var("ANDROID_SERIAL")
                 .map(DeviceSpec::Adb)
@@ -35,7 +42,7 @@ impl std::str::FromStr for DeviceSpec {
             t if t.starts_with("tcp:") => Ok(DeviceSpec::Tcp(t[4..].to_string())),
             t if t.starts_with("adb:") => Ok(DeviceSpec::Adb(t[4..].to_string())),
             "" => bail!(
-                "--device: empty; expected local, inprocess, tcp:HOST:PORT, adb:SERIAL or a serial"
+                "--device: empty; expected local, inprocess, tcp:HOST:PORT, adb:SERIAL[@HOST:PORT], a serial, soc:NAME or all"
             ),
             serial => Ok(DeviceSpec::Adb(serial.to_string())),
         }
@@ -49,6 +56,8 @@ impl std::fmt::Display for DeviceSpec {
             DeviceSpec::Local => write!(f, "local"),
             DeviceSpec::Tcp(a) => write!(f, "tcp:{a}"),
             DeviceSpec::Adb(s) => write!(f, "adb:{s}"),
+            DeviceSpec::All => write!(f, "all"),
+            DeviceSpec::Soc(s) => write!(f, "soc:{s}"),
         }
     }
 }
@@ -194,6 +203,39 @@ impl DeviceSpec {
             DeviceSpec::Tcp(addr) => Box::new(TcpTransport(addr.clone())),
             DeviceSpec::Adb(serial) => Box::new(AdbTransport(serial.clone())),
             DeviceSpec::InProcess => bail!("an in-process device has no agent"),
+            DeviceSpec::All | DeviceSpec::Soc(_) => {
+                bail!("--device {self}: not resolved to devices")
+            }
         })
+    }
+
+    /// `all` and `soc:NAME` expanded into the adb devices they select (each once, in farm order); other
+    /// devices as they are.
+    pub fn resolve(specs: &[DeviceSpec]) -> Result<Vec<DeviceSpec>> {
+        Self::expand(specs)
+            .map_err(|e| amp_device::error::EvalError::device_lost(format!("{e:#}")).into())
+    }
+
+    fn expand(specs: &[DeviceSpec]) -> Result<Vec<DeviceSpec>> {
+        let mut out: Vec<DeviceSpec> = Vec::new();
+        for s in specs {
+            let add = match s {
+                DeviceSpec::All => super::adb::select(None)?,
+                DeviceSpec::Soc(n) => super::adb::select(Some(n))?,
+                other => {
+                    if !out.contains(other) {
+                        out.push(other.clone());
+                    }
+                    continue;
+                }
+            };
+            for (target, _) in add {
+                let d = DeviceSpec::Adb(target);
+                if !out.contains(&d) {
+                    out.push(d);
+                }
+            }
+        }
+        Ok(out)
     }
 }
