@@ -113,6 +113,9 @@ pub(crate) struct CheckArgs {
     /// Devices to check on (`local`, `adb:SERIAL`, `tcp:HOST:PORT`), each on its own; give it several times.
     #[arg(long, default_value = "local")]
     pub device: Vec<DeviceSpec>,
+    /// Where calibration results and the local agent's blob cache are kept.
+    #[arg(long, default_value = ".amp-cache")]
+    pub cache: PathBuf,
     #[command(flatten)]
     pub deadline: DeadlineArgs,
     #[command(flatten)]

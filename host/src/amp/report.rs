@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use serde_json::json;
 
 use super::groups::Groups;
-use super::tune::{Point, TuneResult};
+use super::tune::{AlphaPoint, Point, TuneResult};
 
 /// Writes `text` to `dir/name` atomically (temp file + rename), so a kill never leaves half a file.
 pub fn write(dir: &Path, name: &str, text: &str) -> Result<()> {
@@ -93,6 +93,58 @@ pub fn curve(r: &TuneResult) -> Vec<Point> {
     pts
 }
 
+/// Phase 3's marked config when it dominates the phase-2 choice: no more bit-ops, no lower score, fewer
+/// Converts.
+fn dominating_phase3(r: &TuneResult) -> Option<&AlphaPoint> {
+    let p3 = r.phase3.as_ref()?;
+    let m = p3.points.get(p3.marked?)?;
+    let converts = r.chosen.cost.as_ref()?.converts;
+    // scores compared as "higher is better"
+    let sign = if r.metric.higher_is_better { 1.0 } else { -1.0 };
+    dominates(
+        (r.chosen.relative_bitops, sign * r.chosen.score, converts),
+        (m.relative_bitops, sign * m.score?, m.converts),
+    )
+    .then_some(m)
+}
+
+/// Whether `b` (relative bit-ops, score where higher is better, Converts) dominates `a`: no more bit-ops,
+/// no lower score, fewer Converts.
+fn dominates(a: (f64, f64, usize), b: (f64, f64, usize)) -> bool {
+    b.0 <= a.0 + 1e-12 && b.1 >= a.1 && b.2 < a.2
+}
+
+/// The curve as CSV: a point per row, with its cost (relative cost, Convert overhead, latency) where known.
+fn pareto_csv(g: &Graph, groups: &Groups, r: &TuneResult, pts: &[Point]) -> Result<String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "index",
+        "relative_bitops",
+        r.metric.label.as_str(),
+        "group",
+        "candidate",
+        "relative_cost",
+        "convert_us",
+        "latency_us",
+    ])?;
+    let opt = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
+    for p in pts {
+        w.write_record([
+            p.index.map(|i| i.to_string()).unwrap_or_default(),
+            format!("{:.6}", p.relative_bitops),
+            format!("{:.6}", p.score),
+            p.group.map(|gi| groups.describe(g, gi)).unwrap_or_default(),
+            p.candidate.map(|c| c.to_string()).unwrap_or_default(),
+            opt(p.cost.as_ref().map(|c| c.relative_cost)),
+            opt(p.cost.as_ref().map(|c| c.convert_us)),
+            opt(p.cost.as_ref().and_then(|c| c.latency_us)),
+        ])?;
+    }
+    Ok(String::from_utf8(
+        w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?,
+    )?)
+}
+
 pub fn write_all(dir: &Path, g: &Graph, groups: &Groups, r: &TuneResult, wall: f64) -> Result<()> {
     let pts = curve(r);
     write(
@@ -105,31 +157,7 @@ pub fn write_all(dir: &Path, g: &Graph, groups: &Groups, r: &TuneResult, wall: f
             "points": pts.iter().map(|p| point_json(g, groups, p)).collect::<Vec<_>>(),
         }))?,
     )?;
-    let mut csv = format!(
-        "index,relative_bitops,\"{}\",group,candidate,relative_cost,convert_us,latency_us\n",
-        r.metric.label.replace('"', "'")
-    );
-    for p in &pts {
-        let grp = p
-            .group
-            .map(|gi| groups.describe(g, gi))
-            .unwrap_or_default()
-            .replace('"', "'");
-        let opt = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
-        let _ = writeln!(
-            csv,
-            "{},{:.6},{:.6},\"{}\",{},{},{},{}",
-            p.index.map(|i| i.to_string()).unwrap_or_default(),
-            p.relative_bitops,
-            p.score,
-            grp,
-            p.candidate.map(|c| c.to_string()).unwrap_or_default(),
-            opt(p.cost.as_ref().map(|c| c.relative_cost)),
-            opt(p.cost.as_ref().map(|c| c.convert_us)),
-            opt(p.cost.as_ref().and_then(|c| c.latency_us)),
-        );
-    }
-    write(dir, "pareto.csv", &csv)?;
+    write(dir, "pareto.csv", &pareto_csv(g, groups, r, &pts)?)?;
     write(dir, "sensitivity.json", &serde_json::to_string_pretty(&r.sensitivity.iter().map(|s| json!({
         "group": groups.describe(g, s.group), "group_index": s.group, "candidate": s.candidate.to_string(),
         "score": s.score, "bitops_reduction": s.bitops_reduction,
@@ -145,6 +173,14 @@ pub fn write_all(dir: &Path, g: &Graph, groups: &Groups, r: &TuneResult, wall: f
     if let Some((_, b)) = r.bias_raise.first() {
         config["bias_raised_channels"] =
             json!({"channels": b.channels, "of": b.of, "max_factor": b.max_factor});
+    }
+    if let Some(m) = dominating_phase3(r) {
+        config["phase3_dominates"] = json!({
+            "alpha": m.alpha, "relative_bitops": m.relative_bitops, "score": m.score,
+            "converts": m.converts, "convert_us": m.convert_us,
+            "config": m.config.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+            "note": "phase 3's marked config has no more bit-ops, no lower score and fewer Converts than this one; `amp-host export --phase3` exports it",
+        });
     }
     write(dir, "config.json", &serde_json::to_string_pretty(&config)?)?;
     let svg = svg(&pts, &r.chosen, &Axis::of(r));
@@ -482,8 +518,14 @@ fn report_md(g: &Graph, groups: &Groups, r: &TuneResult, wall: f64) -> String {
         let _ = writeln!(s, "\n## Cost model\n");
         let _ = writeln!(
             s,
-            "- Convert prices: {} ({}); {} tensors can need a Convert",
-            c.convert_prices, c.method, c.sites
+            "- Convert prices: {}; {} tensors can need a Convert",
+            // the method names the kind already ("estimated, not measured: …"): say it once
+            if c.method.starts_with(&c.convert_prices) {
+                c.method.clone()
+            } else {
+                format!("{} ({})", c.convert_prices, c.method)
+            },
+            c.sites
         );
         let _ = writeln!(
             s,
@@ -587,4 +629,18 @@ fn report_md(g: &Graph, groups: &Groups, r: &TuneResult, wall: f64) -> String {
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_point_dominates_only_with_fewer_converts_and_nothing_worse() {
+        use super::dominates;
+        let chosen = (0.5, 0.98, 4);
+        assert!(dominates(chosen, (0.5, 0.98, 2)));
+        assert!(dominates(chosen, (0.4, 0.99, 3)));
+        assert!(!dominates(chosen, (0.5, 0.98, 4)), "as many Converts");
+        assert!(!dominates(chosen, (0.6, 0.99, 1)), "more bit-ops");
+        assert!(!dominates(chosen, (0.5, 0.97, 1)), "a lower score");
+    }
 }

@@ -5,7 +5,7 @@
 //! reached or was lost (the others are still checked and reported).
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use amp_device::error::{ErrorKind, EvalError};
 use amp_device::quant::Precision;
@@ -81,9 +81,8 @@ pub(crate) fn check(a: CheckArgs) -> Result<()> {
         }
         (None, Some(config)) => {
             let calib = data.head(a.calib_samples.max(1));
-            let cache = PathBuf::from(".amp-cache");
             let (stats, _, _) =
-                calibrate_cached(graph.clone(), &calib.inputs, &calib.hash(), &cache)?;
+                calibrate_cached(graph.clone(), &calib.inputs, &calib.hash(), &a.cache)?;
             (config.clone(), stats, true)
         }
         (None, None) => return Err(Usage("give --results DIR or --config".into()).into()),
@@ -110,7 +109,7 @@ pub(crate) fn check(a: CheckArgs) -> Result<()> {
     let mut reports = Vec::new();
     for spec in &DeviceSpec::resolve(&a.device)? {
         let connector = Connector {
-            work: PathBuf::from(".amp-cache").join("agent"),
+            work: a.cache.join("agent"),
             qnn_lib: a.backend.qnn.qnn_lib.clone().or_else(|| {
                 (*spec == DeviceSpec::Local)
                     .then(|| qnn_sys::locate_htp(None).ok())

@@ -71,7 +71,18 @@ fn tuned_plan(a: &ExportArgs, dir: &Path) -> Result<(Graph, QuantPlan, String)> 
             })?;
             p3["points"][i as usize].clone()
         }
-        None => read_json(&dir.join("config.json"))?,
+        None => {
+            let c: serde_json::Value = read_json(&dir.join("config.json"))?;
+            if let Some(d) = c.get("phase3_dominates") {
+                eprintln!(
+                    "amp-host: exporting the phase-2 choice (config.json); phase 3's marked config dominates it ({} Converts instead of {}, relative bit-ops {:.4}): `export --phase3` exports that one",
+                    d["converts"],
+                    c["converts"],
+                    d["relative_bitops"].as_f64().unwrap_or(f64::NAN)
+                );
+            }
+            c
+        }
         Some(None) => {
             return Err(Usage(
                 "--allowed-drop none: export picks one point, so it needs a drop (without --allowed-drop it exports the tune's chosen config)".into(),
