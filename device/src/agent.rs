@@ -127,6 +127,21 @@ fn load_blob<T: serde::de::DeserializeOwned>(work: &WorkDir, hash: &str) -> Resu
 }
 
 impl State {
+    /// A new session's state: nothing loaded yet.
+    fn new(work: WorkDir, qnn_lib: Option<PathBuf>) -> State {
+        State {
+            work,
+            session: Session::new(),
+            qnn_lib,
+            graph: None,
+            stats: None,
+            backend: EvalBackend::Ref,
+            data: None,
+            fp32: None,
+            last: None,
+        }
+    }
+
     fn handle(&mut self, req: Request) -> Response {
         match req {
             Request::Hello { .. } => err("handshake already done"),
@@ -465,17 +480,7 @@ pub fn serve(
             return Ok(());
         }
     }
-    let mut st = State {
-        work,
-        session: Session::new(),
-        qnn_lib,
-        graph: None,
-        stats: None,
-        backend: EvalBackend::Ref,
-        data: None,
-        fp32: None,
-        last: None,
-    };
+    let mut st = State::new(work, qnn_lib);
     loop {
         let req = match read_frame::<Request>(&mut r) {
             Ok(req) => req,
@@ -592,17 +597,7 @@ mod tests {
     }
 
     fn state(dir: &Path) -> State {
-        State {
-            work: WorkDir::new(dir).unwrap(),
-            session: Session::new(),
-            qnn_lib: None,
-            graph: None,
-            stats: None,
-            backend: EvalBackend::Ref,
-            data: None,
-            fp32: None,
-            last: None,
-        }
+        State::new(WorkDir::new(dir).unwrap(), None)
     }
 
     /// The defect this guards: two sessions uploading one blob at once wrote into one partial file ("chunk

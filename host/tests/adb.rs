@@ -469,22 +469,11 @@ fn a_farm_behind_two_adb_servers_is_tuned_and_checked_per_soc() {
     let (model, data) = common::example("digits_outlier");
     let results = work.path().join("r");
     let tune = |extra: &[&str]| {
-        let r = results.to_str().unwrap();
-        let base = [
-            "tune",
-            "--model",
-            &model,
-            "--data",
-            &data,
-            "--results",
-            r,
-            "--device",
-            "all",
-            "--verify-on",
-            "none",
-            "--json",
-        ];
-        amp(&[&base[..], extra].concat(), work.path())
+        let mut args = common::tune_args("digits_outlier", &results);
+        args.extend(["--device", "all", "--verify-on", "none", "--json"].map(String::from));
+        args.extend(extra.iter().map(|e| e.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        amp(&args, work.path())
     };
     let (code, _, err) = tune(&[]);
     assert_eq!(code, Some(2), "{err}");
