@@ -32,7 +32,8 @@ SAMPLES, CALIB = 16, 48
 def model(name, nodes, inits, in_shape, out_name, out_shape, opset=13):
     g = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *in_shape])],
                           [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, ["N", *out_shape])],
-                          [numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in inits.items()])
+                          [numpy_helper.from_array(v if isinstance(v, np.ndarray) and v.dtype == np.int64
+                                                   else np.asarray(v, np.float32), k) for k, v in inits.items()])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name="amp-make-op-fixtures")
     m.ir_version = 8
     onnx.checker.check_model(m)
@@ -108,6 +109,25 @@ def cases():
         helper.make_node("Add", ["g", "beta"], ["y"], name="beta"),
     ], {"two": np.array(2.0, np.float32), "eps": np.array(1e-5, np.float32), **ln_inits}, [6, 16], "y",
         [6, 16])
+    # YOLOX's Focus: the four phases of every other row and column, stacked on channels
+    i64 = lambda *v: np.array(v, np.int64)  # noqa: E731
+    focus_inits = {"z": i64(0), "o": i64(1), "end": i64(2 ** 62), "h": i64(2), "w": i64(3), "two": i64(2)}
+    focus = []
+    for k, (r, c) in enumerate(((0, 0), (1, 0), (0, 1), (1, 1))):
+        rs, cs = ("z", "o")[r], ("z", "o")[c]
+        focus += [helper.make_node("Slice", ["x", rs, "end", "h", "two"], [f"r{k}"], name=f"rows{k}"),
+                  helper.make_node("Slice", [f"r{k}", cs, "end", "w", "two"], [f"p{k}"], name=f"cols{k}")]
+    focus.append(helper.make_node("Concat", [f"p{k}" for k in range(4)], ["y"], name="stack", axis=1))
+    out["slice_focus"] = model("slice_focus", focus, focus_inits, [3, 8, 8], "y", [12, 4, 4])
+    # a reversed, clipped window of the channels and a Split whose halves gate each other (a GLU)
+    out["slice_reverse"] = model("slice_reverse", [
+        helper.make_node("Slice", ["x", "s", "e", "a", "st"], ["y"], name="reverse"),
+    ], {"s": i64(-2, 1), "e": i64(-2 ** 62, 2 ** 62), "a": i64(1, 3), "st": i64(-3, 2)}, [8, 6, 6], "y", [3, 6, 3])
+    out["split_glu"] = model("split_glu", [
+        helper.make_node("Split", ["x", "sizes"], ["a", "b"], name="halves", axis=1),
+        helper.make_node("Sigmoid", ["b"], ["g"], name="gate"),
+        helper.make_node("Mul", ["a", "g"], ["y"], name="glu"),
+    ], {"sizes": i64(4, 4)}, [8, 6, 6], "y", [4, 6, 6])
     return out
 
 

@@ -49,6 +49,16 @@ fn write_npz(path: &Path, inputs: Array4<f32>, labels: Array1<i64>) {
 }
 
 fn one_node_model(op: &str, opset: i64) -> Vec<u8> {
+    node_model(op, opset, vec![], &["y"])
+}
+
+/// A model of one node of `op` with attributes `attrs`, reading `x` [1, 4] and writing `outputs` [1, 4].
+fn node_model(
+    op: &str,
+    opset: i64,
+    attrs: Vec<proto::AttributeProto>,
+    outputs: &[&str],
+) -> Vec<u8> {
     let vi = |name: &str| proto::ValueInfoProto {
         name: Some(name.into()),
         r#type: Some(proto::TypeProto {
@@ -84,11 +94,12 @@ fn one_node_model(op: &str, opset: i64) -> Vec<u8> {
                 name: Some("the_node".into()),
                 op_type: Some(op.into()),
                 input: vec!["x".into()],
-                output: vec!["y".into()],
+                output: outputs.iter().map(|o| o.to_string()).collect(),
+                attribute: attrs,
                 ..Default::default()
             }],
             input: vec![vi("x")],
-            output: vec![vi("y")],
+            output: outputs.iter().map(|o| vi(o)).collect(),
             ..Default::default()
         }),
         ..Default::default()
@@ -131,6 +142,52 @@ fn unsupported_op_names_node_op_and_supported_list() {
             "Supported ops: Abs, Add",
         ],
     );
+}
+
+/// Slices that would drop samples or cover nothing name the node and what is wrong with them.
+#[test]
+fn bad_slices_and_splits_name_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let ints = |name: &str, v: &[i64]| proto::AttributeProto {
+        name: Some(name.into()),
+        ints: v.to_vec(),
+        r#type: Some(7),
+        ..Default::default()
+    };
+    let int = |name: &str, v: i64| proto::AttributeProto {
+        name: Some(name.into()),
+        i: Some(v),
+        r#type: Some(2),
+        ..Default::default()
+    };
+    let cases = [
+        (
+            "Slice",
+            vec![ints("starts", &[0]), ints("ends", &[1]), ints("axes", &[0])],
+            &["y"][..],
+            "slices the batch axis (starts 0, ends 1)",
+        ),
+        (
+            "Slice",
+            vec![ints("starts", &[3]), ints("ends", &[1]), ints("axes", &[1])],
+            &["y"][..],
+            "axis 1: starts 3 ends 1 steps 1 select nothing of 4",
+        ),
+        (
+            "Split",
+            vec![ints("split", &[1, 2]), int("axis", 1)],
+            &["a", "b"][..],
+            "split sizes [1, 2] for 2 outputs do not cover axis 1 of 4",
+        ),
+    ];
+    for (i, (op, attrs, outs, want)) in cases.into_iter().enumerate() {
+        let m = dir.path().join(format!("{i}.onnx"));
+        std::fs::write(&m, node_model(op, 9, attrs, outs)).unwrap();
+        expect_failure(
+            amp(&["info", "--model", m.to_str().unwrap()], dir.path()),
+            &[&format!("{op} \"the_node\""), want],
+        );
+    }
 }
 
 #[test]

@@ -230,6 +230,27 @@ fn cases() -> Vec<Case> {
             &[],
         ),
         case("Concat", Op::Concat(ir::Concat { axis: 1 }), &x, &[]),
+        // YOLOX's Focus: every other row and column
+        case(
+            "Slice step 2",
+            Op::Slice(ir::Slice {
+                starts: vec![0, 0, 1, 0],
+                steps: vec![1, 1, 2, 2],
+                lens: vec![1, 8, 3, 3],
+            }),
+            &x,
+            &[],
+        ),
+        case(
+            "Slice channels",
+            Op::Slice(ir::Slice {
+                starts: vec![0, 2, 0, 1],
+                steps: vec![1, 1, 1, 1],
+                lens: vec![1, 4, 6, 4],
+            }),
+            &x,
+            &[],
+        ),
         case("MatMul", Op::MatMul(ir::MatMul), &[1, 6, 8], &[&[8, 5]]),
         case(
             "ScaleShift",

@@ -100,6 +100,25 @@ pub enum ParamSpec {
     Bool(&'static str, bool),
     /// A UINT_32 tensor parameter with its dimensions.
     U32Tensor(&'static str, Vec<u32>, Vec<u32>),
+    /// An INT_32 tensor parameter with its dimensions.
+    I32Tensor(&'static str, Vec<u32>, Vec<i32>),
+}
+
+impl ParamSpec {
+    /// A tensor parameter's QNN data type and little-endian bytes (a scalar: none).
+    fn tensor_bytes(&self) -> (u32, Vec<u8>) {
+        match self {
+            ParamSpec::U32Tensor(_, _, v) => (
+                DATATYPE_UINT_32,
+                v.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ),
+            ParamSpec::I32Tensor(_, _, v) => (
+                DATATYPE_INT_32,
+                v.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ),
+            _ => (DATATYPE_UINT_32, Vec::new()),
+        }
+    }
 }
 
 /// A graph tensor as QNN created it (the struct to reference in nodes and at execute).
@@ -319,12 +338,12 @@ impl Graph {
                 ParamSpec::Bool(n, v) => {
                     scalar(n, DATATYPE_BOOL_8, ScalarValue { bool8: *v as u8 })
                 }
-                ParamSpec::U32Tensor(n, dims, data) => {
+                ParamSpec::U32Tensor(n, dims, _) | ParamSpec::I32Tensor(n, dims, _) => {
                     drop(arena);
-                    let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+                    let (dtype, bytes) = p.tensor_bytes();
                     let t = self.tensor(&TensorSpec::constant(
                         &format!("{name}.{n}"),
-                        DATATYPE_UINT_32,
+                        dtype,
                         dims,
                         Quant::None,
                         &bytes,

@@ -615,6 +615,27 @@ impl Writer<'_> {
             }
             Op::Transpose(t) => simple(self, "Transpose", vec![attr_ints("perm", &ints(&t.perm))]),
             Op::Concat(c) => simple(self, "Concat", vec![attr_i("axis", c.axis as i64)]),
+            Op::Slice(sl) => {
+                // every axis but the batch one, each ending one step past the last index read
+                let axes: Vec<usize> = (1..sl.starts.len()).collect();
+                let end = |a: usize| match sl.index(a, sl.lens[a] - 1) as i64 + sl.steps[a] {
+                    e if e < 0 => i64::MIN,
+                    e => e,
+                };
+                let starts: Vec<i64> = axes.iter().map(|&a| sl.starts[a] as i64).collect();
+                let ends: Vec<i64> = axes.iter().map(|&a| end(a)).collect();
+                let steps: Vec<i64> = axes.iter().map(|&a| sl.steps[a]).collect();
+                let v = [
+                    self.int64s(&format!("{out}/starts"), &starts),
+                    self.int64s(&format!("{out}/ends"), &ends),
+                    self.int64s(&format!("{out}/axes"), &ints(&axes)),
+                    self.int64s(&format!("{out}/steps"), &steps),
+                ];
+                let mut inputs = vec![ins[0].clone()];
+                inputs.extend(v);
+                self.push("Slice", inputs, out, vec![]);
+                Ok(())
+            }
             Op::Pad(p) => {
                 let pads = self.int64s(&format!("{out}/pads"), &ints(&p.pads));
                 let v = self.floats(&format!("{out}/value"), &[], &[p.value]);

@@ -2,7 +2,7 @@
 //! Shape/Gather/Unsqueeze/Concat chains exporters write), and `Shape`, whose value the static shapes fix.
 
 use super::consts::{ConstData, ConstTensor};
-use super::node::{axes_of, get_const, norm_axis, reshape_target, squeeze_shape, Ctx};
+use super::node::{axes_of, get_const, norm_axis, reshape_target, slice_of, squeeze_shape, Ctx};
 use super::{ImportError, Importer, Val};
 
 /// `Shape` of a constant or of an activation (its shape is known at import).
@@ -92,29 +92,7 @@ pub(crate) fn fold_const(imp: &Importer, cx: &Ctx) -> Result<Option<ConstTensor>
         }
         "Slice" => {
             let x = req(0)?;
-            let (starts, ends, axes, steps) = if imp.opset < 10 {
-                (
-                    cx.ints("starts").unwrap_or_default(),
-                    cx.ints("ends").unwrap_or_default(),
-                    cx.ints("axes"),
-                    None,
-                )
-            } else {
-                (
-                    req(1)?.to_i64(),
-                    req(2)?.to_i64(),
-                    c(3)?.map(|a| a.to_i64()),
-                    c(4)?.map(|s| s.to_i64()),
-                )
-            };
-            let axes: Vec<usize> = axes
-                .unwrap_or_else(|| (0..starts.len() as i64).collect())
-                .iter()
-                .map(|&a| norm_axis(a, x.shape.len()))
-                .collect::<Result<_, _>>()
-                .map_err(e)?;
-            x.slice(&starts, &ends, &axes, &steps.unwrap_or_default())
-                .map_err(e)?
+            x.slice(&slice_of(imp, cx, &x.shape)?)
         }
         "ConstantOfShape" => {
             let shape: Vec<usize> = req(0)?

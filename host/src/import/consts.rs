@@ -1,5 +1,7 @@
 //! Constant tensors during import and the ops folded on them (shape arithmetic exporters emit).
 
+use amp_device::ir;
+
 use super::proto;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -246,45 +248,12 @@ impl ConstTensor {
     }
 
     /// ONNX Slice along the given axes.
-    pub fn slice(
-        &self,
-        starts: &[i64],
-        ends: &[i64],
-        axes: &[usize],
-        steps: &[i64],
-    ) -> Result<ConstTensor, String> {
+    /// The elements an [`ir::Slice`] reads; unlike an activation's, a constant's first axis may be sliced.
+    pub fn slice(&self, sl: &ir::Slice) -> ConstTensor {
         let rank = self.shape.len();
-        let mut ranges: Vec<Vec<usize>> = self.shape.iter().map(|&d| (0..d).collect()).collect();
-        for (k, &ax) in axes.iter().enumerate() {
-            let d = self.shape[ax] as i64;
-            let step = steps.get(k).copied().unwrap_or(1);
-            if step == 0 {
-                return Err("slice step 0".into());
-            }
-            let norm = |v: i64, lo: i64, hi: i64| {
-                if v < 0 {
-                    (v + d).clamp(lo, hi)
-                } else {
-                    v.clamp(lo, hi)
-                }
-            };
-            let (s, e) = if step > 0 {
-                (norm(starts[k], 0, d), norm(ends[k], 0, d))
-            } else {
-                (norm(starts[k], -1, d - 1), norm(ends[k], -1, d - 1))
-            };
-            let mut r = Vec::new();
-            let mut i = s;
-            while (step > 0 && i < e) || (step < 0 && i > e) {
-                r.push(i as usize);
-                i += step;
-            }
-            ranges[ax] = r;
-        }
-        let shape: Vec<usize> = ranges.iter().map(|r| r.len()).collect();
-        Ok(self.rearranged(shape, |idx, strides| {
-            (0..rank).map(|d| ranges[d][idx[d]] * strides[d]).sum()
-        }))
+        self.rearranged(sl.lens.clone(), |idx, strides| {
+            (0..rank).map(|d| sl.index(d, idx[d]) * strides[d]).sum()
+        })
     }
 }
 
@@ -308,16 +277,18 @@ fn f16_to_f32(h: u16) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::import::node::slice_ranges;
 
     #[test]
     fn gather_and_slice_fold_shape_arithmetic() {
         let shape = ConstTensor::i64(vec![4], vec![1, 32, 7, 7]);
         let n = shape.gather(0, &ConstTensor::i64(vec![], vec![0])).unwrap();
         assert_eq!(n, ConstTensor::i64(vec![], vec![1]));
-        let s = shape.slice(&[1], &[i64::MAX], &[0], &[1]).unwrap();
-        assert_eq!(s.to_i64(), vec![32, 7, 7]);
-        let r = shape.slice(&[-1], &[-5], &[0], &[-1]).unwrap();
-        assert_eq!(r.to_i64(), vec![7, 7, 32, 1]);
+        let sl = |st, en, step| slice_ranges(&[4], &[st], &[en], &[0], &[step]).unwrap();
+        assert_eq!(shape.slice(&sl(1, i64::MAX, 1)).to_i64(), vec![32, 7, 7]);
+        assert_eq!(shape.slice(&sl(-1, -5, -1)).to_i64(), vec![7, 7, 32, 1]);
+        assert_eq!(shape.slice(&sl(-1, i64::MIN, -2)).to_i64(), vec![7, 32]);
+        assert!(slice_ranges(&[4], &[3], &[1], &[0], &[1]).is_err());
     }
 
     #[test]

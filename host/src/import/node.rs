@@ -86,6 +86,87 @@ pub(crate) fn get_const(
     }
 }
 
+/// ONNX Slice's `starts`, `ends`, `axes` and `steps` over a tensor of `shape`, resolved to the indices read
+/// per axis (negative values count from the end and are clamped, as ONNX says). An empty result is refused:
+/// amp has no empty tensors.
+pub(crate) fn slice_ranges(
+    shape: &[usize],
+    starts: &[i64],
+    ends: &[i64],
+    axes: &[usize],
+    steps: &[i64],
+) -> Result<ir::Slice, String> {
+    let mut sl = ir::Slice {
+        starts: vec![0; shape.len()],
+        steps: vec![1; shape.len()],
+        lens: shape.to_vec(),
+    };
+    if starts.len() != axes.len() || ends.len() != axes.len() {
+        return Err(format!(
+            "{} starts and {} ends for {} axes",
+            starts.len(),
+            ends.len(),
+            axes.len()
+        ));
+    }
+    for (k, &ax) in axes.iter().enumerate() {
+        let d = shape[ax] as i64;
+        let step = steps.get(k).copied().unwrap_or(1);
+        if step == 0 {
+            return Err("slice step 0".into());
+        }
+        let (lo, hi) = if step > 0 { (0, d) } else { (-1, d - 1) };
+        let norm = |v: i64| if v < 0 { v.saturating_add(d) } else { v }.clamp(lo, hi);
+        let (s, e) = (norm(starts[k]), norm(ends[k]));
+        let len = if step > 0 {
+            (e - s + step - 1).max(0) / step
+        } else {
+            (s - e - step - 1).max(0) / -step
+        };
+        if len == 0 {
+            return Err(format!(
+                "axis {ax}: starts {} ends {} steps {step} select nothing of {d}",
+                starts[k], ends[k]
+            ));
+        }
+        (sl.starts[ax], sl.steps[ax], sl.lens[ax]) = (s as usize, step, len as usize);
+    }
+    Ok(sl)
+}
+
+/// An ONNX Slice node's starts, ends, axes (resolved against `rank`) and steps: attributes before opset 10,
+/// constant inputs since.
+pub(crate) type SliceArgs = (Vec<i64>, Vec<i64>, Vec<usize>, Vec<i64>);
+
+pub(crate) fn slice_args(imp: &Importer, cx: &Ctx, rank: usize) -> Result<SliceArgs, ImportError> {
+    let ints = |i: usize| -> Result<Option<Vec<i64>>, ImportError> {
+        Ok(get_const(imp, cx, i)?.map(|c| c.to_i64()))
+    };
+    let (starts, ends, axes, steps) = if imp.opset < 10 {
+        (cx.ints("starts"), cx.ints("ends"), cx.ints("axes"), None)
+    } else {
+        (ints(1)?, ints(2)?, ints(3)?, ints(4)?)
+    };
+    let (starts, ends) = (starts.unwrap_or_default(), ends.unwrap_or_default());
+    let axes: Vec<usize> = axes
+        .unwrap_or_else(|| (0..starts.len() as i64).collect())
+        .iter()
+        .map(|&a| norm_axis(a, rank))
+        .collect::<Result<_, _>>()
+        .map_err(|m| cx.err(m))?;
+    Ok((starts, ends, axes, steps.unwrap_or_default()))
+}
+
+/// The ONNX Slice node's ranges over its input of `shape`.
+pub(crate) fn slice_of(
+    imp: &Importer,
+    cx: &Ctx,
+    shape: &[usize],
+) -> Result<ir::Slice, ImportError> {
+    let (starts, ends, axes, steps) = slice_args(imp, cx, shape.len())?;
+    slice_ranges(shape, &starts, &ends, &axes, &steps).map_err(|m| cx.err(m))
+}
+
 pub(crate) fn axes_of(imp: &Importer, cx: &Ctx) -> Result<Option<Vec<i64>>, ImportError> {
     if imp.opset >= 13 && cx.op() != "ReduceMean" || cx.op() == "ReduceMean" && imp.opset >= 18 {
         Ok(get_const(imp, cx, 1)?.map(|a| a.to_i64()))
@@ -173,7 +254,19 @@ pub(crate) fn add_node(
     op: Op,
     inputs: Vec<usize>,
 ) -> Result<(), ImportError> {
-    let out_name = cx.output()?.to_string();
+    add_node_as(imp, cx, cx.name.clone(), cx.output()?, op, inputs)
+}
+
+/// Adds an IR node named `name` writing the ONNX tensor `out` (one of several a node like Split writes).
+pub(crate) fn add_node_as(
+    imp: &mut Importer,
+    cx: &Ctx,
+    name: String,
+    out: &str,
+    op: Op,
+    inputs: Vec<usize>,
+) -> Result<(), ImportError> {
+    let out_name = out.to_string();
     let shapes: Vec<&[usize]> = inputs
         .iter()
         .map(|&t| imp.g.tensors[t].shape.as_slice())
@@ -181,7 +274,7 @@ pub(crate) fn add_node(
     let shape = op.def().infer(&shapes).map_err(|m| cx.err(m))?;
     let t = imp.g.add_tensor(out_name.clone(), shape, None);
     imp.g.nodes.push(ir::Node {
-        name: cx.name.clone(),
+        name,
         op,
         inputs,
         output: t,

@@ -9,8 +9,9 @@ use std::process::Command;
 use std::sync::Arc;
 
 use amp_device::backend::qnn::QnnRuntime;
+use amp_device::backend::reference::Reference;
 use amp_device::backend::Array;
-use amp_device::quant::{Precision, Stats};
+use amp_device::quant::{BitPlan, Precision, QuantPlan, Stats};
 use amp_device::Graph;
 use amp_host::import::{import_file, ImportOptions};
 use ndarray::ArrayD;
@@ -213,6 +214,53 @@ pub fn fixture_in(dir: &Path, model: &Path) -> (Arc<Graph>, BTreeMap<String, Arr
     };
     let g = import_file(model, &opts).unwrap();
     (Arc::new(g), arrays, Stats { ranges })
+}
+
+/// The reference backend against onnxruntime's outputs in a fixture folder (`fixture.npz`, `stats.json`):
+/// FP32 within 1e-4 of the output's range, and every uniform precision within 1 LSB of onnxruntime's QDQ
+/// model on at least `within_1` of the elements (1.0: on every one). The misses, named; each comparison is
+/// printed.
+pub fn fixture_failures(name: &str, dir: &Path, model: &Path, within_1: f64) -> Vec<String> {
+    let (g, arrays, stats) = fixture_in(dir, model);
+    let x = &arrays["inputs"];
+    let mut failures = Vec::new();
+    let fp32 = Reference::new(g.clone(), None)
+        .unwrap()
+        .run(x)
+        .unwrap()
+        .remove(0);
+    let want = &arrays["fp32"];
+    let range = want.data.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+    let diff = fp32
+        .data
+        .iter()
+        .zip(&want.data)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    println!("{name} fp32: max |diff| {:.2e} of the range", diff / range);
+    if diff > 1e-4 * range {
+        failures.push(format!("{name} fp32: max |diff| {diff} of range {range}"));
+    }
+    for p in Precision::ALL {
+        let plan = QuantPlan::new(&g, &stats, &BitPlan::uniform(&g, p)).unwrap();
+        let scale = plan.encodings[g.outputs[0]].unwrap().scale;
+        let out = Reference::new(g.clone(), Some(plan))
+            .unwrap()
+            .run(x)
+            .unwrap()
+            .remove(0);
+        let (max, within) = lsb_apart(&out, &arrays[&format!("qdq_{p}")], scale);
+        println!(
+            "{name} {p}: max {max} LSB, {:.2}% within 1 LSB",
+            within * 100.0
+        );
+        if within < within_1 {
+            failures.push(format!(
+                "{name} {p}: max {max} LSB, {:.2}% within 1 LSB",
+                within * 100.0
+            ));
+        }
+    }
+    failures
 }
 
 /// Index of the largest value (the first on ties).

@@ -1,8 +1,8 @@
-//! Data movement: reshape, transpose, concat, pad, resize.
+//! Data movement: reshape, transpose, slice, concat, pad, resize.
 
 use super::ArrayRef;
 use crate::backend::Array;
-use crate::ir::{CoordMode, NearestMode, Resize, ResizeMode};
+use crate::ir::{CoordMode, NearestMode, Resize, ResizeMode, Slice};
 
 pub(crate) fn reshape(x: &ArrayRef, shape: &[usize]) -> Result<Array, String> {
     let mut s = shape.to_vec();
@@ -42,6 +42,36 @@ pub(crate) fn transpose(x: &ArrayRef, perm: &[usize]) -> Result<Array, String> {
         }
     }
     Ok(Array::new(shape, out))
+}
+
+/// The elements a [`Slice`] reads, every sample's.
+pub(crate) fn slice(x: &ArrayRef, s: &Slice) -> Array {
+    let mut shape = s.lens.clone();
+    shape[0] = x.shape[0];
+    let rank = shape.len();
+    let xs = strides(x.shape);
+    // per axis, the input offset of each output index; the batch axis reads every sample
+    let offs: Vec<Vec<usize>> = (0..rank)
+        .map(|a| {
+            (0..shape[a])
+                .map(|j| if a == 0 { j } else { s.index(a, j) } * xs[a])
+                .collect()
+        })
+        .collect();
+    let n: usize = shape.iter().product();
+    let mut out = Vec::with_capacity(n);
+    let mut idx = vec![0usize; rank];
+    for _ in 0..n {
+        out.push(x.data[(0..rank).map(|a| offs[a][idx[a]]).sum::<usize>()]);
+        for d in (0..rank).rev() {
+            idx[d] += 1;
+            if idx[d] < shape[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+    Array::new(shape, out)
 }
 
 /// Concatenation along `axis`. An input with batch 1 (a constant) is repeated over the others' batch.

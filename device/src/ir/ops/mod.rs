@@ -61,6 +61,7 @@ mod reshape;
 mod resize;
 mod scale_shift;
 mod sigmoid;
+mod slice;
 mod softmax;
 mod sqrt;
 mod sub;
@@ -236,6 +237,7 @@ ops! {
     Gelu(gelu),
     Pow(pow),
     LayerNorm(layer_norm),
+    Slice(slice),
 }
 
 impl Op {

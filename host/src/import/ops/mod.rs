@@ -42,6 +42,7 @@ mod reshape;
 mod resize;
 mod scale_shift;
 mod sigmoid;
+mod slice;
 mod softmax;
 mod sqrt;
 mod sub;
@@ -116,8 +117,9 @@ pub const REGISTRY: &[Entry] = &[
     entry("Resize", resize::import, &[K::Resize]),
     entry("Shape", computed_at_import::import, &[]),
     entry("Sigmoid", sigmoid::import, &[K::Sigmoid]),
-    entry("Slice", computed_at_import::import, &[]),
+    entry("Slice", slice::import, &[K::Slice]),
     entry("Softmax", softmax::import, &[K::Softmax]),
+    entry("Split", slice::import_split, &[K::Slice]),
     entry("Sqrt", sqrt::import, &[K::Sqrt]),
     entry("Squeeze", reshape::import_squeeze, &[K::Reshape]),
     entry("Sub", sub::import, &[K::Sub]),
@@ -158,7 +160,7 @@ pub(crate) fn convert(imp: &mut Importer, node: &NodeProto) -> Result<(), Import
         });
     };
     if node.output.iter().skip(1).any(|o| !o.is_empty())
-        && !matches!(op_type.as_str(), "Dropout" | "BatchNormalization")
+        && !matches!(op_type.as_str(), "Dropout" | "BatchNormalization" | "Split")
     {
         return Err(cx.err("has more than one output; amp handles single-output ops"));
     }

@@ -41,6 +41,7 @@ mod reshape;
 mod resize;
 mod scale_shift;
 mod sigmoid;
+mod slice;
 mod softmax;
 mod sqrt;
 mod sub;
@@ -204,7 +205,7 @@ register_ops! {
     Conv, Gemm, MatMul, Add, Sub, Mul, Div, Min, Max, ScaleShift, Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid,
     HardSwish, Tanh, Softmax, MaxPool, AveragePool, GlobalAveragePool, ReduceMean, Reshape, Transpose, Concat,
     Pad, Resize, Neg, Abs, Sqrt, Exp, Erf, Gelu, Pow,
-    LayerNorm,
+    LayerNorm, Slice,
 }
 
 /// The window parameters PoolMax2d and PoolAvg2d share.

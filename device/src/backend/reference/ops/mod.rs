@@ -43,6 +43,7 @@ mod reshape;
 mod resize;
 mod scale_shift;
 mod sigmoid;
+mod slice;
 mod softmax;
 mod sqrt;
 mod sub;
@@ -109,7 +110,7 @@ register_ops! {
     Conv, Gemm, MatMul, Add, Sub, Mul, Div, Min, Max, ScaleShift, Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid,
     HardSwish, Tanh, Softmax, MaxPool, AveragePool, GlobalAveragePool, ReduceMean, Reshape, Transpose, Concat,
     Pad, Resize, Neg, Abs, Sqrt, Exp, Erf, Gelu, Pow,
-    LayerNorm,
+    LayerNorm, Slice,
 }
 
 #[cfg(test)]
