@@ -231,3 +231,45 @@ fn the_segmenter_qdq_model_scores_its_miou_as_amp_measured() {
         assert!((qnn - htp).abs() <= 0.005, "{p}: QNN EP {qnn} vs {htp}");
     }
 }
+
+/// Every one-op fixture (tests/fixtures/ops) exports at every uniform precision, and onnxruntime's CPU runs
+/// the QDQ model within 1 LSB of amp's reference for the same plan: each op's ONNX form is the op amp ran.
+#[test]
+fn every_op_fixture_exports_a_qdq_model_onnxruntime_runs_as_amp_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    let cases = common::op_fixtures();
+    assert!(cases.len() >= 10, "{} op fixtures", cases.len());
+    for (name, fx) in cases {
+        let (g, arrays, stats) = common::fixture_in(&fx, &fx.join("model.onnx"));
+        let xs = &arrays["inputs"];
+        let inputs = dir.path().join(format!("{name}.npz"));
+        let mut npz = ndarray_npy::NpzWriter::new(std::fs::File::create(&inputs).unwrap());
+        let arr = ndarray::ArrayD::from_shape_vec(xs.shape.clone(), xs.data.clone()).unwrap();
+        npz.add_array("inputs", &arr).unwrap();
+        npz.finish().unwrap();
+        let y = g.outputs[0];
+        for p in Precision::ALL {
+            let plan = QuantPlan::new(&g, &stats, &BitPlan::uniform(&g, p)).unwrap();
+            let reference = Reference::new(g.clone(), Some(plan.clone()))
+                .unwrap()
+                .run(xs)
+                .unwrap()
+                .remove(0);
+            let model = dir.path().join(format!("{name}_{p}.qdq.onnx"));
+            std::fs::write(&model, to_qdq(&g, &plan, QDQ16_OPSET, xs.shape[0]).unwrap()).unwrap();
+            let out = dir.path().join(format!("{name}_{p}.out.npz"));
+            ort(&model, &inputs, "cpu", &out);
+            let mut r = ndarray_npy::NpzReader::new(std::fs::File::open(&out).unwrap()).unwrap();
+            let got: ndarray::ArrayD<f32> = r.by_name(&g.tensors[y].name).unwrap();
+            let got = Array::new(got.shape().to_vec(), got.iter().copied().collect());
+            let (max, within) =
+                common::lsb_apart(&reference, &got, plan.encodings[y].unwrap().scale);
+            println!("{name} {p}: max {max} LSB, {:.2}% within 1", within * 100.0);
+            if max > 1.0 {
+                failures.push(format!("{name} {p}: max {max} LSB"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
