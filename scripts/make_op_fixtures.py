@@ -128,6 +128,18 @@ def cases():
         helper.make_node("Sigmoid", ["b"], ["g"], name="gate"),
         helper.make_node("Mul", ["a", "g"], ["y"], name="glu"),
     ], {"sizes": i64(4, 4)}, [8, 6, 6], "y", [4, 6, 6])
+    # YOLOX's PAN: a SiLU upsampled (nearest) and concatenated with a branch of another range; HTP once copied
+    # the upsampled codes into the Concat unrequantized (device/src/backend/qnn/ops/concat.rs)
+    out["silu_resize_concat"] = model("silu_resize_concat", [
+        helper.make_node("MaxPool", ["x"], ["p"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Sigmoid", ["p"], ["g"], name="gate"),
+        helper.make_node("Mul", ["p", "g"], ["silu"], name="silu"),
+        helper.make_node("Resize", ["silu", "", "scales"], ["up"], name="upsample", mode="nearest",
+                         coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+        helper.make_node("Mul", ["x", "two"], ["wide"], name="wide"),
+        helper.make_node("Concat", ["up", "wide"], ["y"], name="join", axis=1),
+    ], {"scales": np.array([1, 1, 2, 2], np.float32), "two": np.array(2.0, np.float32)}, [32, 8, 8], "y",
+        [64, 8, 8])
     return out
 
 

@@ -647,3 +647,32 @@ fn a_bias_that_overflows_int32_at_16_bits_raises_its_weight_scale() {
     // 2 LSB of 16 bits, as HTP's other 16-bit requantizations (`htp_departure`)
     assert!(lsb <= 2.0, "HTP departs from the reference by {lsb} LSB");
 }
+
+/// YOLOX's PAN on HTP: a SiLU (Sigmoid, Mul) upsampled by a nearest Resize and concatenated with a branch
+/// of another range. HTP copied the upsampled codes into the Concat unrequantized (its values came out
+/// scaled by the ratio of the scales, over 100 LSB), until the lowering requantized every input of another
+/// encoding with a Convert of its own; the reference and HTP now agree within 1 LSB at every precision.
+#[test]
+fn an_upsampled_silu_concatenated_keeps_its_values_on_htp() {
+    let rt = runtime();
+    let dir = common::root().join("tests/fixtures/ops/silu_resize_concat");
+    let (g, arrays, stats) = common::fixture_in(&dir, &dir.join("model.onnx"));
+    let x = &arrays["inputs"];
+    for p in Precision::ALL {
+        let plan = QuantPlan::new(&g, &stats, &BitPlan::uniform(&g, p)).unwrap();
+        let scale = plan.encodings[g.outputs[0]].unwrap().scale;
+        let reference = Reference::new(g.clone(), Some(plan.clone()))
+            .unwrap()
+            .run(x)
+            .unwrap()
+            .remove(0);
+        let htp = QnnModel::build(&rt, &g, &plan, x.shape[0])
+            .unwrap()
+            .run(x)
+            .unwrap()
+            .remove(0);
+        let (max, within) = common::lsb_apart(&reference, &htp, scale);
+        println!("{p}: max {max} LSB, {:.2}% within 1 LSB", within * 100.0);
+        assert!(max <= 1.0, "{p}: HTP is {max} LSB from the reference");
+    }
+}
