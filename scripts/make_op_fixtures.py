@@ -140,6 +140,15 @@ def cases():
         helper.make_node("Concat", ["up", "wide"], ["y"], name="join", axis=1),
     ], {"scales": np.array([1, 1, 2, 2], np.float32), "two": np.array(2.0, np.float32)}, [32, 8, 8], "y",
         [64, 8, 8])
+    # sums over the width (the axes an input since opset 13) and the spread of the channels at each pixel
+    out["reduce_sum"] = model("reduce_sum", [
+        helper.make_node("ReduceSum", ["x", "axes"], ["y"], name="sum", keepdims=1),
+    ], {"axes": i64(3)}, [8, 6, 6], "y", [8, 6, 1])
+    out["reduce_max_min"] = model("reduce_max_min", [
+        helper.make_node("ReduceMax", ["x"], ["hi"], name="max", axes=[1], keepdims=1),
+        helper.make_node("ReduceMin", ["x"], ["lo"], name="min", axes=[1], keepdims=1),
+        helper.make_node("Sub", ["hi", "lo"], ["y"], name="spread"),
+    ], {}, [8, 6, 6], "y", [1, 6, 6])
     return out
 
 

@@ -205,7 +205,38 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "ReduceMean",
-            Op::ReduceMean(ir::ReduceMean {
+            Op::Reduce(ir::Reduce {
+                op: ir::ReduceOp::Mean,
+                axes: vec![2, 3],
+                keepdims: true,
+            }),
+            &x,
+            &[],
+        ),
+        case(
+            "ReduceSum",
+            Op::Reduce(ir::Reduce {
+                op: ir::ReduceOp::Sum,
+                axes: vec![3],
+                keepdims: true,
+            }),
+            &x,
+            &[],
+        ),
+        case(
+            "ReduceMax",
+            Op::Reduce(ir::Reduce {
+                op: ir::ReduceOp::Max,
+                axes: vec![1],
+                keepdims: true,
+            }),
+            &x,
+            &[],
+        ),
+        case(
+            "ReduceMin",
+            Op::Reduce(ir::Reduce {
+                op: ir::ReduceOp::Min,
                 axes: vec![2, 3],
                 keepdims: true,
             }),
@@ -500,6 +531,8 @@ fn htp_departure(case: &str, p: Precision) -> f64 {
         // the 16-bit Add/Sub itself is off by 1 LSB on ~1% of elements; the clip reads the exact sum
         "Add then Clip(0, 6)" | "Sub then Clip(0, 6)" | "Add then Relu" => 2.0,
         "Conv then Add" | "Add, Clip, Mul" | "Relu then Min" => 2.0,
+        // HTP's 16-bit ReduceSum, like its Add, rounds 1 LSB off on a fraction of a percent (0.26% here)
+        "ReduceSum" => 2.0,
         "Tanh" | "HardSwish" => 3.0,
         // HTP's 16-bit Sqrt, Exp and Gelu are table/polynomial approximations, not exact functions (at 8
         // bits they are exact): measured on v73, Sqrt 6% of elements within 1 LSB, max 78 LSB (0.12% of

@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 
-use amp_device::ir::{CoordMode, Graph, NearestMode, Node, Op, ResizeMode};
+use amp_device::ir::{CoordMode, Graph, NearestMode, Node, Op, ReduceOp, ResizeMode};
 use amp_device::quant::{quantize_bias, Encoding, QuantPlan, Role, WeightQuant};
 use anyhow::{bail, Result};
 use prost::Message;
@@ -581,11 +581,12 @@ impl Writer<'_> {
                 simple(self, op, attrs)
             }
             Op::GlobalAveragePool(_) => simple(self, "GlobalAveragePool", vec![]),
-            Op::ReduceMean(r) => {
-                if self.opset >= 18 {
+            Op::Reduce(r) => {
+                let since = if r.op == ReduceOp::Sum { 13 } else { 18 };
+                if self.opset >= since {
                     let axes = self.int64s(&format!("{out}/axes"), &ints(&r.axes));
                     self.push(
-                        "ReduceMean",
+                        r.op.onnx(),
                         vec![ins[0].clone(), axes],
                         out,
                         vec![attr_i("keepdims", r.keepdims as i64)],
@@ -594,7 +595,7 @@ impl Writer<'_> {
                 } else {
                     simple(
                         self,
-                        "ReduceMean",
+                        r.op.onnx(),
                         vec![
                             attr_ints("axes", &ints(&r.axes)),
                             attr_i("keepdims", r.keepdims as i64),

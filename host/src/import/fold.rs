@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use amp_device::ir::{Graph, Op, Pad, TensorId};
+use amp_device::ir::{self, Graph, Op, Pad, ReduceOp, TensorId};
 
 /// Per-channel constant of a foldable op, as (scale, shift) vectors of length `c`.
 fn per_channel(
@@ -241,7 +241,12 @@ fn find_layer_norm(
         };
         let (x, m) = (sub.inputs[0], sub.inputs[1]);
         let Some(mean) = made_by(m) else { continue };
-        let Op::ReduceMean(r1) = &mean.op else {
+        let Op::Reduce(
+            r1 @ ir::Reduce {
+                op: ReduceOp::Mean, ..
+            },
+        ) = &mean.op
+        else {
             continue;
         };
         let rank = g.tensors[x].shape.len();
@@ -271,7 +276,12 @@ fn find_layer_norm(
             continue;
         };
         let Some(var) = made_by(v) else { continue };
-        let Op::ReduceMean(r2) = &var.op else {
+        let Op::Reduce(
+            r2 @ ir::Reduce {
+                op: ReduceOp::Mean, ..
+            },
+        ) = &var.op
+        else {
             continue;
         };
         if r2.axes != r1.axes || !r2.keepdims {

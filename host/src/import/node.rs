@@ -168,7 +168,12 @@ pub(crate) fn slice_of(
 }
 
 pub(crate) fn axes_of(imp: &Importer, cx: &Ctx) -> Result<Option<Vec<i64>>, ImportError> {
-    if imp.opset >= 13 && cx.op() != "ReduceMean" || cx.op() == "ReduceMean" && imp.opset >= 18 {
+    // the axes became an input at opset 13 for Squeeze, Unsqueeze and ReduceSum, at 18 for the other reductions
+    let since = match cx.op() {
+        "ReduceMean" | "ReduceMax" | "ReduceMin" => 18,
+        _ => 13,
+    };
+    if imp.opset >= since {
         Ok(get_const(imp, cx, 1)?.map(|a| a.to_i64()))
     } else {
         Ok(cx.ints("axes"))

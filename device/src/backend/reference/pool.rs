@@ -2,7 +2,7 @@
 
 use super::ArrayRef;
 use crate::backend::Array;
-use crate::ir::Pool;
+use crate::ir::{Pool, ReduceOp};
 
 fn pool(p: &Pool, x: &ArrayRef, max: bool) -> Result<Array, String> {
     let mut shape = p.infer(&[x.shape])?;
@@ -84,7 +84,12 @@ pub(crate) fn global_avg(x: &ArrayRef) -> Result<Array, String> {
     Ok(Array::new(shape, out))
 }
 
-pub(crate) fn reduce_mean(x: &ArrayRef, axes: &[usize], keepdims: bool) -> Result<Array, String> {
+pub(crate) fn reduce(
+    x: &ArrayRef,
+    op: ReduceOp,
+    axes: &[usize],
+    keepdims: bool,
+) -> Result<Array, String> {
     let rank = x.shape.len();
     let kept: Vec<usize> = x
         .shape
@@ -94,14 +99,24 @@ pub(crate) fn reduce_mean(x: &ArrayRef, axes: &[usize], keepdims: bool) -> Resul
         .collect();
     let n_out: usize = kept.iter().product();
     let count: usize = axes.iter().map(|&a| x.shape[a]).product();
-    let mut sums = vec![0f64; n_out];
+    let start = match op {
+        ReduceOp::Mean | ReduceOp::Sum => 0.0,
+        ReduceOp::Max => f64::NEG_INFINITY,
+        ReduceOp::Min => f64::INFINITY,
+    };
+    let mut acc = vec![start; n_out];
     let mut idx = vec![0usize; rank];
     for &v in x.data {
         let mut o = 0;
         for d in 0..rank {
             o = o * kept[d] + if axes.contains(&d) { 0 } else { idx[d] };
         }
-        sums[o] += v as f64;
+        let v = v as f64;
+        acc[o] = match op {
+            ReduceOp::Mean | ReduceOp::Sum => acc[o] + v,
+            ReduceOp::Max => acc[o].max(v),
+            ReduceOp::Min => acc[o].min(v),
+        };
         for d in (0..rank).rev() {
             idx[d] += 1;
             if idx[d] < x.shape[d] {
@@ -120,11 +135,14 @@ pub(crate) fn reduce_mean(x: &ArrayRef, axes: &[usize], keepdims: bool) -> Resul
             .map(|(_, &d)| d)
             .collect()
     };
+    let div = if op == ReduceOp::Mean {
+        count as f64
+    } else {
+        1.0
+    };
     Ok(Array::new(
         shape,
-        sums.into_iter()
-            .map(|s| (s / count as f64) as f32)
-            .collect(),
+        acc.into_iter().map(|s| (s / div) as f32).collect(),
     ))
 }
 
@@ -174,18 +192,22 @@ mod tests {
     }
 
     #[test]
-    fn reduce_mean_over_spatial_axes() {
+    fn reductions_over_spatial_axes() {
         let x: Vec<f32> = (0..8).map(|v| v as f32).collect();
-        let y = reduce_mean(
-            &ArrayRef {
-                shape: &[1, 2, 2, 2],
-                data: &x,
-            },
-            &[2, 3],
-            false,
-        )
-        .unwrap();
-        assert_eq!(y.shape, vec![1, 2]);
-        assert_eq!(y.data, vec![1.5, 5.5]);
+        let x = ArrayRef {
+            shape: &[1, 2, 2, 2],
+            data: &x,
+        };
+        let y = |op| reduce(&x, op, &[2, 3], false).unwrap();
+        assert_eq!(y(ReduceOp::Mean).shape, vec![1, 2]);
+        assert_eq!(y(ReduceOp::Mean).data, vec![1.5, 5.5]);
+        assert_eq!(y(ReduceOp::Sum).data, vec![6.0, 22.0]);
+        assert_eq!(y(ReduceOp::Max).data, vec![3.0, 7.0]);
+        assert_eq!(y(ReduceOp::Min).data, vec![0.0, 4.0]);
+        let kept = reduce(&x, ReduceOp::Max, &[1], true).unwrap();
+        assert_eq!(
+            (kept.shape, kept.data),
+            (vec![1, 1, 2, 2], vec![4.0, 5.0, 6.0, 7.0])
+        );
     }
 }

@@ -55,7 +55,7 @@ mod neg;
 mod pad;
 mod pool;
 mod pow;
-mod reduce_mean;
+mod reduce;
 mod relu;
 mod reshape;
 mod resize;
@@ -69,6 +69,7 @@ mod tanh;
 mod transpose;
 
 pub use pool::Pool;
+pub use reduce::ReduceOp;
 pub use resize::{CoordMode, NearestMode, ResizeMode};
 
 /// How an op multiplies and accumulates (AIMET's MAC ops, which bit-ops count).
@@ -223,7 +224,7 @@ ops! {
     MaxPool(max_pool),
     AveragePool(average_pool),
     GlobalAveragePool(global_average_pool),
-    ReduceMean(reduce_mean),
+    Reduce(reduce),
     Reshape(reshape),
     Transpose(transpose),
     Concat(concat),

@@ -36,7 +36,7 @@ mod mul;
 mod neg;
 mod pad;
 mod pow;
-mod reduce_mean;
+mod reduce;
 mod relu;
 mod reshape;
 mod resize;
@@ -111,7 +111,10 @@ pub const REGISTRY: &[Entry] = &[
     entry("Pad", pad::import, &[K::Pad]),
     entry("Pow", pow::import, &[K::Pow]),
     entry("Reciprocal", div::import_reciprocal, &[K::Div]),
-    entry("ReduceMean", reduce_mean::import, &[K::ReduceMean]),
+    entry("ReduceMax", reduce::import_max, &[K::Reduce]),
+    entry("ReduceMean", reduce::import_mean, &[K::Reduce]),
+    entry("ReduceMin", reduce::import_min, &[K::Reduce]),
+    entry("ReduceSum", reduce::import_sum, &[K::Reduce]),
     entry("Relu", relu::import, &[K::Relu]),
     entry("Reshape", reshape::import, &[K::Reshape]),
     entry("Resize", resize::import, &[K::Resize]),

@@ -35,7 +35,7 @@ mod mul;
 mod neg;
 mod pad;
 mod pow;
-mod reduce_mean;
+mod reduce;
 mod relu;
 mod reshape;
 mod resize;
@@ -203,7 +203,7 @@ register_ops! {
     pub(super) fn lowering -> dyn Lower;
     pub const LOWERINGS;
     Conv, Gemm, MatMul, Add, Sub, Mul, Div, Min, Max, ScaleShift, Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid,
-    HardSwish, Tanh, Softmax, MaxPool, AveragePool, GlobalAveragePool, ReduceMean, Reshape, Transpose, Concat,
+    HardSwish, Tanh, Softmax, MaxPool, AveragePool, GlobalAveragePool, Reduce, Reshape, Transpose, Concat,
     Pad, Resize, Neg, Abs, Sqrt, Exp, Erf, Gelu, Pow,
     LayerNorm, Slice,
 }

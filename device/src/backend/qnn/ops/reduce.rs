@@ -1,12 +1,12 @@
-//! ReduceMean → ReduceMean, its axes mapped to NHWC.
+//! Reduce → ReduceMean, ReduceSum, ReduceMax or ReduceMin, its axes mapped to NHWC.
 
 use qnn_sys::ParamSpec;
 
 use super::{Lower, NodeCx, NCHW_IN_NHWC};
 use crate::backend::qnn::Result;
-use crate::ir::ReduceMean;
+use crate::ir::Reduce;
 
-impl Lower for ReduceMean {
+impl Lower for Reduce {
     fn lower(&self, cx: &mut NodeCx) -> Result<()> {
         let src = cx.in_shape(0).len();
         let has = |a: usize| self.axes.contains(&a);
@@ -28,6 +28,6 @@ impl Lower for ReduceMean {
             ParamSpec::U32Tensor("axes", vec![axes.len() as u32], axes),
             ParamSpec::Bool("keep_dims", self.keepdims),
         ];
-        cx.node("ReduceMean", &params)
+        cx.node(self.op.onnx(), &params)
     }
 }
