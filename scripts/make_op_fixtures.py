@@ -149,6 +149,14 @@ def cases():
         helper.make_node("ReduceMin", ["x"], ["lo"], name="min", axes=[1], keepdims=1),
         helper.make_node("Sub", ["hi", "lo"], ["y"], name="spread"),
     ], {}, [8, 6, 6], "y", [1, 6, 6])
+    # pixel shuffles: PyTorch's (CRD), and TensorFlow's (DCR) followed by a SpaceToDepth of another block
+    out["depth_to_space_crd"] = model("depth_to_space_crd", [
+        helper.make_node("DepthToSpace", ["x"], ["y"], name="shuffle", blocksize=2, mode="CRD"),
+    ], {}, [8, 6, 6], "y", [2, 12, 12])
+    out["depth_space_blocks"] = model("depth_space_blocks", [
+        helper.make_node("DepthToSpace", ["x"], ["a"], name="up", blocksize=2, mode="DCR"),
+        helper.make_node("SpaceToDepth", ["a"], ["y"], name="down", blocksize=3),
+    ], {}, [8, 6, 6], "y", [18, 4, 4])
     return out
 
 

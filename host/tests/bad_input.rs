@@ -144,9 +144,10 @@ fn unsupported_op_names_node_op_and_supported_list() {
     );
 }
 
-/// Slices that would drop samples or cover nothing name the node and what is wrong with them.
+/// Slices that would drop samples or cover nothing, splits that do not cover their axis and a pixel shuffle
+/// of an unknown mode name the node and what is wrong with them.
 #[test]
-fn bad_slices_and_splits_name_the_node() {
+fn bad_data_movement_attributes_name_the_node() {
     let dir = tempfile::tempdir().unwrap();
     let ints = |name: &str, v: &[i64]| proto::AttributeProto {
         name: Some(name.into()),
@@ -178,6 +179,20 @@ fn bad_slices_and_splits_name_the_node() {
             vec![ints("split", &[1, 2]), int("axis", 1)],
             &["a", "b"][..],
             "split sizes [1, 2] for 2 outputs do not cover axis 1 of 4",
+        ),
+        (
+            "DepthToSpace",
+            vec![
+                int("blocksize", 2),
+                proto::AttributeProto {
+                    name: Some("mode".into()),
+                    s: Some(b"RDC".to_vec().into()),
+                    r#type: Some(3),
+                    ..Default::default()
+                },
+            ],
+            &["y"][..],
+            "mode \"RDC\" is not supported (DCR, CRD)",
         ),
     ];
     for (i, (op, attrs, outs, want)) in cases.into_iter().enumerate() {

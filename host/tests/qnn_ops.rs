@@ -261,6 +261,36 @@ fn cases() -> Vec<Case> {
             &[],
         ),
         case("Concat", Op::Concat(ir::Concat { axis: 1 }), &x, &[]),
+        case(
+            "DepthToSpace DCR",
+            Op::DepthSpace(ir::DepthSpace {
+                block: 2,
+                to_depth: false,
+                crd: false,
+            }),
+            &x,
+            &[],
+        ),
+        case(
+            "DepthToSpace CRD",
+            Op::DepthSpace(ir::DepthSpace {
+                block: 2,
+                to_depth: false,
+                crd: true,
+            }),
+            &x,
+            &[],
+        ),
+        case(
+            "SpaceToDepth",
+            Op::DepthSpace(ir::DepthSpace {
+                block: 2,
+                to_depth: true,
+                crd: false,
+            }),
+            &x,
+            &[],
+        ),
         // YOLOX's Focus: every other row and column
         case(
             "Slice step 2",

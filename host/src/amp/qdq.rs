@@ -616,6 +616,15 @@ impl Writer<'_> {
             }
             Op::Transpose(t) => simple(self, "Transpose", vec![attr_ints("perm", &ints(&t.perm))]),
             Op::Concat(c) => simple(self, "Concat", vec![attr_i("axis", c.axis as i64)]),
+            Op::DepthSpace(d) => {
+                let block = attr_i("blocksize", d.block as i64);
+                if d.to_depth {
+                    simple(self, "SpaceToDepth", vec![block])
+                } else {
+                    let mode = attr_s("mode", if d.crd { "CRD" } else { "DCR" });
+                    simple(self, "DepthToSpace", vec![block, mode])
+                }
+            }
             Op::Slice(sl) => {
                 // every axis but the batch one, each ending one step past the last index read
                 let axes: Vec<usize> = (1..sl.starts.len()).collect();

@@ -1,8 +1,8 @@
-//! Data movement: reshape, transpose, slice, concat, pad, resize.
+//! Data movement: reshape, transpose, slice, depth-to-space, concat, pad, resize.
 
 use super::ArrayRef;
 use crate::backend::Array;
-use crate::ir::{CoordMode, NearestMode, Resize, ResizeMode, Slice};
+use crate::ir::{CoordMode, DepthSpace, NearestMode, Resize, ResizeMode, Slice};
 
 pub(crate) fn reshape(x: &ArrayRef, shape: &[usize]) -> Result<Array, String> {
     let mut s = shape.to_vec();
@@ -72,6 +72,24 @@ pub(crate) fn slice(x: &ArrayRef, s: &Slice) -> Array {
         }
     }
     Array::new(shape, out)
+}
+
+/// DepthToSpace or SpaceToDepth, every sample's.
+pub(crate) fn depth_space(x: &ArrayRef, d: &DepthSpace, out: &[usize]) -> Array {
+    let (n, c, h, w) = (x.shape[0], out[1], out[2], out[3]);
+    let (xc, xh, xw) = (x.shape[1], x.shape[2], x.shape[3]);
+    let mut y = Vec::with_capacity(n * c * h * w);
+    for s in 0..n {
+        for ci in 0..c {
+            for hi in 0..h {
+                for wi in 0..w {
+                    let (sc, sh, sw) = d.source(c, (ci, hi, wi));
+                    y.push(x.data[((s * xc + sc) * xh + sh) * xw + sw]);
+                }
+            }
+        }
+    }
+    Array::new(vec![n, c, h, w], y)
 }
 
 /// Concatenation along `axis`. An input with batch 1 (a constant) is repeated over the others' batch.

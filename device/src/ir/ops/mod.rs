@@ -36,6 +36,7 @@ mod average_pool;
 mod clip;
 mod concat;
 mod conv;
+mod depth_space;
 mod div;
 mod erf;
 mod exp;
@@ -239,6 +240,7 @@ ops! {
     Pow(pow),
     LayerNorm(layer_norm),
     Slice(slice),
+    DepthSpace(depth_space),
 }
 
 impl Op {

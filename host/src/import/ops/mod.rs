@@ -17,6 +17,7 @@ mod clip;
 mod computed_at_import;
 mod concat;
 mod conv;
+mod depth_space;
 mod div;
 mod erf;
 mod exp;
@@ -84,6 +85,7 @@ pub const REGISTRY: &[Entry] = &[
     entry("Constant", computed_at_import::import, &[]),
     entry("ConstantOfShape", computed_at_import::import, &[]),
     entry("Conv", conv::import, &[K::Conv]),
+    entry("DepthToSpace", depth_space::import, &[K::DepthSpace]),
     entry("Div", div::import, &[K::Div]),
     entry("Dropout", identity::import, &[]),
     entry("Erf", erf::import, &[K::Erf]),
@@ -122,6 +124,7 @@ pub const REGISTRY: &[Entry] = &[
     entry("Sigmoid", sigmoid::import, &[K::Sigmoid]),
     entry("Slice", slice::import, &[K::Slice]),
     entry("Softmax", softmax::import, &[K::Softmax]),
+    entry("SpaceToDepth", depth_space::import, &[K::DepthSpace]),
     entry("Split", slice::import_split, &[K::Slice]),
     entry("Sqrt", sqrt::import, &[K::Sqrt]),
     entry("Squeeze", reshape::import_squeeze, &[K::Reshape]),

@@ -19,6 +19,7 @@ mod average_pool;
 mod clip;
 mod concat;
 mod conv;
+mod depth_space;
 mod div;
 mod erf;
 mod exp;
@@ -110,7 +111,7 @@ register_ops! {
     Conv, Gemm, MatMul, Add, Sub, Mul, Div, Min, Max, ScaleShift, Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid,
     HardSwish, Tanh, Softmax, MaxPool, AveragePool, GlobalAveragePool, Reduce, Reshape, Transpose, Concat,
     Pad, Resize, Neg, Abs, Sqrt, Exp, Erf, Gelu, Pow,
-    LayerNorm, Slice,
+    LayerNorm, Slice, DepthSpace,
 }
 
 #[cfg(test)]
