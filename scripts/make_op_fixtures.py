@@ -157,6 +157,11 @@ def cases():
         helper.make_node("DepthToSpace", ["x"], ["a"], name="up", blocksize=2, mode="DCR"),
         helper.make_node("SpaceToDepth", ["a"], ["y"], name="down", blocksize=3),
     ], {}, [8, 6, 6], "y", [18, 4, 4])
+    # attention-style scores normalised over a middle axis (opset 13: one axis, not flattened)
+    out["softmax_middle_axis"] = model("softmax_middle_axis", [
+        helper.make_node("Mul", ["x", "t"], ["z"], name="temperature"),
+        helper.make_node("Softmax", ["z"], ["y"], name="softmax", axis=1),
+    ], {"t": np.array(1.5, np.float32)}, [6, 12], "y", [6, 12])
     return out
 
 
