@@ -337,3 +337,39 @@ fn ci_logs_get_progress_lines_and_results_hold_only_this_runs_files() {
         "an earlier run's phase3.json was left"
     );
 }
+
+/// `info` names the model's inputs and outputs with their shapes and dtypes, in text and in JSON.
+#[test]
+fn info_lists_inputs_and_outputs() {
+    let (model, _) = common::example("digits_seg");
+    let j = common::amp(&["info", "--model", &model, "--json"]);
+    let io = |k: &str| {
+        j[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                format!(
+                    "{} {} {}",
+                    v["name"].as_str().unwrap(),
+                    v["shape"],
+                    v["dtype"].as_str().unwrap()
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let (inputs, outputs) = (io("inputs"), io("outputs"));
+    assert_eq!(inputs.len(), 1, "{j}");
+    assert!(inputs[0].ends_with("[1,1,16,16] float32"), "{inputs:?}");
+    assert_eq!(outputs.len(), 1, "{j}");
+    assert!(outputs[0].ends_with("[1,11,16,16] float32"), "{outputs:?}");
+    let text = common::amp_cmd()
+        .args(["info", "--model", &model])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    let first = inputs[0].split(' ').next().unwrap();
+    assert!(
+        text.contains(&format!("input        {first} [1, 1, 16, 16] float32")),
+        "{text}"
+    );
+}

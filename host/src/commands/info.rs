@@ -23,11 +23,25 @@ pub(crate) fn info(a: InfoArgs) -> Result<()> {
         .filter(|t| t.is_const())
         .map(|t| t.numel())
         .sum();
+    // amp's graphs take float32 inputs (quantized on the way in) and give float32 outputs
+    let io = |ids: &[usize]| -> Vec<(String, Vec<usize>)> {
+        ids.iter()
+            .map(|&t| (g.tensors[t].name.clone(), g.tensors[t].shape.clone()))
+            .collect()
+    };
+    let (inputs, outputs) = (io(&g.inputs), io(&g.outputs));
+    let listed = |v: &[(String, Vec<usize>)]| -> Vec<serde_json::Value> {
+        v.iter()
+            .map(|(n, s)| serde_json::json!({"name": n, "shape": s, "dtype": "float32"}))
+            .collect()
+    };
     if a.json {
         let o = serde_json::json!({
             "model": a.model.display().to_string(),
             "hash": g.hash(),
             "input_shape": g.tensors[g.inputs[0]].shape,
+            "inputs": listed(&inputs),
+            "outputs": listed(&outputs),
             "nodes": g.nodes.len(),
             "tensors": g.tensors.len(),
             "constants": consts,
@@ -38,10 +52,11 @@ pub(crate) fn info(a: InfoArgs) -> Result<()> {
         println!("{o}");
     } else {
         println!("model        {}  (hash {})", a.model.display(), g.hash());
-        println!(
-            "input        {:?} (batch first)",
-            g.tensors[g.inputs[0]].shape
-        );
+        for (kind, list) in [("input", &inputs), ("output", &outputs)] {
+            for (name, shape) in list {
+                println!("{kind:<12} {name} {shape:?} float32 (batch first)");
+            }
+        }
         println!("nodes        {}", g.nodes.len());
         println!(
             "tensors      {} ({consts} constant, {params} parameters)",
