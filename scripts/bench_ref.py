@@ -4,7 +4,10 @@ batch size and thread count (1). Prints samples/s and ratios.
 
     python3 -m venv /tmp/amp-py && /tmp/amp-py/bin/pip install numpy onnxruntime
     cargo build --release -p amp-host
-    /tmp/amp-py/bin/python scripts/bench_ref.py [examples/mnist_mbv] [--batch 32] [--iters 10]
+    /tmp/amp-py/bin/python scripts/bench_ref.py [examples/mnist_mbv] [--batch 32] [--iters 10] [--no-vnni]
+
+--no-vnni adds a8w8 with the int8 GEMM turned off (AMP_REFERENCE_NO_VNNI), the path an x86 CPU without VNNI
+takes, so one machine measures both.
 
 Targets (issue 2): reference FP32 >= 0.5x onnxruntime FP32; reference a8w8 >= 0.4x onnxruntime FP32.
 """
@@ -42,13 +45,14 @@ def ort_rate(model, x, batch, warmup, iters):
     return len(xb) / float(np.median(times)), iters
 
 
-def amp_rate(model, data, precision, batch, warmup, iters):
+def amp_rate(model, data, precision, batch, warmup, iters, no_vnni=False):
     """amp's reference backend, measured the same way by `amp-host bench` (one thread)."""
+    env = dict(os.environ, AMP_REFERENCE_NO_VNNI="1") if no_vnni else None
     exe = os.path.join(ROOT, "target", "release", "amp-host")
     out = subprocess.run([exe, "bench", "--backend", "ref", "--model", model, "--data", data,
                           "--precision", precision, "--batch", str(batch), "--warmup", str(warmup),
                           "--iters", str(iters), "--json", "--cache", "/tmp/amp-bench-cache"],
-                         check=True, capture_output=True, text=True).stdout
+                         check=True, capture_output=True, text=True, env=env).stdout
     o = json.loads(out)
     return o["batch"] / (o["wall_us"]["median"] * 1e-6)
 
@@ -59,6 +63,7 @@ def main():
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--iters", type=int, default=10)
+    ap.add_argument("--no-vnni", action="store_true", help="also a8w8 without the int8 GEMM")
     a = ap.parse_args()
     for ex in a.example:
         model = os.path.join(ex, "model.onnx")
@@ -70,6 +75,9 @@ def main():
         for p in ("fp32", "a8w8", "a16w8", "a16w16"):
             r = amp_rate(model, data, p, a.batch, a.warmup, iters)
             print(f"  amp ref {p:<10} {r:10.1f} samples/s   {r / base:.2f}x")
+        if a.no_vnni:
+            r = amp_rate(model, data, "a8w8", a.batch, a.warmup, iters, no_vnni=True)
+            print(f"  amp ref a8w8 no-VNNI {r:6.1f} samples/s   {r / base:.2f}x")
 
 
 if __name__ == "__main__":

@@ -22,8 +22,18 @@ thread_local! {
         // program configured it first.
         let _ = rayon::ThreadPoolBuilder::new().num_threads(1).build_global();
         let e = GemmExecutor::<u8, i8, i32>::default();
-        (!e.may_saturate()).then_some(e)
+        let off = std::env::var(NO_VNNI).is_ok_and(|v| !v.is_empty() && v != "0");
+        usable(e.may_saturate(), off).then_some(e)
     };
+}
+
+/// Set (to anything but empty or 0), the int8 GEMM is not used, as on an x86 CPU without VNNI: one machine then measures
+/// both paths (`scripts/bench_ref.py --no-vnni`). Read once per thread.
+pub const NO_VNNI: &str = "AMP_REFERENCE_NO_VNNI";
+
+/// Whether the int8 GEMM runs: its kernel is exact here and the user did not turn it off.
+fn usable(may_saturate: bool, turned_off: bool) -> bool {
+    !may_saturate && !turned_off
 }
 
 /// Whether the int8 GEMM is exact here (true on CPUs with VNNI and on aarch64).
@@ -192,4 +202,14 @@ pub(crate) fn fc(
         Requant::new(q, epi).rows(q, epi, 0, nout, &acc, out);
         true
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_no_vnni_switch_and_a_saturating_kernel_both_decline() {
+        assert!(super::usable(false, false));
+        assert!(!super::usable(false, true));
+        assert!(!super::usable(true, false));
+    }
 }
