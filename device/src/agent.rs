@@ -428,13 +428,9 @@ pub fn soc() -> String {
             .output()
             .ok()
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .filter(|v| !v.is_empty())
     };
-    if let Some(m) = prop("ro.soc.model").or_else(|| prop("ro.board.platform")) {
-        return match prop("ro.soc.manufacturer") {
-            Some(v) => format!("{v} {m}"),
-            None => m,
-        };
+    if let Some(soc) = soc_from(prop) {
+        return soc;
     }
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -445,6 +441,18 @@ pub fn soc() -> String {
                 .map(|(_, v)| v.trim().to_string())
         })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
+/// An Android device's SoC from its properties: `ro.soc.model` (Android 12 and later) or else
+/// `ro.board.platform`, after `ro.soc.manufacturer` when that is set; None without either. The one rule for
+/// the agent on the device and for the host reading `adb shell getprop`.
+pub fn soc_from(prop: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let prop = |name: &str| prop(name).filter(|v| !v.is_empty());
+    let model = prop("ro.soc.model").or_else(|| prop("ro.board.platform"))?;
+    Some(match prop("ro.soc.manufacturer") {
+        Some(v) => format!("{v} {model}"),
+        None => model,
+    })
 }
 
 /// Serves one connection until Shutdown or end of stream. Protocol errors end the connection with an error
@@ -530,6 +538,22 @@ pub fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_soc_is_the_model_after_its_maker_else_the_platform() {
+        let props = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|p| p.0 == k).map(|p| p.1.to_string())
+        };
+        const FULL: &[(&str, &str)] = &[
+            ("ro.soc.manufacturer", "QTI"),
+            ("ro.soc.model", "SM8550"),
+            ("ro.board.platform", "kalama"),
+        ];
+        assert_eq!(soc_from(props(FULL)).as_deref(), Some("QTI SM8550"));
+        const OLD: &[(&str, &str)] = &[("ro.soc.model", ""), ("ro.board.platform", "kona")];
+        assert_eq!(soc_from(props(OLD)).as_deref(), Some("kona"));
+        assert_eq!(soc_from(props(&[])), None);
+    }
 
     fn session(requests: &[Request]) -> Vec<Response> {
         let dir = std::env::temp_dir().join(format!(

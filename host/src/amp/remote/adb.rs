@@ -229,11 +229,7 @@ pub fn describe(serial: &str) -> Result<DeviceFacts> {
     let (props, held) = out.split_once("---").unwrap_or((&out, ""));
     let props = parse_getprop(props);
     let get = |k: &str| props.get(k).cloned().unwrap_or_default();
-    let soc = match (get("ro.soc.manufacturer"), get("ro.soc.model")) {
-        (_, m) if m.is_empty() => get("ro.board.platform"),
-        (v, m) if v.is_empty() => m,
-        (v, m) => format!("{v} {m}"),
-    };
+    let soc = amp_device::agent::soc_from(|k| props.get(k).cloned()).unwrap_or_default();
     let ours = std::fs::read(device_agent()).map(|b| blob_hash(&b)).ok();
     let agent = match held.trim() {
         "" => "absent",
