@@ -52,7 +52,8 @@ CALIB_SAMPLES = 64
 
 # Ops whose output shares its input's encoding (no requantization), as in device/src/quant.
 PASSTHROUGH = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "MaxPool", "Identity", "Dropout", "Pad",
-               "Slice", "Split", "ReduceMax", "ReduceMin", "DepthToSpace", "SpaceToDepth"}
+               "Slice", "Split", "ReduceMax", "ReduceMin", "DepthToSpace", "SpaceToDepth",
+               "Expand", "Tile"}
 FUSABLE_PRODUCERS = {"Conv", "Gemm", "MatMul"}
 FUSABLE_ACTIVATIONS = {"Relu", "Clip"}
 # Element-wise ops whose lone Relu/Clip reader clamps their exact result (HTP fuses the pair; device/src/backend/

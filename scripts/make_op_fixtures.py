@@ -162,6 +162,13 @@ def cases():
         helper.make_node("Mul", ["x", "t"], ["z"], name="temperature"),
         helper.make_node("Softmax", ["z"], ["y"], name="softmax", axis=1),
     ], {"t": np.array(1.5, np.float32)}, [6, 12], "y", [6, 12])
+    # a per-pixel gate broadcast over the channels by Expand, and a map repeated by Tile
+    out["expand_tile"] = model("expand_tile", [
+        helper.make_node("ReduceMean", ["x"], ["m"], name="mean", axes=[1], keepdims=1),
+        helper.make_node("Expand", ["m", "shape"], ["e"], name="broadcast"),
+        helper.make_node("Mul", ["x", "e"], ["g"], name="gate"),
+        helper.make_node("Tile", ["g", "reps"], ["y"], name="repeat"),
+    ], {"shape": i64(1, 8, 1, 1), "reps": i64(1, 1, 2, 1)}, [8, 6, 6], "y", [8, 12, 6])
     return out
 
 

@@ -304,6 +304,22 @@ fn cases() -> Vec<Case> {
             &x,
             &[],
         ),
+        case(
+            "Tile",
+            Op::Tile(ir::Tile {
+                reps: vec![1, 2, 1, 3],
+            }),
+            &x,
+            &[],
+        ),
+        case(
+            "Tile of a row",
+            Op::Tile(ir::Tile {
+                reps: vec![1, 4, 1],
+            }),
+            &[1, 1, 6],
+            &[],
+        ),
         // YOLOX's Focus: every other row and column
         case(
             "Slice step 2",

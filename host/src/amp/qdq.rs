@@ -616,6 +616,11 @@ impl Writer<'_> {
             }
             Op::Transpose(t) => simple(self, "Transpose", vec![attr_ints("perm", &ints(&t.perm))]),
             Op::Concat(c) => simple(self, "Concat", vec![attr_i("axis", c.axis as i64)]),
+            Op::Tile(t) => {
+                let reps = self.int64s(&format!("{out}/repeats"), &ints(&t.reps));
+                self.push("Tile", vec![ins[0].clone(), reps], out, vec![]);
+                Ok(())
+            }
             Op::DepthSpace(d) => {
                 let block = attr_i("blocksize", d.block as i64);
                 if d.to_depth {

@@ -1,4 +1,4 @@
-//! Data movement: reshape, transpose, slice, depth-to-space, concat, pad, resize.
+//! Data movement: reshape, transpose, slice, tile, depth-to-space, concat, pad, resize.
 
 use super::ArrayRef;
 use crate::backend::Array;
@@ -63,6 +63,28 @@ pub(crate) fn slice(x: &ArrayRef, s: &Slice) -> Array {
     let mut idx = vec![0usize; rank];
     for _ in 0..n {
         out.push(x.data[(0..rank).map(|a| offs[a][idx[a]]).sum::<usize>()]);
+        for d in (0..rank).rev() {
+            idx[d] += 1;
+            if idx[d] < shape[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+    Array::new(shape, out)
+}
+
+/// `x` repeated `reps[a]` times along each axis (the batch axis once).
+pub(crate) fn tile(x: &ArrayRef, reps: &[usize]) -> Array {
+    let shape: Vec<usize> = x.shape.iter().zip(reps).map(|(&d, &r)| d * r).collect();
+    let rank = shape.len();
+    let xs = strides(x.shape);
+    let n: usize = shape.iter().product();
+    let mut out = Vec::with_capacity(n);
+    let mut idx = vec![0usize; rank];
+    for _ in 0..n {
+        let off: usize = (0..rank).map(|a| (idx[a] % x.shape[a]) * xs[a]).sum();
+        out.push(x.data[off]);
         for d in (0..rank).rev() {
             idx[d] += 1;
             if idx[d] < shape[d] {

@@ -67,6 +67,7 @@ mod softmax;
 mod sqrt;
 mod sub;
 mod tanh;
+mod tile;
 mod transpose;
 
 pub use pool::Pool;
@@ -241,6 +242,7 @@ ops! {
     LayerNorm(layer_norm),
     Slice(slice),
     DepthSpace(depth_space),
+    Tile(tile),
 }
 
 impl Op {

@@ -48,6 +48,7 @@ mod softmax;
 mod sqrt;
 mod sub;
 mod tanh;
+mod tile;
 mod transpose;
 
 /// How one ONNX op type imports.
@@ -90,6 +91,7 @@ pub const REGISTRY: &[Entry] = &[
     entry("Dropout", identity::import, &[]),
     entry("Erf", erf::import, &[K::Erf]),
     entry("Exp", exp::import, &[K::Exp]),
+    entry("Expand", tile::import, &[K::Tile]),
     entry("Flatten", reshape::import_flatten, &[K::Reshape]),
     entry("Gather", computed_at_import::import, &[]),
     entry("Gelu", gelu::import, &[K::Gelu]),
@@ -130,6 +132,7 @@ pub const REGISTRY: &[Entry] = &[
     entry("Squeeze", reshape::import_squeeze, &[K::Reshape]),
     entry("Sub", sub::import, &[K::Sub]),
     entry("Tanh", tanh::import, &[K::Tanh]),
+    entry("Tile", tile::import, &[K::Tile]),
     entry("Transpose", transpose::import, &[K::Transpose]),
     entry("Unsqueeze", reshape::import_squeeze, &[K::Reshape]),
     entry("Upsample", resize::import, &[K::Resize]),

@@ -47,6 +47,7 @@ mod softmax;
 mod sqrt;
 mod sub;
 mod tanh;
+mod tile;
 mod transpose;
 
 /// The NCHW axis each NHWC axis holds.
@@ -206,7 +207,7 @@ register_ops! {
     Conv, Gemm, MatMul, Add, Sub, Mul, Div, Min, Max, ScaleShift, Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid,
     HardSwish, Tanh, Softmax, MaxPool, AveragePool, GlobalAveragePool, Reduce, Reshape, Transpose, Concat,
     Pad, Resize, Neg, Abs, Sqrt, Exp, Erf, Gelu, Pow,
-    LayerNorm, Slice, DepthSpace,
+    LayerNorm, Slice, DepthSpace, Tile,
 }
 
 /// The window parameters PoolMax2d and PoolAvg2d share.

@@ -49,6 +49,7 @@ mod softmax;
 mod sqrt;
 mod sub;
 mod tanh;
+mod tile;
 mod transpose;
 
 /// What a kernel gets: its inputs (constant operands already on the grid QNN stores them on), the encodings
@@ -111,7 +112,7 @@ register_ops! {
     Conv, Gemm, MatMul, Add, Sub, Mul, Div, Min, Max, ScaleShift, Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid,
     HardSwish, Tanh, Softmax, MaxPool, AveragePool, GlobalAveragePool, Reduce, Reshape, Transpose, Concat,
     Pad, Resize, Neg, Abs, Sqrt, Exp, Erf, Gelu, Pow,
-    LayerNorm, Slice, DepthSpace,
+    LayerNorm, Slice, DepthSpace, Tile,
 }
 
 #[cfg(test)]
