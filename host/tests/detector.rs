@@ -27,14 +27,14 @@ fn dir() -> PathBuf {
 
 /// It imports (Focus Slices, SiLU, SPP, Resize, three heads) and runs at FP32 as onnxruntime does. Quantized,
 /// each op given onnxruntime's QDQ values of its inputs lands within 1 LSB of onnxruntime's output on at
-/// least 99.9% of the elements of every op, at every uniform precision. (The whole network's output is not
-/// compared per element: through 83 convs and 80 sigmoids, whose 8-bit output LSB is a 64th of their input
-/// LSB's effect at the steepest point, one rounding tie early on moves hundreds of elements downstream, as it
-/// moves onnxruntime's own QDQ output when only its float summation order changes. mAP is compared below.)
+/// least 99.9% of the elements of every op, at every uniform precision. (The whole network's output is judged
+/// by its mAP below, not per element: through 83 convs and 80 sigmoids a rounding tie early on moves hundreds
+/// of elements downstream, and the output is 67–74% within 1 LSB of onnxruntime's.)
 #[test]
 #[ignore = "needs scripts/make_detector.py"]
 fn the_detector_matches_onnxruntime() {
     let d = dir();
+    // FP32 within 1e-4 of the range; the whole quantized output is printed, not bounded (0.0)
     let failures = fixture_failures("ddddocr_det", &d, &d.join("model.onnx"), 0.0);
     assert!(failures.is_empty(), "{failures:#?}");
     let (g, _, stats) = fixture_in(&d, &d.join("model.onnx"));
