@@ -58,33 +58,28 @@ pub(crate) fn slice(x: &ArrayRef, s: &Slice) -> Array {
                 .collect()
         })
         .collect();
-    let n: usize = shape.iter().product();
-    let mut out = Vec::with_capacity(n);
-    let mut idx = vec![0usize; rank];
-    for _ in 0..n {
-        out.push(x.data[(0..rank).map(|a| offs[a][idx[a]]).sum::<usize>()]);
-        for d in (0..rank).rev() {
-            idx[d] += 1;
-            if idx[d] < shape[d] {
-                break;
-            }
-            idx[d] = 0;
-        }
-    }
-    Array::new(shape, out)
+    gather(x, shape, &offs)
 }
 
 /// `x` repeated `reps[a]` times along each axis (the batch axis once).
 pub(crate) fn tile(x: &ArrayRef, reps: &[usize]) -> Array {
     let shape: Vec<usize> = x.shape.iter().zip(reps).map(|(&d, &r)| d * r).collect();
-    let rank = shape.len();
     let xs = strides(x.shape);
+    let offs: Vec<Vec<usize>> = (0..shape.len())
+        .map(|a| (0..shape[a]).map(|j| (j % x.shape[a]) * xs[a]).collect())
+        .collect();
+    gather(x, shape, &offs)
+}
+
+/// The output of `shape` whose element at index i reads `x` at offset Σₐ offs[a][i[a]] (per-axis offset
+/// tables: a strided slice, a repetition).
+fn gather(x: &ArrayRef, shape: Vec<usize>, offs: &[Vec<usize>]) -> Array {
+    let rank = shape.len();
     let n: usize = shape.iter().product();
     let mut out = Vec::with_capacity(n);
     let mut idx = vec![0usize; rank];
     for _ in 0..n {
-        let off: usize = (0..rank).map(|a| (idx[a] % x.shape[a]) * xs[a]).sum();
-        out.push(x.data[off]);
+        out.push(x.data[(0..rank).map(|a| offs[a][idx[a]]).sum::<usize>()]);
         for d in (0..rank).rev() {
             idx[d] += 1;
             if idx[d] < shape[d] {
