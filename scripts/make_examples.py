@@ -54,7 +54,7 @@ CALIB_SAMPLES = 64
 PASSTHROUGH = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "MaxPool", "Identity", "Dropout", "Pad",
                "Slice", "Split", "ReduceMax", "ReduceMin", "DepthToSpace", "SpaceToDepth",
                "Expand", "Tile"}
-FUSABLE_PRODUCERS = {"Conv", "Gemm", "MatMul"}
+FUSABLE_PRODUCERS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
 FUSABLE_ACTIVATIONS = {"Relu", "Clip"}
 # Element-wise ops whose lone Relu/Clip reader clamps their exact result (HTP fuses the pair; device/src/backend/
 # reference): their own encoding is kept but the activation reads the unrounded value.
@@ -453,10 +453,12 @@ def qdq_model(folded, stats, a_bits, w_bits):
 
     # weights and biases: fake-quantize the constants in place
     for n in g.node:
-        if n.op_type in ("Conv", "Gemm", "MatMul") and len(n.input) > 1 and n.input[1] in inits:
+        if n.op_type in ("Conv", "ConvTranspose", "Gemm", "MatMul") and len(n.input) > 1 and n.input[1] in inits:
             w = numpy_helper.to_array(inits[n.input[1]])
             if n.op_type == "Conv":
                 axis = 0
+            elif n.op_type == "ConvTranspose":
+                axis = 1
             elif n.op_type == "Gemm":
                 trans_b = next((a.i for a in n.attribute if a.name == "transB"), 0)
                 axis = 0 if trans_b else 1

@@ -169,6 +169,28 @@ def cases():
         helper.make_node("Mul", ["x", "e"], ["g"], name="gate"),
         helper.make_node("Tile", ["g", "reps"], ["y"], name="repeat"),
     ], {"shape": i64(1, 8, 1, 1), "reps": i64(1, 1, 2, 1)}, [8, 6, 6], "y", [8, 12, 6])
+    # decoder upsampling: PyTorch's ConvTranspose2d(k=2, s=2) then Relu, and (k=3, s=2, padding=1,
+    # output_padding=1) with asymmetric stride; a dilated one with uneven pads (the reference only: HTP's
+    # TransposeConv2d has no dilation) and one sized by auto_pad
+    w_up = rng.normal(0, 0.3, (8, 4, 2, 2)).astype(np.float32)
+    out["conv_transpose_up_relu"] = model("conv_transpose_up_relu", [
+        helper.make_node("ConvTranspose", ["x", "w", "b"], ["u"], name="up", kernel_shape=[2, 2],
+                         strides=[2, 2]),
+        helper.make_node("Relu", ["u"], ["y"], name="relu"),
+    ], {"w": w_up, "b": rng.normal(0, 0.2, 4)}, [8, 6, 6], "y", [4, 12, 12])
+    w3 = rng.normal(0, 0.25, (8, 5, 3, 3)).astype(np.float32)
+    out["conv_transpose_output_padding"] = model("conv_transpose_output_padding", [
+        helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], name="up", kernel_shape=[3, 3],
+                         strides=[2, 1], pads=[1, 1, 1, 1], output_padding=[1, 0]),
+    ], {"w": w3, "b": rng.normal(0, 0.2, 5)}, [8, 6, 6], "y", [5, 12, 6])
+    out["conv_transpose_dilated"] = model("conv_transpose_dilated", [
+        helper.make_node("ConvTranspose", ["x", "w"], ["y"], name="up", kernel_shape=[3, 3],
+                         strides=[2, 2], dilations=[2, 1], pads=[0, 1, 2, 0]),
+    ], {"w": w3}, [8, 6, 6], "y", [5, 13, 12])
+    out["conv_transpose_same"] = model("conv_transpose_same", [
+        helper.make_node("ConvTranspose", ["x", "w"], ["y"], name="up", kernel_shape=[3, 3],
+                         strides=[2, 2], auto_pad="SAME_UPPER"),
+    ], {"w": w3}, [8, 6, 6], "y", [5, 12, 12])
     return out
 
 

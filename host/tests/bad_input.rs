@@ -205,6 +205,47 @@ fn bad_data_movement_attributes_name_the_node() {
     }
 }
 
+/// A ConvTranspose attribute amp does not handle names the node, the attribute and its value.
+#[test]
+fn bad_conv_transpose_attributes_name_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let base =
+        std::fs::read(root().join("tests/fixtures/ops/conv_transpose_up_relu/model.onnx")).unwrap();
+    let attr = |name: &str, i: Option<i64>, s: Option<&str>| proto::AttributeProto {
+        name: Some(name.into()),
+        i,
+        s: s.map(|s| s.as_bytes().to_vec().into()),
+        r#type: Some(if i.is_some() { 2 } else { 3 }),
+        ..Default::default()
+    };
+    let cases = [
+        (
+            attr("group", Some(2), None),
+            "group 2: amp handles transposed convolutions of one group",
+        ),
+        (
+            attr("auto_pad", None, Some("SAME_MIDDLE")),
+            "auto_pad \"SAME_MIDDLE\" is not supported",
+        ),
+    ];
+    for (i, (a, want)) in cases.into_iter().enumerate() {
+        let mut m = proto::ModelProto::decode(&base[..]).unwrap();
+        let g = m.graph.as_mut().unwrap();
+        let node = g
+            .node
+            .iter_mut()
+            .find(|n| n.op_type.as_deref() == Some("ConvTranspose"))
+            .unwrap();
+        node.attribute.push(a);
+        let path = dir.path().join(format!("{i}.onnx"));
+        std::fs::write(&path, m.encode_to_vec()).unwrap();
+        expect_failure(
+            amp(&["info", "--model", path.to_str().unwrap()], dir.path()),
+            &["ConvTranspose \"up\"", want],
+        );
+    }
+}
+
 #[test]
 fn unsupported_opset_says_found_and_supported() {
     let dir = tempfile::tempdir().unwrap();

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use amp_device::ir::Graph;
-use amp_device::quant::{Encoding, QuantPlan, Role, WeightQuant};
+use amp_device::quant::{weight_axis, Encoding, QuantPlan, Role, WeightQuant};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
@@ -205,17 +205,18 @@ pub fn plan_from_json(g: &Graph, v: &Value) -> Result<QuantPlan> {
         })?;
         let (bits, scales, _) =
             entry(e).with_context(|| format!("encoding of weight \"{}\"", w.name))?;
-        if scales.len() != 1 && scales.len() != w.shape[0] {
+        let out_axis = weight_axis(&n.op);
+        let cout = w.shape[out_axis];
+        if scales.len() != 1 && scales.len() != cout {
             bail!(
-                "weight \"{}\": {} scales for {} output channels",
+                "weight \"{}\": {} scales for {cout} output channels",
                 w.name,
                 scales.len(),
-                w.shape[0]
             );
         }
-        let axis = (scales.len() > 1).then_some(0);
+        let axis = (scales.len() > 1).then_some(out_axis);
         let qmax = ((1i64 << (bits - 1)) - 1) as f64;
-        let inner = w.numel() / w.shape[0];
+        let inner: usize = w.shape[out_axis + 1..].iter().product();
         let data = w.data.as_deref().map(|d| d.as_slice()).unwrap_or(&[]);
         let codes = data
             .iter()
@@ -224,7 +225,7 @@ pub fn plan_from_json(g: &Graph, v: &Value) -> Result<QuantPlan> {
                 let s = if scales.len() == 1 {
                     scales[0]
                 } else {
-                    scales[i / inner]
+                    scales[(i / inner) % cout]
                 };
                 (x as f64 / s as f64).round_ties_even().clamp(-qmax, qmax) as f32
             })

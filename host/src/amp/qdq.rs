@@ -527,6 +527,20 @@ impl Writer<'_> {
                     ],
                 )
             }
+            Op::ConvTranspose(c) => {
+                let k = &self.g.tensors[n.inputs[1]].shape;
+                simple(
+                    self,
+                    "ConvTranspose",
+                    vec![
+                        attr_ints("kernel_shape", &ints(&k[2..])),
+                        attr_ints("strides", &ints(&c.strides)),
+                        attr_ints("pads", &onnx_pads(&c.pads)),
+                        attr_ints("dilations", &ints(&c.dilations)),
+                        attr_ints("output_padding", &ints(&c.output_padding)),
+                    ],
+                )
+            }
             Op::Gemm(_) => {
                 if self.g.tensors[n.inputs[0]].shape.len() == 2 {
                     simple(self, "Gemm", vec![attr_i("transB", 1)])

@@ -14,7 +14,7 @@ use super::{
     act_dtype, act_quant, qdims, unsupported, QnnBackendError, QnnModel, QnnRuntime, Result,
 };
 use crate::ir::{Graph, Node, TensorId};
-use crate::quant::{quantize_bias, Encoding, QuantPlan, Role, WeightQuant};
+use crate::quant::{quantize_bias, weight_axis, Encoding, QuantPlan, Role, WeightQuant};
 
 /// The graph under construction: the QNN tensor of each IR tensor at each width it exists at.
 pub(super) struct Builder<'a> {
@@ -192,15 +192,21 @@ impl Builder<'_> {
         let w = &self.g.tensors[n.inputs[1]];
         let s = &w.shape;
         let (dims, order): (Vec<u32>, Vec<usize>) = match layout {
-            // OIHW → HWIO
+            // OIHW (Conv) or IOHW (ConvTranspose: output channels on axis 1) → HWIO
             WeightLayout::Hwio => {
-                let (o, i, kh, kw) = (s[0], s[1], s[2], s[3]);
+                let io = weight_axis(&n.op) == 1;
+                let (o, i, kh, kw) = if io {
+                    (s[1], s[0], s[2], s[3])
+                } else {
+                    (s[0], s[1], s[2], s[3])
+                };
                 let mut ord = Vec::with_capacity(w.numel());
                 for y in 0..kh {
                     for x in 0..kw {
                         for ci in 0..i {
                             for co in 0..o {
-                                ord.push(((co * i + ci) * kh + y) * kw + x);
+                                let (a, b) = if io { (ci, co) } else { (co, ci) };
+                                ord.push(((a * s[1] + b) * kh + y) * kw + x);
                             }
                         }
                     }
@@ -241,7 +247,7 @@ impl Builder<'_> {
     }
 
     pub fn bias(&mut self, n: &Node, wq: &WeightQuant, in_scale: f32) -> Result<TensorRef> {
-        let cout = self.g.tensors[n.inputs[1]].shape[0];
+        let cout = self.g.tensors[n.inputs[1]].shape[weight_axis(&n.op)];
         let b: Vec<f32> = n
             .inputs
             .get(2)

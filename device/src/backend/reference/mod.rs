@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 
 use super::{Array, ExecError};
 use crate::ir::{Graph, Node, Op};
-use crate::quant::{quantize_bias, roles, Encoding, QuantPlan, Role};
+use crate::quant::{quantize_bias, roles, weight_axis, Encoding, QuantPlan, Role};
 use buffers::Buffers;
 pub use ops::KERNELS;
 use ops::{kernel, Cx, Out, State};
@@ -91,8 +91,9 @@ impl Reference {
                 let enc = plan.encodings[n.inputs[0]]
                     .ok_or_else(|| node_err(n, "its input has no quantization encoding"))?
                     .at_bits(plan.compute[i]);
-                let cout = graph.tensors[n.inputs[1]].shape[0];
-                let k: usize = graph.tensors[n.inputs[1]].shape[1..].iter().product();
+                let ws = &graph.tensors[n.inputs[1]].shape;
+                let cout = ws[weight_axis(&n.op)];
+                let k = ws.iter().product::<usize>() / cout;
                 let bias_f = n
                     .inputs
                     .get(2)

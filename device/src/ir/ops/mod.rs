@@ -36,6 +36,7 @@ mod average_pool;
 mod clip;
 mod concat;
 mod conv;
+mod conv_transpose;
 mod depth_space;
 mod div;
 mod erf;
@@ -206,6 +207,7 @@ macro_rules! ops {
 // The registration list: one entry per op (the `mod` line above names its file).
 ops! {
     Conv(conv),
+    ConvTranspose(conv_transpose),
     Gemm(gemm),
     MatMul(matmul),
     Add(add),

@@ -17,6 +17,7 @@ mod clip;
 mod computed_at_import;
 mod concat;
 mod conv;
+mod conv_transpose;
 mod depth_space;
 mod div;
 mod erf;
@@ -86,6 +87,7 @@ pub const REGISTRY: &[Entry] = &[
     entry("Constant", computed_at_import::import, &[]),
     entry("ConstantOfShape", computed_at_import::import, &[]),
     entry("Conv", conv::import, &[K::Conv]),
+    entry("ConvTranspose", conv_transpose::import, &[K::ConvTranspose]),
     entry("DepthToSpace", depth_space::import, &[K::DepthSpace]),
     entry("Div", div::import, &[K::Div]),
     entry("Dropout", identity::import, &[]),

@@ -17,6 +17,7 @@ mod average_pool;
 mod clip;
 mod concat;
 mod conv;
+mod conv_transpose;
 mod depth_space;
 mod div;
 mod erf;
@@ -204,7 +205,7 @@ pub(super) fn pads(p: [usize; 4]) -> ParamSpec {
 register_ops! {
     pub(super) fn lowering -> dyn Lower;
     pub const LOWERINGS;
-    Conv, Gemm, MatMul, Add, Sub, Mul, Div, Min, Max, ScaleShift, Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid,
+    Conv, ConvTranspose, Gemm, MatMul, Add, Sub, Mul, Div, Min, Max, ScaleShift, Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid,
     HardSwish, Tanh, Softmax, MaxPool, AveragePool, GlobalAveragePool, Reduce, Reshape, Transpose, Concat,
     Pad, Resize, Neg, Abs, Sqrt, Exp, Erf, Gelu, Pow,
     LayerNorm, Slice, DepthSpace, Tile,

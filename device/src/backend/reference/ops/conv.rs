@@ -8,7 +8,10 @@ use crate::ir::{Conv, Graph, Node};
 
 impl Kernel for Conv {
     fn run(&self, cx: Cx) -> Result<Out, String> {
-        let flat = cx.state.map(|State::FlatDepthwise(f)| f);
+        let flat = match cx.state {
+            Some(State::FlatDepthwise(f)) => Some(f),
+            _ => None,
+        };
         let y = match cx.mac {
             Some(q) => {
                 let e = cx.need_enc(0)?;

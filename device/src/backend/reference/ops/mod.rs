@@ -19,6 +19,7 @@ mod average_pool;
 mod clip;
 mod concat;
 mod conv;
+mod conv_transpose;
 mod depth_space;
 mod div;
 mod erf;
@@ -93,6 +94,8 @@ pub(crate) enum Out {
 pub(crate) enum State {
     /// A small depthwise conv's weights laid out for the flat kernel.
     FlatDepthwise(FlatDw),
+    /// A ConvTranspose's weights as the stride-1 Conv's it equals.
+    Flipped(conv_transpose::Flipped),
 }
 
 /// One op's reference kernel.
@@ -109,7 +112,7 @@ pub(crate) trait Kernel {
 register_ops! {
     pub(crate) fn kernel -> dyn Kernel;
     pub const KERNELS;
-    Conv, Gemm, MatMul, Add, Sub, Mul, Div, Min, Max, ScaleShift, Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid,
+    Conv, ConvTranspose, Gemm, MatMul, Add, Sub, Mul, Div, Min, Max, ScaleShift, Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid,
     HardSwish, Tanh, Softmax, MaxPool, AveragePool, GlobalAveragePool, Reduce, Reshape, Transpose, Concat,
     Pad, Resize, Neg, Abs, Sqrt, Exp, Erf, Gelu, Pow,
     LayerNorm, Slice, DepthSpace, Tile,

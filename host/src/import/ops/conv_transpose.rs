@@ -1,0 +1,100 @@
+//! ONNX ConvTranspose (2-D, NCHW, one group) → IR ConvTranspose with a constant weight and optional bias.
+//! Explicit pads, `auto_pad` and `output_shape` all resolve to the pads that crop the full output.
+
+use amp_device::ir::ConvTranspose;
+
+use crate::import::node::{add_node, dyn_input, get_const, pair, Ctx};
+use crate::import::{ImportError, Importer};
+
+pub(crate) fn import(imp: &mut Importer, cx: &Ctx) -> Result<(), ImportError> {
+    let x = dyn_input(imp, cx, 0)?;
+    let s = imp.shape_of(x).to_vec();
+    let w = get_const(imp, cx, 1)?.ok_or_else(|| cx.err("weight is missing"))?;
+    if s.len() != 4 || w.shape.len() != 4 {
+        return Err(cx.err(format!(
+            "input {s:?} / weight {:?}: amp handles 2-D transposed convolutions (NCHW)",
+            w.shape
+        )));
+    }
+    let group = cx.int("group", 1);
+    if group != 1 {
+        return Err(cx.err(format!(
+            "group {group}: amp handles transposed convolutions of one group"
+        )));
+    }
+    let k = [w.shape[2], w.shape[3]];
+    let strides = pair(cx, "strides", 1)?;
+    let dilations = pair(cx, "dilations", 1)?;
+    let output_padding = match cx.ints("output_padding") {
+        None => [0, 0],
+        Some(v) if v.len() == 2 && v.iter().all(|&p| p >= 0) => [v[0] as usize, v[1] as usize],
+        Some(v) => return Err(cx.err(format!("output_padding {v:?}: expected two values >= 0"))),
+    };
+    // the full output before cropping, per spatial axis
+    let full: Vec<usize> = (0..2)
+        .map(|a| (s[a + 2] - 1) * strides[a] + dilations[a] * (k[a] - 1) + 1 + output_padding[a])
+        .collect();
+    let auto = cx.string("auto_pad", "NOTSET");
+    let target = match (auto.as_str(), cx.ints("output_shape")) {
+        (_, Some(o)) => {
+            let o = if o.len() == 4 { o[2..].to_vec() } else { o };
+            if o.len() != 2 || o.iter().any(|&v| v <= 0) {
+                return Err(cx.err(format!("output_shape {o:?}: expected two sizes")));
+            }
+            Some([o[0] as usize, o[1] as usize])
+        }
+        ("SAME_UPPER" | "SAME_LOWER", None) => Some([s[2] * strides[0], s[3] * strides[1]]),
+        ("NOTSET" | "VALID", None) => None,
+        (other, None) => return Err(cx.err(format!("auto_pad {other:?} is not supported"))),
+    };
+    let pads = match target {
+        // ONNX: SAME_UPPER puts the smaller half first, every other mode the larger
+        Some(t) => {
+            let mut pads = [0; 4];
+            for a in 0..2 {
+                let total = full[a].checked_sub(t[a]).ok_or_else(|| {
+                    cx.err(format!(
+                        "output size {:?} is larger than the {} rows or columns the kernel reaches",
+                        t, full[a]
+                    ))
+                })?;
+                let (small, big) = (total / 2, total - total / 2);
+                (pads[a], pads[a + 2]) = if auto == "SAME_UPPER" {
+                    (small, big)
+                } else {
+                    (big, small)
+                };
+            }
+            pads
+        }
+        None if auto == "VALID" => [0; 4],
+        None => match cx.ints("pads").unwrap_or(vec![0; 4]) {
+            p if p.len() == 4 && p.iter().all(|&v| v >= 0) => {
+                [p[0] as usize, p[1] as usize, p[2] as usize, p[3] as usize]
+            }
+            p => {
+                return Err(cx.err(format!(
+                    "pads {p:?}: amp handles 2-D ops with 4 non-negative pads"
+                )))
+            }
+        },
+    };
+    let wt = imp.tensor(cx.input(1).unwrap_or_default())?;
+    let mut ins = vec![x, wt];
+    if let Some(b) = cx.input(2) {
+        get_const(imp, cx, 2)?;
+        ins.push(imp.tensor(b)?);
+    }
+    add_node(
+        imp,
+        cx,
+        ConvTranspose {
+            strides,
+            pads,
+            dilations,
+            output_padding,
+        }
+        .into(),
+        ins,
+    )
+}
