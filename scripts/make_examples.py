@@ -414,6 +414,15 @@ def qdq_model(folded, stats, a_bits, w_bits):
     graph_outputs = {o.name for o in g.output}
     enc = {}
 
+    def root(t):
+        p = producer.get(t)
+        return root(p.input[0]) if p is not None and p.op_type in PASSTHROUGH else t
+
+    # amp's rule (device/src/quant): HTP takes the second operand of a 16-bit product of two activations
+    # only symmetric, so that tensor (through pass-through ops, its source) is symmetric over its grid
+    symmetric16 = {root(n.input[1]) for n in g.node
+                   if n.op_type == "MatMul" and n.input[1] not in inits} if a_bits == 16 else set()
+
     def encoding_of(t):
         if t in enc:
             return enc[t]
@@ -425,6 +434,10 @@ def qdq_model(folded, stats, a_bits, w_bits):
         else:
             mn, mx = stats[t]
             enc[t] = act_encoding(mn, mx, a_bits)
+        if t in symmetric16:
+            s, o = enc[t]
+            m = np.float32(max(abs(o * float(s)), abs((2 ** 16 - 1 + o) * float(s))))
+            enc[t] = (np.float32(max(float(m), 1e-6) / W16_MAX_CODE), -2 ** 15)
         return enc[t]
 
     def materialised(t):

@@ -191,6 +191,18 @@ def cases():
         helper.make_node("ConvTranspose", ["x", "w"], ["y"], name="up", kernel_shape=[3, 3],
                          strides=[2, 2], auto_pad="SAME_UPPER"),
     ], {"w": w3}, [8, 6, 6], "y", [5, 12, 12])
+    # one attention step over heads already split: scores = (x/2)·(x + b)ᵀ, softmax over keys, times a
+    # scaled x; both products multiply two activations (at 16 bits their second operand is symmetric)
+    out["attention_rank4"] = model("attention_rank4", [
+        helper.make_node("Mul", ["x", "half"], ["q"], name="scale_q"),
+        helper.make_node("Add", ["x", "kb"], ["k"], name="key"),
+        helper.make_node("Transpose", ["k"], ["kt"], name="key_t", perm=[0, 1, 3, 2]),
+        helper.make_node("MatMul", ["q", "kt"], ["s"], name="scores"),
+        helper.make_node("Softmax", ["s"], ["p"], name="softmax", axis=-1),
+        helper.make_node("Mul", ["x", "vs"], ["v"], name="value"),
+        helper.make_node("MatMul", ["p", "v"], ["y"], name="context"),
+    ], {"half": np.array(0.5, np.float32), "kb": rng.normal(0, 0.5, (1, 2, 1, 4)).astype(np.float32),
+        "vs": rng.uniform(0.5, 1.5, (1, 2, 1, 4)).astype(np.float32)}, [2, 6, 4], "y", [2, 6, 4])
     return out
 
 

@@ -52,6 +52,22 @@ impl Encoding {
         }
     }
 
+    /// Symmetric over `[-max_abs, max_abs]`: offset −2ᵇ⁻¹, `max_abs` at the largest code (at 16 bits, as
+    /// weights are: see [`W16_MAX_CODE`]).
+    pub fn symmetric(max_abs: f32, bits: u8) -> Encoding {
+        let half = 1i32 << (bits - 1);
+        let top = if bits == 16 {
+            W16_MAX_CODE
+        } else {
+            (half - 1) as f64
+        };
+        Encoding {
+            bits,
+            scale: (max_abs.max(1e-6) as f64 / top) as f32,
+            offset: -half,
+        }
+    }
+
     /// The encoding of a constant operand of an element-wise op (not a weight): min-max over its own values
     /// at the width of the op's output, as QNN's converters give it a static tensor of that width.
     pub fn for_constant(data: &[f32], bits: u8) -> Encoding {
@@ -69,18 +85,8 @@ impl Encoding {
         match op.def().operand(k, out_bits) {
             Operand::MinMax => Some(Encoding::for_constant(data, out_bits)),
             Operand::Symmetric => {
-                let m = data.iter().fold(1e-6f32, |a, &v| a.max(v.abs()));
-                let half = 1i32 << (out_bits - 1);
-                let top = if out_bits == 16 {
-                    W16_MAX_CODE
-                } else {
-                    (half - 1) as f64
-                };
-                Some(Encoding {
-                    bits: out_bits,
-                    scale: (m as f64 / top) as f32,
-                    offset: -half,
-                })
+                let m = data.iter().fold(0f32, |a, &v| a.max(v.abs()));
+                Some(Encoding::symmetric(m, out_bits))
             }
             Operand::Int32Bias | Operand::Weights => None,
         }
@@ -169,6 +175,11 @@ impl Encoding {
             let r = ((v / scale).clamp(-4194304.0, 4194304.0) + MAGIC) - MAGIC;
             ((r - off).clamp(0.0, qmax) + off) * out_scale
         }
+    }
+
+    /// Offset −2ᵇ⁻¹: zero at the middle code ([`Encoding::symmetric`]).
+    pub fn is_symmetric(&self) -> bool {
+        self.offset == -(1i32 << (self.bits - 1))
     }
 
     pub fn min(&self) -> f64 {
@@ -497,6 +508,22 @@ impl QuantPlan {
                 Encoding::from_min_max(mn, mx, b)
             };
             encodings[t] = Some(enc);
+        }
+        // HTP takes the second operand of a 16-bit product of two activations only symmetric
+        for n in &g.nodes {
+            if n.op.def().mac() != Mac::Activations {
+                continue;
+            }
+            let src = match roles[n.inputs[1]] {
+                Role::Alias(s) => s,
+                _ => n.inputs[1],
+            };
+            if let Some(e) = encodings[src].filter(|e| e.bits == 16) {
+                encodings[src] = Some(Encoding::symmetric(
+                    e.min().abs().max(e.max().abs()) as f32,
+                    16,
+                ));
+            }
         }
         for t in 0..g.tensors.len() {
             if let Role::Alias(src) = roles[t] {

@@ -44,7 +44,7 @@ pub fn to_json(g: &Graph, plan: &QuantPlan, format: Format) -> Value {
         Format::V1 => {
             let a: Vec<Value> = acts
                 .iter()
-                .map(|(name, e)| json!({"name": name, "enc_type": "PER_TENSOR", "dtype": "INT", "bw": e.bits, "is_sym": false, "scale": [e.scale], "offset": [e.offset]}))
+                .map(|(name, e)| json!({"name": name, "enc_type": "PER_TENSOR", "dtype": "INT", "bw": e.bits, "is_sym": e.is_symmetric(), "scale": [e.scale], "offset": [e.offset]}))
                 .collect();
             let p: Vec<Value> = params
                 .iter()
@@ -58,7 +58,7 @@ pub fn to_json(g: &Graph, plan: &QuantPlan, format: Format) -> Value {
         Format::V061 | Format::Qdq => {
             let mut a = serde_json::Map::new();
             for (name, e) in &acts {
-                a.insert(name.clone(), json!([{"bitwidth": e.bits, "dtype": "int", "is_symmetric": "False", "max": e.max(), "min": e.min(), "offset": e.offset, "scale": e.scale}]));
+                a.insert(name.clone(), json!([{"bitwidth": e.bits, "dtype": "int", "is_symmetric": if e.is_symmetric() { "True" } else { "False" }, "max": e.max(), "min": e.min(), "offset": e.offset, "scale": e.scale}]));
             }
             let mut p = serde_json::Map::new();
             for (name, w) in &params {
