@@ -73,7 +73,10 @@ pub fn bar(len: u64, what: &str) -> Progress {
     let b = if quiet || !terminal {
         ProgressBar::hidden()
     } else {
-        ProgressBar::new(len)
+        let b = ProgressBar::new(len);
+        // the elapsed time and the rate move on through a step that takes minutes (one HTP evaluation)
+        b.enable_steady_tick(Duration::from_millis(500));
+        b
     };
     b.set_style(
         ProgressStyle::with_template("{msg:>14} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})")
@@ -91,4 +94,11 @@ pub fn bar(len: u64, what: &str) -> Progress {
         })
     });
     Progress { bar: b, lines }
+}
+
+/// One line of progress on stderr (unless `--quiet`): what a step starts, or how it ended.
+pub fn note(msg: &str) {
+    if !QUIET.load(Ordering::Relaxed) {
+        eprintln!("{msg}");
+    }
 }

@@ -303,8 +303,8 @@ fn the_chosen_config_is_verified_on_htp() {
     );
 }
 
-/// Without a terminal (a CI log), progress is one line per step with counts and time, and `--quiet`
-/// silences it; the results folder of a `model.onnx` is named after its folder; a run without --phase3
+/// Without a terminal (a CI log), progress is one line per step with counts and time (the verification on
+/// HTP included), and `--quiet` silences it; the results folder of a `model.onnx` is named after its folder; a run without --phase3
 /// leaves no earlier run's phase3.json behind.
 #[test]
 fn ci_logs_get_progress_lines_and_results_hold_only_this_runs_files() {
@@ -313,7 +313,7 @@ fn ci_logs_get_progress_lines_and_results_hold_only_this_runs_files() {
     let run = |extra: &[&str]| {
         let out = amp_cmd()
             .args(["tune", "--model", &model, "--data", &data])
-            .args(["--allowed-drop", "0.01", "--verify-on", "none"])
+            .args(["--allowed-drop", "0.01"])
             .args(extra)
             .current_dir(dir.path())
             .output()
@@ -327,10 +327,18 @@ fn ci_logs_get_progress_lines_and_results_hold_only_this_runs_files() {
         err.contains("phase 0: ") && err.contains("done in") && err.contains("phase 3: "),
         "{err}"
     );
+    assert!(
+        err.contains("verify: the chosen point on htp")
+            && err.contains("verify: the chosen point meets the target on htp"),
+        "{err}"
+    );
     let results = dir.path().join("amp-results/digits_outlier");
     assert!(results.join("phase3.json").is_file());
     let err = run(&["--quiet"]);
-    assert!(!err.contains("done in"), "{err}");
+    assert!(
+        !err.contains("done in") && !err.contains("verify:"),
+        "{err}"
+    );
     assert!(results.join("report.md").is_file());
     assert!(
         !results.join("phase3.json").exists(),

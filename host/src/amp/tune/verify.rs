@@ -3,6 +3,8 @@
 //! against is HTP's. When the chosen point misses the target there, the cheapest other point of the curve
 //! that meets it on both backends is offered.
 
+use std::time::Instant;
+
 use amp_device::quant::Precision;
 use anyhow::Result;
 use serde::Serialize;
@@ -11,6 +13,7 @@ use super::runner::{Runner, VERIFY};
 use super::{Identity, PhaseStats, Point, TuneResult};
 use crate::amp::evaluator::{Evaluator, Metric, Subset};
 use crate::amp::journal::Journal;
+use crate::progress;
 
 /// Most points of the curve tried on the verifying backend when the chosen one misses.
 const MAX_TRIES: usize = 6;
@@ -51,8 +54,22 @@ pub fn verify(
         let v = r.eval(VERIFY, Some(cfg), Subset::Phase2, metric)?;
         Ok::<_, anyhow::Error>(v.map(|v| metric.orient(v)))
     };
+    let started = Instant::now();
+    progress::note(&format!("verify: the chosen point on {on}"));
+    let bar = progress::bar(1, "verify");
     let score = measure(&result.chosen.config)?;
+    bar.inc(1);
+    bar.finish_and_clear();
     let meets_target = score.is_some_and(|a| result.meets_target(a));
+    progress::note(&format!(
+        "verify: the chosen point {} on {on} ({:.0} s)",
+        match (score, meets_target) {
+            (None, _) => "does not run",
+            (Some(_), true) => "meets the target",
+            (Some(_), false) => "misses the target",
+        },
+        started.elapsed().as_secs_f64()
+    ));
     let mut tried = 1;
     let mut instead = None;
     if !meets_target {
@@ -63,13 +80,22 @@ pub fn verify(
             .collect();
         candidates.sort_by(|a, b| a.relative_bitops.total_cmp(&b.relative_bitops));
         candidates.dedup_by(|a, b| a.config == b.config);
-        for p in candidates.into_iter().take(MAX_TRIES) {
+        candidates.truncate(MAX_TRIES);
+        progress::note(&format!(
+            "verify: trying the {} cheapest other points of the curve that meet it, until one does on {on}",
+            candidates.len()
+        ));
+        let bar = progress::bar(candidates.len() as u64, "verify");
+        for p in candidates {
             tried += 1;
-            if let Some(a) = measure(&p.config)?.filter(|&a| result.meets_target(a)) {
+            let found = measure(&p.config)?.filter(|&a| result.meets_target(a));
+            bar.inc(1);
+            if let Some(a) = found {
                 instead = Some((p.clone(), a));
                 break;
             }
         }
+        bar.finish_and_clear();
     }
     Ok(Verification {
         on,
