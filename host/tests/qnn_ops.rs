@@ -344,6 +344,17 @@ fn cases() -> Vec<Case> {
             &x,
             &[],
         ),
+        // reversed: channels from 6 down to 0 by 3, and columns from the last down by 1 (ending at index 0)
+        case(
+            "Slice reversed",
+            Op::Slice(ir::Slice {
+                starts: vec![0, 6, 0, 5],
+                steps: vec![1, -3, 2, -1],
+                lens: vec![1, 3, 3, 6],
+            }),
+            &x,
+            &[],
+        ),
         case("MatMul", Op::MatMul(ir::MatMul), &[1, 6, 8], &[&[8, 5]]),
         // attention's scores over heads: [batch, heads, rows, cols] times itself
         case("MatMul rank 4", Op::MatMul(ir::MatMul), &[1, 3, 6, 6], &[]),
