@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use amp_device::backend::qnn::QnnModel;
 use amp_device::backend::reference::Reference;
 use amp_device::backend::Array;
 use amp_device::quant::{BitPlan, Precision, QuantPlan};
@@ -16,6 +17,11 @@ use common::{amp_cmd, amp_in, example, python, root, tune};
 
 /// Runs `model` on `data` in onnxruntime on `ep` (cpu or qnn); the script's report and the outputs file.
 fn ort(model: &Path, data: &Path, ep: &str, out: &Path) -> serde_json::Value {
+    try_ort(model, data, ep, out).unwrap_or_else(|err| panic!("{} on {ep}: {err}", model.display()))
+}
+
+/// [`ort`], with the script's standard error when it fails.
+fn try_ort(model: &Path, data: &Path, ep: &str, out: &Path) -> Result<serde_json::Value, String> {
     let o = Command::new(python())
         .arg(root().join("scripts/run_qdq.py"))
         .args([model, data, out])
@@ -23,9 +29,12 @@ fn ort(model: &Path, data: &Path, ep: &str, out: &Path) -> serde_json::Value {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{} on {ep}: {err}", model.display());
+    if !o.status.success() {
+        let tail: Vec<&str> = err.lines().rev().take(3).collect();
+        return Err(tail.into_iter().rev().collect::<Vec<_>>().join(" | "));
+    }
     let text = String::from_utf8_lossy(&o.stdout);
-    serde_json::from_str(text.lines().last().unwrap_or("")).unwrap()
+    Ok(serde_json::from_str(text.lines().last().unwrap_or("")).unwrap())
 }
 
 fn export_uniform(name: &str, p: Precision, out: &Path) {
@@ -268,6 +277,96 @@ fn every_op_fixture_exports_a_qdq_model_onnxruntime_runs_as_amp_does() {
             println!("{name} {p}: max {max} LSB, {:.2}% within 1", within * 100.0);
             if max > 1.0 {
                 failures.push(format!("{name} {p}: max {max} LSB"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// The largest difference between the QNN EP running amp's QDQ export and amp's own HTP graph of the same
+/// plan, in LSB of the output: 1, except where measured otherwise here. Both run on the same emulator; the
+/// QNN EP builds its own graph from the QDQ model (its own lowering of element-wise ops with constants,
+/// LayerNorm, Sqrt/Exp), and HTP's arithmetic is not exact, so two lowerings of one function differ by the
+/// LSB their intermediate roundings differ by. The larger ones are open questions (issue notes):
+/// LayerNorm and Sqrt/Exp at 16 bits, and a 16-bit product of two activations.
+fn qnn_ep_departure(name: &str, p: Precision) -> f64 {
+    let eight = p == Precision::A8W8;
+    match name {
+        "attention_rank4" if eight => 2.0,
+        "attention_rank4" => 246.0,
+        "neg_abs_sqrt_exp" if eight => 6.0,
+        "neg_abs_sqrt_exp" => 39.0,
+        "layer_norm" if !eight => 13.0,
+        "layer_norm_decomposed" if !eight => 16.0,
+        "gelu" | "relu_min_per_channel" | "softmax_middle_axis" if eight => 3.0,
+        "expand_tile" | "reduce_max_min" | "rms_norm" if eight => 2.0,
+        "max_of_two_branches" | "max_per_channel_floor" | "min_scalar" => 2.0,
+        "gelu" | "conv_transpose_up_relu" if !eight => 2.0,
+        _ => 1.0,
+    }
+}
+
+/// Where the QNN EP cannot build the export on HTP though amp's own graph runs: onnxruntime's graph of the
+/// 16-bit RMSNorm fails to finalize (QNN_COMMON_ERROR_MEM_ALLOC).
+fn qnn_ep_refuses(name: &str, p: Precision) -> bool {
+    name == "rms_norm" && p != Precision::A8W8
+}
+
+/// Every one-op fixture's QDQ export, run as users deploy it (onnxruntime's QNN EP on HTP, no CPU fallback),
+/// computes what amp's own HTP graph of the same plan computes, at every uniform precision; an op amp's HTP
+/// lowering refuses is refused by the QNN EP too (it cannot run on HTP without a CPU fallback).
+#[test]
+fn every_op_fixture_runs_on_the_qnn_ep_as_on_amps_htp() {
+    let rt = common::runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    for (name, fx) in common::op_fixtures() {
+        let (g, arrays, stats) = common::fixture_in(&fx, &fx.join("model.onnx"));
+        let xs = &arrays["inputs"];
+        let inputs = dir.path().join(format!("{name}.npz"));
+        let mut npz = ndarray_npy::NpzWriter::new(std::fs::File::create(&inputs).unwrap());
+        let arr = ndarray::ArrayD::from_shape_vec(xs.shape.clone(), xs.data.clone()).unwrap();
+        npz.add_array("inputs", &arr).unwrap();
+        npz.finish().unwrap();
+        let y = g.outputs[0];
+        for p in Precision::ALL {
+            let plan = QuantPlan::new(&g, &stats, &BitPlan::uniform(&g, p)).unwrap();
+            let model = dir.path().join(format!("{name}_{p}.qdq.onnx"));
+            std::fs::write(&model, to_qdq(&g, &plan, QDQ16_OPSET, xs.shape[0]).unwrap()).unwrap();
+            let out = dir.path().join(format!("{name}_{p}.qnn.npz"));
+            let ep = try_ort(&model, &inputs, "qnn", &out);
+            let htp = QnnModel::build(&rt, &g, &plan, xs.shape[0]).and_then(|mut m| m.run(xs));
+            let (htp, ep) = match (htp, ep) {
+                (Ok(mut h), Ok(_)) => (h.remove(0), out),
+                (Err(e), Err(_)) => {
+                    println!("{name} {p}: refused by both (amp: {e})");
+                    continue;
+                }
+                (Err(e), Ok(_)) => {
+                    failures.push(format!(
+                        "{name} {p}: amp's HTP refuses ({e}), the QNN EP runs it"
+                    ));
+                    continue;
+                }
+                (Ok(_), Err(e)) => {
+                    println!("{name} {p}: the QNN EP refuses: {e}");
+                    if !qnn_ep_refuses(&name, p) {
+                        failures.push(format!("{name} {p}: the QNN EP refuses: {e}"));
+                    }
+                    continue;
+                }
+            };
+            let mut r = ndarray_npy::NpzReader::new(std::fs::File::open(&ep).unwrap()).unwrap();
+            let got: ndarray::ArrayD<f32> = r.by_name(&g.tensors[y].name).unwrap();
+            let got = Array::new(got.shape().to_vec(), got.iter().copied().collect());
+            let (max, within) = common::lsb_apart(&htp, &got, plan.encodings[y].unwrap().scale);
+            println!(
+                "{name} {p}: QNN EP vs amp's HTP max {max} LSB, {:.2}% within 1",
+                within * 100.0
+            );
+            let bound = qnn_ep_departure(&name, p);
+            if max > bound {
+                failures.push(format!("{name} {p}: max {max} LSB > {bound}"));
             }
         }
     }

@@ -472,6 +472,9 @@ impl Writer<'_> {
         }
         let out = n.output;
         let name = self.g.tensors[out].name.clone();
+        if matches!(n.op, Op::Concat(_)) {
+            self.concat_inputs_at_output(i, n, &mut inputs);
+        }
         // a Relu/Clip that clamps this node's exact result reads it before rounding, as QNN fuses them
         let quantized =
             matches!(self.plan.roles[out], Role::Own | Role::Alias(_)) && !self.exact_read[i];
@@ -497,6 +500,26 @@ impl Writer<'_> {
             self.read[out] = raw;
         }
         Ok(())
+    }
+
+    /// Each activation input of Concat `n` whose encoding differs from the output's, requantized to the
+    /// output's by a QuantizeLinear → DequantizeLinear pair of its own (on HTP, a Convert), as amp's HTP
+    /// graph does: HTP copies the codes of an input of another encoding into a Concat unrequantized (an
+    /// upsampled SiLU came out ~2× its values through the QNN EP, 121 LSB). On the CPU the pair changes
+    /// nothing: the Concat's own output rounding is the same.
+    fn concat_inputs_at_output(&mut self, i: usize, n: &Node, inputs: &mut [String]) {
+        let width = self.plan.compute[i];
+        let Some(out_e) = self.plan.encodings[n.output].map(|e| e.at_bits(width)) else {
+            return;
+        };
+        let name = self.g.tensors[n.output].name.clone();
+        for (k, &t) in n.inputs.iter().enumerate() {
+            let read = self.plan.encodings[t].map(|e| e.at_bits(width));
+            if self.g.tensors[t].is_const() || read.is_none() || read == Some(out_e) {
+                continue;
+            }
+            inputs[k] = self.qdq(&inputs[k].clone(), &format!("{name}/in{k}"), out_e);
+        }
     }
 
     /// The ONNX node(s) computing IR node `n` in float from `ins`, writing `out`.
