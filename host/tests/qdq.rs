@@ -5,10 +5,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 
 use amp_device::backend::qnn::QnnModel;
 use amp_device::backend::reference::Reference;
 use amp_device::backend::Array;
+use amp_device::ir::Graph;
 use amp_device::quant::{BitPlan, Precision, QuantPlan};
 use amp_host::amp::qdq::{to_qdq, QDQ16_OPSET};
 
@@ -46,6 +48,15 @@ fn export_uniform(name: &str, p: Precision, out: &Path) {
     .args(["--precision", &p.to_string(), "--out"])
     .arg(out);
     amp_in(&mut c);
+}
+
+/// `xs` written as the `inputs` of an `.npz` at `path`.
+fn inputs_npz(path: &Path, xs: &Array) -> PathBuf {
+    let mut npz = ndarray_npy::NpzWriter::new(std::fs::File::create(path).unwrap());
+    let arr = ndarray::ArrayD::from_shape_vec(xs.shape.clone(), xs.data.clone()).unwrap();
+    npz.add_array("inputs", &arr).unwrap();
+    npz.finish().unwrap();
+    path.to_path_buf()
 }
 
 fn score(v: &serde_json::Value) -> f64 {
@@ -245,42 +256,77 @@ fn the_segmenter_qdq_model_scores_its_miou_as_amp_measured() {
 /// the QDQ model within 1 LSB of amp's reference for the same plan: each op's ONNX form is the op amp ran.
 #[test]
 fn every_op_fixture_exports_a_qdq_model_onnxruntime_runs_as_amp_does() {
-    let dir = tempfile::tempdir().unwrap();
     let mut failures = Vec::new();
+    each_fixture_export(|c| {
+        let reference = Reference::new(c.g.clone(), Some(c.plan.clone()))
+            .unwrap()
+            .run(c.xs)
+            .unwrap()
+            .remove(0);
+        let out = c.dir.join(format!("{}_{}.out.npz", c.name, c.p));
+        ort(c.model, c.inputs, "cpu", &out);
+        let (max, within) = c.lsb_apart(&reference, &out);
+        println!(
+            "{} {}: max {max} LSB, {:.2}% within 1",
+            c.name,
+            c.p,
+            within * 100.0
+        );
+        if max > 1.0 {
+            failures.push(format!("{} {}: max {max} LSB", c.name, c.p));
+        }
+    });
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// One op fixture at one uniform precision, its plan and its QDQ export.
+struct FixtureExport<'a> {
+    name: &'a str,
+    dir: &'a Path,
+    g: &'a Arc<Graph>,
+    xs: &'a Array,
+    inputs: &'a Path,
+    p: Precision,
+    plan: &'a QuantPlan,
+    model: &'a Path,
+}
+
+impl FixtureExport<'_> {
+    /// How far the output onnxruntime wrote to `out` lies from `want`: max LSB and the share within 1.
+    fn lsb_apart(&self, want: &Array, out: &Path) -> (f64, f64) {
+        let y = self.g.outputs[0];
+        let mut r = ndarray_npy::NpzReader::new(std::fs::File::open(out).unwrap()).unwrap();
+        let got: ndarray::ArrayD<f32> = r.by_name(&self.g.tensors[y].name).unwrap();
+        let got = Array::new(got.shape().to_vec(), got.iter().copied().collect());
+        common::lsb_apart(want, &got, self.plan.encodings[y].unwrap().scale)
+    }
+}
+
+/// `f` on every one-op fixture (tests/fixtures/ops) at every uniform precision, its QDQ export written.
+fn each_fixture_export(mut f: impl FnMut(FixtureExport)) {
+    let dir = tempfile::tempdir().unwrap();
     let cases = common::op_fixtures();
     assert!(cases.len() >= 10, "{} op fixtures", cases.len());
     for (name, fx) in cases {
         let (g, arrays, stats) = common::fixture_in(&fx, &fx.join("model.onnx"));
         let xs = &arrays["inputs"];
-        let inputs = dir.path().join(format!("{name}.npz"));
-        let mut npz = ndarray_npy::NpzWriter::new(std::fs::File::create(&inputs).unwrap());
-        let arr = ndarray::ArrayD::from_shape_vec(xs.shape.clone(), xs.data.clone()).unwrap();
-        npz.add_array("inputs", &arr).unwrap();
-        npz.finish().unwrap();
-        let y = g.outputs[0];
+        let inputs = inputs_npz(&dir.path().join(format!("{name}.npz")), xs);
         for p in Precision::ALL {
             let plan = QuantPlan::new(&g, &stats, &BitPlan::uniform(&g, p)).unwrap();
-            let reference = Reference::new(g.clone(), Some(plan.clone()))
-                .unwrap()
-                .run(xs)
-                .unwrap()
-                .remove(0);
             let model = dir.path().join(format!("{name}_{p}.qdq.onnx"));
             std::fs::write(&model, to_qdq(&g, &plan, QDQ16_OPSET, xs.shape[0]).unwrap()).unwrap();
-            let out = dir.path().join(format!("{name}_{p}.out.npz"));
-            ort(&model, &inputs, "cpu", &out);
-            let mut r = ndarray_npy::NpzReader::new(std::fs::File::open(&out).unwrap()).unwrap();
-            let got: ndarray::ArrayD<f32> = r.by_name(&g.tensors[y].name).unwrap();
-            let got = Array::new(got.shape().to_vec(), got.iter().copied().collect());
-            let (max, within) =
-                common::lsb_apart(&reference, &got, plan.encodings[y].unwrap().scale);
-            println!("{name} {p}: max {max} LSB, {:.2}% within 1", within * 100.0);
-            if max > 1.0 {
-                failures.push(format!("{name} {p}: max {max} LSB"));
-            }
+            f(FixtureExport {
+                name: &name,
+                dir: dir.path(),
+                g: &g,
+                xs,
+                inputs: &inputs,
+                p,
+                plan: &plan,
+                model: &model,
+            });
         }
     }
-    assert!(failures.is_empty(), "{failures:#?}");
 }
 
 /// The largest difference between the QNN EP running amp's QDQ export and amp's own HTP graph of the same
@@ -318,57 +364,37 @@ fn qnn_ep_refuses(name: &str, p: Precision) -> bool {
 #[test]
 fn every_op_fixture_runs_on_the_qnn_ep_as_on_amps_htp() {
     let rt = common::runtime();
-    let dir = tempfile::tempdir().unwrap();
     let mut failures = Vec::new();
-    for (name, fx) in common::op_fixtures() {
-        let (g, arrays, stats) = common::fixture_in(&fx, &fx.join("model.onnx"));
-        let xs = &arrays["inputs"];
-        let inputs = dir.path().join(format!("{name}.npz"));
-        let mut npz = ndarray_npy::NpzWriter::new(std::fs::File::create(&inputs).unwrap());
-        let arr = ndarray::ArrayD::from_shape_vec(xs.shape.clone(), xs.data.clone()).unwrap();
-        npz.add_array("inputs", &arr).unwrap();
-        npz.finish().unwrap();
-        let y = g.outputs[0];
-        for p in Precision::ALL {
-            let plan = QuantPlan::new(&g, &stats, &BitPlan::uniform(&g, p)).unwrap();
-            let model = dir.path().join(format!("{name}_{p}.qdq.onnx"));
-            std::fs::write(&model, to_qdq(&g, &plan, QDQ16_OPSET, xs.shape[0]).unwrap()).unwrap();
-            let out = dir.path().join(format!("{name}_{p}.qnn.npz"));
-            let ep = try_ort(&model, &inputs, "qnn", &out);
-            let htp = QnnModel::build(&rt, &g, &plan, xs.shape[0]).and_then(|mut m| m.run(xs));
-            let (htp, ep) = match (htp, ep) {
-                (Ok(mut h), Ok(_)) => (h.remove(0), out),
-                (Err(e), Err(_)) => {
-                    println!("{name} {p}: refused by both (amp: {e})");
-                    continue;
-                }
-                (Err(e), Ok(_)) => {
-                    failures.push(format!(
-                        "{name} {p}: amp's HTP refuses ({e}), the QNN EP runs it"
-                    ));
-                    continue;
-                }
-                (Ok(_), Err(e)) => {
-                    println!("{name} {p}: the QNN EP refuses: {e}");
-                    if !qnn_ep_refuses(&name, p) {
-                        failures.push(format!("{name} {p}: the QNN EP refuses: {e}"));
-                    }
-                    continue;
-                }
-            };
-            let mut r = ndarray_npy::NpzReader::new(std::fs::File::open(&ep).unwrap()).unwrap();
-            let got: ndarray::ArrayD<f32> = r.by_name(&g.tensors[y].name).unwrap();
-            let got = Array::new(got.shape().to_vec(), got.iter().copied().collect());
-            let (max, within) = common::lsb_apart(&htp, &got, plan.encodings[y].unwrap().scale);
-            println!(
-                "{name} {p}: QNN EP vs amp's HTP max {max} LSB, {:.2}% within 1",
-                within * 100.0
-            );
-            let bound = qnn_ep_departure(&name, p);
-            if max > bound {
-                failures.push(format!("{name} {p}: max {max} LSB > {bound}"));
+    each_fixture_export(|c| {
+        let (name, p) = (c.name, c.p);
+        let out = c.dir.join(format!("{name}_{p}.qnn.npz"));
+        let ep = try_ort(c.model, c.inputs, "qnn", &out);
+        let htp = QnnModel::build(&rt, c.g, c.plan, c.xs.shape[0]).and_then(|mut m| m.run(c.xs));
+        let htp = match (htp, ep) {
+            (Ok(mut h), Ok(_)) => h.remove(0),
+            (Err(e), Err(_)) => return println!("{name} {p}: refused by both (amp: {e})"),
+            (Err(e), Ok(_)) => {
+                return failures.push(format!(
+                    "{name} {p}: amp's HTP refuses ({e}), the QNN EP runs it"
+                ))
             }
+            (Ok(_), Err(e)) => {
+                println!("{name} {p}: the QNN EP refuses: {e}");
+                if !qnn_ep_refuses(name, p) {
+                    failures.push(format!("{name} {p}: the QNN EP refuses: {e}"));
+                }
+                return;
+            }
+        };
+        let (max, within) = c.lsb_apart(&htp, &out);
+        println!(
+            "{name} {p}: QNN EP vs amp's HTP max {max} LSB, {:.2}% within 1",
+            within * 100.0
+        );
+        let bound = qnn_ep_departure(name, p);
+        if max > bound {
+            failures.push(format!("{name} {p}: max {max} LSB > {bound}"));
         }
-    }
+    });
     assert!(failures.is_empty(), "{failures:#?}");
 }

@@ -456,24 +456,16 @@ fn cases() -> Vec<Case> {
         c.then = vec![(Op::Clip(ir::Clip { min: 0.0, max: 6.0 }), None)];
         v.push(c);
     }
-    // attention: the scores normalised over their last axis
-    let mut c = case(
-        "MatMul rank 4, Softmax",
-        Op::MatMul(ir::MatMul),
-        &[1, 3, 6, 6],
-        &[],
-    );
-    c.then = vec![(Op::Softmax(ir::Softmax { axis: 3 }), None)];
-    v.push(c);
-    let mut c = case(
-        "MatMul rank 4, Softmax narrow",
-        Op::MatMul(ir::MatMul),
-        &[1, 3, 6, 6],
-        &[],
-    );
-    c.range = (-1.0, 1.0);
-    c.then = vec![(Op::Softmax(ir::Softmax { axis: 3 }), None)];
-    v.push(c);
+    // attention: the scores normalised over their last axis, over wide and narrow scores
+    for (name, range) in [
+        ("MatMul rank 4, Softmax", (-4.0, 4.0)),
+        ("MatMul rank 4, Softmax narrow", (-1.0, 1.0)),
+    ] {
+        let mut c = case(name, Op::MatMul(ir::MatMul), &[1, 3, 6, 6], &[]);
+        c.range = range;
+        c.then = vec![(Op::Softmax(ir::Softmax { axis: 3 }), None)];
+        v.push(c);
+    }
     let mut c = case(
         "Softmax wide",
         Op::Softmax(ir::Softmax { axis: 3 }),

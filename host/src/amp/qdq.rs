@@ -535,34 +535,27 @@ impl Writer<'_> {
             w.push(op, ins.clone(), out, attrs);
             Ok(())
         };
+        // a 2-D window op's attributes, and one of its own
+        let window = |strides: &[usize], pads: &[usize; 4], dilations: &[usize], own| {
+            let k = &self.g.tensors[n.inputs[1]].shape;
+            vec![
+                attr_ints("kernel_shape", &ints(&k[2..])),
+                attr_ints("strides", &ints(strides)),
+                attr_ints("pads", &onnx_pads(pads)),
+                attr_ints("dilations", &ints(dilations)),
+                own,
+            ]
+        };
         match &n.op {
             Op::Conv(c) => {
-                let k = &self.g.tensors[n.inputs[1]].shape;
-                simple(
-                    self,
-                    "Conv",
-                    vec![
-                        attr_ints("kernel_shape", &ints(&k[2..])),
-                        attr_ints("strides", &ints(&c.strides)),
-                        attr_ints("pads", &onnx_pads(&c.pads)),
-                        attr_ints("dilations", &ints(&c.dilations)),
-                        attr_i("group", c.group as i64),
-                    ],
-                )
+                let group = attr_i("group", c.group as i64);
+                let attrs = window(&c.strides, &c.pads, &c.dilations, group);
+                simple(self, "Conv", attrs)
             }
             Op::ConvTranspose(c) => {
-                let k = &self.g.tensors[n.inputs[1]].shape;
-                simple(
-                    self,
-                    "ConvTranspose",
-                    vec![
-                        attr_ints("kernel_shape", &ints(&k[2..])),
-                        attr_ints("strides", &ints(&c.strides)),
-                        attr_ints("pads", &onnx_pads(&c.pads)),
-                        attr_ints("dilations", &ints(&c.dilations)),
-                        attr_ints("output_padding", &ints(&c.output_padding)),
-                    ],
-                )
+                let op = attr_ints("output_padding", &ints(&c.output_padding));
+                let attrs = window(&c.strides, &c.pads, &c.dilations, op);
+                simple(self, "ConvTranspose", attrs)
             }
             Op::Gemm(_) => {
                 if self.g.tensors[n.inputs[0]].shape.len() == 2 {

@@ -300,6 +300,44 @@ pub(crate) fn dyn_input(imp: &Importer, cx: &Ctx, i: usize) -> Result<usize, Imp
     }
 }
 
+/// The input's shape, the weight's, and the IR inputs `[x, weight, bias?]` of a 2-D op with constant weights.
+pub(crate) type ConvOperands = (Vec<usize>, Vec<usize>, Vec<ir::TensorId>);
+
+/// The input, weight and optional bias of a 2-D op with constant weights (Conv, ConvTranspose); `what` names
+/// the op family in errors.
+pub(crate) fn conv_operands(
+    imp: &mut Importer,
+    cx: &Ctx,
+    what: &str,
+) -> Result<ConvOperands, ImportError> {
+    let x = dyn_input(imp, cx, 0)?;
+    let s = imp.shape_of(x).to_vec();
+    let w = get_const(imp, cx, 1)?.ok_or_else(|| cx.err("weight is missing"))?;
+    let ws = w.shape.clone();
+    if s.len() != 4 || ws.len() != 4 {
+        return Err(cx.err(format!(
+            "input {s:?} / weight {ws:?}: amp handles 2-D {what} (NCHW)"
+        )));
+    }
+    let mut ins = vec![x, imp.tensor(cx.input(1).unwrap_or_default())?];
+    if let Some(b) = cx.input(2) {
+        get_const(imp, cx, 2)?;
+        ins.push(imp.tensor(b)?);
+    }
+    Ok((s, ws, ins))
+}
+
+/// The `pads` attribute of a 2-D op: top, left, bottom, right (none: zeros).
+pub(crate) fn explicit_pads(cx: &Ctx) -> Result<[usize; 4], ImportError> {
+    let p = cx.ints("pads").unwrap_or(vec![0; 4]);
+    if p.len() != 4 || p.iter().any(|&v| v < 0) {
+        return Err(cx.err(format!(
+            "pads {p:?}: amp handles 2-D ops with 4 non-negative pads"
+        )));
+    }
+    Ok([p[0] as usize, p[1] as usize, p[2] as usize, p[3] as usize])
+}
+
 pub(crate) fn spatial_pads(
     cx: &Ctx,
     in_hw: [usize; 2],
@@ -309,15 +347,7 @@ pub(crate) fn spatial_pads(
 ) -> Result<[usize; 4], ImportError> {
     let auto = cx.string("auto_pad", "NOTSET");
     match auto.as_str() {
-        "NOTSET" => {
-            let p = cx.ints("pads").unwrap_or(vec![0; 4]);
-            if p.len() != 4 || p.iter().any(|&v| v < 0) {
-                return Err(cx.err(format!(
-                    "pads {p:?}: amp handles 2-D ops with 4 non-negative pads"
-                )));
-            }
-            Ok([p[0] as usize, p[1] as usize, p[2] as usize, p[3] as usize])
-        }
+        "NOTSET" => explicit_pads(cx),
         "VALID" => Ok([0; 4]),
         "SAME_UPPER" | "SAME_LOWER" => {
             let mut pads = [0; 4];

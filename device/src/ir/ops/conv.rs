@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{need, rank4, Mac, OpDef, Operand};
+use super::{conv_operands, Mac, OpDef};
 use crate::ir::shape::conv_out;
 
 /// Inputs: x, weight `[cout, cin/group, kh, kw]`, optional bias `[cout]`.
@@ -24,22 +24,13 @@ impl Conv {
 
 impl OpDef for Conv {
     fn infer(&self, ins: &[&[usize]]) -> Result<Vec<usize>, String> {
-        need(ins, 2)?;
-        let (x, w) = (ins[0], ins[1]);
-        rank4(x, "input")?;
-        rank4(w, "weight")?;
+        let (x, w) = conv_operands(ins, 0)?;
         if x[1] != w[1] * self.group || w[0] % self.group != 0 {
             return Err(format!(
                 "input has {} channels, weight {w:?} with group {} expects {}",
                 x[1],
                 self.group,
                 w[1] * self.group
-            ));
-        }
-        if ins.len() > 2 && ins[2] != [w[0]] {
-            return Err(format!(
-                "bias shape {:?} does not match {} output channels",
-                ins[2], w[0]
             ));
         }
         let (s, p, d) = (self.strides, self.pads, self.dilations);
@@ -55,10 +46,6 @@ impl OpDef for Conv {
     fn macs(&self, ins: &[&[usize]], out: &[usize]) -> u64 {
         let per_out: usize = ins[1][1..].iter().product();
         (out.iter().product::<usize>() * per_out) as u64
-    }
-
-    fn operand(&self, _k: usize, _bits: u8) -> Operand {
-        Operand::Weights
     }
 }
 

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{need, rank4, Mac, OpDef, Operand};
+use super::{conv_operands, Mac, OpDef};
 
 /// Inputs: x, weight `[cin, cout, kh, kw]` (ONNX's layout: output channels on axis 1), optional bias
 /// `[cout]`.
@@ -39,20 +39,11 @@ impl ConvTranspose {
 
 impl OpDef for ConvTranspose {
     fn infer(&self, ins: &[&[usize]]) -> Result<Vec<usize>, String> {
-        need(ins, 2)?;
-        let (x, w) = (ins[0], ins[1]);
-        rank4(x, "input")?;
-        rank4(w, "weight")?;
+        let (x, w) = conv_operands(ins, 1)?;
         if x[1] != w[0] {
             return Err(format!(
                 "input has {} channels, weight {w:?} expects {}",
                 x[1], w[0]
-            ));
-        }
-        if ins.len() > 2 && ins[2] != [w[1]] {
-            return Err(format!(
-                "bias shape {:?} does not match {} output channels",
-                ins[2], w[1]
             ));
         }
         for a in 0..2 {
@@ -77,10 +68,6 @@ impl OpDef for ConvTranspose {
         let per_in: usize = ins[1][1..].iter().product();
         (ins[0].iter().product::<usize>() * per_in) as u64
     }
-
-    fn operand(&self, _k: usize, _bits: u8) -> Operand {
-        Operand::Weights
-    }
 }
 
 #[cfg(test)]
@@ -89,25 +76,19 @@ mod tests {
 
     #[test]
     fn output_size_matches_onnx_formula() {
-        let c = ConvTranspose {
+        let up = |pads, output_padding| ConvTranspose {
             strides: [2, 2],
-            pads: [1, 1, 1, 1],
+            pads,
             dilations: [1, 1],
-            output_padding: [1, 0],
+            output_padding,
         };
-        // (7 − 1)·2 + 3 − 2 (+1 output padding on H)
-        let s = c.infer(&[&[1, 4, 7, 7], &[4, 6, 3, 3]]).unwrap();
+        let (x, w): (&[usize], &[usize]) = (&[1, 4, 7, 7], &[4, 6, 3, 3]);
+        // (7 − 1)·2 + 3 − 2, and one more row of output padding
+        let s = up([1; 4], [1, 0]).infer(&[x, w]).unwrap();
         assert_eq!(s, vec![1, 6, 14, 13]);
-        assert_eq!(c.macs(&[&[1, 4, 7, 7], &[4, 6, 3, 3]], &s), 4 * 49 * 6 * 9);
-        let crop_all = ConvTranspose {
-            pads: [2, 0, 2, 0],
-            ..c.clone()
-        };
-        assert!(crop_all.infer(&[&[1, 4, 1, 1], &[4, 6, 3, 3]]).is_err());
-        let big_op = ConvTranspose {
-            output_padding: [2, 0],
-            ..c
-        };
-        assert!(big_op.infer(&[&[1, 4, 7, 7], &[4, 6, 3, 3]]).is_err());
+        assert_eq!(up([1; 4], [1, 0]).macs(&[x, w], &s), 4 * 49 * 6 * 9);
+        // pads that crop the whole output; an output padding as large as the stride
+        assert!(up([2, 0, 2, 0], [0, 0]).infer(&[&[1, 4, 1, 1], w]).is_err());
+        assert!(up([1; 4], [2, 0]).infer(&[x, w]).is_err());
     }
 }

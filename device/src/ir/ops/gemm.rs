@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{need, Mac, OpDef, Operand};
+use super::{need, Mac, OpDef};
 
 /// Inputs: x `[..., K]`, W `[N, K]`, optional b `[N]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -27,9 +27,5 @@ impl OpDef for Gemm {
 
     fn macs(&self, ins: &[&[usize]], out: &[usize]) -> u64 {
         (out.iter().product::<usize>() * ins[1][1]) as u64
-    }
-
-    fn operand(&self, _k: usize, _bits: u8) -> Operand {
-        Operand::Weights
     }
 }

@@ -147,9 +147,13 @@ pub trait OpDef {
         false
     }
 
-    /// How constant input `k` is stored when the op's output has `bits`.
+    /// How constant input `k` is stored when the op's output has `bits` (a MAC op's weights and bias by their
+    /// own rules, anything else over its own range).
     fn operand(&self, _k: usize, _bits: u8) -> Operand {
-        Operand::MinMax
+        match self.mac() {
+            Mac::Weights { .. } => Operand::Weights,
+            _ => Operand::MinMax,
+        }
     }
 }
 
@@ -257,6 +261,25 @@ impl Op {
     pub fn has_weights(&self) -> bool {
         matches!(self.def().mac(), Mac::Weights { .. })
     }
+}
+
+/// The input and weight of a 2-D MAC op (both rank 4) and its optional bias, which must hold one value per
+/// output channel (the weight's axis `cout_axis`).
+fn conv_operands<'a>(
+    ins: &[&'a [usize]],
+    cout_axis: usize,
+) -> Result<(&'a [usize], &'a [usize]), String> {
+    need(ins, 2)?;
+    let (x, w) = (ins[0], ins[1]);
+    rank4(x, "input")?;
+    rank4(w, "weight")?;
+    if ins.len() > 2 && ins[2] != [w[cout_axis]] {
+        return Err(format!(
+            "bias shape {:?} does not match {} output channels",
+            ins[2], w[cout_axis]
+        ));
+    }
+    Ok((x, w))
 }
 
 /// At least `n` inputs.

@@ -3,26 +3,18 @@
 
 use amp_device::ir::ConvTranspose;
 
-use crate::import::node::{add_node, dyn_input, get_const, pair, Ctx};
+use crate::import::node::{add_node, conv_operands, explicit_pads, pair, Ctx};
 use crate::import::{ImportError, Importer};
 
 pub(crate) fn import(imp: &mut Importer, cx: &Ctx) -> Result<(), ImportError> {
-    let x = dyn_input(imp, cx, 0)?;
-    let s = imp.shape_of(x).to_vec();
-    let w = get_const(imp, cx, 1)?.ok_or_else(|| cx.err("weight is missing"))?;
-    if s.len() != 4 || w.shape.len() != 4 {
-        return Err(cx.err(format!(
-            "input {s:?} / weight {:?}: amp handles 2-D transposed convolutions (NCHW)",
-            w.shape
-        )));
-    }
+    let (s, ws, ins) = conv_operands(imp, cx, "transposed convolutions")?;
     let group = cx.int("group", 1);
     if group != 1 {
         return Err(cx.err(format!(
             "group {group}: amp handles transposed convolutions of one group"
         )));
     }
-    let k = [w.shape[2], w.shape[3]];
+    let k = [ws[2], ws[3]];
     let strides = pair(cx, "strides", 1)?;
     let dilations = pair(cx, "dilations", 1)?;
     let output_padding = match cx.ints("output_padding") {
@@ -68,23 +60,8 @@ pub(crate) fn import(imp: &mut Importer, cx: &Ctx) -> Result<(), ImportError> {
             pads
         }
         None if auto == "VALID" => [0; 4],
-        None => match cx.ints("pads").unwrap_or(vec![0; 4]) {
-            p if p.len() == 4 && p.iter().all(|&v| v >= 0) => {
-                [p[0] as usize, p[1] as usize, p[2] as usize, p[3] as usize]
-            }
-            p => {
-                return Err(cx.err(format!(
-                    "pads {p:?}: amp handles 2-D ops with 4 non-negative pads"
-                )))
-            }
-        },
+        None => explicit_pads(cx)?,
     };
-    let wt = imp.tensor(cx.input(1).unwrap_or_default())?;
-    let mut ins = vec![x, wt];
-    if let Some(b) = cx.input(2) {
-        get_const(imp, cx, 2)?;
-        ins.push(imp.tensor(b)?);
-    }
     add_node(
         imp,
         cx,

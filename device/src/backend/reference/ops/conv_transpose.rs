@@ -148,6 +148,10 @@ mod tests {
     ) -> Vec<f32> {
         let out = c.infer(&[&xs, &ws]).unwrap();
         let (oh, ow) = (out[2] as isize, out[3] as isize);
+        // the output index input `i` reaches through tap `k` along spatial axis `a`
+        let reach = |i: usize, k: usize, a: usize| {
+            (i * c.strides[a] + k * c.dilations[a]) as isize - c.pads[a] as isize
+        };
         let mut y = vec![0f32; out.iter().product()];
         for b in 0..xs[0] {
             for i in 0..xs[1] {
@@ -157,10 +161,7 @@ mod tests {
                         for o in 0..ws[1] {
                             for ky in 0..ws[2] {
                                 for kx in 0..ws[3] {
-                                    let oy = (yi * c.strides[0] + ky * c.dilations[0]) as isize
-                                        - c.pads[0] as isize;
-                                    let ox = (xi * c.strides[1] + kx * c.dilations[1]) as isize
-                                        - c.pads[1] as isize;
+                                    let (oy, ox) = (reach(yi, ky, 0), reach(xi, kx, 1));
                                     if oy < 0 || ox < 0 || oy >= oh || ox >= ow {
                                         continue;
                                     }
@@ -179,25 +180,12 @@ mod tests {
 
     #[test]
     fn the_spread_conv_equals_the_scatter_definition() {
+        // (strides, pads, dilations, output_padding, input, weight)
+        #[rustfmt::skip]
         let cases = [
-            // (strides, pads, dilations, output_padding, input, weight)
             ([2, 2], [0; 4], [1, 1], [0, 0], [2, 3, 4, 5], [3, 2, 2, 2]),
-            (
-                [2, 2],
-                [1, 1, 1, 1],
-                [1, 1],
-                [1, 1],
-                [1, 2, 5, 4],
-                [2, 3, 3, 3],
-            ),
-            (
-                [3, 1],
-                [2, 0, 1, 3],
-                [1, 2],
-                [2, 0],
-                [1, 2, 3, 4],
-                [2, 2, 3, 2],
-            ),
+            ([2, 2], [1, 1, 1, 1], [1, 1], [1, 1], [1, 2, 5, 4], [2, 3, 3, 3]),
+            ([3, 1], [2, 0, 1, 3], [1, 2], [2, 0], [1, 2, 3, 4], [2, 2, 3, 2]),
             ([1, 1], [0; 4], [1, 1], [0, 0], [1, 1, 3, 3], [1, 1, 1, 1]),
         ];
         for (strides, pads, dilations, output_padding, xs, ws) in cases {
@@ -207,12 +195,14 @@ mod tests {
                 dilations,
                 output_padding,
             };
-            let x: Vec<f32> = (0..xs.iter().product::<usize>())
-                .map(|i| ((i * 7) % 11) as f32 - 5.0)
-                .collect();
-            let w: Vec<f32> = (0..ws.iter().product::<usize>())
-                .map(|i| ((i * 5) % 9) as f32 - 4.0)
-                .collect();
+            // small integers: every sum is exact
+            let ints = |n: usize, m: usize, p: usize| -> Vec<f32> {
+                (0..n)
+                    .map(|i| ((i * m) % p) as f32 - (p / 2) as f32)
+                    .collect()
+            };
+            let x = ints(xs.iter().product(), 7, 11);
+            let w = ints(ws.iter().product(), 5, 9);
             let want = scatter(&c, &x, xs, &w, ws);
             let flip = flipped(&w, &ws);
             let mut spread = Vec::new();
@@ -242,7 +232,6 @@ mod tests {
                 None,
             )
             .unwrap();
-            // small integers: both sums are exact
             assert_eq!(got.data, want, "{c:?}");
         }
     }
