@@ -377,27 +377,36 @@ def fold(model_path, out_path):
     return onnx.load(out_path)
 
 
+def feeds(model_inputs, x):
+    """`x` as onnxruntime's feed: one array for a single-input model, or a dict by input name."""
+    return dict(x) if isinstance(x, dict) else {model_inputs[0]: x}
+
+
 def all_tensor_stats(folded, calib):
     m = onnx.ModelProto()
     m.CopyFrom(folded)
     inits = {i.name for i in m.graph.initializer}
-    names = [m.graph.input[0].name]
+    in_names = [i.name for i in m.graph.input if i.name not in inits]
+    names = []
     for n in m.graph.node:
         for o in n.output:
             if o and o not in inits:
                 names.append(o)
     existing = {o.name for o in m.graph.output}
     for nm in names:
-        if nm not in existing and nm != m.graph.input[0].name:
+        if nm not in existing and nm not in in_names:
             m.graph.output.append(helper.make_empty_tensor_value_info(nm))
     sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
-    outs = sess.run(None, {m.graph.input[0].name: calib})
+    feed = feeds(in_names, calib)
+    outs = sess.run(None, feed)
     stats = {}
     out_names = [o.name for o in sess.get_outputs()]
     for nm, v in zip(out_names, outs):
         if v.dtype == np.float32:
             stats[nm] = [float(v.min()), float(v.max())]
-    stats[m.graph.input[0].name] = [float(calib.min()), float(calib.max())]
+    for nm, v in feed.items():
+        if v.dtype == np.float32:
+            stats[nm] = [float(v.min()), float(v.max())]
     return stats
 
 
@@ -507,13 +516,16 @@ def qdq_model(folded, stats, a_bits, w_bits):
         new_nodes.append(helper.make_node("QuantizeLinear", [src, sn, zn], [dst + "__q"], domain="com.microsoft"))
         new_nodes.append(helper.make_node("DequantizeLinear", [dst + "__q", sn, zn], [dst], domain="com.microsoft"))
 
-    inp = g.input[0].name
-    enc[inp] = act_encoding(*stats[inp], a_bits)
-    qdq(inp, inp + "__dq")
-    for n in g.node:
-        for k, i in enumerate(n.input):
-            if i == inp:
-                n.input[k] = inp + "__dq"
+    for gi in g.input:
+        inp = gi.name
+        if inp in inits:
+            continue
+        enc[inp] = act_encoding(*stats[inp], a_bits)
+        qdq(inp, inp + "__dq")
+        for n in g.node:
+            for k, i in enumerate(n.input):
+                if i == inp:
+                    n.input[k] = inp + "__dq"
     for n in list(g.node):
         new_nodes.append(n)
         for k, o in enumerate(n.output):
@@ -534,9 +546,11 @@ def run(model, x):
     so.intra_op_num_threads = 1
     data = model if isinstance(model, str) else model.SerializeToString()
     sess = ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+    feed = feeds([i.name for i in sess.get_inputs()], x)
+    n = len(next(iter(feed.values())))
     outs = []
-    for i in range(0, len(x), 32):
-        outs.append(sess.run(None, {sess.get_inputs()[0].name: x[i:i + 32]})[0])
+    for i in range(0, n, 32):
+        outs.append(sess.run(None, {k: v[i:i + 32] for k, v in feed.items()})[0])
     return np.concatenate(outs)
 
 

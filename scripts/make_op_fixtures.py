@@ -7,7 +7,8 @@ Run by hand (not in CI), from the repository root, with the venv of scripts/make
 
 Writes, for each CASE, tests/fixtures/ops/CASE/:
   model.onnx    the model, opset 13
-  fixture.npz   inputs (S, ...), calib (C, ...): deterministic uniform inputs; fp32: onnxruntime's outputs;
+  fixture.npz   inputs (S, ...), calib (C, ...): deterministic uniform inputs (a model of several inputs: one
+                array per input, named as the input, and calib_NAME); fp32: onnxruntime's outputs;
                 qdq_a8w8 / qdq_a16w8 / qdq_a16w16: onnxruntime's outputs of the QDQ model built with amp's
                 encoding rules (scripts/make_examples.py's qdq_model)
   stats.json    min/max of every tensor over `calib`
@@ -29,8 +30,11 @@ ROOT = mx.ROOT
 SAMPLES, CALIB = 16, 48
 
 
-def model(name, nodes, inits, in_shape, out_name, out_shape, opset=13):
-    g = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *in_shape])],
+def model(name, nodes, inits, in_shape, out_name, out_shape, opset=13, inputs=None):
+    """A one-input model (`x` of `in_shape`), or one with `inputs`: {name: per-sample shape}."""
+    inputs = inputs or {"x": in_shape}
+    g = helper.make_graph(nodes, name, [helper.make_tensor_value_info(k, TensorProto.FLOAT, ["N", *s])
+                                        for k, s in inputs.items()],
                           [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, ["N", *out_shape])],
                           [numpy_helper.from_array(v if isinstance(v, np.ndarray) and v.dtype == np.int64
                                                    else np.asarray(v, np.float32), k) for k, v in inits.items()])
@@ -203,6 +207,15 @@ def cases():
         helper.make_node("MatMul", ["p", "v"], ["y"], name="context"),
     ], {"half": np.array(0.5, np.float32), "kb": rng.normal(0, 0.5, (1, 2, 1, 4)).astype(np.float32),
         "vs": rng.uniform(0.5, 1.5, (1, 2, 1, 4)).astype(np.float32)}, [2, 6, 4], "y", [2, 6, 4])
+    # two inputs: an image through a Conv, plus a second input of another range (a skip from elsewhere)
+    out["two_inputs_conv_add"] = model("two_inputs_conv_add", [
+        helper.make_node("Conv", ["image", "w", "b"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Mul", ["skip", "half"], ["s"], name="scale_skip"),
+        helper.make_node("Add", ["c", "s"], ["a"], name="add"),
+        helper.make_node("Relu", ["a"], ["y"], name="relu"),
+    ], {"w": rng.normal(0, 0.3, (4, 3, 3, 3)).astype(np.float32), "b": rng.normal(0, 0.2, 4).astype(np.float32),
+        "half": np.array([0.5], np.float32)}, None, "y", [4, 6, 6],
+        inputs={"image": [3, 6, 6], "skip": [4, 6, 6]})
     return out
 
 
@@ -215,9 +228,15 @@ def write(name, m):
     path = os.path.join(d, "model.onnx")
     onnx.save(m, path)
     rng = np.random.default_rng(zlib.crc32(name.encode()))
-    shape = [d.dim_param or d.dim_value for d in m.graph.input[0].type.tensor_type.shape.dim][1:]
-    x = rng.uniform(-3.0, 3.0, (SAMPLES + CALIB, *shape)).astype(np.float32)
-    sample, calib = x[:SAMPLES], x[SAMPLES:]
+    xs = {}
+    for gi in m.graph.input:
+        shape = [d.dim_param or d.dim_value for d in gi.type.tensor_type.shape.dim][1:]
+        xs[gi.name] = rng.uniform(-3.0, 3.0, (SAMPLES + CALIB, *shape)).astype(np.float32)
+    # a single-input model's samples are `inputs`; several inputs are named as the model names them
+    sample = {k: v[:SAMPLES] for k, v in xs.items()}
+    calib = {k: v[SAMPLES:] for k, v in xs.items()}
+    if len(xs) == 1:
+        sample, calib = next(iter(sample.values())), next(iter(calib.values()))
     folded = mx.fold(path, "/tmp/amp_op_folded.onnx")
     stats = mx.all_tensor_stats(folded, calib)
     if name in ORACLE:
@@ -227,11 +246,16 @@ def write(name, m):
         stats.update(mx.all_tensor_stats(folded, calib))
     with open(os.path.join(d, "stats.json"), "w") as f:
         json.dump(stats, f, indent=1, sort_keys=True)
-    arrays = {"inputs": sample, "calib": calib, "fp32": mx.run(path, sample)}
+    arrays = {"fp32": mx.run(path, sample)}
+    if isinstance(sample, dict):
+        arrays.update(sample)
+        arrays.update({f"calib_{k}": v for k, v in calib.items()})
+    else:
+        arrays.update(inputs=sample, calib=calib)
     for a, w in ((8, 8), (16, 8), (16, 16)):
         arrays[f"qdq_a{a}w{w}"] = mx.run(mx.qdq_model(folded, stats, a, w), sample)
     np.savez_compressed(os.path.join(d, "fixture.npz"), **arrays)
-    print(f"{name}: {len(sample)} samples, output {arrays['fp32'].shape}")
+    print(f"{name}: {SAMPLES} samples, output {arrays['fp32'].shape}")
 
 
 def main():

@@ -50,16 +50,19 @@ def main():
     a = ap.parse_args()
     onnx.checker.check_model(onnx.load(a.model), full_check=True)
     s = session(a.model, a.ep, a.htp_arch)
-    x = np.load(a.inputs)["inputs"].astype(np.float32)
-    inp = s.get_inputs()[0]
-    b = inp.shape[0] if isinstance(inp.shape[0], int) else len(x)
-    n = len(x) // b * b
+    data = np.load(a.inputs)
+    ins = s.get_inputs()
+    # one array per model input, named as the input; a single-input model's may be `inputs`
+    xs = {i.name: data[i.name if i.name in data.files else "inputs"].astype(np.float32) for i in ins}
+    count = len(next(iter(xs.values())))
+    b = ins[0].shape[0] if isinstance(ins[0].shape[0], int) else count
+    n = count // b * b
     names = [o.name for o in s.get_outputs()]
-    runs = [s.run(None, {inp.name: x[i : i + b]}) for i in range(0, n, b)]
+    runs = [s.run(None, {k: v[i : i + b] for k, v in xs.items()}) for i in range(0, n, b)]
     out = {name: np.concatenate([r[k] for r in runs]) for k, name in enumerate(names)}
     np.savez(a.out, **out)
     report = {"provider": s.get_providers()[0], "samples": n}
-    labels = np.load(a.inputs).get("labels")
+    labels = data.get("labels")
     if labels is not None:
         first = out[names[0]].reshape(n, -1)
         report["top1"] = float((first.argmax(1) == labels[:n]).mean())

@@ -13,7 +13,7 @@ use crate::metrics::MetricSpec;
 use crate::quant::BitPlan;
 
 /// Bumped on any incompatible change of the messages below.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 /// Largest frame either side accepts.
 pub const MAX_FRAME: usize = 64 << 20;
 /// Blob chunk size.
@@ -25,10 +25,10 @@ pub enum BackendChoice {
     Htp { arch: u32 },
 }
 
-/// The data blob: inputs (batch first) and, when the data has them, integer labels.
+/// The data blob: one array per model input (batch first) and, when the data has them, integer labels.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DataBlob {
-    pub inputs: crate::backend::Array,
+    pub inputs: crate::backend::Inputs,
     pub labels: Option<Vec<i64>>,
 }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use amp_device::backend::reference::Reference;
-use amp_device::backend::Array;
+use amp_device::backend::Inputs;
 use amp_device::ir::Graph;
 use amp_device::quant::Stats;
 use anyhow::{Context, Result};
@@ -24,7 +24,7 @@ pub struct CalibrationFile {
 }
 
 /// Records min/max of every activation of `graph` over `inputs` (FP32, batches of `batch`).
-pub fn calibrate(graph: Arc<Graph>, inputs: &Array, batch: usize) -> Result<Stats> {
+pub fn calibrate(graph: Arc<Graph>, inputs: &Inputs, batch: usize) -> Result<Stats> {
     let r = Reference::new(graph.clone(), None)?;
     let mut mins = vec![f32::INFINITY; graph.tensors.len()];
     let mut maxs = vec![f32::NEG_INFINITY; graph.tensors.len()];
@@ -53,7 +53,7 @@ pub fn calibrate(graph: Arc<Graph>, inputs: &Array, batch: usize) -> Result<Stat
 /// Loads the cached calibration for (model, data) from `dir`, or runs it and saves it there.
 pub fn calibrate_cached(
     graph: Arc<Graph>,
-    inputs: &Array,
+    inputs: &Inputs,
     data_hash: &str,
     dir: &Path,
 ) -> Result<(Stats, PathBuf, bool)> {

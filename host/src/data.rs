@@ -1,11 +1,13 @@
-//! Evaluation data: an `.npz` with `inputs` (N, …) float32 and, optionally, `labels` (N,) integer, or a
-//! folder holding `inputs.npy` and, optionally, `labels.npy`. Without labels only the metrics against the
-//! FP32 outputs and the user's own command can score it.
+//! Evaluation data: an `.npz` with one array per model input, named as the model's inputs (batch first),
+//! and, optionally, `labels` (N,) integer; a single-input model's array may also be named `inputs`. Or a
+//! folder of `.npy` files named the same way (`inputs.npy`, `labels.npy`, ...). Without labels only the
+//! metrics against the FP32 outputs and the user's own command can score it.
 
 use std::fs::File;
 use std::path::Path;
 
-use amp_device::backend::Array;
+use amp_device::backend::{Array, Inputs};
+use amp_device::ir::Graph;
 use ndarray::ArrayD;
 use ndarray_npy::{NpzReader, ReadNpyExt};
 
@@ -21,9 +23,12 @@ pub enum DataError {
         n_in: usize,
         n_lab: usize,
     },
-    #[error("{path}: sample {index} contains a {what} value; amp needs finite inputs")]
+    #[error(
+        "{path}: sample {index} of `{array}` contains a {what} value; amp needs finite inputs"
+    )]
     NonFinite {
         path: String,
+        array: String,
         index: usize,
         what: &'static str,
     },
@@ -34,13 +39,21 @@ pub enum DataError {
         label: i64,
         classes: usize,
     },
+    #[error("{path}: the data's arrays ({found}) do not match the model's inputs ({model}); name one array per input, as the model does")]
+    Names {
+        path: String,
+        found: String,
+        model: String,
+    },
 }
 
-/// Inputs (batch first) and, when the data has them, integer labels.
+/// One array per model input (batch first) and, when the data has them, integer labels.
 #[derive(Clone, Debug)]
 pub struct Dataset {
     pub path: String,
-    pub inputs: Array,
+    /// The arrays' names, in the order of `inputs` (the model's input order once `bind` has run).
+    pub names: Vec<String>,
+    pub inputs: Inputs,
     pub labels: Option<Vec<i64>>,
 }
 
@@ -51,67 +64,130 @@ impl Dataset {
             path: p.clone(),
             msg,
         };
-        let (inputs, labels): (ArrayD<f32>, Option<Vec<i64>>) = if path.is_dir() {
-            let open =
-                |name: &str| File::open(path.join(name)).map_err(|e| err(format!("{name}: {e}")));
-            let inputs = ArrayD::<f32>::read_npy(open("inputs.npy")?)
-                .map_err(|e| err(format!("inputs.npy: {e} (amp needs float32 inputs)")))?;
-            let lpath = path.join("labels.npy");
-            let labels = lpath
-                .exists()
-                .then(|| read_int_npy(&lpath).map_err(|e| err(format!("labels.npy: {e}"))))
-                .transpose()?;
-            (inputs, labels)
+        let mut arrays: Vec<(String, Array)> = Vec::new();
+        let mut labels = None;
+        if path.is_dir() {
+            let mut files: Vec<String> = std::fs::read_dir(path)
+                .map_err(|e| err(e.to_string()))?
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".npy"))
+                .collect();
+            files.sort();
+            for f in files {
+                let name = f.trim_end_matches(".npy").to_string();
+                let fp = path.join(&f);
+                let open = || File::open(&fp).map_err(|e| err(format!("{f}: {e}")));
+                if name == "labels" {
+                    labels = Some(read_int_npy(&fp).map_err(|e| err(format!("{f}: {e}")))?);
+                    continue;
+                }
+                let a = ArrayD::<f32>::read_npy(open()?)
+                    .map_err(|e| err(format!("{f}: {e} (amp needs float32 inputs)")))?;
+                arrays.push((name, to_array(a)));
+            }
         } else {
             let file = File::open(path).map_err(|e| err(e.to_string()))?;
             let mut npz =
                 NpzReader::new(file).map_err(|e| err(format!("not a readable .npz ({e})")))?;
             let names = npz.names().map_err(|e| err(e.to_string()))?;
-            let find = |want: &str| {
-                names
-                    .iter()
-                    .find(|n| n.trim_end_matches(".npy") == want)
-                    .cloned()
-            };
-            let iname = find("inputs")
-                .ok_or_else(|| err(format!("no array named `inputs` (found {names:?})")))?;
-            let inputs: ArrayD<f32> = npz
-                .by_name(&iname)
-                .map_err(|e| err(format!("inputs: {e} (amp needs float32 inputs)")))?;
-            let labels = match find("labels") {
-                Some(l) => {
-                    Some(read_int_npz(&mut npz, &l).map_err(|e| err(format!("labels: {e}")))?)
+            for n in names {
+                let name = n.trim_end_matches(".npy").to_string();
+                if name == "labels" {
+                    labels =
+                        Some(read_int_npz(&mut npz, &n).map_err(|e| err(format!("labels: {e}")))?);
+                    continue;
                 }
-                None => None,
-            };
-            (inputs, labels)
-        };
-        let shape = inputs.shape().to_vec();
-        if shape.is_empty() || shape[0] == 0 {
+                let a: ArrayD<f32> = npz
+                    .by_name(&n)
+                    .map_err(|e| err(format!("{name}: {e} (amp needs float32 inputs)")))?;
+                arrays.push((name, to_array(a)));
+            }
+        }
+        if arrays.is_empty() {
+            return Err(err(
+                "no input arrays (name one array per model input, or `inputs` for a single-input model)"
+                    .into(),
+            ));
+        }
+        let n = arrays[0].1.shape.first().copied().unwrap_or(0);
+        if n == 0 || arrays.iter().any(|(_, a)| a.shape.is_empty()) {
             return Err(DataError::Empty { path: p });
         }
-        if let Some(l) = labels.as_ref().filter(|l| l.len() != shape[0]) {
+        if let Some((name, a)) = arrays.iter().find(|(_, a)| a.batch() != n) {
+            return Err(err(format!(
+                "`{name}` has {} samples, `{}` has {n}",
+                a.batch(),
+                arrays[0].0
+            )));
+        }
+        if let Some(l) = labels.as_ref().filter(|l: &&Vec<i64>| l.len() != n) {
             return Err(DataError::Count {
                 path: p,
-                n_in: shape[0],
+                n_in: n,
                 n_lab: l.len(),
             });
         }
-        let data: Vec<f32> = inputs.as_standard_layout().iter().copied().collect();
-        let per = data.len() / shape[0];
-        if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-            let what = if data[i].is_nan() { "NaN" } else { "infinite" };
-            return Err(DataError::NonFinite {
-                path: p,
-                index: i / per.max(1),
-                what,
-            });
+        for (name, a) in &arrays {
+            if let Some(i) = a.data.iter().position(|v| !v.is_finite()) {
+                let what = if a.data[i].is_nan() {
+                    "NaN"
+                } else {
+                    "infinite"
+                };
+                return Err(DataError::NonFinite {
+                    path: p,
+                    array: name.clone(),
+                    index: i / a.sample_len().max(1),
+                    what,
+                });
+            }
         }
+        let (names, inputs) = arrays.into_iter().unzip();
         Ok(Dataset {
             path: p,
-            inputs: Array::new(shape, data),
+            names,
+            inputs: Inputs(inputs),
             labels,
         })
+    }
+
+    /// Per-sample shapes by array name, for the model's import (symbolic dims).
+    pub fn shapes(&self) -> std::collections::HashMap<String, Vec<usize>> {
+        (self.names.iter().cloned())
+            .zip(self.inputs.iter().map(|a| a.shape[1..].to_vec()))
+            .collect()
+    }
+
+    /// Puts the arrays in the order of `graph`'s inputs, matched by name (a single `inputs` array serves a
+    /// single-input model); names both sets where they do not match.
+    pub fn bind(&mut self, graph: &Graph) -> Result<(), DataError> {
+        let want: Vec<&str> = (graph.inputs.iter())
+            .map(|&t| graph.tensors[t].name.as_str())
+            .collect();
+        if want.len() == 1 && self.names.len() == 1 && self.names[0] == "inputs" {
+            return Ok(());
+        }
+        let mismatch = || DataError::Names {
+            path: self.path.clone(),
+            found: self.names.join(", "),
+            model: want.join(", "),
+        };
+        if want.len() != self.names.len() {
+            return Err(mismatch());
+        }
+        let mut order = Vec::with_capacity(want.len());
+        for w in &want {
+            order.push(
+                self.names
+                    .iter()
+                    .position(|n| n == w)
+                    .ok_or_else(mismatch)?,
+            );
+        }
+        self.names = order.iter().map(|&i| self.names[i].clone()).collect();
+        self.inputs = Inputs(order.iter().map(|&i| self.inputs[i].clone()).collect());
+        Ok(())
     }
 
     pub fn len(&self) -> usize {
@@ -122,9 +198,9 @@ impl Dataset {
         self.len() == 0
     }
 
-    /// Per-sample input shape (without the batch dim).
+    /// Per-sample shape (without the batch dim) of the first input.
     pub fn sample_shape(&self) -> Vec<usize> {
-        self.inputs.shape[1..].to_vec()
+        self.inputs[0].shape[1..].to_vec()
     }
 
     /// Checks every label (if any) against the number of classes the model outputs.
@@ -146,6 +222,7 @@ impl Dataset {
         let n = n.min(self.len());
         Dataset {
             path: self.path.clone(),
+            names: self.names.clone(),
             inputs: self.inputs.slice_batch(0, n),
             labels: self.labels.as_ref().map(|l| l[..n].to_vec()),
         }
@@ -154,11 +231,17 @@ impl Dataset {
     /// A content hash of inputs and labels.
     pub fn hash(&self) -> String {
         let mut h = blake3::Hasher::new();
-        for d in &self.inputs.shape {
-            h.update(&(*d as u64).to_le_bytes());
-        }
-        for v in &self.inputs.data {
-            h.update(&v.to_le_bytes());
+        for (k, a) in self.inputs.iter().enumerate() {
+            if k > 0 {
+                // a single input hashes as it always did
+                h.update(self.names[k].as_bytes());
+            }
+            for d in &a.shape {
+                h.update(&(*d as u64).to_le_bytes());
+            }
+            for v in &a.data {
+                h.update(&v.to_le_bytes());
+            }
         }
         if let Some(labels) = &self.labels {
             h.update(b"labels");
@@ -168,6 +251,13 @@ impl Dataset {
         }
         h.finalize().to_hex()[..16].to_string()
     }
+}
+
+fn to_array(a: ArrayD<f32>) -> Array {
+    Array::new(
+        a.shape().to_vec(),
+        a.as_standard_layout().iter().copied().collect(),
+    )
 }
 
 fn read_int_npz(npz: &mut NpzReader<File>, name: &str) -> Result<Vec<i64>, String> {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use amp_device::backend::qnn::{QnnModel, QnnRuntime};
 use amp_device::backend::reference::Reference;
-use amp_device::backend::Array;
+use amp_device::backend::{Array, Inputs};
 use amp_device::quant::{QuantPlan, Role};
 use amp_device::Graph;
 use anyhow::{Context, Result};
@@ -64,7 +64,7 @@ pub fn trace(
     rt: &QnnRuntime,
     graph: &Arc<Graph>,
     plan: &QuantPlan,
-    x: &Array,
+    x: &Inputs,
 ) -> Result<Vec<TensorDiff>> {
     let own = |t: usize| plan.roles[t] == Role::Own && plan.encodings[t].is_some();
     let traced: Vec<usize> = graph
@@ -94,10 +94,9 @@ pub fn trace(
     sim.run_observed(x, |t, a| {
         reference[t] = Some(a.clone());
     })?;
-    // the graph input is quantized alike on both sides
-    let input = graph.inputs[0];
+    // the graph inputs are quantized alike on both sides
     let feed = |t: usize| {
-        if t == input {
+        if graph.inputs.contains(&t) {
             reference[t].clone()
         } else {
             device[t].clone()

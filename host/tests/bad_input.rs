@@ -268,6 +268,39 @@ fn data_that_does_not_fit_the_model_is_rejected() {
     );
 }
 
+/// A model of several inputs takes one array per input, named as the model names them: data whose arrays
+/// are named otherwise lists both sets, and arrays of different sample counts name both arrays.
+#[test]
+fn data_whose_arrays_do_not_match_the_inputs_lists_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = root().join("tests/fixtures/ops/two_inputs_conv_add/model.onnx");
+    let write = |file: &str, arrays: &[(&str, usize, usize)]| {
+        let path = dir.path().join(file);
+        let mut w = NpzWriter::new(std::fs::File::create(&path).unwrap());
+        for &(name, n, c) in arrays {
+            w.add_array(name, &Array4::<f32>::zeros((n, c, 6, 6)))
+                .unwrap();
+        }
+        w.finish().unwrap();
+        path
+    };
+    let other = write("other.npz", &[("image", 4, 3), ("mask", 4, 4)]);
+    expect_failure(
+        eval(&model, &other, dir.path()),
+        &["other.npz", "(image, mask)", "model's inputs (image, skip)"],
+    );
+    let one = write("one.npz", &[("inputs", 4, 3)]);
+    expect_failure(
+        eval(&model, &one, dir.path()),
+        &["(inputs)", "(image, skip)"],
+    );
+    let counts = write("counts.npz", &[("image", 4, 3), ("skip", 3, 4)]);
+    expect_failure(
+        eval(&model, &counts, dir.path()),
+        &["`skip` has 3 samples, `image` has 4"],
+    );
+}
+
 #[test]
 fn nan_empty_and_bad_labels_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
@@ -276,7 +309,10 @@ fn nan_empty_and_bad_labels_are_rejected() {
     let mut x = Array4::<f32>::zeros((4, 1, 8, 8));
     x[[2, 0, 3, 3]] = f32::NAN;
     write_npz(&nan, x, Array1::from(vec![0, 1, 2, 3]));
-    expect_failure(eval(&model, &nan, dir.path()), &["sample 2 contains a NaN"]);
+    expect_failure(
+        eval(&model, &nan, dir.path()),
+        &["sample 2 of `inputs` contains a NaN"],
+    );
 
     let empty = dir.path().join("empty.npz");
     write_npz(
@@ -406,7 +442,7 @@ fn a_model_without_outputs_or_inputs_is_refused() {
     let bytes = one_node_model("Relu", 13);
     for (file, strip, want) in [
         ("no_outputs.onnx", true, "no outputs"),
-        ("no_inputs.onnx", false, "0 inputs"),
+        ("no_inputs.onnx", false, "no inputs"),
     ] {
         let mut m = proto::ModelProto::decode(bytes.as_slice()).unwrap();
         let g = m.graph.as_mut().unwrap();

@@ -200,6 +200,7 @@ fn digits_connector(work: &Path) -> amp_host::amp::remote::Connector {
     let data = amp_host::data::Dataset::load(&ex.join("val.npz")).unwrap();
     let opts = amp_host::import::ImportOptions {
         input_shape: Some(data.sample_shape()),
+        ..Default::default()
     };
     let graph =
         std::sync::Arc::new(amp_host::import::import_file(&ex.join("model.onnx"), &opts).unwrap());
@@ -357,7 +358,7 @@ fn a_model_that_breaks_the_agent_gets_an_error_reply_and_the_agent_serves_on() {
     let graph = put(postcard::to_allocvec(&g).unwrap());
     let stats = put(postcard::to_allocvec(&amp_device::quant::Stats::default()).unwrap());
     let data = put(postcard::to_allocvec(&DataBlob {
-        inputs: Array::new(vec![2, 4], vec![0.5; 8]),
+        inputs: Array::new(vec![2, 4], vec![0.5; 8]).into(),
         labels: None,
     })
     .unwrap());

@@ -20,11 +20,8 @@ const EXAMPLES: &[&str] = &[
 fn fp32_matches_onnxruntime_on_every_example() {
     for name in EXAMPLES {
         let (g, arrays, _) = fixture(name);
-        let out = Reference::new(g, None)
-            .unwrap()
-            .run(&arrays["inputs"])
-            .unwrap()
-            .remove(0);
+        let x = common::fixture_inputs(&g, &arrays);
+        let out = Reference::new(g, None).unwrap().run(&x).unwrap().remove(0);
         let want = &arrays["fp32"];
         assert_eq!(out.shape, want.shape, "{name}");
         let range = want.data.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v))
@@ -59,7 +56,7 @@ fn quantized_matches_onnxruntime_qdq_on_every_example() {
             let enc = plan.encodings[out_t].unwrap();
             let out = Reference::new(g.clone(), Some(plan))
                 .unwrap()
-                .run(&arrays["inputs"])
+                .run(&common::fixture_inputs(&g, &arrays))
                 .unwrap()
                 .remove(0);
             let want = &arrays[&format!("qdq_{p}")];
@@ -98,7 +95,7 @@ fn quantized_matches_onnxruntime_qdq_on_every_example() {
 fn fused_run_equals_node_by_node_run() {
     for name in EXAMPLES {
         let (g, arrays, stats) = fixture(name);
-        let x = &arrays["inputs"];
+        let x = &common::fixture_inputs(&g, &arrays);
         let groups = Groups::new(&g);
         let mixed = mixes(groups.len(), 2, 5 + name.len() as u64)
             .into_iter()

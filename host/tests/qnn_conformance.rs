@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use amp_device::backend::qnn::{QnnModel, QnnRuntime};
 use amp_device::backend::reference::Reference;
-use amp_device::backend::Array;
+use amp_device::backend::{Array, Inputs};
 use amp_device::quant::{BitPlan, Precision, QuantPlan};
 use amp_host::amp::groups::Groups;
 
@@ -34,7 +34,7 @@ fn check(
     name: &str,
     label: &str,
     g: &Arc<amp_device::Graph>,
-    inputs: &Array,
+    inputs: &Inputs,
     plan: QuantPlan,
 ) -> (f64, f64, f64) {
     let scale = plan.encodings[g.outputs[0]].unwrap().scale;
@@ -74,7 +74,7 @@ fn reference_agrees_with_htp_on_every_example() {
         "digits_seg",
     ] {
         let (g, arrays, stats) = fixture(name);
-        let inputs = arrays["inputs"].clone();
+        let inputs = common::fixture_inputs(&g, &arrays);
         let mut rows = Vec::new();
         for p in [Precision::A8W8, Precision::A16W8, Precision::A16W16] {
             let plan = QuantPlan::new(&g, &stats, &BitPlan::uniform(&g, p)).unwrap();
@@ -144,7 +144,7 @@ fn trace_finds_where_htp_departs() {
     let rt = runtime();
     for (name, first_off) in [("digits", None), ("digits_outlier", Some(1))] {
         let (g, arrays, stats) = fixture(name);
-        let inputs = arrays["inputs"].clone();
+        let inputs = common::fixture_inputs(&g, &arrays);
         let plan = QuantPlan::new(&g, &stats, &BitPlan::uniform(&g, Precision::A8W8)).unwrap();
         let x = inputs.slice_batch(0, 8);
         let diffs = amp_host::trace::trace(&rt, &g, &plan, &x).unwrap();

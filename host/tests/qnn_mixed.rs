@@ -62,7 +62,7 @@ fn mixed_configs_agree_with_htp_on_every_example() {
     for name in ["digits", "digits_outlier", "mnist_mbv", "textori"] {
         let (g, arrays, stats) = fixture(name);
         let data = Dataset::load(&root().join("examples").join(name).join("val.npz")).unwrap();
-        let x = arrays["inputs"].slice_batch(0, 8);
+        let x = common::fixture_inputs(&g, &arrays).slice_batch(0, 8);
         let groups = Groups::new(&g);
         let top1 = |plan: &QuantPlan, backend: &EvalBackend| {
             let mut m = prepare(backend, &g, Some(plan.clone()), 16).unwrap();

@@ -589,16 +589,16 @@ fn run_case(rt: &QnnRuntime, c: &Case, p: Precision) -> Outcome {
         [vec![batch], c.input[1..].to_vec()].concat(),
         uniform(batch * per, c.range.0, c.range.1, 1),
     );
-    let stats = amp_host::calib::calibrate(g.clone(), &x, batch).unwrap();
+    let stats = amp_host::calib::calibrate(g.clone(), &x.clone().into(), batch).unwrap();
     let plan = QuantPlan::new(&g, &stats, &BitPlan::uniform(&g, p)).unwrap();
     let scale = plan.encodings[g.outputs[0]].unwrap().scale as f64;
     let reference = Reference::new(g.clone(), Some(plan.clone()))
         .unwrap()
-        .run(&x)
+        .run(std::slice::from_ref(&x))
         .unwrap()
         .remove(0);
     let htp = match QnnModel::build(rt, &g, &plan, batch) {
-        Ok(mut m) => m.run(&x).unwrap().remove(0),
+        Ok(mut m) => m.run(std::slice::from_ref(&x)).unwrap().remove(0),
         Err(e) => return Outcome::Unsupported(e.to_string()),
     };
     assert_eq!(reference.shape, htp.shape, "{} at {p}", c.name);
@@ -765,13 +765,13 @@ fn a_bias_that_overflows_int32_at_16_bits_raises_its_weight_scale() {
     let batch = x.shape[0];
     let fp32 = Reference::new(g.clone(), None)
         .unwrap()
-        .run(&x)
+        .run(std::slice::from_ref(&x))
         .unwrap()
         .remove(0);
     let run = |plan: &QuantPlan| {
         Reference::new(g.clone(), Some(plan.clone()))
             .unwrap()
-            .run(&x)
+            .run(std::slice::from_ref(&x))
             .unwrap()
             .remove(0)
     };
@@ -816,7 +816,7 @@ fn a_bias_that_overflows_int32_at_16_bits_raises_its_weight_scale() {
     // HTP builds the raised weights and the same int32 bias
     let htp = QnnModel::build(&rt, &g, &plan16, batch)
         .unwrap()
-        .run(&x)
+        .run(std::slice::from_ref(&x))
         .unwrap()
         .remove(0);
     let lsb = htp
@@ -845,12 +845,12 @@ fn an_upsampled_silu_concatenated_keeps_its_values_on_htp() {
         let scale = plan.encodings[g.outputs[0]].unwrap().scale;
         let reference = Reference::new(g.clone(), Some(plan.clone()))
             .unwrap()
-            .run(x)
+            .run(std::slice::from_ref(x))
             .unwrap()
             .remove(0);
         let htp = QnnModel::build(&rt, &g, &plan, x.shape[0])
             .unwrap()
-            .run(x)
+            .run(std::slice::from_ref(x))
             .unwrap()
             .remove(0);
         let (max, within) = common::lsb_apart(&reference, &htp, scale);

@@ -42,7 +42,7 @@ fn a_node_htp_refuses_is_unsupported() {
     let rt = runtime_at(68);
     let g = Arc::new(one_conv());
     let x = Array::new(vec![4, 8, 6, 6], uniform(4 * 288, -4.0, 4.0, 1));
-    let stats = amp_host::calib::calibrate(g.clone(), &x, 4).unwrap();
+    let stats = amp_host::calib::calibrate(g.clone(), &x.into(), 4).unwrap();
     let plan = |p| QuantPlan::new(&g, &stats, &BitPlan::uniform(&g, p)).unwrap();
     let e = match QnnModel::build(&rt, &g, &plan(Precision::A16W16), 4) {
         Ok(_) => panic!("HTP v68 took an A16W16 Conv"),

@@ -65,11 +65,41 @@ impl Array {
     }
 }
 
+/// One array per model input, in the graph's input order, all with the same batch size.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Inputs(pub Vec<Array>);
+
+impl Inputs {
+    /// Samples in the batch (0 without inputs).
+    pub fn batch(&self) -> usize {
+        self.0.first().map_or(0, Array::batch)
+    }
+
+    /// Samples `[start, end)` of every input.
+    pub fn slice_batch(&self, start: usize, end: usize) -> Inputs {
+        Inputs(self.0.iter().map(|a| a.slice_batch(start, end)).collect())
+    }
+}
+
+impl From<Array> for Inputs {
+    fn from(a: Array) -> Inputs {
+        Inputs(vec![a])
+    }
+}
+
+impl std::ops::Deref for Inputs {
+    type Target = [Array];
+    fn deref(&self) -> &[Array] {
+        &self.0
+    }
+}
+
 /// Errors of graph execution.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
-    #[error("input has shape {found:?}, the model expects {expected:?} (batch first)")]
+    #[error("input {name} has shape {found:?}, the model expects {expected:?} (batch first)")]
     InputShape {
+        name: String,
         expected: Vec<usize>,
         found: Vec<usize>,
     },
@@ -79,8 +109,44 @@ pub enum ExecError {
         op: &'static str,
         msg: String,
     },
-    #[error("the model has {0} inputs; amp handles single-input models")]
-    Inputs(usize),
+    #[error("the model has {model} inputs but {given} arrays were given")]
+    Inputs { model: usize, given: usize },
+    #[error("input {name} has {found} samples, the first input {first}")]
+    Batch {
+        name: String,
+        first: usize,
+        found: usize,
+    },
+}
+
+/// Checks `x` against the graph's inputs: one array per input, each of the input's per-sample shape, all
+/// with the same batch.
+pub fn check_inputs(g: &Graph, x: &[Array]) -> Result<(), ExecError> {
+    if x.len() != g.inputs.len() {
+        return Err(ExecError::Inputs {
+            model: g.inputs.len(),
+            given: x.len(),
+        });
+    }
+    let first = x.first().map_or(0, Array::batch);
+    for (&t, a) in g.inputs.iter().zip(x) {
+        let (name, expected) = (&g.tensors[t].name, &g.tensors[t].shape);
+        if a.shape.len() != expected.len() || a.shape[1..] != expected[1..] {
+            return Err(ExecError::InputShape {
+                name: name.clone(),
+                expected: expected.clone(),
+                found: a.shape.clone(),
+            });
+        }
+        if a.batch() != first {
+            return Err(ExecError::Batch {
+                name: name.clone(),
+                first,
+                found: a.batch(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Which backend runs quantized configs.
@@ -107,7 +173,7 @@ impl Prepared {
         }
     }
 
-    pub fn run(&mut self, x: &Array) -> anyhow::Result<Vec<Array>> {
+    pub fn run(&mut self, x: &[Array]) -> anyhow::Result<Vec<Array>> {
         Ok(match self {
             Prepared::Ref(r) => r.run(x)?,
             Prepared::Htp(m) => m.run(x).map_err(EvalError::from)?,
@@ -118,7 +184,7 @@ impl Prepared {
     /// output, every sample.
     pub fn run_batched(
         &mut self,
-        x: &Array,
+        x: &Inputs,
         batch: usize,
         mut each: impl FnMut(usize),
     ) -> anyhow::Result<Vec<Array>> {
@@ -167,7 +233,7 @@ pub struct Latency {
 /// profile where it has one, else from the wall clock.
 pub fn measure_latency(
     model: &mut Prepared,
-    x: &Array,
+    x: &[Array],
     warmup: usize,
     iterations: usize,
 ) -> anyhow::Result<Latency> {

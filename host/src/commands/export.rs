@@ -8,11 +8,12 @@ use amp_host::amp::export::{plan_from_json, to_json, Format};
 use amp_host::amp::groups::Groups;
 use amp_host::amp::qdq;
 use amp_host::calib::CalibrationFile;
+use amp_host::import::{import_file, ImportOptions};
 use amp_host::Usage;
 use anyhow::{anyhow, bail, Context, Result};
 
 use super::tune::RunInfo;
-use super::{load_model, model_and_data, plan_for, read_json};
+use super::{model_and_data, plan_for, read_json};
 use crate::cli::{ExportArgs, Level, QuantArgs};
 
 pub(crate) fn export(a: ExportArgs) -> Result<()> {
@@ -52,7 +53,14 @@ pub(crate) fn export(a: ExportArgs) -> Result<()> {
 fn tuned_plan(a: &ExportArgs, dir: &Path) -> Result<(Graph, QuantPlan, String)> {
     let run: RunInfo = read_json(&dir.join("run.json"))
         .context("is this a directory written by `amp-host tune`?")?;
-    let g = load_model(&run.model, Some(run.sample_shape.clone()))?;
+    let g = import_file(
+        &run.model,
+        &ImportOptions {
+            input_shape: Some(run.sample_shape.clone()),
+            shapes: run.input_shapes.clone().into_iter().collect(),
+        },
+    )
+    .with_context(|| format!("model {}", run.model.display()))?;
     if g.hash() != run.model_hash {
         bail!(
             "model {} changed since the tune (hash {} now, {} then); rerun the tune",

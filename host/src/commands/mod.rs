@@ -43,17 +43,24 @@ pub(crate) fn read_json<T: for<'de> serde::Deserialize<'de>>(path: &Path) -> Res
 
 /// Loads the data, then the model with the data's per-sample input shape.
 pub(crate) fn model_and_data(model: &Path, data: &Path) -> Result<(Arc<Graph>, Dataset)> {
-    let data = Dataset::load(data)?;
-    let graph = Arc::new(load_model(model, Some(data.sample_shape()))?);
+    let mut data = Dataset::load(data)?;
+    let opts = ImportOptions {
+        input_shape: Some(data.sample_shape()),
+        shapes: data.shapes(),
+    };
+    let graph =
+        Arc::new(import_file(model, &opts).with_context(|| format!("model {}", model.display()))?);
+    data.bind(&graph)?;
     Ok((graph, data))
 }
 
-/// Imports a model, with the per-sample input shape where the data gives it.
+/// Imports a model, with the per-sample input shape where the user gives it.
 pub(crate) fn load_model(path: &Path, sample_shape: Option<Vec<usize>>) -> Result<Graph> {
     import_file(
         path,
         &ImportOptions {
             input_shape: sample_shape,
+            ..Default::default()
         },
     )
     .with_context(|| format!("model {}", path.display()))

@@ -28,6 +28,9 @@ pub(crate) struct RunInfo {
     pub model: PathBuf,
     pub model_hash: String,
     pub sample_shape: Vec<usize>,
+    /// Every input's per-sample shape by name (a model of several inputs).
+    #[serde(default)]
+    pub input_shapes: std::collections::BTreeMap<String, Vec<usize>>,
     pub calibration: PathBuf,
     pub per_channel: bool,
     pub fp32: f64,
@@ -353,6 +356,12 @@ fn tune_one(a: TuneArgs, print: bool) -> Result<Done> {
         model: std::fs::canonicalize(&a.input.model).unwrap_or(a.input.model.clone()),
         model_hash: s.graph.hash(),
         sample_shape: s.graph.tensors[s.graph.inputs[0]].shape[1..].to_vec(),
+        input_shapes: (s.graph.inputs.iter())
+            .map(|&t| {
+                let t = &s.graph.tensors[t];
+                (t.name.clone(), t.shape[1..].to_vec())
+            })
+            .collect(),
         calibration: s
             .calib_path
             .file_name()

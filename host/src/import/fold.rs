@@ -417,7 +417,7 @@ mod tests {
         );
         let before = Reference::new(std::sync::Arc::new(g.clone()), None)
             .unwrap()
-            .run(&input)
+            .run(std::slice::from_ref(&input))
             .unwrap();
         fold_pad_into_conv(&mut g);
         assert_eq!(g.nodes.len(), 1);
@@ -432,7 +432,7 @@ mod tests {
         );
         let after = Reference::new(std::sync::Arc::new(g), None)
             .unwrap()
-            .run(&input)
+            .run(std::slice::from_ref(&input))
             .unwrap();
         assert_eq!(before, after);
     }

@@ -30,8 +30,11 @@ pub const OPSETS: std::ops::RangeInclusive<i64> = 7..=21;
 /// What the importer was asked for beyond the file.
 #[derive(Clone, Debug, Default)]
 pub struct ImportOptions {
-    /// Per-sample input shape (without the batch dim), for models with symbolic non-batch dims.
+    /// Per-sample input shape (without the batch dim), for models with symbolic non-batch dims: of the
+    /// input named in `shapes`, else of a single-input model's one input.
     pub input_shape: Option<Vec<usize>>,
+    /// Per-sample shapes by input name (a multi-input model's data).
+    pub shapes: HashMap<String, Vec<usize>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -158,28 +161,28 @@ pub fn import_bytes(bytes: &[u8], opts: &ImportOptions) -> Result<Graph, ImportE
         .iter()
         .filter(|i| !imp.vals.contains_key(i.name.as_deref().unwrap_or("")))
         .collect();
-    if real_inputs.len() != 1 {
+    if real_inputs.is_empty() {
         return Err(ImportError::Input {
-            name: real_inputs
-                .iter()
-                .map(|i| i.name.clone().unwrap_or_default())
-                .collect::<Vec<_>>()
-                .join(", "),
-            msg: format!(
-                "the model has {} inputs; amp handles single-input models",
-                real_inputs.len()
-            ),
+            name: String::new(),
+            msg: "the model has no inputs".into(),
         });
     }
-    let input = real_inputs[0];
-    let in_name = input.name.clone().unwrap_or_default();
-    let shape = input_shape(input, opts).map_err(|msg| ImportError::Input {
-        name: in_name.clone(),
-        msg,
-    })?;
-    let t = imp.g.add_tensor(in_name.clone(), shape, None);
-    imp.g.inputs.push(t);
-    imp.vals.insert(in_name, Val::Dyn(t));
+    let single = real_inputs.len() == 1;
+    for input in real_inputs {
+        let in_name = input.name.clone().unwrap_or_default();
+        let given = match opts.shapes.get(&in_name) {
+            Some(s) => Some(s),
+            None if single => opts.input_shape.as_ref(),
+            None => None,
+        };
+        let shape = input_shape(input, given).map_err(|msg| ImportError::Input {
+            name: in_name.clone(),
+            msg,
+        })?;
+        let t = imp.g.add_tensor(in_name.clone(), shape, None);
+        imp.g.inputs.push(t);
+        imp.vals.insert(in_name, Val::Dyn(t));
+    }
 
     for node in &graph.node {
         ops::convert(&mut imp, node)?;
@@ -206,7 +209,10 @@ pub fn import_bytes(bytes: &[u8], opts: &ImportOptions) -> Result<Graph, ImportE
     Ok(g)
 }
 
-fn input_shape(input: &proto::ValueInfoProto, opts: &ImportOptions) -> Result<Vec<usize>, String> {
+fn input_shape(
+    input: &proto::ValueInfoProto,
+    given: Option<&Vec<usize>>,
+) -> Result<Vec<usize>, String> {
     use proto::tensor_shape_proto::dimension::Value;
     let tt = match input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
         Some(proto::type_proto::Value::TensorType(tt)) => tt,
@@ -224,11 +230,7 @@ fn input_shape(input: &proto::ValueInfoProto, opts: &ImportOptions) -> Result<Ve
     }
     let mut shape = vec![1usize];
     for (i, d) in dims.iter().enumerate().skip(1) {
-        let given = opts
-            .input_shape
-            .as_ref()
-            .and_then(|s| s.get(i - 1))
-            .copied();
+        let given = given.and_then(|s| s.get(i - 1)).copied();
         match (&d.value, given) {
             (Some(Value::DimValue(v)), g) if *v > 0 => {
                 if let Some(g) = g {
@@ -248,7 +250,7 @@ fn input_shape(input: &proto::ValueInfoProto, opts: &ImportOptions) -> Result<Ve
             }
         }
     }
-    if let Some(s) = &opts.input_shape {
+    if let Some(s) = given {
         if s.len() != dims.len() - 1 {
             return Err(format!("the model's input has rank {} (batch first) but the data's samples have shape {s:?}", dims.len()));
         }

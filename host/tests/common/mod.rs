@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use amp_device::backend::qnn::QnnRuntime;
 use amp_device::backend::reference::Reference;
-use amp_device::backend::Array;
+use amp_device::backend::{Array, Inputs};
 use amp_device::quant::{BitPlan, Precision, QuantPlan, Stats};
 use amp_device::Graph;
 use amp_host::import::{import_file, ImportOptions};
@@ -208,12 +208,31 @@ pub fn fixture_in(dir: &Path, model: &Path) -> (Arc<Graph>, BTreeMap<String, Arr
     }
     let ranges: BTreeMap<String, [f32; 2]> =
         serde_json::from_str(&std::fs::read_to_string(dir.join("stats.json")).unwrap()).unwrap();
-    let shape = arrays["inputs"].shape[1..].to_vec();
+    let shapes = arrays
+        .iter()
+        .map(|(n, a)| (n.clone(), a.shape[1..].to_vec()))
+        .collect();
     let opts = ImportOptions {
-        input_shape: Some(shape),
+        input_shape: arrays.get("inputs").map(|a| a.shape[1..].to_vec()),
+        shapes,
     };
     let g = import_file(model, &opts).unwrap();
     (Arc::new(g), arrays, Stats { ranges })
+}
+
+/// A fixture's arrays for `g`'s inputs: the one named as each input, else `inputs` (a single-input model).
+pub fn fixture_inputs(g: &Graph, arrays: &BTreeMap<String, Array>) -> Inputs {
+    Inputs(
+        (g.inputs.iter())
+            .map(|&t| {
+                let name = &g.tensors[t].name;
+                arrays
+                    .get(name)
+                    .unwrap_or_else(|| &arrays["inputs"])
+                    .clone()
+            })
+            .collect(),
+    )
 }
 
 /// The reference backend against onnxruntime's outputs in a fixture folder (`fixture.npz`, `stats.json`):
@@ -222,7 +241,7 @@ pub fn fixture_in(dir: &Path, model: &Path) -> (Arc<Graph>, BTreeMap<String, Arr
 /// printed.
 pub fn fixture_failures(name: &str, dir: &Path, model: &Path, within_1: f64) -> Vec<String> {
     let (g, arrays, stats) = fixture_in(dir, model);
-    let x = &arrays["inputs"];
+    let x = &fixture_inputs(&g, &arrays);
     let mut failures = Vec::new();
     let fp32 = Reference::new(g.clone(), None)
         .unwrap()
@@ -482,6 +501,6 @@ pub fn overflowing_bias_conv() -> (Arc<Graph>, Array, Stats) {
     let g = Arc::new(g);
     let batch = 16;
     let xs = Array::new(vec![batch, 8, 6, 6], uniform(batch * 288, -4.0, 4.0, 1));
-    let stats = amp_host::calib::calibrate(g.clone(), &xs, batch).unwrap();
+    let stats = amp_host::calib::calibrate(g.clone(), &xs.clone().into(), batch).unwrap();
     (g, xs, stats)
 }

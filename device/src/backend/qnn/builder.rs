@@ -293,12 +293,6 @@ impl Builder<'_> {
 impl QnnModel {
     /// Builds and finalizes the graph of `g` under `plan` for batches of `batch` samples.
     pub fn build(rt: &QnnRuntime, g: &Graph, plan: &QuantPlan, batch: usize) -> Result<QnnModel> {
-        if g.inputs.len() != 1 {
-            return Err(QnnBackendError::Input(format!(
-                "the model has {} inputs; amp handles single-input models",
-                g.inputs.len()
-            )));
-        }
         let ctx = Context::new(rt.backend.clone(), Some(rt.device.clone()))?;
         let q = QGraph::new(ctx.clone(), "amp")?;
         let profile = Profile::basic(rt.backend.clone())?;
@@ -313,16 +307,20 @@ impl QnnModel {
             count: 0,
             converts: 0,
         };
-        let in_t = g.inputs[0];
-        let in_e = plan.encodings[in_t]
-            .ok_or_else(|| QnnBackendError::Input("the input has no encoding".into()))?;
-        let in_ref = q.tensor(&TensorSpec::input(
-            &g.tensors[in_t].name,
-            act_dtype(in_e.bits),
-            &qdims(&g.tensors[in_t].shape, batch),
-            act_quant(&in_e),
-        ))?;
-        b.put(in_t, in_ref, in_e);
+        let mut inputs = Vec::with_capacity(g.inputs.len());
+        for &in_t in &g.inputs {
+            let name = &g.tensors[in_t].name;
+            let in_e = plan.encodings[in_t]
+                .ok_or_else(|| QnnBackendError::Input(format!("input {name} has no encoding")))?;
+            let in_ref = q.tensor(&TensorSpec::input(
+                name,
+                act_dtype(in_e.bits),
+                &qdims(&g.tensors[in_t].shape, batch),
+                act_quant(&in_e),
+            ))?;
+            b.put(in_t, in_ref, in_e);
+            inputs.push((in_ref, in_e, g.tensors[in_t].shape.clone()));
+        }
         for (i, n) in g.nodes.iter().enumerate() {
             let out_e = b
                 .encoding(n.output)
@@ -335,7 +333,6 @@ impl QnnModel {
             .map(|&o| b.output(o))
             .collect::<Result<Vec<_>>>()?;
         q.finalize(None)?;
-        let input = (in_ref, in_e, g.tensors[in_t].shape.clone());
         let converts = b.converts;
         drop(b);
         Ok(QnnModel {
@@ -343,7 +340,7 @@ impl QnnModel {
             graph: q,
             profile,
             batch,
-            input,
+            inputs,
             outputs,
             last_execute_us: None,
             converts,

@@ -138,7 +138,7 @@ pub struct QnnModel {
     graph: QGraph,
     profile: Profile,
     batch: usize,
-    input: (TensorRef, Encoding, Vec<usize>),
+    inputs: Vec<(TensorRef, Encoding, Vec<usize>)>,
     outputs: Vec<(TensorRef, Encoding, Vec<usize>)>,
     /// Execute time (µs) of the last run's last batch, from QNN's profile.
     pub last_execute_us: Option<u64>,
@@ -151,28 +151,54 @@ impl QnnModel {
         self.batch
     }
 
-    /// Runs any number of samples (NCHW floats) in batches of the graph's size; returns float outputs.
-    pub fn run(&mut self, x: &Array) -> Result<Vec<Array>> {
-        let (in_ref, in_e, in_shape) = self.input.clone();
-        if x.shape.len() != in_shape.len() || x.shape[1..] != in_shape[1..] {
+    /// Runs any number of samples (NCHW floats, one array per model input) in batches of the graph's size;
+    /// returns float outputs.
+    pub fn run(&mut self, x: &[Array]) -> Result<Vec<Array>> {
+        if x.len() != self.inputs.len() {
             return Err(QnnBackendError::Input(format!(
-                "input has shape {:?}, the model expects {:?}",
-                x.shape, in_shape
+                "the model has {} inputs but {} arrays were given",
+                self.inputs.len(),
+                x.len()
             )));
         }
-        let n = x.batch();
-        let per = x.sample_len();
+        for (a, (_, _, in_shape)) in x.iter().zip(&self.inputs) {
+            if a.shape.len() != in_shape.len()
+                || a.shape[1..] != in_shape[1..]
+                || a.batch() != x[0].batch()
+            {
+                return Err(QnnBackendError::Input(format!(
+                    "input has shape {:?}, the model expects {:?} (and {} samples, as the first input)",
+                    a.shape,
+                    in_shape,
+                    x[0].batch()
+                )));
+            }
+        }
+        let n = x.first().map_or(0, Array::batch);
         let mut outs: Vec<Vec<f32>> = vec![Vec::new(); self.outputs.len()];
         for start in (0..n).step_by(self.batch) {
             let take = (n - start).min(self.batch);
-            let mut chunk = x.data[start * per..(start + take) * per].to_vec();
-            chunk.resize(self.batch * per, 0.0);
-            let nhwc = if in_shape.len() == 4 {
-                to_nhwc(&chunk, self.batch, &in_shape)
-            } else {
-                chunk
-            };
-            let in_bytes = encode(&nhwc, &in_e);
+            let in_bytes: Vec<Vec<u8>> = x
+                .iter()
+                .zip(&self.inputs)
+                .map(|(a, (_, in_e, in_shape))| {
+                    let per = a.sample_len();
+                    let mut chunk = a.data[start * per..(start + take) * per].to_vec();
+                    chunk.resize(self.batch * per, 0.0);
+                    let nhwc = if in_shape.len() == 4 {
+                        to_nhwc(&chunk, self.batch, in_shape)
+                    } else {
+                        chunk
+                    };
+                    encode(&nhwc, in_e)
+                })
+                .collect();
+            let ins_arg: Vec<(TensorRef, &[u8])> = self
+                .inputs
+                .iter()
+                .zip(&in_bytes)
+                .map(|((r, _, _), b)| (*r, b.as_slice()))
+                .collect();
             let mut bufs: Vec<Vec<u8>> = self
                 .outputs
                 .iter()
@@ -186,7 +212,7 @@ impl QnnModel {
                     .map(|((r, _, _), b)| (*r, b.as_mut_slice()))
                     .collect();
                 self.graph
-                    .execute(&[(in_ref, &in_bytes)], &mut outs_arg, Some(&self.profile))?;
+                    .execute(&ins_arg, &mut outs_arg, Some(&self.profile))?;
             }
             self.last_execute_us = self.profile.event_us(PROFILE_EVENTTYPE_EXECUTE)?;
             for (k, ((_, e, shape), buf)) in self.outputs.iter().zip(&bufs).enumerate() {

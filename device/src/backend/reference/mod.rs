@@ -80,9 +80,6 @@ fn max_abs_int(e: &Encoding) -> f64 {
 impl Reference {
     /// Prepares `graph` for FP32 execution (`plan` None) or quantized execution.
     pub fn new(graph: Arc<Graph>, plan: Option<QuantPlan>) -> Result<Reference, ExecError> {
-        if graph.inputs.len() != 1 {
-            return Err(ExecError::Inputs(graph.inputs.len()));
-        }
         let mut macs = vec![None; graph.nodes.len()];
         if let Some(plan) = &plan {
             for (i, n) in graph.nodes.iter().enumerate() {
@@ -215,7 +212,7 @@ impl Reference {
     }
 
     /// Runs a batch; returns the graph outputs.
-    pub fn run(&self, input: &Array) -> Result<Vec<Array>, ExecError> {
+    pub fn run(&self, input: &[Array]) -> Result<Vec<Array>, ExecError> {
         self.execute(input, true, |_, _| {})
     }
 
@@ -223,7 +220,7 @@ impl Reference {
     /// computed.
     pub fn run_observed(
         &self,
-        input: &Array,
+        input: &[Array],
         observe: impl FnMut(usize, &Array),
     ) -> Result<Vec<Array>, ExecError> {
         self.execute(input, false, observe)
@@ -231,25 +228,20 @@ impl Reference {
 
     fn execute(
         &self,
-        input: &Array,
+        input: &[Array],
         fuse: bool,
         mut observe: impl FnMut(usize, &Array),
     ) -> Result<Vec<Array>, ExecError> {
         let g = &*self.graph;
-        let in_id = g.inputs[0];
-        let expected = &g.tensors[in_id].shape;
-        if input.shape.len() != expected.len() || input.shape[1..] != expected[1..] {
-            return Err(ExecError::InputShape {
-                expected: expected.clone(),
-                found: input.shape.clone(),
-            });
-        }
+        super::check_inputs(g, input)?;
         let mut bufs = std::mem::take(&mut *self.lock_buffers());
         let mut vals: Vec<Option<Array>> = vec![None; g.tensors.len()];
-        let mut x = input.clone();
-        self.quantize(in_id, &mut x);
-        observe(in_id, &x);
-        vals[in_id] = Some(x);
+        for (&in_id, x) in g.inputs.iter().zip(input) {
+            let mut x = x.clone();
+            self.quantize(in_id, &mut x);
+            observe(in_id, &x);
+            vals[in_id] = Some(x);
+        }
         let mut skip = vec![false; g.nodes.len()];
         for (i, n) in g.nodes.iter().enumerate() {
             if !skip[i] {
