@@ -60,7 +60,7 @@ FUSABLE_ACTIVATIONS = {"Relu", "Clip"}
 # reference): their own encoding is kept but the activation reads the unrounded value.
 ACT_READS_EXACT = {"Add", "Sub", "Mul", "Div"}
 # Element-wise ops whose constant operands are quantized over their own range (Encoding::for_operand).
-CONST_OPERANDS = {"Add", "Sub", "Mul", "Div", "Min", "Max", "Concat"}
+CONST_OPERANDS = {"Add", "Sub", "Mul", "Div", "Min", "Max", "Concat", "Gather"}
 FIXED_UNIT_RANGE = {"Sigmoid", "HardSigmoid", "Softmax"}
 # HTP's largest positive 16-bit weight code (W16_MAX_CODE in device/src/quant.rs)
 W16_MAX_CODE = 32639
@@ -432,6 +432,12 @@ def qdq_model(folded, stats, a_bits, w_bits):
     symmetric16 = {root(n.input[1]) for n in g.node
                    if n.op_type == "MatMul" and n.input[1] not in inits} if a_bits == 16 else set()
 
+    # amp's rule: a Gather's output (an embedding lookup) is encoded over its constant table's whole range
+    for n in g.node:
+        if n.op_type == "Gather" and n.input[0] in inits:
+            table = numpy_helper.to_array(inits[n.input[0]])
+            enc[n.output[0]] = act_encoding(table.min(), table.max(), a_bits)
+
     def encoding_of(t):
         if t in enc:
             return enc[t]
@@ -518,7 +524,8 @@ def qdq_model(folded, stats, a_bits, w_bits):
 
     for gi in g.input:
         inp = gi.name
-        if inp in inits:
+        # integer inputs (token ids) stay unquantized
+        if inp in inits or gi.type.tensor_type.elem_type != TensorProto.FLOAT:
             continue
         enc[inp] = act_encoding(*stats[inp], a_bits)
         qdq(inp, inp + "__dq")

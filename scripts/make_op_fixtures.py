@@ -31,10 +31,12 @@ SAMPLES, CALIB = 16, 48
 
 
 def model(name, nodes, inits, in_shape, out_name, out_shape, opset=13, inputs=None):
-    """A one-input model (`x` of `in_shape`), or one with `inputs`: {name: per-sample shape}."""
+    """A one-input model (`x` of `in_shape`), or one with `inputs`: {name: per-sample shape, or (shape, element
+    type) for an integer input}."""
     inputs = inputs or {"x": in_shape}
-    g = helper.make_graph(nodes, name, [helper.make_tensor_value_info(k, TensorProto.FLOAT, ["N", *s])
-                                        for k, s in inputs.items()],
+    typed = {k: v if isinstance(v, tuple) else (v, TensorProto.FLOAT) for k, v in inputs.items()}
+    g = helper.make_graph(nodes, name, [helper.make_tensor_value_info(k, t, ["N", *s])
+                                        for k, (s, t) in typed.items()],
                           [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, ["N", *out_shape])],
                           [numpy_helper.from_array(v if isinstance(v, np.ndarray) and v.dtype == np.int64
                                                    else np.asarray(v, np.float32), k) for k, v in inits.items()])
@@ -216,6 +218,16 @@ def cases():
     ], {"w": rng.normal(0, 0.3, (4, 3, 3, 3)).astype(np.float32), "b": rng.normal(0, 0.2, 4).astype(np.float32),
         "half": np.array([0.5], np.float32)}, None, "y", [4, 6, 6],
         inputs={"image": [3, 6, 6], "skip": [4, 6, 6]})
+    # a transformer's embeddings: token ids (an int64 input) look up rows of a table, plus a second float
+    # input (position embeddings computed elsewhere), then a LayerNorm
+    out["embedding_gather"] = model("embedding_gather", [
+        helper.make_node("Gather", ["table", "ids"], ["e"], name="embed", axis=0),
+        helper.make_node("Add", ["e", "pos"], ["s"], name="add_pos"),
+        helper.make_node("LayerNormalization", ["s", "gamma", "beta"], ["y"], name="norm", axis=-1,
+                         epsilon=1e-5),
+    ], {"table": rng.normal(0, 0.8, (40, 16)).astype(np.float32),
+        "gamma": rng.uniform(0.5, 1.5, 16).astype(np.float32), "beta": rng.normal(0, 0.1, 16).astype(np.float32)},
+        None, "y", [6, 16], opset=17, inputs={"ids": ([6], TensorProto.INT64), "pos": [6, 16]})
     return out
 
 
@@ -231,7 +243,12 @@ def write(name, m):
     xs = {}
     for gi in m.graph.input:
         shape = [d.dim_param or d.dim_value for d in gi.type.tensor_type.shape.dim][1:]
-        xs[gi.name] = rng.uniform(-3.0, 3.0, (SAMPLES + CALIB, *shape)).astype(np.float32)
+        if gi.type.tensor_type.elem_type == TensorProto.INT64:
+            # token ids: every row of the (first) table
+            rows = next(numpy_helper.to_array(i).shape[0] for i in m.graph.initializer if i.name == "table")
+            xs[gi.name] = rng.integers(0, rows, (SAMPLES + CALIB, *shape)).astype(np.int64)
+        else:
+            xs[gi.name] = rng.uniform(-3.0, 3.0, (SAMPLES + CALIB, *shape)).astype(np.float32)
     # a single-input model's samples are `inputs`; several inputs are named as the model names them
     sample = {k: v[:SAMPLES] for k, v in xs.items()}
     calib = {k: v[SAMPLES:] for k, v in xs.items()}

@@ -53,7 +53,9 @@ def main():
     data = np.load(a.inputs)
     ins = s.get_inputs()
     # one array per model input, named as the input; a single-input model's may be `inputs`
-    xs = {i.name: data[i.name if i.name in data.files else "inputs"].astype(np.float32) for i in ins}
+    xs = {i.name: data[i.name if i.name in data.files else "inputs"].astype(
+        np.int64 if i.type == "tensor(int64)" else np.int32 if i.type == "tensor(int32)" else np.float32)
+        for i in ins}
     count = len(next(iter(xs.values())))
     b = ins[0].shape[0] if isinstance(ins[0].shape[0], int) else count
     n = count // b * b

@@ -45,7 +45,7 @@ impl Dataflow {
             .map(|(t, r)| match r {
                 Role::Own => vec![t],
                 Role::Alias(s) => vec![*s],
-                Role::Fused | Role::Const => Vec::new(),
+                Role::Fused | Role::Const | Role::Int => Vec::new(),
             })
             .collect();
         let mut node = Vec::with_capacity(g.nodes.len());
@@ -55,7 +55,7 @@ impl Dataflow {
                 union(&mut set, &kept[n.inputs[0]]);
             } else {
                 for &x in &n.inputs {
-                    if roles[x] != Role::Const {
+                    if !matches!(roles[x], Role::Const | Role::Int) {
                         union(&mut set, &kept[x]);
                     }
                 }

@@ -387,6 +387,8 @@ pub enum Role {
     Fused,
     /// Constant data (weights, biases, other constants).
     Const,
+    /// Integers a model input holds (token ids): exact, never quantized, read only as Gather indices.
+    Int,
 }
 
 /// Which tensors QNN materialises, and how. Deterministic: depends only on the graph.
@@ -397,6 +399,9 @@ pub fn roles(g: &Graph) -> Vec<Role> {
         .iter()
         .map(|t| if t.is_const() { Role::Const } else { Role::Own })
         .collect();
+    for &t in &g.integer {
+        roles[t] = Role::Int;
+    }
     for n in &g.nodes {
         let t = n.output;
         let def = n.op.def();
@@ -494,8 +499,15 @@ impl QuantPlan {
             }
             let b = bits.act_bits[t];
             let fixed = producers[t].and_then(|p| g.nodes[p].op.def().fixed_range());
+            // a lookup's output: the table's own range, as its operand is stored at the op's width
+            let table = producers[t].and_then(|p| {
+                let n = &g.nodes[p];
+                g.const_data(*n.inputs.get(n.op.def().const_range()?)?)
+            });
             let enc = if let Some(range) = fixed {
                 Encoding::fixed(range, b)
+            } else if let Some(table) = table {
+                Encoding::for_constant(table, b)
             } else {
                 let name = &g.tensors[t].name;
                 let [mn, mx] = *stats

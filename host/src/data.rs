@@ -53,6 +53,8 @@ pub struct Dataset {
     pub path: String,
     /// The arrays' names, in the order of `inputs` (the model's input order once `bind` has run).
     pub names: Vec<String>,
+    /// Per array: whether it holds integers (token ids), kept as exact floats.
+    pub integer: Vec<bool>,
     pub inputs: Inputs,
     pub labels: Option<Vec<i64>>,
 }
@@ -64,7 +66,7 @@ impl Dataset {
             path: p.clone(),
             msg,
         };
-        let mut arrays: Vec<(String, Array)> = Vec::new();
+        let mut arrays: Vec<(String, (Array, bool))> = Vec::new();
         let mut labels = None;
         if path.is_dir() {
             let mut files: Vec<String> = std::fs::read_dir(path)
@@ -82,9 +84,18 @@ impl Dataset {
                     labels = Some(read_int_npy(&fp).map_err(|e| err(format!("{f}: {e}")))?);
                     continue;
                 }
-                let a = ArrayD::<f32>::read_npy(open()?)
-                    .map_err(|e| err(format!("{f}: {e} (amp needs float32 inputs)")))?;
-                arrays.push((name, to_array(a)));
+                let a = match ArrayD::<f32>::read_npy(open()?) {
+                    Ok(a) => (to_array(a), false),
+                    Err(e) => {
+                        let (shape, ints) = read_int_npy_shaped(&fp).map_err(|_| {
+                            err(format!(
+                                "{f}: {e} (amp takes float32 inputs, or integer ones)"
+                            ))
+                        })?;
+                        (int_array(&name, shape, ints).map_err(err)?, true)
+                    }
+                };
+                arrays.push((name, a));
             }
         } else {
             let file = File::open(path).map_err(|e| err(e.to_string()))?;
@@ -98,10 +109,18 @@ impl Dataset {
                         Some(read_int_npz(&mut npz, &n).map_err(|e| err(format!("labels: {e}")))?);
                     continue;
                 }
-                let a: ArrayD<f32> = npz
-                    .by_name(&n)
-                    .map_err(|e| err(format!("{name}: {e} (amp needs float32 inputs)")))?;
-                arrays.push((name, to_array(a)));
+                let a = match npz.by_name::<ndarray::OwnedRepr<f32>, ndarray::IxDyn>(&n) {
+                    Ok(a) => (to_array(a), false),
+                    Err(e) => {
+                        let (shape, ints) = read_int_npz_shaped(&mut npz, &n).map_err(|_| {
+                            err(format!(
+                                "{name}: {e} (amp takes float32 inputs, or integer ones)"
+                            ))
+                        })?;
+                        (int_array(&name, shape, ints).map_err(err)?, true)
+                    }
+                };
+                arrays.push((name, a));
             }
         }
         if arrays.is_empty() {
@@ -110,6 +129,8 @@ impl Dataset {
                     .into(),
             ));
         }
+        let integer: Vec<bool> = arrays.iter().map(|(_, (_, i))| *i).collect();
+        let arrays: Vec<(String, Array)> = arrays.into_iter().map(|(n, (a, _))| (n, a)).collect();
         let n = arrays[0].1.shape.first().copied().unwrap_or(0);
         if n == 0 || arrays.iter().any(|(_, a)| a.shape.is_empty()) {
             return Err(DataError::Empty { path: p });
@@ -147,6 +168,7 @@ impl Dataset {
         Ok(Dataset {
             path: p,
             names,
+            integer,
             inputs: Inputs(inputs),
             labels,
         })
@@ -166,7 +188,7 @@ impl Dataset {
             .map(|&t| graph.tensors[t].name.as_str())
             .collect();
         if want.len() == 1 && self.names.len() == 1 && self.names[0] == "inputs" {
-            return Ok(());
+            return self.check_types(graph);
         }
         let mismatch = || DataError::Names {
             path: self.path.clone(),
@@ -186,7 +208,29 @@ impl Dataset {
             );
         }
         self.names = order.iter().map(|&i| self.names[i].clone()).collect();
+        self.integer = order.iter().map(|&i| self.integer[i]).collect();
         self.inputs = Inputs(order.iter().map(|&i| self.inputs[i].clone()).collect());
+        self.check_types(graph)
+    }
+
+    /// Each array holds what its input takes: integers for an integer input, floats for a float one.
+    fn check_types(&self, graph: &Graph) -> Result<(), DataError> {
+        for (k, &t) in graph.inputs.iter().enumerate() {
+            let model_int = graph.integer.contains(&t);
+            if model_int != self.integer[k] {
+                let kind = |i: bool| if i { "integers" } else { "float32" };
+                return Err(DataError::File {
+                    path: self.path.clone(),
+                    msg: format!(
+                        "`{}` holds {} but the model's input \"{}\" takes {}",
+                        self.names[k],
+                        kind(self.integer[k]),
+                        graph.tensors[t].name,
+                        kind(model_int)
+                    ),
+                });
+            }
+        }
         Ok(())
     }
 
@@ -223,6 +267,7 @@ impl Dataset {
         Dataset {
             path: self.path.clone(),
             names: self.names.clone(),
+            integer: self.integer.clone(),
             inputs: self.inputs.slice_batch(0, n),
             labels: self.labels.as_ref().map(|l| l[..n].to_vec()),
         }
@@ -260,6 +305,32 @@ fn to_array(a: ArrayD<f32>) -> Array {
     )
 }
 
+/// Integer data as exact floats (f32 holds every integer up to 2²⁴).
+fn int_array(name: &str, shape: Vec<usize>, ints: Vec<i64>) -> Result<Array, String> {
+    if let Some(v) = ints.iter().find(|v| v.unsigned_abs() > 1 << 24) {
+        return Err(format!(
+            "`{name}` holds {v}; amp takes integer inputs up to 2^24 in magnitude"
+        ));
+    }
+    Ok(Array::new(shape, ints.iter().map(|&v| v as f32).collect()))
+}
+
+/// An integer array of an `.npz` (int64, int32 or uint8) and its shape.
+fn read_int_npz_shaped(
+    npz: &mut NpzReader<File>,
+    name: &str,
+) -> Result<(Vec<usize>, Vec<i64>), String> {
+    if let Ok(a) = npz.by_name::<ndarray::OwnedRepr<i64>, ndarray::IxDyn>(name) {
+        return Ok((a.shape().to_vec(), a.iter().copied().collect()));
+    }
+    if let Ok(a) = npz.by_name::<ndarray::OwnedRepr<i32>, ndarray::IxDyn>(name) {
+        return Ok((a.shape().to_vec(), a.iter().map(|&v| v as i64).collect()));
+    }
+    npz.by_name::<ndarray::OwnedRepr<u8>, ndarray::IxDyn>(name)
+        .map(|a| (a.shape().to_vec(), a.iter().map(|&v| v as i64).collect()))
+        .map_err(|e| e.to_string())
+}
+
 fn read_int_npz(npz: &mut NpzReader<File>, name: &str) -> Result<Vec<i64>, String> {
     let mut read =
         |n: &str| -> Result<ArrayD<i64>, String> { npz.by_name(n).map_err(|e| e.to_string()) };
@@ -278,14 +349,19 @@ fn read_int_npz(npz: &mut NpzReader<File>, name: &str) -> Result<Vec<i64>, Strin
 }
 
 fn read_int_npy(path: &Path) -> Result<Vec<i64>, String> {
+    read_int_npy_shaped(path).map(|(_, v)| v)
+}
+
+/// An integer `.npy` (int64, int32 or uint8) and its shape.
+fn read_int_npy_shaped(path: &Path) -> Result<(Vec<usize>, Vec<i64>), String> {
     let open = || File::open(path).map_err(|e| e.to_string());
     if let Ok(a) = ArrayD::<i64>::read_npy(open()?) {
-        return Ok(a.iter().copied().collect());
+        return Ok((a.shape().to_vec(), a.iter().copied().collect()));
     }
     if let Ok(a) = ArrayD::<i32>::read_npy(open()?) {
-        return Ok(a.iter().map(|&v| v as i64).collect());
+        return Ok((a.shape().to_vec(), a.iter().map(|&v| v as i64).collect()));
     }
     ArrayD::<u8>::read_npy(open()?)
-        .map(|a| a.iter().map(|&v| v as i64).collect())
+        .map(|a| (a.shape().to_vec(), a.iter().map(|&v| v as i64).collect()))
         .map_err(|e| format!("{e} (amp needs integer labels: int64, int32 or uint8)"))
 }

@@ -246,6 +246,55 @@ fn bad_conv_transpose_attributes_name_the_node() {
     }
 }
 
+/// An integer input is read only as Gather indices, and Gather only looks up rows of a constant table: every
+/// other use names the node and says what amp takes; float data for an integer input says so.
+#[test]
+fn integer_inputs_and_gathers_amp_does_not_take_name_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = root().join("tests/fixtures/ops/embedding_gather");
+    let base = std::fs::read(fixture.join("model.onnx")).unwrap();
+    type Edit = fn(&mut Vec<proto::NodeProto>);
+    let cases: [(Edit, &[&str]); 3] = [
+        (
+            |nodes| nodes[1].input[0] = "ids".into(),
+            &[
+                "Add \"add_pos\"",
+                "integer input \"ids\"",
+                "only as Gather indices",
+            ],
+        ),
+        (
+            |nodes| nodes[0].input[0] = "pos".into(),
+            &["Gather \"embed\"", "input 0 (\"pos\") must be a constant"],
+        ),
+        (
+            |nodes| nodes[0].input[1] = "pos".into(),
+            &["Gather \"embed\"", "\"pos\" are not an integer model input"],
+        ),
+    ];
+    for (i, (edit, want)) in cases.into_iter().enumerate() {
+        let mut m = proto::ModelProto::decode(&base[..]).unwrap();
+        edit(&mut m.graph.as_mut().unwrap().node);
+        let path = dir.path().join(format!("{i}.onnx"));
+        std::fs::write(&path, m.encode_to_vec()).unwrap();
+        expect_failure(
+            amp(&["info", "--model", path.to_str().unwrap()], dir.path()),
+            want,
+        );
+    }
+    let floats = dir.path().join("floats.npz");
+    let mut w = NpzWriter::new(std::fs::File::create(&floats).unwrap());
+    w.add_array("ids", &ndarray::Array2::<f32>::zeros((4, 6)))
+        .unwrap();
+    w.add_array("pos", &ndarray::Array3::<f32>::zeros((4, 6, 16)))
+        .unwrap();
+    w.finish().unwrap();
+    expect_failure(
+        eval(&fixture.join("model.onnx"), &floats, dir.path()),
+        &["`ids` holds float32 but the model's input \"ids\" takes integers"],
+    );
+}
+
 #[test]
 fn unsupported_opset_says_found_and_supported() {
     let dir = tempfile::tempdir().unwrap();

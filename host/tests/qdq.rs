@@ -350,7 +350,19 @@ fn qnn_ep_departure(name: &str, p: Precision) -> f64 {
         "layer_norm" if !eight => 13.0,
         "layer_norm_decomposed" if !eight => 16.0,
         "gelu" | "relu_min_per_channel" | "softmax_middle_axis" if eight => 3.0,
-        "expand_tile" | "reduce_max_min" | "rms_norm" | "two_inputs_conv_add" if eight => 2.0,
+        "expand_tile"
+        | "reduce_max_min"
+        | "rms_norm"
+        | "two_inputs_conv_add"
+        | "embedding_gather"
+            if eight =>
+        {
+            2.0
+        }
+        // the QNN EP's 16-bit Gather returns a wrong value for the table's last row (id 39 of 40) once a batch
+        // holds 48 or more indices (8 samples of 6; right at batches of 1 and 2), 2 rows of 96 here; amp's own
+        // HTP graph gathers it right (qnn_ops), and onnxruntime's CPU runs the same export within 1 LSB
+        "embedding_gather" => 12899.0,
         "max_of_two_branches" | "max_per_channel_floor" | "min_scalar" => 2.0,
         "gelu" | "conv_transpose_up_relu" if !eight => 2.0,
         _ => 1.0,

@@ -52,6 +52,10 @@ pub struct Graph {
     pub nodes: Vec<Node>,
     pub inputs: Vec<TensorId>,
     pub outputs: Vec<TensorId>,
+    /// The graph inputs that hold integers (token ids, positions): exact values in f32, never quantized,
+    /// read only as Gather indices.
+    #[serde(default)]
+    pub integer: Vec<TensorId>,
 }
 
 impl Graph {
@@ -139,6 +143,12 @@ impl Graph {
         }
         for i in self.inputs.iter().chain(&self.outputs) {
             h.update(&(*i as u64).to_le_bytes());
+        }
+        if !self.integer.is_empty() {
+            h.update(b"integer");
+            for i in &self.integer {
+                h.update(&(*i as u64).to_le_bytes());
+            }
         }
         h.finalize().to_hex()[..16].to_string()
     }

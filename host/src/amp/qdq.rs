@@ -56,10 +56,17 @@ pub fn to_qdq(g: &Graph, plan: &QuantPlan, opset: i64, batch: usize) -> Result<V
         dims: Vec::new(),
         batch,
     };
+    // integer inputs (token ids) are int64, as exporters write them
+    let dtype = |t: usize| {
+        if g.integer.contains(&t) {
+            DataType::Int64
+        } else {
+            DataType::Float
+        }
+    };
     for &t in &g.inputs {
         let name = g.tensors[t].name.clone();
-        w.types
-            .insert(name.clone(), (DataType::Float, w.act_dims(t)));
+        w.types.insert(name.clone(), (dtype(t), w.act_dims(t)));
         w.read[t] = match plan.encodings[t] {
             Some(e) => w.qdq(&name, &format!("{name}/q"), e),
             None => name,
@@ -68,7 +75,7 @@ pub fn to_qdq(g: &Graph, plan: &QuantPlan, opset: i64, batch: usize) -> Result<V
     for (i, n) in g.nodes.iter().enumerate() {
         w.node(i, n)?;
     }
-    let value = |t: usize| value_info(&g.tensors[t].name, DataType::Float, &w.act_dims(t));
+    let value = |t: usize| value_info(&g.tensors[t].name, dtype(t), &w.act_dims(t));
     let outputs: Vec<ValueInfoProto> = g.outputs.iter().map(|&t| value(t)).collect();
     let inputs: Vec<ValueInfoProto> = g.inputs.iter().map(|&t| value(t)).collect();
     let value_info = w
@@ -565,6 +572,7 @@ impl Writer<'_> {
                 }
             }
             Op::MatMul(_) => simple(self, "MatMul", vec![]),
+            Op::Gather(_) => simple(self, "Gather", vec![attr_i("axis", 0)]),
             Op::Add(_) => simple(self, "Add", vec![]),
             Op::Sub(_) => simple(self, "Sub", vec![]),
             Op::Mul(_) => simple(self, "Mul", vec![]),

@@ -23,16 +23,24 @@ pub(crate) fn info(a: InfoArgs) -> Result<()> {
         .filter(|t| t.is_const())
         .map(|t| t.numel())
         .sum();
-    // amp's graphs take float32 inputs (quantized on the way in) and give float32 outputs
-    let io = |ids: &[usize]| -> Vec<(String, Vec<usize>)> {
+    // float32 inputs (quantized on the way in) and integer ones (token ids, read as Gather indices, never
+    // quantized); float32 outputs
+    let io = |ids: &[usize]| -> Vec<(String, Vec<usize>, &str)> {
         ids.iter()
-            .map(|&t| (g.tensors[t].name.clone(), g.tensors[t].shape.clone()))
+            .map(|&t| {
+                let dtype = if g.integer.contains(&t) {
+                    "int64"
+                } else {
+                    "float32"
+                };
+                (g.tensors[t].name.clone(), g.tensors[t].shape.clone(), dtype)
+            })
             .collect()
     };
     let (inputs, outputs) = (io(&g.inputs), io(&g.outputs));
-    let listed = |v: &[(String, Vec<usize>)]| -> Vec<serde_json::Value> {
+    let listed = |v: &[(String, Vec<usize>, &str)]| -> Vec<serde_json::Value> {
         v.iter()
-            .map(|(n, s)| serde_json::json!({"name": n, "shape": s, "dtype": "float32"}))
+            .map(|(n, s, d)| serde_json::json!({"name": n, "shape": s, "dtype": d}))
             .collect()
     };
     if a.json {
@@ -53,8 +61,8 @@ pub(crate) fn info(a: InfoArgs) -> Result<()> {
     } else {
         println!("model        {}  (hash {})", a.model.display(), g.hash());
         for (kind, list) in [("input", &inputs), ("output", &outputs)] {
-            for (name, shape) in list {
-                println!("{kind:<12} {name} {shape:?} float32 (batch first)");
+            for (name, shape, dtype) in list {
+                println!("{kind:<12} {name} {shape:?} {dtype} (batch first)");
             }
         }
         println!("nodes        {}", g.nodes.len());

@@ -175,12 +175,15 @@ pub fn import_bytes(bytes: &[u8], opts: &ImportOptions) -> Result<Graph, ImportE
             None if single => opts.input_shape.as_ref(),
             None => None,
         };
-        let shape = input_shape(input, given).map_err(|msg| ImportError::Input {
+        let (shape, integer) = input_shape(input, given).map_err(|msg| ImportError::Input {
             name: in_name.clone(),
             msg,
         })?;
         let t = imp.g.add_tensor(in_name.clone(), shape, None);
         imp.g.inputs.push(t);
+        if integer {
+            imp.g.integer.push(t);
+        }
         imp.vals.insert(in_name, Val::Dyn(t));
     }
 
@@ -209,21 +212,27 @@ pub fn import_bytes(bytes: &[u8], opts: &ImportOptions) -> Result<Graph, ImportE
     Ok(g)
 }
 
+/// An input's shape (batch 1) and whether it holds integers (int64 or int32: token ids, positions).
 fn input_shape(
     input: &proto::ValueInfoProto,
     given: Option<&Vec<usize>>,
-) -> Result<Vec<usize>, String> {
+) -> Result<(Vec<usize>, bool), String> {
     use proto::tensor_shape_proto::dimension::Value;
     let tt = match input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
         Some(proto::type_proto::Value::TensorType(tt)) => tt,
         _ => return Err("is not a tensor".into()),
     };
-    if tt.elem_type != Some(1) {
-        return Err(format!(
-            "has element type {} (ONNX TensorProto code); amp needs float32 inputs",
-            tt.elem_type.unwrap_or(0)
-        ));
-    }
+    // ONNX TensorProto codes: 1 float, 6 int32, 7 int64
+    let integer = match tt.elem_type {
+        Some(1) => false,
+        Some(6 | 7) => true,
+        other => {
+            return Err(format!(
+                "has element type {} (ONNX TensorProto code); amp takes float32 inputs, and int64/int32 ones read as Gather indices",
+                other.unwrap_or(0)
+            ))
+        }
+    };
     let dims = tt.shape.as_ref().map(|s| s.dim.clone()).unwrap_or_default();
     if dims.is_empty() {
         return Err("has no declared shape; amp needs at least a batch dimension".into());
@@ -255,5 +264,5 @@ fn input_shape(
             return Err(format!("the model's input has rank {} (batch first) but the data's samples have shape {s:?}", dims.len()));
         }
     }
-    Ok(shape)
+    Ok((shape, integer))
 }

@@ -200,11 +200,15 @@ pub fn fixture_in(dir: &Path, model: &Path) -> (Arc<Graph>, BTreeMap<String, Arr
         if n.starts_with("labels") {
             continue;
         }
-        let a: ArrayD<f32> = npz.by_name(&n).unwrap();
-        arrays.insert(
-            n.trim_end_matches(".npy").to_string(),
-            Array::new(a.shape().to_vec(), a.iter().copied().collect()),
-        );
+        // integer arrays (token ids) as exact floats, as amp's data loader keeps them
+        let a = match npz.by_name::<ndarray::OwnedRepr<f32>, ndarray::IxDyn>(&n) {
+            Ok(a) => Array::new(a.shape().to_vec(), a.iter().copied().collect()),
+            Err(_) => {
+                let a: ArrayD<i64> = npz.by_name(&n).unwrap();
+                Array::new(a.shape().to_vec(), a.iter().map(|&v| v as f32).collect())
+            }
+        };
+        arrays.insert(n.trim_end_matches(".npy").to_string(), a);
     }
     let ranges: BTreeMap<String, [f32; 2]> =
         serde_json::from_str(&std::fs::read_to_string(dir.join("stats.json")).unwrap()).unwrap();

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use qnn_sys::{
-    Context, Graph as QGraph, Profile, Quant, TensorRef, TensorSpec, DATATYPE_SFIXED_POINT_16,
-    DATATYPE_SFIXED_POINT_32, DATATYPE_SFIXED_POINT_8,
+    Context, Graph as QGraph, Profile, Quant, TensorRef, TensorSpec, DATATYPE_INT_32,
+    DATATYPE_SFIXED_POINT_16, DATATYPE_SFIXED_POINT_32, DATATYPE_SFIXED_POINT_8,
 };
 
 use super::ops::{lowering, NodeCx};
@@ -27,6 +27,8 @@ pub(super) struct Builder<'a> {
     vals: HashMap<(TensorId, u8), (TensorRef, Encoding)>,
     /// The width each IR tensor is kept at, once computed.
     kept: HashMap<TensorId, u8>,
+    /// The INT_32 graph input of each integer model input.
+    pub ints: HashMap<TensorId, TensorRef>,
     count: usize,
     converts: usize,
 }
@@ -304,12 +306,26 @@ impl QnnModel {
             consumers: g.consumers(),
             vals: HashMap::new(),
             kept: HashMap::new(),
+            ints: HashMap::new(),
             count: 0,
             converts: 0,
         };
         let mut inputs = Vec::with_capacity(g.inputs.len());
         for &in_t in &g.inputs {
             let name = &g.tensors[in_t].name;
+            if g.integer.contains(&in_t) {
+                // integers (token ids) as INT_32, unquantized
+                let dims = qdims(&g.tensors[in_t].shape, batch);
+                let r = q.tensor(&TensorSpec::input(
+                    name,
+                    DATATYPE_INT_32,
+                    &dims,
+                    Quant::None,
+                ))?;
+                b.ints.insert(in_t, r);
+                inputs.push((r, None, g.tensors[in_t].shape.clone()));
+                continue;
+            }
             let in_e = plan.encodings[in_t]
                 .ok_or_else(|| QnnBackendError::Input(format!("input {name} has no encoding")))?;
             let in_ref = q.tensor(&TensorSpec::input(
@@ -319,7 +335,7 @@ impl QnnModel {
                 act_quant(&in_e),
             ))?;
             b.put(in_t, in_ref, in_e);
-            inputs.push((in_ref, in_e, g.tensors[in_t].shape.clone()));
+            inputs.push((in_ref, Some(in_e), g.tensors[in_t].shape.clone()));
         }
         for (i, n) in g.nodes.iter().enumerate() {
             let out_e = b

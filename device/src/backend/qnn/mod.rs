@@ -138,7 +138,8 @@ pub struct QnnModel {
     graph: QGraph,
     profile: Profile,
     batch: usize,
-    inputs: Vec<(TensorRef, Encoding, Vec<usize>)>,
+    /// Per model input: its tensor, its encoding (None: integers, fed as INT_32) and its shape.
+    inputs: Vec<(TensorRef, Option<Encoding>, Vec<usize>)>,
     outputs: Vec<(TensorRef, Encoding, Vec<usize>)>,
     /// Execute time (µs) of the last run's last batch, from QNN's profile.
     pub last_execute_us: Option<u64>,
@@ -190,7 +191,13 @@ impl QnnModel {
                     } else {
                         chunk
                     };
-                    encode(&nhwc, in_e)
+                    match in_e {
+                        Some(e) => encode(&nhwc, e),
+                        None => nhwc
+                            .iter()
+                            .flat_map(|&v| (v as i32).to_le_bytes())
+                            .collect(),
+                    }
                 })
                 .collect();
             let ins_arg: Vec<(TensorRef, &[u8])> = self

@@ -41,6 +41,7 @@ mod depth_space;
 mod div;
 mod erf;
 mod exp;
+mod gather;
 mod gelu;
 mod gemm;
 mod global_average_pool;
@@ -147,6 +148,12 @@ pub trait OpDef {
         false
     }
 
+    /// The output's encoding covers constant input `k`'s whole range, not a calibrated one: a lookup into a
+    /// table, whose every entry stays representable.
+    fn const_range(&self) -> Option<usize> {
+        None
+    }
+
     /// How constant input `k` is stored when the op's output has `bits` (a MAC op's weights and bias by their
     /// own rules, anything else over its own range).
     fn operand(&self, _k: usize, _bits: u8) -> Operand {
@@ -249,6 +256,7 @@ ops! {
     Slice(slice),
     DepthSpace(depth_space),
     Tile(tile),
+    Gather(gather),
 }
 
 impl Op {

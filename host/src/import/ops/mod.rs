@@ -22,6 +22,7 @@ mod depth_space;
 mod div;
 mod erf;
 mod exp;
+mod gather;
 mod gelu;
 mod gemm;
 mod global_average_pool;
@@ -95,7 +96,7 @@ pub const REGISTRY: &[Entry] = &[
     entry("Exp", exp::import, &[K::Exp]),
     entry("Expand", tile::import, &[K::Tile]),
     entry("Flatten", reshape::import_flatten, &[K::Reshape]),
-    entry("Gather", computed_at_import::import, &[]),
+    entry("Gather", gather::import, &[K::Gather]),
     entry("Gelu", gelu::import, &[K::Gelu]),
     entry("Gemm", gemm::import, &[K::Gemm]),
     entry(
@@ -174,6 +175,17 @@ pub(crate) fn convert(imp: &mut Importer, node: &NodeProto) -> Result<(), Import
         && !matches!(op_type.as_str(), "Dropout" | "BatchNormalization" | "Split")
     {
         return Err(cx.err("has more than one output; amp handles single-output ops"));
+    }
+    // an integer input (token ids) is read only as Gather's indices, or for its shape
+    for (k, i) in node.input.iter().enumerate() {
+        if let Some(Val::Dyn(t)) = imp.vals.get(i) {
+            let allowed = (op_type == "Gather" && k == 1) || op_type == "Shape";
+            if imp.g.integer.contains(t) && !allowed {
+                return Err(cx.err(format!(
+                    "reads the integer input \"{i}\"; amp reads integer inputs only as Gather indices (an embedding lookup)"
+                )));
+            }
+        }
     }
     let all_const = node
         .input

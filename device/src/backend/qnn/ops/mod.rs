@@ -22,6 +22,7 @@ mod depth_space;
 mod div;
 mod erf;
 mod exp;
+mod gather;
 mod gelu;
 mod gemm;
 mod global_average_pool;
@@ -208,7 +209,7 @@ register_ops! {
     Conv, ConvTranspose, Gemm, MatMul, Add, Sub, Mul, Div, Min, Max, ScaleShift, Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid,
     HardSwish, Tanh, Softmax, MaxPool, AveragePool, GlobalAveragePool, Reduce, Reshape, Transpose, Concat,
     Pad, Resize, Neg, Abs, Sqrt, Exp, Erf, Gelu, Pow,
-    LayerNorm, Slice, DepthSpace, Tile,
+    LayerNorm, Slice, DepthSpace, Tile, Gather,
 }
 
 /// The window parameters PoolMax2d and PoolAvg2d share.
