@@ -231,7 +231,7 @@ def cases():
     return out
 
 
-ORACLE = {"layer_norm_decomposed": "layer_norm"}
+ORACLE = {"layer_norm_decomposed": "layer_norm", "gelu_erf": "gelu"}
 
 
 def write(name, m):

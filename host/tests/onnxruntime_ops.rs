@@ -33,3 +33,17 @@ fn a_decomposed_layer_norm_imports_as_one_op() {
         g.nodes[0].op
     );
 }
+
+/// The exact Gelu exporters decompose (Div √2, Erf, Add 1, Mul x, Mul ½) imports as one Gelu, as QNN's
+/// converter fuses it: HTP has Gelu but no Erf, so a transformer's feed-forward runs there.
+#[test]
+fn a_decomposed_gelu_imports_as_one_op() {
+    let dir = common::root().join("tests/fixtures/ops/gelu_erf");
+    let (g, _, _) = fixture_in(&dir, &dir.join("model.onnx"));
+    let ops: Vec<&str> = g.nodes.iter().map(|n| n.op.name()).collect();
+    assert_eq!(ops, ["Gelu"], "{ops:?}");
+    assert_eq!(
+        g.nodes[0].op,
+        amp_device::ir::Op::Gelu(amp_device::ir::Gelu { tanh: false })
+    );
+}

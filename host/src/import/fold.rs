@@ -336,6 +336,93 @@ fn find_layer_norm(
     None
 }
 
+/// Recognises the exact Gelu as exporters decompose it — e = Erf(x / √2 (or x · 1/√2)); y = x · (e + 1) ·
+/// ½, the ½ applied first or last — with no intermediate read elsewhere, and replaces it with one Gelu, as
+/// QNN's converter does (HTP has Gelu but no Erf, and the intermediates are never quantized).
+pub fn fuse_gelu(g: &mut Graph) {
+    while let Some((last, x)) = find_gelu(g) {
+        let node = &mut g.nodes[last];
+        node.op = Op::from(amp_device::ir::Gelu { tanh: false });
+        node.inputs = vec![x];
+    }
+}
+
+/// The last node of a decomposed exact Gelu and its input.
+fn find_gelu(g: &Graph) -> Option<(usize, TensorId)> {
+    let producers = g.producers();
+    let consumers = g.consumers();
+    let made_by = |t: TensorId| producers[t].map(|p| &g.nodes[p]);
+    let private = |t: TensorId| consumers[t].len() == 1 && !g.outputs.contains(&t);
+    // the one-value constant operand of a binary node, and its other input
+    let scalar = |n: &amp_device::ir::Node| -> Option<(f32, TensorId)> {
+        let [a, b] = n.inputs[..] else { return None };
+        let one = |t: TensorId| g.const_data(t).filter(|d| d.len() == 1).map(|d| d[0]);
+        match (one(a), one(b)) {
+            (None, Some(c)) => Some((c, a)),
+            (Some(c), None) if !matches!(n.op, Op::Div(_) | Op::Sub(_)) => Some((c, b)),
+            _ => None,
+        }
+    };
+    let near = |a: f32, b: f32| (a - b).abs() <= 1e-4 * b.abs();
+    let half = std::f32::consts::FRAC_1_SQRT_2;
+    for erf in &g.nodes {
+        let Op::Erf(_) = erf.op else { continue };
+        // x / √2
+        let Some(scaled) = made_by(erf.inputs[0]) else {
+            continue;
+        };
+        let x = match (&scaled.op, scalar(scaled)) {
+            (Op::Div(_), Some((c, x))) if near(c, std::f32::consts::SQRT_2) => x,
+            (Op::Mul(_), Some((c, x))) if near(c, half) => x,
+            _ => continue,
+        };
+        // e + 1
+        let [plus] = consumers[erf.output][..] else {
+            continue;
+        };
+        let plus = &g.nodes[plus];
+        if !matches!(plus.op, Op::Add(_)) || !scalar(plus).is_some_and(|(c, _)| c == 1.0) {
+            continue;
+        }
+        // x · (e + 1) and · ½, in either order: x·½ first, or the product then ·½
+        let [m1] = consumers[plus.output][..] else {
+            continue;
+        };
+        let m1n = &g.nodes[m1];
+        if !matches!(m1n.op, Op::Mul(_)) || !m1n.inputs.contains(&plus.output) {
+            continue;
+        }
+        let other = if m1n.inputs[0] == plus.output {
+            m1n.inputs[1]
+        } else {
+            m1n.inputs[0]
+        };
+        let is_half = |n: &amp_device::ir::Node| {
+            matches!(n.op, Op::Mul(_)) && scalar(n).is_some_and(|(c, _)| c == 0.5)
+        };
+        let last = if other == x {
+            let [m2] = consumers[m1n.output][..] else {
+                continue;
+            };
+            if !is_half(&g.nodes[m2]) || !private(m1n.output) {
+                continue;
+            }
+            m2
+        } else if made_by(other).is_some_and(|h| is_half(h) && scalar(h).map(|s| s.1) == Some(x))
+            && private(other)
+        {
+            m1
+        } else {
+            continue;
+        };
+        if !private(scaled.output) || !private(erf.output) || !private(plus.output) {
+            continue;
+        }
+        return Some((last, x));
+    }
+    None
+}
+
 /// Removes nodes no output depends on and tensors nothing references; renumbers tensors.
 pub fn remove_dead(g: &mut Graph) {
     let producers = g.producers();

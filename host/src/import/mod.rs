@@ -205,6 +205,7 @@ pub fn import_bytes(bytes: &[u8], opts: &ImportOptions) -> Result<Graph, ImportE
     }
     let mut g = imp.g;
     fold::fuse_layer_norm(&mut g);
+    fold::fuse_gelu(&mut g);
     fold::fold_into_mac_ops(&mut g);
     fold::fold_pad_into_conv(&mut g);
     fold::remove_dead(&mut g);

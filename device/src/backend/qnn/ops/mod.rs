@@ -151,6 +151,23 @@ impl<'c, 'a> NodeCx<'c, 'a> {
         let w = self.b.weights(n, wq, layout)?;
         let bias = self.b.bias(n, wq, xe.scale)?;
         let wide = self.out_e.at_bits(xe.bits);
+        let in_shape = self.in_shape(0).to_vec();
+        if in_shape.len() == 3 {
+            // [batch, tokens, features]: the op over batch × tokens rows, reshaped back after
+            let rows = (self.b.batch * in_shape[1]) as u32;
+            let out_f = *self.out_shape().last().unwrap_or(&1) as u32;
+            let name = self.b.fresh("rows");
+            let flat = self
+                .b
+                .native(&name, &[rows, in_shape[2] as u32], xe, false)?;
+            let node = self.b.fresh("reshape");
+            self.b.q.node(&node, "Reshape", &[], &[x], &[flat])?;
+            let name = self.b.fresh("rows_out");
+            let y = self.b.native(&name, &[rows, out_f], wide, false)?;
+            let node = self.b.fresh(&n.name);
+            self.b.q.node(&node, op, params, &[flat, w, bias], &[y])?;
+            return self.write("Reshape", &[], &[y], wide);
+        }
         self.write(op, params, &[x, w, bias], wide)
     }
 

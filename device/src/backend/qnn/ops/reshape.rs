@@ -1,5 +1,6 @@
 //! Reshape → Reshape. Flattening an NHWC tensor first puts it back in NCHW order with a Transpose, so the
-//! flat order is the IR's.
+//! flat order is the IR's; reshaping to rank 4 goes to NCHW and then transposes to NHWC, unless the result
+//! has one channel or one pixel (where both orders agree).
 
 use qnn_sys::ParamSpec;
 
@@ -23,7 +24,20 @@ impl Lower for Reshape {
                 .node(&node, "Transpose", &[perm], &[ins[0]], &[tmp])?;
             ins[0] = tmp;
         } else if rank == 4 && src.len() != 4 {
-            return Err(cx.unsupported("reshaping to a rank-4 tensor"));
+            let out = cx.b.g.tensors[cx.n.output].shape.clone();
+            if out[1] != 1 && out[2] * out[3] != 1 {
+                // the IR's flat order is NCHW's: reshape to NCHW, then transpose to the NHWC kept on HTP
+                let e = cx.b.get(cx.n.inputs[0], cx.width())?.1;
+                let name = cx.b.fresh("as_nchw");
+                let batch = cx.b.batch as u32;
+                let nchw = [batch, out[1] as u32, out[2] as u32, out[3] as u32];
+                let tmp = cx.b.native(&name, &nchw, e, false)?;
+                let node = cx.b.fresh("reshape");
+                cx.b.q.node(&node, "Reshape", &[], &[ins[0]], &[tmp])?;
+                let perm = ParamSpec::U32Tensor("perm", vec![4], vec![0, 2, 3, 1]);
+                return cx.emit("Transpose", &[perm], &[tmp]);
+            }
+            // one channel, or one pixel: NCHW and NHWC share the flat order
         }
         cx.emit("Reshape", &[], &ins)
     }
