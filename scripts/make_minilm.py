@@ -14,6 +14,7 @@ Writes to OUT:
   model.onnx   inputs `input_ids` (N, 16) int64 and `attention_mask` (N, 16) float32 (1 for a token, 0 for
                padding); output `embedding` (N, 384), the mean-pooled sentence embedding
   val.npz      input_ids, attention_mask for the sentences below; no labels (tune with --metric cosine)
+  fp32.npz     embedding: onnxruntime's FP32 output on val.npz
   meta.json    onnxruntime's cosine similarity of sentence pairs that sentence-transformers' documentation
                lists for this model (0.8939, 0.6788, 0.5096), as a check that the graph is the model
 Needs numpy, onnx and onnxruntime (the venv of scripts/make_examples.py).
@@ -246,9 +247,11 @@ def main():
     np.savez(os.path.join(out, "val.npz"), input_ids=ids, attention_mask=mask)
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     emb = sess.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+    np.savez(os.path.join(out, "fp32.npz"), embedding=emb)
     pairs = [{"a": SENTENCES[i], "b": SENTENCES[j], "cosine": round(cosine(emb[i], emb[j]), 4), "documented": d}
              for i, j, d in DOC_PAIRS]
     for p in pairs:
+        assert abs(p["cosine"] - p["documented"]) < 1e-3, p
         print(f"{p['a']!r} ~ {p['b']!r}: {p['cosine']:.4f} (documented {p['documented']})")
     with open(os.path.join(out, "meta.json"), "w") as f:
         json.dump({"sentences": len(SENTENCES), "seq": SEQ, "pairs": pairs}, f, indent=1)

@@ -1,0 +1,144 @@
+//! The transformer example (all-MiniLM-L6-v2, 171 MMACs per 16-token sentence, an int64 `input_ids` and a
+//! float `attention_mask` input): made by `scripts/make_minilm.py` into examples/minilm (90 MB, not
+//! committed), so these tests are ignored until it has run; then
+//! `cargo test -p amp-host --test minilm -- --ignored --nocapture`.
+
+use std::path::PathBuf;
+
+use amp_device::backend::reference::Reference;
+use amp_device::backend::qnn::QnnModel;
+use amp_device::quant::{BitPlan, Precision, QuantPlan};
+use ndarray::ArrayD;
+use ndarray_npy::NpzReader;
+
+mod common;
+use common::{amp, root};
+
+fn dir() -> PathBuf {
+    let d = root().join("examples/minilm");
+    assert!(
+        d.join("fp32.npz").exists(),
+        "{} is missing: run scripts/make_minilm.py",
+        d.display()
+    );
+    d
+}
+
+/// The model and its data, loaded as `amp-host` loads them.
+fn model_and_data() -> (std::sync::Arc<amp_device::Graph>, amp_host::data::Dataset) {
+    let d = dir();
+    let mut data = amp_host::data::Dataset::load(&d.join("val.npz")).unwrap();
+    let opts = amp_host::import::ImportOptions {
+        shapes: data.shapes(),
+        ..Default::default()
+    };
+    let g = amp_host::import::import_file(&d.join("model.onnx"), &opts).unwrap();
+    data.bind(&g).unwrap();
+    (std::sync::Arc::new(g), data)
+}
+
+/// Mean cosine similarity of the rows of `a` and `b` (sentence embeddings).
+fn mean_cosine(a: &[f32], b: &[f32], dim: usize) -> f64 {
+    let rows = a.len() / dim;
+    let mut total = 0.0;
+    for r in 0..rows {
+        let (x, y) = (&a[r * dim..(r + 1) * dim], &b[r * dim..(r + 1) * dim]);
+        let dot: f64 = x.iter().zip(y).map(|(p, q)| *p as f64 * *q as f64).sum();
+        let nx: f64 = x.iter().map(|p| (*p as f64).powi(2)).sum();
+        let ny: f64 = y.iter().map(|q| (*q as f64).powi(2)).sum();
+        total += dot / (nx * ny).sqrt();
+    }
+    total / rows as f64
+}
+
+/// It imports (an embedding lookup of int64 token ids, 36 projections, 12 products of two activations, 13
+/// LayerNorms, 6 Gelus fused from their Erf form, mean pooling over the mask) and runs at FP32 as
+/// onnxruntime does; quantized on the reference and on the HTP emulator, its embeddings keep their cosine
+/// similarity to FP32: a16w8 and a16w16 nearly exactly, a8w8 far less (which is why the example is tuned).
+#[test]
+#[ignore = "needs scripts/make_minilm.py"]
+fn minilm_matches_onnxruntime_and_runs_on_htp() {
+    let (g, data) = model_and_data();
+    let fp32 = Reference::new(g.clone(), None)
+        .unwrap()
+        .run(&data.inputs)
+        .unwrap()
+        .remove(0);
+    let mut r = NpzReader::new(std::fs::File::open(dir().join("fp32.npz")).unwrap()).unwrap();
+    let want: ArrayD<f32> = r.by_name("embedding").unwrap();
+    let range = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let diff = fp32
+        .data
+        .iter()
+        .zip(want.iter())
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    println!("fp32: max |diff| {:.2e} of the range", diff / range);
+    assert!(diff <= 1e-4 * range, "FP32 departs by {diff} (range {range})");
+
+    let calib = amp_host::calib::calibrate(g.clone(), &data.inputs, 16).unwrap();
+    let rt = common::runtime();
+    let head = data.inputs.slice_batch(0, 16);
+    let fp32_head = &fp32.data[..16 * 384];
+    let mut lines = Vec::new();
+    for p in Precision::ALL {
+        let plan = QuantPlan::new(&g, &calib, &BitPlan::uniform(&g, p)).unwrap();
+        let reference = Reference::new(g.clone(), Some(plan.clone()))
+            .unwrap()
+            .run(&head)
+            .unwrap()
+            .remove(0);
+        let htp = QnnModel::build(&rt, &g, &plan, 16)
+            .unwrap()
+            .run(&head)
+            .unwrap()
+            .remove(0);
+        let (c_ref, c_htp) = (
+            mean_cosine(&reference.data, fp32_head, 384),
+            mean_cosine(&htp.data, fp32_head, 384),
+        );
+        lines.push(format!(
+            "{p}: cosine to FP32 {c_ref:.4} on the reference, {c_htp:.4} on HTP"
+        ));
+        let floor = if p == Precision::A8W8 { 0.7 } else { 0.999 };
+        assert!(c_ref > floor && c_htp > floor, "{}", lines.join("\n"));
+    }
+    println!("{}", lines.join("\n"));
+}
+
+/// Tuned by cosine similarity to FP32 (no labels), the chosen config keeps its embeddings within 0.005 of
+/// a16w16's cosine on the reference with fewer 16-bit groups than all of them.
+#[test]
+#[ignore = "needs scripts/make_minilm.py"]
+fn minilm_tunes_by_cosine_similarity() {
+    let d = dir();
+    let results = tempfile::tempdir().unwrap();
+    let v = amp(&[
+        "--quiet",
+        "tune",
+        "--model",
+        d.join("model.onnx").to_str().unwrap(),
+        "--data",
+        d.join("val.npz").to_str().unwrap(),
+        "--device",
+        "local",
+        "--backend",
+        "ref",
+        "--metric",
+        "cosine",
+        "--allowed-drop",
+        "0.005",
+        "--results",
+        results.path().to_str().unwrap(),
+        "--json",
+    ]);
+    println!("{v}");
+    assert_eq!(v["metric"]["name"], "cosine");
+    let chosen = &v["chosen"];
+    let (at16, groups) = (
+        chosen["groups_at_16_bits"].as_u64().unwrap(),
+        chosen["groups"].as_u64().unwrap(),
+    );
+    assert!(at16 < groups, "{at16} of {groups} groups at 16 bits");
+    let target = v["target"].as_f64().unwrap();
+    assert!(chosen["score"].as_f64().unwrap() >= target, "{chosen}");
+}
