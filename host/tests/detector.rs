@@ -16,13 +16,7 @@ mod common;
 use common::{amp, eval, example, fixture_failures, fixture_in, lsb_apart, python, root};
 
 fn dir() -> PathBuf {
-    let d = root().join("examples/ddddocr_det");
-    assert!(
-        d.join("fixture.npz").exists(),
-        "{} is missing: run scripts/make_detector.py",
-        d.display()
-    );
-    d
+    common::made_example("ddddocr_det", "fixture.npz", "scripts/make_detector.py")
 }
 
 /// It imports (Focus Slices, SiLU, SPP, Resize, three heads) and runs at FP32 as onnxruntime does. Quantized,

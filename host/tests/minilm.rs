@@ -5,23 +5,17 @@
 
 use std::path::PathBuf;
 
-use amp_device::backend::reference::Reference;
 use amp_device::backend::qnn::QnnModel;
+use amp_device::backend::reference::Reference;
 use amp_device::quant::{BitPlan, Precision, QuantPlan};
 use ndarray::ArrayD;
 use ndarray_npy::NpzReader;
 
 mod common;
-use common::{amp, root};
+use common::amp;
 
 fn dir() -> PathBuf {
-    let d = root().join("examples/minilm");
-    assert!(
-        d.join("fp32.npz").exists(),
-        "{} is missing: run scripts/make_minilm.py",
-        d.display()
-    );
-    d
+    common::made_example("minilm", "fp32.npz", "scripts/make_minilm.py")
 }
 
 /// The model and its data, loaded as `amp-host` loads them.
@@ -73,7 +67,10 @@ fn minilm_matches_onnxruntime_and_runs_on_htp() {
         .zip(want.iter())
         .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
     println!("fp32: max |diff| {:.2e} of the range", diff / range);
-    assert!(diff <= 1e-4 * range, "FP32 departs by {diff} (range {range})");
+    assert!(
+        diff <= 1e-4 * range,
+        "FP32 departs by {diff} (range {range})"
+    );
 
     let calib = amp_host::calib::calibrate(g.clone(), &data.inputs, 16).unwrap();
     let rt = common::runtime();

@@ -19,31 +19,25 @@ fn every_op_fixture_matches_onnxruntime() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
-/// The LayerNorm exporters decompose (ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div, Mul, Add) imports as
-/// one LayerNorm, gamma and beta included, as QNN's converter fuses it.
+/// The patterns exporters decompose one op into import as that one op, as QNN's converter fuses them: the
+/// LayerNorm (ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div, Mul, Add; gamma and beta included) and the
+/// exact Gelu (Div √2, Erf, Add 1, Mul x, Mul ½: HTP has Gelu but no Erf, so a transformer's feed-forward
+/// runs there).
 #[test]
-fn a_decomposed_layer_norm_imports_as_one_op() {
-    let dir = common::root().join("tests/fixtures/ops/layer_norm_decomposed");
-    let (g, _, _) = fixture_in(&dir, &dir.join("model.onnx"));
-    let ops: Vec<&str> = g.nodes.iter().map(|n| n.op.name()).collect();
-    assert_eq!(ops, ["LayerNorm"], "{ops:?}");
-    assert!(
-        matches!(&g.nodes[0].op, amp_device::ir::Op::LayerNorm(l) if l.axis == 2 && l.epsilon == 1e-5),
-        "{:?}",
-        g.nodes[0].op
-    );
-}
-
-/// The exact Gelu exporters decompose (Div √2, Erf, Add 1, Mul x, Mul ½) imports as one Gelu, as QNN's
-/// converter fuses it: HTP has Gelu but no Erf, so a transformer's feed-forward runs there.
-#[test]
-fn a_decomposed_gelu_imports_as_one_op() {
-    let dir = common::root().join("tests/fixtures/ops/gelu_erf");
-    let (g, _, _) = fixture_in(&dir, &dir.join("model.onnx"));
-    let ops: Vec<&str> = g.nodes.iter().map(|n| n.op.name()).collect();
-    assert_eq!(ops, ["Gelu"], "{ops:?}");
-    assert_eq!(
-        g.nodes[0].op,
-        amp_device::ir::Op::Gelu(amp_device::ir::Gelu { tanh: false })
-    );
+fn decomposed_layer_norm_and_gelu_import_as_one_op() {
+    use amp_device::ir::{Gelu, Op};
+    type IsFused = fn(&Op) -> bool;
+    let fused: [(&str, IsFused); 2] = [
+        (
+            "layer_norm_decomposed",
+            |op| matches!(op, Op::LayerNorm(l) if l.axis == 2 && l.epsilon == 1e-5),
+        ),
+        ("gelu_erf", |op| *op == Op::Gelu(Gelu { tanh: false })),
+    ];
+    for (name, is_fused) in fused {
+        let dir = common::root().join("tests/fixtures/ops").join(name);
+        let (g, _, _) = fixture_in(&dir, &dir.join("model.onnx"));
+        let ops: Vec<&Op> = g.nodes.iter().map(|n| &n.op).collect();
+        assert!(ops.len() == 1 && is_fused(ops[0]), "{name}: {ops:?}");
+    }
 }

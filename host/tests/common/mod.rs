@@ -61,6 +61,17 @@ pub fn amp_status(args: &[&str], cwd: &Path) -> (i32, String) {
     (out.status.code().unwrap_or(-1), err)
 }
 
+/// examples/NAME, made by `script` (too large to commit), once `file` exists in it.
+pub fn made_example(name: &str, file: &str, script: &str) -> PathBuf {
+    let d = root().join("examples").join(name);
+    assert!(
+        d.join(file).exists(),
+        "{} is missing: run {script}",
+        d.display()
+    );
+    d
+}
+
 /// The Python with numpy that scripts/python-env.sh makes (scripts/test.sh runs it first), for metric
 /// commands as users write them.
 pub fn python() -> String {
