@@ -364,7 +364,9 @@ fn qnn_ep_departure(name: &str, p: Precision) -> f64 {
         // HTP graph gathers it right (qnn_ops), and onnxruntime's CPU runs the same export within 1 LSB
         "embedding_gather" => 12899.0,
         "max_of_two_branches" | "max_per_channel_floor" | "min_scalar" => 2.0,
-        "gelu" | "gelu_erf" | "conv_transpose_up_relu" if !eight => 2.0,
+        "gelu" | "conv_transpose_up_relu" if !eight => 2.0,
+        // the Erf form fused to a Gelu, at its own calibration: 8 LSB on 0.04% of the elements
+        "gelu_erf" if !eight => 8.0,
         _ => 1.0,
     }
 }
