@@ -328,24 +328,11 @@ fn read_int_npz_shaped(
     }
     npz.by_name::<ndarray::OwnedRepr<u8>, ndarray::IxDyn>(name)
         .map(|a| (a.shape().to_vec(), a.iter().map(|&v| v as i64).collect()))
-        .map_err(|e| e.to_string())
+        .map_err(|e| format!("{e} (amp needs integer labels: int64, int32 or uint8)"))
 }
 
 fn read_int_npz(npz: &mut NpzReader<File>, name: &str) -> Result<Vec<i64>, String> {
-    let mut read =
-        |n: &str| -> Result<ArrayD<i64>, String> { npz.by_name(n).map_err(|e| e.to_string()) };
-    if let Ok(a) = read(name) {
-        return Ok(a.iter().copied().collect());
-    }
-    let mut r32 =
-        |n: &str| -> Result<ArrayD<i32>, String> { npz.by_name(n).map_err(|e| e.to_string()) };
-    if let Ok(a) = r32(name) {
-        return Ok(a.iter().map(|&v| v as i64).collect());
-    }
-    let a: ArrayD<u8> = npz
-        .by_name(name)
-        .map_err(|e| format!("{e} (amp needs integer labels: int64, int32 or uint8)"))?;
-    Ok(a.iter().map(|&v| v as i64).collect())
+    read_int_npz_shaped(npz, name).map(|(_, v)| v)
 }
 
 fn read_int_npy(path: &Path) -> Result<Vec<i64>, String> {
