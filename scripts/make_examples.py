@@ -404,9 +404,9 @@ def all_tensor_stats(folded, calib):
     for nm, v in zip(out_names, outs):
         if v.dtype == np.float32:
             stats[nm] = [float(v.min()), float(v.max())]
+    # every input: an integer one (a mask cast to float) is quantized as a float input by amp
     for nm, v in feed.items():
-        if v.dtype == np.float32:
-            stats[nm] = [float(v.min()), float(v.max())]
+        stats[nm] = [float(v.min()), float(v.max())]
     return stats
 
 

@@ -228,6 +228,18 @@ def cases():
     ], {"table": rng.normal(0, 0.8, (40, 16)).astype(np.float32),
         "gamma": rng.uniform(0.5, 1.5, 16).astype(np.float32), "beta": rng.normal(0, 0.1, 16).astype(np.float32)},
         None, "y", [6, 16], opset=17, inputs={"ids": ([6], TensorProto.INT64), "pos": [6, 16]})
+    # a BERT export's attention mask: int64, unsqueezed and cast to float, turned into an additive bias
+    # (0 where a token is, -30 where padding is) on the scores, then Softmax over the keys
+    out["attention_mask_cast"] = model("attention_mask_cast", [
+        helper.make_node("Unsqueeze", ["mask", "axis1"], ["m1"], name="mask/unsqueeze"),
+        helper.make_node("Cast", ["m1"], ["mf"], name="mask/cast", to=TensorProto.FLOAT),
+        helper.make_node("Sub", ["one", "mf"], ["pad"], name="mask/pad"),
+        helper.make_node("Mul", ["pad", "masked"], ["bias"], name="mask/bias"),
+        helper.make_node("Add", ["x", "bias"], ["s"], name="masked"),
+        helper.make_node("Softmax", ["s"], ["y"], name="probs", axis=-1),
+    ], {"axis1": np.array([1], np.int64), "one": np.array(1.0, np.float32),
+        "masked": np.array(-30.0, np.float32)},
+        None, "y", [2, 8], inputs={"x": [2, 8], "mask": ([8], TensorProto.INT64)})
     return out
 
 
@@ -244,8 +256,8 @@ def write(name, m):
     for gi in m.graph.input:
         shape = [d.dim_param or d.dim_value for d in gi.type.tensor_type.shape.dim][1:]
         if gi.type.tensor_type.elem_type == TensorProto.INT64:
-            # token ids: every row of the (first) table
-            rows = next(numpy_helper.to_array(i).shape[0] for i in m.graph.initializer if i.name == "table")
+            # token ids: every row of the (first) table; a mask: 0 or 1
+            rows = next((numpy_helper.to_array(i).shape[0] for i in m.graph.initializer if i.name == "table"), 2)
             xs[gi.name] = rng.integers(0, rows, (SAMPLES + CALIB, *shape)).astype(np.int64)
         else:
             xs[gi.name] = rng.uniform(-3.0, 3.0, (SAMPLES + CALIB, *shape)).astype(np.float32)

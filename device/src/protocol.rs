@@ -13,7 +13,7 @@ use crate::metrics::MetricSpec;
 use crate::quant::BitPlan;
 
 /// Bumped on any incompatible change of the messages below.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 /// Largest frame either side accepts.
 pub const MAX_FRAME: usize = 64 << 20;
 /// Blob chunk size.

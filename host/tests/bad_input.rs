@@ -295,6 +295,60 @@ fn integer_inputs_and_gathers_amp_does_not_take_name_the_node() {
     );
 }
 
+/// An integer input cast to float (an attention mask) is taken only when a Cast to float is its only use, past
+/// reshapes: read also by another op, or cast to bool, the first reader is named and the message says what
+/// amp takes; a Cast of an activation to anything but float names the type; float data for the mask, which
+/// the model declares int64, says so.
+#[test]
+fn masks_and_casts_amp_does_not_take_name_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = root().join("tests/fixtures/ops/attention_mask_cast");
+    let base = std::fs::read(fixture.join("model.onnx")).unwrap();
+    type Edit = fn(&mut Vec<proto::NodeProto>);
+    let unsqueeze: &[&str] = &[
+        "Unsqueeze \"mask/unsqueeze\"",
+        "integer input \"mask\"",
+        "through a Cast to float32",
+    ];
+    let cases: [(Edit, &[&str]); 2] = [
+        (|nodes| nodes[2].input[1] = "mask".into(), unsqueeze),
+        (|nodes| nodes[1].attribute[0].i = Some(9), unsqueeze),
+    ];
+    for (i, (edit, want)) in cases.into_iter().enumerate() {
+        let mut m = proto::ModelProto::decode(&base[..]).unwrap();
+        edit(&mut m.graph.as_mut().unwrap().node);
+        let path = dir.path().join(format!("{i}.onnx"));
+        std::fs::write(&path, m.encode_to_vec()).unwrap();
+        expect_failure(
+            amp(&["info", "--model", path.to_str().unwrap()], dir.path()),
+            want,
+        );
+    }
+    let to_bool = proto::AttributeProto {
+        name: Some("to".into()),
+        i: Some(9),
+        r#type: Some(2),
+        ..Default::default()
+    };
+    let path = dir.path().join("to_bool.onnx");
+    std::fs::write(&path, node_model("Cast", 13, vec![to_bool], &["y"])).unwrap();
+    expect_failure(
+        amp(&["info", "--model", path.to_str().unwrap()], dir.path()),
+        &["Cast \"the_node\"", "casts an activation to bool"],
+    );
+    let floats = dir.path().join("floats.npz");
+    let mut w = NpzWriter::new(std::fs::File::create(&floats).unwrap());
+    w.add_array("x", &ndarray::Array3::<f32>::zeros((4, 2, 8)))
+        .unwrap();
+    w.add_array("mask", &ndarray::Array2::<f32>::ones((4, 8)))
+        .unwrap();
+    w.finish().unwrap();
+    expect_failure(
+        eval(&fixture.join("model.onnx"), &floats, dir.path()),
+        &["`mask` holds float32 but the model's input \"mask\" takes integers"],
+    );
+}
+
 #[test]
 fn unsupported_opset_says_found_and_supported() {
     let dir = tempfile::tempdir().unwrap();

@@ -363,6 +363,10 @@ fn qnn_ep_departure(name: &str, p: Precision) -> f64 {
         // holds 48 or more indices (8 samples of 6; right at batches of 1 and 2), 2 rows of 96 here; amp's own
         // HTP graph gathers it right (qnn_ops), and onnxruntime's CPU runs the same export within 1 LSB
         "embedding_gather" => 12899.0,
+        // the EP's probabilities differ by up to 8/256 on 1.2% of the elements, all at unmasked keys, where
+        // amp's HTP graph is within 1 LSB of the reference: the masked scores span [-33, 3], so at 8 bits
+        // one LSB of them is 0.14 in a logit, which moves a probability by that much
+        "attention_mask_cast" if eight => 8.0,
         "max_of_two_branches" | "max_per_channel_floor" | "min_scalar" => 2.0,
         "gelu" | "conv_transpose_up_relu" if !eight => 2.0,
         // the Erf form fused to a Gelu, at its own calibration: 8 LSB on 0.04% of the elements

@@ -56,6 +56,10 @@ pub struct Graph {
     /// read only as Gather indices.
     #[serde(default)]
     pub integer: Vec<TensorId>,
+    /// The graph inputs the model declares integer but reads only as floats, through a Cast to float (an
+    /// attention mask): fed integer data, then quantized as any float input.
+    #[serde(default)]
+    pub int_as_float: Vec<TensorId>,
 }
 
 impl Graph {

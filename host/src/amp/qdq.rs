@@ -56,9 +56,10 @@ pub fn to_qdq(g: &Graph, plan: &QuantPlan, opset: i64, batch: usize) -> Result<V
         dims: Vec::new(),
         batch,
     };
-    // integer inputs (token ids) are int64, as exporters write them
+    // integer inputs (token ids, masks) are int64, as exporters write them; a mask is cast to float before
+    // its QuantizeLinear
     let dtype = |t: usize| {
-        if g.integer.contains(&t) {
+        if g.integer.contains(&t) || g.int_as_float.contains(&t) {
             DataType::Int64
         } else {
             DataType::Float
@@ -67,8 +68,15 @@ pub fn to_qdq(g: &Graph, plan: &QuantPlan, opset: i64, batch: usize) -> Result<V
     for &t in &g.inputs {
         let name = g.tensors[t].name.clone();
         w.types.insert(name.clone(), (dtype(t), w.act_dims(t)));
+        let src = if g.int_as_float.contains(&t) {
+            let cast = format!("{name}/float");
+            w.push("Cast", vec![name.clone()], &cast, vec![attr_i("to", 1)]);
+            cast
+        } else {
+            name.clone()
+        };
         w.read[t] = match plan.encodings[t] {
-            Some(e) => w.qdq(&name, &format!("{name}/q"), e),
+            Some(e) => w.qdq(&src, &format!("{name}/q"), e),
             None => name,
         };
     }
@@ -272,7 +280,7 @@ impl Writer<'_> {
         };
         let ty = match op {
             "QuantizeLinear" => (of(&inputs[2]).0, of(&inputs[0]).1),
-            "DequantizeLinear" => (DataType::Float, of(&inputs[0]).1),
+            "DequantizeLinear" | "Cast" => (DataType::Float, of(&inputs[0]).1),
             _ => (DataType::Float, self.dims.clone()),
         };
         self.values.push(value_info(output, ty.0, &ty.1));

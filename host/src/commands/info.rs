@@ -24,12 +24,14 @@ pub(crate) fn info(a: InfoArgs) -> Result<()> {
         .map(|t| t.numel())
         .sum();
     // float32 inputs (quantized on the way in) and integer ones (token ids, read as Gather indices, never
-    // quantized); float32 outputs
+    // quantized; or masks, cast to float and quantized); float32 outputs
     let io = |ids: &[usize]| -> Vec<(String, Vec<usize>, &str)> {
         ids.iter()
             .map(|&t| {
                 let dtype = if g.integer.contains(&t) {
                     "int64"
+                } else if g.int_as_float.contains(&t) {
+                    "int64 (read as float32)"
                 } else {
                     "float32"
                 };

@@ -454,6 +454,7 @@ pub fn remove_dead(g: &mut Graph) {
     }
     g.inputs.iter_mut().for_each(|t| *t = map[*t]);
     g.integer.iter_mut().for_each(|t| *t = map[*t]);
+    g.int_as_float.iter_mut().for_each(|t| *t = map[*t]);
     g.outputs.iter_mut().for_each(|t| *t = map[*t]);
     g.tensors = tensors;
     let _ = Arc::<Vec<f32>>::default;

@@ -181,7 +181,9 @@ pub fn import_bytes(bytes: &[u8], opts: &ImportOptions) -> Result<Graph, ImportE
         })?;
         let t = imp.g.add_tensor(in_name.clone(), shape, None);
         imp.g.inputs.push(t);
-        if integer {
+        if integer && read_as_float(graph, &in_name) {
+            imp.g.int_as_float.push(t);
+        } else if integer {
             imp.g.integer.push(t);
         }
         imp.vals.insert(in_name, Val::Dyn(t));
@@ -213,6 +215,46 @@ pub fn import_bytes(bytes: &[u8], opts: &ImportOptions) -> Result<Graph, ImportE
     Ok(g)
 }
 
+/// Whether integer input `input` is read only as a float: every reader, past ops that only reshape it
+/// (Unsqueeze, Squeeze, Reshape, Flatten, Expand, Identity), is a Cast to float32 or a Shape, and one is a
+/// Cast. That is an attention mask (`mask → Unsqueeze → Cast → Sub → Mul`): amp then feeds its integers as
+/// exact floats and quantizes them as any float input (0 and 1 are exact at every width), and the Cast is the
+/// identity.
+fn read_as_float(graph: &proto::GraphProto, input: &str) -> bool {
+    const RESHAPES: [&str; 6] = [
+        "Unsqueeze",
+        "Squeeze",
+        "Reshape",
+        "Flatten",
+        "Expand",
+        "Identity",
+    ];
+    let mut ints = vec![input.to_string()];
+    let mut cast = false;
+    while let Some(t) = ints.pop() {
+        for n in &graph.node {
+            for (k, i) in n.input.iter().enumerate() {
+                if *i != t {
+                    continue;
+                }
+                let op = n.op_type.as_deref().unwrap_or("");
+                let to_float = || {
+                    n.attribute
+                        .iter()
+                        .any(|a| a.name.as_deref() == Some("to") && a.i == Some(1))
+                };
+                match op {
+                    _ if RESHAPES.contains(&op) && k == 0 => ints.extend(n.output.first().cloned()),
+                    "Cast" if to_float() => cast = true,
+                    "Shape" => {}
+                    _ => return false,
+                }
+            }
+        }
+    }
+    cast
+}
+
 /// An input's shape (batch 1) and whether it holds integers (int64 or int32: token ids, positions).
 fn input_shape(
     input: &proto::ValueInfoProto,
@@ -229,7 +271,7 @@ fn input_shape(
         Some(6 | 7) => true,
         other => {
             return Err(format!(
-                "has element type {} (ONNX TensorProto code); amp takes float32 inputs, and int64/int32 ones read as Gather indices",
+                "has element type {} (ONNX TensorProto code); amp takes float32 inputs, and int64/int32 ones read as Gather indices or cast to float32",
                 other.unwrap_or(0)
             ))
         }

@@ -13,6 +13,7 @@ use super::{ImportError, Importer, Val};
 mod abs;
 mod add;
 mod average_pool;
+mod cast;
 mod clip;
 mod computed_at_import;
 mod concat;
@@ -82,7 +83,7 @@ pub const REGISTRY: &[Entry] = &[
     entry("Add", add::import, &[K::Add]),
     entry("AveragePool", average_pool::import, &[K::AveragePool]),
     entry("BatchNormalization", scale_shift::import, &[K::ScaleShift]),
-    entry("Cast", computed_at_import::import, &[]),
+    entry("Cast", cast::import, &[]),
     entry("Clip", clip::import, &[K::Clip]),
     entry("Concat", concat::import, &[K::Concat]),
     entry("Constant", computed_at_import::import, &[]),
@@ -176,13 +177,14 @@ pub(crate) fn convert(imp: &mut Importer, node: &NodeProto) -> Result<(), Import
     {
         return Err(cx.err("has more than one output; amp handles single-output ops"));
     }
-    // an integer input (token ids) is read only as Gather's indices, or for its shape
+    // an integer input (token ids) is read only as Gather's indices, or for its shape; one cast to float (a
+    // mask) was made a float input at import
     for (k, i) in node.input.iter().enumerate() {
         if let Some(Val::Dyn(t)) = imp.vals.get(i) {
             let allowed = (op_type == "Gather" && k == 1) || op_type == "Shape";
             if imp.g.integer.contains(t) && !allowed {
                 return Err(cx.err(format!(
-                    "reads the integer input \"{i}\"; amp reads integer inputs only as Gather indices (an embedding lookup)"
+                    "reads the integer input \"{i}\"; amp reads integer inputs only as Gather indices (an embedding lookup) or, when that is their only use, through a Cast to float32 (an attention mask)"
                 )));
             }
         }
