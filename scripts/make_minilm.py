@@ -11,8 +11,9 @@ LayerNorm], mean pooling over the attention mask). Sentences are padded to 16 to
     /tmp/amp-py/bin/python scripts/make_minilm.py [OUT]      (OUT: examples/minilm, git-ignored)
 
 Writes to OUT:
-  model.onnx   inputs `input_ids` (N, 16) int64 and `attention_mask` (N, 16) float32 (1 for a token, 0 for
-               padding); output `embedding` (N, 384), the mean-pooled sentence embedding
+  model.onnx   inputs `input_ids` (N, 16) int64 and `attention_mask` (N, 16) int64 (1 for a token, 0 for
+               padding; cast to float where it is read, as transformers exports it); output `embedding`
+               (N, 384), the mean-pooled sentence embedding
   val.npz      input_ids, attention_mask for the sentences below; no labels (tune with --metric cosine)
   fp32.npz     embedding: onnxruntime's FP32 output on val.npz
   meta.json    onnxruntime's cosine similarity of sentence pairs that sentence-transformers' documentation
@@ -171,10 +172,12 @@ def build(w):
                    "embed/words", axis=0)
     h = g.node("Add", [words, g.const("position_and_type", pos_type.astype(np.float32))], "embed/sum")
     h = g.layer_norm(h, w[e + "LayerNorm.weight"], w[e + "LayerNorm.bias"], "embed/norm")
-    # attention bias: 0 where a token is, MASKED where padding is, broadcast over heads and queries
-    pad = g.node("Sub", [g.const("one", np.float32(1.0)), "attention_mask"], "mask/pad")
+    # attention bias as transformers exports it from the int64 mask: unsqueezed over heads and queries, cast
+    # to float, then 0 where a token is and MASKED where padding is
+    m4 = g.node("Unsqueeze", ["attention_mask", g.const("mask/axes", np.array([1, 2], np.int64))], "mask/unsqueeze")
+    m4 = g.node("Cast", [m4], "mask/float", to=TensorProto.FLOAT)
+    pad = g.node("Sub", [g.const("one", np.float32(1.0)), m4], "mask/pad")
     bias = g.node("Mul", [pad, g.const("masked", np.float32(MASKED))], "mask/bias")
-    bias = g.node("Reshape", [bias, g.const("mask/shape", np.array([-1, 1, 1, SEQ], np.int64))], "mask/bias4")
     dh = HIDDEN // HEADS
     heads = g.const("heads_shape", np.array([-1, SEQ, HEADS, dh], np.int64))
     flat = g.const("flat_shape", np.array([-1, SEQ, HIDDEN], np.int64))
@@ -209,17 +212,17 @@ def build(w):
         f = g.linear(f, w[p + "output.dense.weight"], w[p + "output.dense.bias"], f"{n}/ff2")
         h = g.node("Add", [f, h], f"{n}/ff_res")
         h = g.layer_norm(h, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], f"{n}/ff_norm")
-    # mean pooling over the tokens the mask keeps
-    m3 = g.node("Reshape", ["attention_mask", g.const("mask/shape3", np.array([-1, SEQ, 1], np.int64))], "pool/mask")
+    # mean pooling over the tokens the mask keeps, as sentence-transformers writes it (mask.unsqueeze(-1).float())
+    m3 = g.node("Unsqueeze", ["attention_mask", g.const("pool/axes", np.array([2], np.int64))], "pool/unsqueeze")
+    m3 = g.node("Cast", [m3], "pool/mask", to=TensorProto.FLOAT)
     kept = g.node("Mul", [h, m3], "pool/kept")
     total = g.node("ReduceSum", [kept, g.const("pool/axis", np.array([1], np.int64))], "pool/sum", keepdims=0)
-    count = g.node("ReduceSum", ["attention_mask", g.const("pool/axis1", np.array([1], np.int64))], "pool/count",
-                   keepdims=1)
+    count = g.node("ReduceSum", [m3, g.const("pool/axis1", np.array([1], np.int64))], "pool/count", keepdims=0)
     g.node("Div", [total, count], "embedding")
     graph = helper.make_graph(
         g.nodes, "all-MiniLM-L6-v2",
         [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["N", SEQ]),
-         helper.make_tensor_value_info("attention_mask", TensorProto.FLOAT, ["N", SEQ])],
+         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["N", SEQ])],
         [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", HIDDEN])], g.inits)
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="amp-make-minilm")
     m.ir_version = 8
@@ -243,7 +246,7 @@ def main():
     tok = WordPiece(vocab)
     enc = [tok.encode(s) for s in SENTENCES]
     ids = np.array([e[0] for e in enc], np.int64)
-    mask = np.array([e[1] for e in enc], np.float32)
+    mask = np.array([e[1] for e in enc], np.int64)
     np.savez(os.path.join(out, "val.npz"), input_ids=ids, attention_mask=mask)
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     emb = sess.run(None, {"input_ids": ids, "attention_mask": mask})[0]

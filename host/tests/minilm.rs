@@ -1,5 +1,5 @@
-//! The transformer example (all-MiniLM-L6-v2, 171 MMACs per 16-token sentence, an int64 `input_ids` and a
-//! float `attention_mask` input): made by `scripts/make_minilm.py` into examples/minilm (90 MB, not
+//! The transformer example (all-MiniLM-L6-v2, 171 MMACs per 16-token sentence, int64 `input_ids` and
+//! `attention_mask` inputs, the mask cast to float where it is read, as transformers exports it): made by `scripts/make_minilm.py` into examples/minilm (90 MB, not
 //! committed), so these tests are ignored until it has run; then
 //! `cargo test -p amp-host --test minilm -- --ignored --nocapture`.
 
