@@ -427,6 +427,20 @@ def qdq_model(folded, stats, a_bits, w_bits):
         p = producer.get(t)
         return root(p.input[0]) if p is not None and p.op_type in PASSTHROUGH else t
 
+    # amp's rule (host/src/import/ops/conv_transpose.rs): a grouped ConvTranspose's weights are stored
+    # block-diagonal, one group, so its per-channel scales are those of each output channel
+    for n in g.node:
+        group = next((a.i for a in n.attribute if a.name == "group"), 1)
+        if n.op_type == "ConvTranspose" and group > 1:
+            w = numpy_helper.to_array(inits[n.input[1]])
+            cin_g, cout_g = w.shape[0] // group, w.shape[1]
+            full = np.zeros((w.shape[0], cout_g * group, *w.shape[2:]), np.float32)
+            for i in range(w.shape[0]):
+                k = i // cin_g
+                full[i, k * cout_g:(k + 1) * cout_g] = w[i]
+            inits[n.input[1]].CopyFrom(numpy_helper.from_array(full, n.input[1]))
+            next(a for a in n.attribute if a.name == "group").i = 1
+
     # amp's rule (device/src/quant): HTP takes the second operand of a 16-bit product of two activations
     # only symmetric, so that tensor (through pass-through ops, its source) is symmetric over its grid
     symmetric16 = {root(n.input[1]) for n in g.node
@@ -455,11 +469,22 @@ def qdq_model(folded, stats, a_bits, w_bits):
             enc[t] = (np.float32(max(float(m), 1e-6) / W16_MAX_CODE), -2 ** 15)
         return enc[t]
 
+    # amp's import (fold_into_mac_ops): a MatMul by a constant followed by the Add of a constant bias is one
+    # Gemm, its product never rounded and its bias an int32 at input scale × weight scale (below)
+    linear_bias = {}
+    for n in g.node:
+        cs = consumers.get(n.output[0], [])
+        if (n.op_type == "MatMul" and n.input[1] in inits and len(cs) == 1 and cs[0].op_type == "Add"
+                and n.output[0] not in graph_outputs):
+            b = [i for i in cs[0].input if i != n.output[0]]
+            if len(b) == 1 and b[0] in inits:
+                linear_bias[n.output[0]] = (n, b[0])
+
     def materialised(t):
         p = producer.get(t)
         if p is None:
             return True  # graph input
-        if p.op_type in PASSTHROUGH:
+        if p.op_type in PASSTHROUGH or t in linear_bias:
             return False
         cs = consumers.get(t, [])
         if (p.op_type in FUSABLE_PRODUCERS | ACT_READS_EXACT and t not in graph_outputs and len(cs) == 1
@@ -468,10 +493,11 @@ def qdq_model(folded, stats, a_bits, w_bits):
         return True
 
     # constant operands of element-wise ops: fake-quantized over their own range (with 0) at the act width
+    biases = {b for _, b in linear_bias.values()}
     for n in g.node:
         if n.op_type in CONST_OPERANDS:
             for i in n.input:
-                if i in inits:
+                if i in inits and i not in biases:
                     c = numpy_helper.to_array(inits[i])
                     if c.dtype != np.float32:
                         continue
@@ -499,8 +525,20 @@ def qdq_model(folded, stats, a_bits, w_bits):
                 b = np.abs(numpy_helper.to_array(inits[n.input[2]]).astype(np.float64))
                 f = (b / (np.float64(s_in) * BIAS_MAX_CODE)).astype(np.float32)
                 floor = np.where(f > 0, f * np.float32(1 + np.finfo(np.float32).eps), 0).astype(np.float32)
+            bias = n.input[2] if len(n.input) > 2 else linear_bias.get(n.output[0], (None, None))[1]
+            if n.op_type == "MatMul" and bias is not None:
+                s_in, _ = encoding_of(n.input[0])
+                b = np.abs(numpy_helper.to_array(inits[bias]).astype(np.float64))
+                f = (b / (np.float64(s_in) * BIAS_MAX_CODE)).astype(np.float32)
+                floor = np.where(f > 0, f * np.float32(1 + np.finfo(np.float32).eps), 0).astype(np.float32)
             wq, ws = weight_quant(w, w_bits, axis, floor)
             inits[n.input[1]].CopyFrom(numpy_helper.from_array(wq, n.input[1]))
+            if n.op_type == "MatMul" and bias is not None:
+                s_in, _ = encoding_of(n.input[0])
+                b = numpy_helper.to_array(inits[bias]).astype(np.float64)
+                bs = (np.float64(s_in) * ws.astype(np.float64)).astype(np.float32)
+                bq = np.clip(np.round(b / bs.astype(np.float64)), -2 ** 31, 2 ** 31 - 1)
+                inits[bias].CopyFrom(numpy_helper.from_array((bq * bs.astype(np.float64)).astype(np.float32), bias))
             if len(n.input) > 2 and n.input[2] in inits:
                 s_in, _ = encoding_of(n.input[0])
                 b = numpy_helper.to_array(inits[n.input[2]]).astype(np.float64)

@@ -176,8 +176,8 @@ def cases():
         helper.make_node("Tile", ["g", "reps"], ["y"], name="repeat"),
     ], {"shape": i64(1, 8, 1, 1), "reps": i64(1, 1, 2, 1)}, [8, 6, 6], "y", [8, 12, 6])
     # decoder upsampling: PyTorch's ConvTranspose2d(k=2, s=2) then Relu, and (k=3, s=2, padding=1,
-    # output_padding=1) with asymmetric stride; a dilated one with uneven pads (the reference only: HTP's
-    # TransposeConv2d has no dilation) and one sized by auto_pad
+    # output_padding=1) with asymmetric stride; a dilated one with uneven pads (HTP's TransposeConv2d has no
+    # dilation: amp spreads the kernel with zero taps) and one sized by auto_pad
     w_up = rng.normal(0, 0.3, (8, 4, 2, 2)).astype(np.float32)
     out["conv_transpose_up_relu"] = model("conv_transpose_up_relu", [
         helper.make_node("ConvTranspose", ["x", "w", "b"], ["u"], name="up", kernel_shape=[2, 2],
@@ -197,6 +197,22 @@ def cases():
         helper.make_node("ConvTranspose", ["x", "w"], ["y"], name="up", kernel_shape=[3, 3],
                          strides=[2, 2], auto_pad="SAME_UPPER"),
     ], {"w": w3}, [8, 6, 6], "y", [5, 12, 12])
+    # a transformer's projection: a Linear over [tokens, features] (MatMul by a constant, then the bias), one
+    # Gemm per token row for amp
+    out["linear_tokens"] = model("linear_tokens", [
+        helper.make_node("MatMul", ["x", "w"], ["p"], name="proj/matmul"),
+        helper.make_node("Add", ["p", "b"], ["y"], name="proj"),
+    ], {"w": rng.normal(0, 0.3, (8, 6)).astype(np.float32), "b": rng.normal(0, 0.2, 6).astype(np.float32)},
+        [5, 8], "y", [5, 6])
+    # grouped transposed convolutions: two groups, then one per channel (an FCN's learned bilinear-style
+    # upsampling: 4×4 kernels, stride 2, pads 1)
+    out["conv_transpose_groups"] = model("conv_transpose_groups", [
+        helper.make_node("ConvTranspose", ["x", "wg", "bg"], ["u"], name="up_grouped", kernel_shape=[3, 3],
+                         strides=[2, 2], pads=[1, 1, 1, 1], output_padding=[1, 1], group=2),
+        helper.make_node("ConvTranspose", ["u", "wd"], ["y"], name="up_depthwise", kernel_shape=[4, 4],
+                         strides=[2, 2], pads=[1, 1, 1, 1], group=6),
+    ], {"wg": rng.normal(0, 0.3, (8, 3, 3, 3)).astype(np.float32), "bg": rng.normal(0, 0.2, 6),
+        "wd": rng.normal(0.25, 0.1, (6, 1, 4, 4)).astype(np.float32)}, [8, 6, 6], "y", [6, 24, 24])
     # one attention step over heads already split: scores = (x/2)·(x + b)ᵀ, softmax over keys, times a
     # scaled x; both products multiply two activations (at 16 bits their second operand is symmetric)
     out["attention_rank4"] = model("attention_rank4", [

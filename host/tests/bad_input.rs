@@ -220,8 +220,8 @@ fn bad_conv_transpose_attributes_name_the_node() {
     };
     let cases = [
         (
-            attr("group", Some(2), None),
-            "group 2: amp handles transposed convolutions of one group",
+            attr("group", Some(3), None),
+            "group 3: the weight's 8 input channels must split into that many groups",
         ),
         (
             attr("auto_pad", None, Some("SAME_MIDDLE")),

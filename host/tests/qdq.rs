@@ -367,7 +367,10 @@ fn qnn_ep_departure(name: &str, p: Precision) -> f64 {
         // amp's HTP graph is within 1 LSB of the reference: the masked scores span [-33, 3], so at 8 bits
         // one LSB of them is 0.14 in a logit, which moves a probability by that much
         "attention_mask_cast" if eight => 8.0,
-        "max_of_two_branches" | "max_per_channel_floor" | "min_scalar" => 2.0,
+        "max_of_two_branches"
+        | "max_per_channel_floor"
+        | "min_scalar"
+        | "conv_transpose_groups" => 2.0,
         "gelu" | "conv_transpose_up_relu" if !eight => 2.0,
         // the Erf form fused to a Gelu, at its own calibration: 8 LSB on 0.04% of the elements
         "gelu_erf" if !eight => 8.0,

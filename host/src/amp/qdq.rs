@@ -368,6 +368,17 @@ impl Writer<'_> {
         let base = format!("{}/{}", n.name, tensor_.name);
         if let Some(wq) = &self.plan.weights[i] {
             if k == 1 {
+                // a dilated ConvTranspose's kernel spread out: the QNN EP takes no dilation
+                if let Op::ConvTranspose(c) = &n.op {
+                    if c.dilations != [1, 1] {
+                        let (codes, shape) = c.undilated(&wq.codes, &shape);
+                        let spread = WeightQuant {
+                            codes,
+                            ..wq.clone()
+                        };
+                        return Ok(self.weights(&base, &spread, &shape));
+                    }
+                }
                 return Ok(self.weights(&base, wq, &shape));
             }
             if k == 2 {
@@ -569,15 +580,43 @@ impl Writer<'_> {
             }
             Op::ConvTranspose(c) => {
                 let op = attr_ints("output_padding", &ints(&c.output_padding));
-                let attrs = window(&c.strides, &c.pads, &c.dilations, op);
+                // the kernel spread out at dilation 1 (see `const_input`)
+                let mut attrs = window(&c.strides, &c.pads, &[1, 1], op);
+                let k = &self.g.tensors[n.inputs[1]].shape;
+                let spread: Vec<usize> = (0..2)
+                    .map(|a| c.dilations[a] * (k[a + 2] - 1) + 1)
+                    .collect();
+                attrs[0] = attr_ints("kernel_shape", &ints(&spread));
                 simple(self, "ConvTranspose", attrs)
             }
             Op::Gemm(_) => {
                 if self.g.tensors[n.inputs[0]].shape.len() == 2 {
-                    simple(self, "Gemm", vec![attr_i("transB", 1)])
-                } else {
-                    refuse("a Gemm over more than two axes")
+                    return simple(self, "Gemm", vec![attr_i("transB", 1)]);
                 }
+                // over [batch, tokens, features] (a transformer's projection): a Gemm over the batch × tokens
+                // rows, reshaped on each side, as amp's HTP graph runs it. (A MatMul by the transposed weight
+                // computes the same, but onnxruntime's CPU fuses its 16-bit-activation, 8-bit-weight QDQ form
+                // into a kernel up to 94 LSB off; the Gemm form it runs within 1 LSB.)
+                let x = &self.g.tensors[n.inputs[0]].shape;
+                let fin = *x.last().unwrap_or(&1);
+                let fout = self.dims.last().copied().unwrap_or(1);
+                let rows = self.dims[..self.dims.len() - 1].iter().product::<usize>();
+                let shape = self.int64s(&format!("{out}/rows_shape"), &[-1, fin as i64]);
+                let flat = self.name(&format!("{out}/rows"));
+                let dims = std::mem::replace(&mut self.dims, vec![rows, fin]);
+                self.push("Reshape", vec![ins[0].clone(), shape], &flat, vec![]);
+                let y = self.name(&format!("{out}/rows_out"));
+                self.dims = vec![rows, fout];
+                let mut gemm_ins = vec![flat];
+                gemm_ins.extend(ins[1..].iter().cloned());
+                self.push("Gemm", gemm_ins, &y, vec![attr_i("transB", 1)]);
+                self.dims = dims;
+                let back: Vec<i64> = std::iter::once(-1)
+                    .chain(self.dims[1..].iter().map(|&d| d as i64))
+                    .collect();
+                let back = self.int64s(&format!("{out}/out_shape"), &back);
+                self.push("Reshape", vec![y, back], out, vec![]);
+                Ok(())
             }
             Op::MatMul(_) => simple(self, "MatMul", vec![]),
             Op::Gather(_) => simple(self, "Gather", vec![attr_i("axis", 0)]),

@@ -13,7 +13,7 @@ use super::ops::{lowering, NodeCx};
 use super::{
     act_dtype, act_quant, qdims, unsupported, QnnBackendError, QnnModel, QnnRuntime, Result,
 };
-use crate::ir::{Graph, Node, TensorId};
+use crate::ir::{Graph, Node, Op, TensorId};
 use crate::quant::{quantize_bias, weight_axis, Encoding, QuantPlan, Role, WeightQuant};
 
 /// The graph under construction: the QNN tensor of each IR tensor at each width it exists at.
@@ -192,7 +192,16 @@ impl Builder<'_> {
         layout: WeightLayout,
     ) -> Result<TensorRef> {
         let w = &self.g.tensors[n.inputs[1]];
-        let s = &w.shape;
+        // a dilated ConvTranspose's kernel spread out (QNN's TransposeConv2d has no dilation)
+        let spread = match &n.op {
+            Op::ConvTranspose(c) if c.dilations != [1, 1] => Some(c.undilated(&wq.codes, &w.shape)),
+            _ => None,
+        };
+        let (codes, s) = match &spread {
+            Some((codes, shape)) => (codes.as_slice(), shape.as_slice()),
+            None => (wq.codes.as_slice(), w.shape.as_slice()),
+        };
+        let numel: usize = s.iter().product();
         let (dims, order): (Vec<u32>, Vec<usize>) = match layout {
             // OIHW (Conv) or IOHW (ConvTranspose: output channels on axis 1) → HWIO
             WeightLayout::Hwio => {
@@ -202,7 +211,7 @@ impl Builder<'_> {
                 } else {
                     (s[0], s[1], s[2], s[3])
                 };
-                let mut ord = Vec::with_capacity(w.numel());
+                let mut ord = Vec::with_capacity(numel);
                 for y in 0..kh {
                     for x in 0..kw {
                         for ci in 0..i {
@@ -215,15 +224,15 @@ impl Builder<'_> {
                 }
                 (vec![kh as u32, kw as u32, i as u32, o as u32], ord)
             }
-            WeightLayout::OutIn => (vec![s[0] as u32, s[1] as u32], (0..w.numel()).collect()),
+            WeightLayout::OutIn => (vec![s[0] as u32, s[1] as u32], (0..numel).collect()),
         };
         let bytes: Vec<u8> = if wq.bits == 16 {
             order
                 .iter()
-                .flat_map(|&k| (wq.codes[k] as i16).to_le_bytes())
+                .flat_map(|&k| (codes[k] as i16).to_le_bytes())
                 .collect()
         } else {
-            order.iter().map(|&k| wq.codes[k] as i8 as u8).collect()
+            order.iter().map(|&k| codes[k] as i8 as u8).collect()
         };
         let axis = if layout == WeightLayout::Hwio { 3 } else { 0 };
         let quant = if wq.scales.len() > 1 {

@@ -16,6 +16,10 @@ pub struct ConvTranspose {
     pub dilations: [usize; 2],
     /// Added at the bottom and the right of the output.
     pub output_padding: [usize; 2],
+    /// The ONNX op's groups. The weights are stored block-diagonal (each input channel's row is zero outside
+    /// its group's output channels), so the op computes as one group exactly: a zero weight is code 0 at
+    /// every width. MACs count only the products within a group, as the grouped op does them.
+    pub group: usize,
 }
 
 impl ConvTranspose {
@@ -34,6 +38,26 @@ impl ConvTranspose {
             ));
         }
         Ok(full - crop)
+    }
+}
+
+impl ConvTranspose {
+    /// The kernel `w` (`[cin, cout, kh, kw]`) at dilation 1: its taps `dilations` apart with zeros between,
+    /// and its shape. With it and no dilation the op computes the same sums, tap for tap; QNN's
+    /// TransposeConv2d and onnxruntime's QNN EP take no dilation.
+    pub fn undilated(&self, w: &[f32], shape: &[usize]) -> (Vec<f32>, Vec<usize>) {
+        let [dy, dx] = self.dilations;
+        let (kh, kw) = (shape[2], shape[3]);
+        let (sh, sw) = (dy * (kh - 1) + 1, dx * (kw - 1) + 1);
+        let mut out = vec![0f32; shape[0] * shape[1] * sh * sw];
+        for (plane, dst) in w.chunks_exact(kh * kw).zip(out.chunks_exact_mut(sh * sw)) {
+            for (y, row) in plane.chunks_exact(kw).enumerate() {
+                for (x, &v) in row.iter().enumerate() {
+                    dst[y * dy * sw + x * dx] = v;
+                }
+            }
+        }
+        (out, vec![shape[0], shape[1], sh, sw])
     }
 }
 
@@ -63,10 +87,10 @@ impl OpDef for ConvTranspose {
         Mac::Weights { out_axis: 1 }
     }
 
-    /// Every input value meets every output channel at every tap.
+    /// Every input value meets every output channel of its group at every tap.
     fn macs(&self, ins: &[&[usize]], _out: &[usize]) -> u64 {
         let per_in: usize = ins[1][1..].iter().product();
-        (ins[0].iter().product::<usize>() * per_in) as u64
+        (ins[0].iter().product::<usize>() * per_in / self.group.max(1)) as u64
     }
 }
 
@@ -81,6 +105,7 @@ mod tests {
             pads,
             dilations: [1, 1],
             output_padding,
+            group: 1,
         };
         let (x, w): (&[usize], &[usize]) = (&[1, 4, 7, 7], &[4, 6, 3, 3]);
         // (7 − 1)·2 + 3 − 2, and one more row of output padding

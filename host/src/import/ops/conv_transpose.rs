@@ -1,18 +1,44 @@
-//! ONNX ConvTranspose (2-D, NCHW, one group) → IR ConvTranspose with a constant weight and optional bias.
-//! Explicit pads, `auto_pad` and `output_shape` all resolve to the pads that crop the full output.
+//! ONNX ConvTranspose (2-D, NCHW) → IR ConvTranspose with a constant weight and optional bias.
+//! Explicit pads, `auto_pad` and `output_shape` all resolve to the pads that crop the full output. Grouped
+//! weights `[cin, cout/group, kh, kw]` are stored block-diagonal as `[cin, cout, kh, kw]`.
 
 use amp_device::ir::ConvTranspose;
 
-use crate::import::node::{add_node, conv_operands, explicit_pads, pair, Ctx};
+use crate::import::node::{add_node, conv_operands, explicit_pads, get_const, pair, Ctx};
 use crate::import::{ImportError, Importer};
 
+/// Grouped weights `[cin, cout_g, kh, kw]` as one group's `[cin, cout_g · group, kh, kw]`: input channel `i`
+/// of group `i / (cin / group)` keeps its taps at that group's output channels, zeros elsewhere.
+fn block_diagonal(w: &[f32], ws: &[usize], group: usize) -> Vec<f32> {
+    let (cin, cout_g, taps) = (ws[0], ws[1], ws[2] * ws[3]);
+    let cin_g = cin / group;
+    let mut out = vec![0f32; cin * cout_g * group * taps];
+    for i in 0..cin {
+        let g = i / cin_g;
+        let src = &w[i * cout_g * taps..][..cout_g * taps];
+        out[(i * group + g) * cout_g * taps..][..cout_g * taps].copy_from_slice(src);
+    }
+    out
+}
+
 pub(crate) fn import(imp: &mut Importer, cx: &Ctx) -> Result<(), ImportError> {
-    let (s, ws, ins) = conv_operands(imp, cx, "transposed convolutions")?;
+    let (s, mut ws, mut ins) = conv_operands(imp, cx, "transposed convolutions")?;
     let group = cx.int("group", 1);
-    if group != 1 {
+    if group < 1 || ws[0] % group as usize != 0 {
         return Err(cx.err(format!(
-            "group {group}: amp handles transposed convolutions of one group"
+            "group {group}: the weight's {} input channels must split into that many groups",
+            ws[0]
         )));
+    }
+    let group = group as usize;
+    if group > 1 {
+        let w = get_const(imp, cx, 1)?
+            .ok_or_else(|| cx.err("weight is missing"))?
+            .to_f32();
+        let name = imp.g.tensors[ins[1]].name.clone();
+        let data = block_diagonal(&w, &ws, group);
+        ws[1] *= group;
+        ins[1] = imp.g.add_tensor(name, ws.clone(), Some(data));
     }
     let k = [ws[2], ws[3]];
     let strides = pair(cx, "strides", 1)?;
@@ -70,6 +96,7 @@ pub(crate) fn import(imp: &mut Importer, cx: &Ctx) -> Result<(), ImportError> {
             pads,
             dilations,
             output_padding,
+            group,
         }
         .into(),
         ins,

@@ -1,5 +1,7 @@
 //! ConvTranspose → TransposeConv2d (weights `[kh, kw, cin, cout]`, output padding as its own parameter).
-//! QNN's TransposeConv2d takes no dilation: a dilated one is Unsupported.
+//! QNN's TransposeConv2d takes no dilation: a dilated kernel goes as the larger one with zero taps between
+//! (`ConvTranspose::undilated`, in the builder's weights), the same sums. A grouped one arrives as one group
+//! (block-diagonal weights).
 
 use qnn_sys::ParamSpec;
 
@@ -10,12 +12,6 @@ use crate::ir::ConvTranspose;
 
 impl Lower for ConvTranspose {
     fn lower(&self, cx: &mut NodeCx) -> Result<()> {
-        if self.dilations != [1, 1] {
-            return Err(cx.unsupported(format!(
-                "dilations {:?}: QNN's TransposeConv2d has no dilation",
-                self.dilations
-            )));
-        }
         let params = [
             pair("stride", self.strides),
             pads(self.pads),

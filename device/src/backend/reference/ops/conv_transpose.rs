@@ -194,6 +194,7 @@ mod tests {
                 pads,
                 dilations,
                 output_padding,
+                group: 1,
             };
             // small integers: every sum is exact
             let ints = |n: usize, m: usize, p: usize| -> Vec<f32> {
