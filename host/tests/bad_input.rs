@@ -246,6 +246,20 @@ fn bad_conv_transpose_attributes_name_the_node() {
     }
 }
 
+/// An edit of a model's nodes.
+type Edit = fn(&mut Vec<proto::NodeProto>);
+
+/// Each edit of the model `base`, written to `dir`, is refused by `info` with every text of its `want`.
+fn expect_edits_refused(base: &[u8], dir: &Path, cases: &[(Edit, &[&str])]) {
+    for (i, (edit, want)) in cases.iter().enumerate() {
+        let mut m = proto::ModelProto::decode(base).unwrap();
+        edit(&mut m.graph.as_mut().unwrap().node);
+        let path = dir.join(format!("{i}.onnx"));
+        std::fs::write(&path, m.encode_to_vec()).unwrap();
+        expect_failure(amp(&["info", "--model", path.to_str().unwrap()], dir), want);
+    }
+}
+
 /// An integer input is read only as Gather indices, and Gather only looks up rows of a constant table: every
 /// other use names the node and says what amp takes; float data for an integer input says so.
 #[test]
@@ -253,7 +267,6 @@ fn integer_inputs_and_gathers_amp_does_not_take_name_the_node() {
     let dir = tempfile::tempdir().unwrap();
     let fixture = root().join("tests/fixtures/ops/embedding_gather");
     let base = std::fs::read(fixture.join("model.onnx")).unwrap();
-    type Edit = fn(&mut Vec<proto::NodeProto>);
     let cases: [(Edit, &[&str]); 3] = [
         (
             |nodes| nodes[1].input[0] = "ids".into(),
@@ -272,16 +285,7 @@ fn integer_inputs_and_gathers_amp_does_not_take_name_the_node() {
             &["Gather \"embed\"", "\"pos\" are not an integer model input"],
         ),
     ];
-    for (i, (edit, want)) in cases.into_iter().enumerate() {
-        let mut m = proto::ModelProto::decode(&base[..]).unwrap();
-        edit(&mut m.graph.as_mut().unwrap().node);
-        let path = dir.path().join(format!("{i}.onnx"));
-        std::fs::write(&path, m.encode_to_vec()).unwrap();
-        expect_failure(
-            amp(&["info", "--model", path.to_str().unwrap()], dir.path()),
-            want,
-        );
-    }
+    expect_edits_refused(&base, dir.path(), &cases);
     let floats = dir.path().join("floats.npz");
     let mut w = NpzWriter::new(std::fs::File::create(&floats).unwrap());
     w.add_array("ids", &ndarray::Array2::<f32>::zeros((4, 6)))
@@ -304,7 +308,6 @@ fn masks_and_casts_amp_does_not_take_name_the_node() {
     let dir = tempfile::tempdir().unwrap();
     let fixture = root().join("tests/fixtures/ops/attention_mask_cast");
     let base = std::fs::read(fixture.join("model.onnx")).unwrap();
-    type Edit = fn(&mut Vec<proto::NodeProto>);
     let unsqueeze: &[&str] = &[
         "Unsqueeze \"mask/unsqueeze\"",
         "integer input \"mask\"",
@@ -314,16 +317,7 @@ fn masks_and_casts_amp_does_not_take_name_the_node() {
         (|nodes| nodes[2].input[1] = "mask".into(), unsqueeze),
         (|nodes| nodes[1].attribute[0].i = Some(9), unsqueeze),
     ];
-    for (i, (edit, want)) in cases.into_iter().enumerate() {
-        let mut m = proto::ModelProto::decode(&base[..]).unwrap();
-        edit(&mut m.graph.as_mut().unwrap().node);
-        let path = dir.path().join(format!("{i}.onnx"));
-        std::fs::write(&path, m.encode_to_vec()).unwrap();
-        expect_failure(
-            amp(&["info", "--model", path.to_str().unwrap()], dir.path()),
-            want,
-        );
-    }
+    expect_edits_refused(&base, dir.path(), &cases);
     let to_bool = proto::AttributeProto {
         name: Some("to".into()),
         i: Some(9),
