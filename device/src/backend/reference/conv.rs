@@ -455,11 +455,13 @@ pub(crate) fn conv_quant(
     let mut out = bufs.take(g.n * per);
     // the int8 GEMM pays for its transposed output once the sums are long enough and the output channels
     // many enough (or f32 is not exact): with 32 channels it cost mnist_mbv 6% and textori 14% at a8w8
-    let int8_pays = (g.k() >= 64 && g.cout_g() >= 64) || q.codes64.is_some();
-    if let (Some(w8), false, true) = (&q.codes_i8, g.depthwise(), int8_pays) {
-        if int8::conv(&g, x.data, &e, w8, q, epi, &mut out) {
-            return Ok(Array::new(g.shape(), out));
-        }
+    // (16-bit operands split into bytes run two or four GEMMs, which pay only on the long sums and many
+    // channels: on smaller convs the f64 GEMM is faster)
+    let long = g.k() >= 64 && g.cout_g() >= 64;
+    let int8_pays = long || q.codes64.is_some();
+    let int_gemm = q.codes_i8.is_some() || (q.planes.is_some() && long);
+    if int_gemm && !g.depthwise() && int8_pays && int8::conv(&g, x.data, &e, q, epi, &mut out) {
+        return Ok(Array::new(g.shape(), out));
     }
     let inv_scale = 1.0 / e.scale;
     let rq = Requant::new(q, epi);
@@ -507,9 +509,17 @@ pub(crate) mod tests {
 
     /// Naive convolution straight from the definition.
     fn naive(c: &Conv, x: &[f32], xs: [usize; 4], w: &[f32], ws: [usize; 4]) -> Vec<f32> {
+        naive_f64(c, x, xs, w, ws)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect()
+    }
+
+    /// The same sums in f64 (exact for integer operands below 2⁵³).
+    fn naive_f64(c: &Conv, x: &[f32], xs: [usize; 4], w: &[f32], ws: [usize; 4]) -> Vec<f64> {
         let (oh, ow) = out_dims(c, &xs, &ws).unwrap();
         let cout_g = ws[0] / c.group;
-        let mut out = vec![0f32; xs[0] * ws[0] * oh * ow];
+        let mut out = vec![0f64; xs[0] * ws[0] * oh * ow];
         for b in 0..xs[0] {
             for co in 0..ws[0] {
                 let g = co / cout_g;
@@ -539,7 +549,7 @@ pub(crate) mod tests {
                                 }
                             }
                         }
-                        out[((b * ws[0] + co) * oh + oy) * ow + ox] = acc as f32;
+                        out[((b * ws[0] + co) * oh + oy) * ow + ox] = acc;
                     }
                 }
             }
@@ -822,6 +832,132 @@ pub(crate) mod tests {
                         "case {i}, f64 {wide}, int8 {i8w}, {}-bit output",
                         e_out.bits
                     );
+                }
+            }
+        }
+    }
+
+    /// Integers in `[lo, hi]`, both ends included, from a fixed seed.
+    pub(crate) fn codes_in(n: usize, seed: u32, lo: i64, hi: i64) -> Vec<f32> {
+        let mut s = seed as u64;
+        let span = (hi - lo + 1) as u64;
+        (0..n)
+            .map(|i| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                // the ends themselves every few values: the extreme bytes of each plane
+                match i % 11 {
+                    0 => lo as f32,
+                    5 => hi as f32,
+                    _ => (lo + ((s >> 33) % span) as i64) as f32,
+                }
+            })
+            .collect()
+    }
+
+    /// 16-bit activations or weights on the byte-split integer GEMM: the f64 path's outputs and the
+    /// definition's, bit for bit (padded, strided, batched, per-sample pointwise and grouped convs, all with
+    /// the long sums and many channels that take the split).
+    #[test]
+    fn sixteen_bit_convs_on_byte_planes_are_the_integer_conv() {
+        if !int8::available() {
+            println!("no exact int8 GEMM on this CPU: only the f64 path is checked");
+        }
+        let cases = [
+            (
+                conv([1, 1], [1, 1, 1, 1], [1, 1], 1),
+                [2, 8, 9, 7],
+                [64, 8, 3, 3],
+            ),
+            (
+                conv([1, 1], [0, 0, 0, 0], [1, 1], 1),
+                [2, 70, 12, 11],
+                [65, 70, 1, 1],
+            ),
+            (
+                conv([2, 1], [1, 0, 1, 2], [1, 1], 1),
+                [2, 8, 27, 13],
+                [64, 8, 3, 3],
+            ),
+            (
+                conv([1, 1], [1, 1, 1, 1], [1, 1], 2),
+                [2, 16, 12, 12],
+                [128, 8, 3, 3],
+            ),
+        ];
+        let clamp = (-6.0, 6.0);
+        let outs = [
+            Encoding {
+                bits: 8,
+                scale: 0.05,
+                offset: -128,
+            },
+            Encoding {
+                bits: 16,
+                scale: 12.8 / 65536.0,
+                offset: -32768,
+            },
+        ];
+        for (i, (c, xs, ws)) in cases.iter().enumerate() {
+            for (in_bits, w_bits) in [(16u8, 8u8), (16, 16), (8, 16)] {
+                let e_in = Encoding {
+                    bits: in_bits,
+                    scale: 0.001,
+                    offset: if in_bits == 8 { -100 } else { -30001 },
+                };
+                let qmax = (1i64 << in_bits) - 1;
+                let q = codes_in(xs.iter().product(), 3 + i as u32, 0, qmax);
+                let x: Vec<f32> = q
+                    .iter()
+                    .map(|&q| ((q + e_in.offset as f32) as f64 * e_in.scale as f64) as f32)
+                    .collect();
+                let wmax = (1i64 << (w_bits - 1)) - 1;
+                let codes = codes_in(ws.iter().product(), 40 + i as u32, -wmax - 1, wmax);
+                let shifted: Vec<f32> = q.iter().map(|&q| q + e_in.offset as f32).collect();
+                let acc = naive_f64(c, &shifted, *xs, &codes, *ws);
+                let cout = ws[0];
+                let top = acc.iter().fold(0f64, |m, a| m.max(a.abs()));
+                let mult: Vec<f64> = (0..cout)
+                    .map(|c| 8.0 * (c + 1) as f64 / (cout as f64 * top))
+                    .collect();
+                let bias: Vec<f64> = (0..cout).map(|c| 0.25 * c as f64 - 0.5).collect();
+                let p = acc.len() / (xs[0] * cout);
+                for e_out in outs {
+                    let want = requantized(&acc, p, cout, &mult, &bias, e_out, clamp);
+                    let epi = Epilogue {
+                        clamp: Some(clamp),
+                        quant: Some(e_out),
+                        codes: false,
+                    };
+                    let split =
+                        QuantMac::new(codes.clone(), mult.clone(), bias.clone(), true, false);
+                    assert!(split.planes.is_some());
+                    let wide = QuantMac {
+                        planes: None,
+                        ..split.clone()
+                    };
+                    for (q, path) in [(&split, "byte planes"), (&wide, "f64")] {
+                        let got = conv_quant(
+                            c,
+                            &ArrayRef {
+                                shape: xs,
+                                data: &x,
+                            },
+                            ws,
+                            q,
+                            e_in,
+                            &epi,
+                            &mut Buffers::default(),
+                            None,
+                        )
+                        .unwrap();
+                        assert_eq!(
+                            got.data, want,
+                            "case {i}, a{in_bits}w{w_bits} on {path}, {}-bit output",
+                            e_out.bits
+                        );
+                    }
                 }
             }
         }

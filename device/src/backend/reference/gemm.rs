@@ -66,10 +66,10 @@ pub(crate) fn fc_quant(
     let (nout, k) = (ws[0], ws[1]);
     let m = split_rows(x, k)?;
     let mut out = bufs.take(m * nout);
-    if let Some(w8) = &q.codes_i8 {
-        if int8::fc(x.data, m, k, nout, &e, w8, q, epi, &mut out) {
-            return Ok(Array::new(fc_shape(x, nout), out));
-        }
+    // 16-bit operands split into bytes pay only on long sums and many outputs (as for Conv)
+    let split = q.planes.is_some() && k >= 64 && nout >= 64;
+    if (q.codes_i8.is_some() || split) && int8::fc(x.data, m, k, nout, &e, q, epi, &mut out) {
+        return Ok(Array::new(fc_shape(x, nout), out));
     }
     // y = x · wᵀ on integer codes (exact), then one requantization per output channel
     let rq = Requant::new(q, epi);
@@ -271,6 +271,82 @@ mod tests {
                     "f64 {wide}, int8 {i8w}, {} bits",
                     e_out.bits
                 );
+            }
+        }
+    }
+
+    /// 16-bit activations or weights on the byte-split integer GEMM: the f64 path's outputs and the
+    /// definition's, bit for bit.
+    #[test]
+    fn sixteen_bit_fc_on_byte_planes_is_the_integer_product() {
+        use crate::backend::reference::conv::tests::codes_in;
+        use crate::backend::reference::requant::definition::requantized;
+        let (m, k, nout) = (6, 75, 70);
+        let clamp = (-6.0, 6.0);
+        for (in_bits, w_bits) in [(16u8, 8u8), (16, 16), (8, 16)] {
+            let e = Encoding {
+                bits: in_bits,
+                scale: 0.003,
+                offset: if in_bits == 8 { -77 } else { -12345 },
+            };
+            let q = codes_in(m * k, 9, 0, (1i64 << in_bits) - 1);
+            let x: Vec<f32> = q
+                .iter()
+                .map(|&q| ((q + e.offset as f32) as f64 * e.scale as f64) as f32)
+                .collect();
+            let wmax = (1i64 << (w_bits - 1)) - 1;
+            let codes = codes_in(nout * k, 21, -wmax - 1, wmax);
+            let sums: Vec<f64> = (0..m * nout)
+                .map(|i| {
+                    let (r, j) = (i / nout, i % nout);
+                    (0..k)
+                        .map(|p| (q[r * k + p] + e.offset as f32) as f64 * codes[j * k + p] as f64)
+                        .sum()
+                })
+                .collect();
+            let top = sums.iter().fold(0f64, |a, s| a.max(s.abs()));
+            let mult: Vec<f64> = (0..nout)
+                .map(|j| 7.0 * (j + 1) as f64 / (nout as f64 * top))
+                .collect();
+            let bias: Vec<f64> = (0..nout).map(|j| j as f64 * 0.1 - 0.3).collect();
+            let split = QuantMac::new(codes.clone(), mult.clone(), bias.clone(), true, false);
+            assert!(split.planes.is_some());
+            let wide = QuantMac {
+                planes: None,
+                ..split.clone()
+            };
+            for e_out in [
+                Encoding {
+                    bits: 8,
+                    scale: 0.05,
+                    offset: -128,
+                },
+                Encoding {
+                    bits: 16,
+                    scale: 12.8 / 65536.0,
+                    offset: -32768,
+                },
+            ] {
+                // one row per output sample: the definition's channel is the column
+                let want = requantized(&sums, 1, nout, &mult, &bias, e_out, clamp);
+                let epi = Epilogue {
+                    clamp: Some(clamp),
+                    quant: Some(e_out),
+                    codes: false,
+                };
+                for (qm, path) in [(&split, "byte planes"), (&wide, "f64")] {
+                    let input = ArrayRef {
+                        shape: &[m, k],
+                        data: &x,
+                    };
+                    let y =
+                        fc_quant(&input, &[nout, k], qm, e, &epi, &mut Buffers::default()).unwrap();
+                    assert_eq!(
+                        y.data, want,
+                        "a{in_bits}w{w_bits} on {path}, {}-bit output",
+                        e_out.bits
+                    );
+                }
             }
         }
     }

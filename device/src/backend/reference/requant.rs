@@ -14,6 +14,9 @@ pub(crate) struct QuantMac {
     pub codes64: Option<Vec<f64>>,
     /// The same codes in i8, for 8-bit weights on 8-bit activations (the int8 GEMM).
     pub codes_i8: Option<Vec<i8>>,
+    /// The same codes as i8 byte planes, where the sums would otherwise run in f64 (16-bit activations or
+    /// weights on the integer GEMM).
+    pub planes: Option<int8::Planes>,
     /// Output multiplier per channel: input scale × weight scale.
     pub mult: Vec<f64>,
     /// Dequantized int32 bias per channel.
@@ -21,10 +24,15 @@ pub(crate) struct QuantMac {
 }
 
 impl QuantMac {
-    /// Weight `codes` with their f64 copy where `wide` (f32 sums would not be exact) and their i8 copy where
-    /// `int8` (8-bit weights on 8-bit activations) and every code fits.
+    /// Weight `codes` with their f64 copy and byte planes where `wide` (f32 sums would not be exact) and
+    /// their i8 copy where `int8` (8-bit weights on 8-bit activations) and every code fits.
     pub fn new(codes: Vec<f32>, mult: Vec<f64>, bias: Vec<f64>, wide: bool, int8: bool) -> Self {
         QuantMac {
+            planes: if wide {
+                int8::Planes::new(&codes, mult.len())
+            } else {
+                None
+            },
             codes64: wide.then(|| codes.iter().map(|&v| v as f64).collect()),
             codes_i8: if int8 {
                 int8::weight_codes(&codes)
@@ -311,13 +319,14 @@ pub(crate) fn clamp(v: f32, lo: f32, hi: f32) -> f32 {
 /// The definition of a quantized MAC op's output, for the kernels' tests.
 #[cfg(test)]
 pub(crate) mod definition {
+    use super::Acc;
     use crate::quant::Encoding;
 
     /// The definition of a quantized MAC op's output from its exact sums `acc` (channel-major rows of `p`):
     /// `t = acc · (mult / s) + bias / s` in f32 for an 8-bit output and f64 for 16 bits, rounded half to
     /// even, limited to the codes the clamp and the encoding allow, times `s`.
-    pub(crate) fn requantized(
-        acc: &[f32],
+    pub(crate) fn requantized<A: Acc>(
+        acc: &[A],
         p: usize,
         cout: usize,
         mult: &[f64],
@@ -334,10 +343,10 @@ pub(crate) mod definition {
             .map(|(j, &a)| {
                 let ch = (j / p) % cout;
                 let code = if e.bits <= 8 {
-                    let t = a * (mult[ch] / s) as f32 + (bias[ch] / s) as f32;
+                    let t = a.f32() * (mult[ch] / s) as f32 + (bias[ch] / s) as f32;
                     (t.round_ties_even() as f64).clamp(qlo, qhi)
                 } else {
-                    let t = a as f64 * (mult[ch] / s) + bias[ch] / s;
+                    let t = a.f64() * (mult[ch] / s) + bias[ch] / s;
                     t.round_ties_even().clamp(qlo, qhi)
                 };
                 (code as f32) * e.scale
