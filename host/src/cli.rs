@@ -193,8 +193,10 @@ pub(crate) struct ModelArgs {
     /// The ONNX model.
     #[arg(long)]
     pub model: PathBuf,
-    /// The data: an .npz holding `inputs` (N, …) float32 and, optionally, `labels` (N,) integer, or a
-    /// folder with inputs.npy and labels.npy. Calibration and evaluation take the first samples.
+    /// The data: an .npz (or a folder of .npy files) with one array (N, …) per model input, named as the
+    /// model's inputs (`inputs` for a single-input model too), float32 for float inputs and integers for
+    /// integer ones, and optionally `labels` (N,) integer. Calibration and evaluation take the first
+    /// samples.
     #[arg(long)]
     pub data: PathBuf,
 }

@@ -216,7 +216,7 @@ impl Dataset {
     /// Each array holds what its input takes: integers for an integer input, floats for a float one.
     fn check_types(&self, graph: &Graph) -> Result<(), DataError> {
         for (k, &t) in graph.inputs.iter().enumerate() {
-            let model_int = graph.integer.contains(&t) || graph.int_as_float.contains(&t);
+            let model_int = graph.declared_integer(t);
             if model_int != self.integer[k] {
                 let kind = |i: bool| if i { "integers" } else { "float32" };
                 return Err(DataError::File {

@@ -77,6 +77,12 @@ impl Graph {
         self.tensors.len() - 1
     }
 
+    /// Whether the model declares input `t` integer: read as indices ([`Graph::integer`]) or cast to float
+    /// ([`Graph::int_as_float`]). Its data are integers either way.
+    pub fn declared_integer(&self, t: TensorId) -> bool {
+        self.integer.contains(&t) || self.int_as_float.contains(&t)
+    }
+
     pub fn tensor(&self, id: TensorId) -> &Tensor {
         &self.tensors[id]
     }

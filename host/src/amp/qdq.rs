@@ -59,7 +59,7 @@ pub fn to_qdq(g: &Graph, plan: &QuantPlan, opset: i64, batch: usize) -> Result<V
     // integer inputs (token ids, masks) are int64, as exporters write them; a mask is cast to float before
     // its QuantizeLinear
     let dtype = |t: usize| {
-        if g.integer.contains(&t) || g.int_as_float.contains(&t) {
+        if g.declared_integer(t) {
             DataType::Int64
         } else {
             DataType::Float

@@ -298,7 +298,7 @@ fn input_shape(
                     Some(Value::DimParam(p)) => format!("symbolic ({p:?})"),
                     _ => "unknown".into(),
                 };
-                return Err(format!("dim {i} is {what}; give the per-sample shape (it is taken from --data when given)"));
+                return Err(format!("dim {i} is {what}; give the per-sample shape: `info` and `groups` take --input-shape (e.g. 3,48,192), the other commands take it from --data"));
             }
         }
     }

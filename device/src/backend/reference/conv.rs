@@ -505,7 +505,7 @@ pub(crate) fn conv_quant(
 pub(crate) mod tests {
     use super::*;
     use crate::backend::reference::geometry::out_dims;
-    use crate::backend::reference::requant::definition::requantized;
+    use crate::backend::reference::requant::definition::{requantized, signed_outputs};
 
     /// Naive convolution straight from the definition.
     fn naive(c: &Conv, x: &[f32], xs: [usize; 4], w: &[f32], ws: [usize; 4]) -> Vec<f32> {
@@ -813,20 +813,7 @@ pub(crate) mod tests {
                 for (wide, i8w) in [(false, false), (true, false), (false, true), (true, true)] {
                     let q = QuantMac::new(codes.clone(), mult.clone(), bias.clone(), wide, i8w);
                     assert_eq!(q.codes_i8.is_some(), i8w);
-                    let got = conv_quant(
-                        c,
-                        &ArrayRef {
-                            shape: xs,
-                            data: &x,
-                        },
-                        ws,
-                        &q,
-                        e_in,
-                        &epi,
-                        &mut Buffers::default(),
-                        None,
-                    )
-                    .unwrap();
+                    let got = quant_conv(c, xs, &x, ws, &q, e_in, &epi);
                     assert_eq!(
                         got.data, want,
                         "case {i}, f64 {wide}, int8 {i8w}, {}-bit output",
@@ -835,6 +822,20 @@ pub(crate) mod tests {
                 }
             }
         }
+    }
+
+    /// `conv_quant` of `x` (shape `xs`), fresh buffers, no flat depthwise weights.
+    fn quant_conv(
+        c: &Conv,
+        xs: &[usize],
+        x: &[f32],
+        ws: &[usize],
+        q: &QuantMac,
+        e_in: Encoding,
+        epi: &Epilogue,
+    ) -> Array {
+        let x = ArrayRef { shape: xs, data: x };
+        conv_quant(c, &x, ws, q, e_in, epi, &mut Buffers::default(), None).unwrap()
     }
 
     /// Integers in `[lo, hi]`, both ends included, from a fixed seed.
@@ -864,41 +865,16 @@ pub(crate) mod tests {
         if !int8::available() {
             println!("no exact int8 GEMM on this CPU: only the f64 path is checked");
         }
+        // (strides, pads, group, input shape, weight shape)
         let cases = [
-            (
-                conv([1, 1], [1, 1, 1, 1], [1, 1], 1),
-                [2, 8, 9, 7],
-                [64, 8, 3, 3],
-            ),
-            (
-                conv([1, 1], [0, 0, 0, 0], [1, 1], 1),
-                [2, 70, 12, 11],
-                [65, 70, 1, 1],
-            ),
-            (
-                conv([2, 1], [1, 0, 1, 2], [1, 1], 1),
-                [2, 8, 27, 13],
-                [64, 8, 3, 3],
-            ),
-            (
-                conv([1, 1], [1, 1, 1, 1], [1, 1], 2),
-                [2, 16, 12, 12],
-                [128, 8, 3, 3],
-            ),
-        ];
+            ([1, 1], [1, 1, 1, 1], 1, [2, 8, 9, 7], [64, 8, 3, 3]),
+            ([1, 1], [0, 0, 0, 0], 1, [2, 70, 12, 11], [65, 70, 1, 1]),
+            ([2, 1], [1, 0, 1, 2], 1, [2, 8, 27, 13], [64, 8, 3, 3]),
+            ([1, 1], [1, 1, 1, 1], 2, [2, 16, 12, 12], [128, 8, 3, 3]),
+        ]
+        .map(|(s, p, g, xs, ws)| (conv(s, p, [1, 1], g), xs, ws));
         let clamp = (-6.0, 6.0);
-        let outs = [
-            Encoding {
-                bits: 8,
-                scale: 0.05,
-                offset: -128,
-            },
-            Encoding {
-                bits: 16,
-                scale: 12.8 / 65536.0,
-                offset: -32768,
-            },
-        ];
+        let outs = signed_outputs();
         for (i, (c, xs, ws)) in cases.iter().enumerate() {
             for (in_bits, w_bits) in [(16u8, 8u8), (16, 16), (8, 16)] {
                 let e_in = Encoding {
@@ -938,20 +914,7 @@ pub(crate) mod tests {
                         ..split.clone()
                     };
                     for (q, path) in [(&split, "byte planes"), (&wide, "f64")] {
-                        let got = conv_quant(
-                            c,
-                            &ArrayRef {
-                                shape: xs,
-                                data: &x,
-                            },
-                            ws,
-                            q,
-                            e_in,
-                            &epi,
-                            &mut Buffers::default(),
-                            None,
-                        )
-                        .unwrap();
+                        let got = quant_conv(c, xs, &x, ws, q, e_in, &epi);
                         assert_eq!(
                             got.data, want,
                             "case {i}, a{in_bits}w{w_bits} on {path}, {}-bit output",

@@ -280,7 +280,7 @@ mod tests {
     #[test]
     fn sixteen_bit_fc_on_byte_planes_is_the_integer_product() {
         use crate::backend::reference::conv::tests::codes_in;
-        use crate::backend::reference::requant::definition::requantized;
+        use crate::backend::reference::requant::definition::{requantized, signed_outputs};
         let (m, k, nout) = (6, 75, 70);
         let clamp = (-6.0, 6.0);
         for (in_bits, w_bits) in [(16u8, 8u8), (16, 16), (8, 16)] {
@@ -315,18 +315,7 @@ mod tests {
                 planes: None,
                 ..split.clone()
             };
-            for e_out in [
-                Encoding {
-                    bits: 8,
-                    scale: 0.05,
-                    offset: -128,
-                },
-                Encoding {
-                    bits: 16,
-                    scale: 12.8 / 65536.0,
-                    offset: -32768,
-                },
-            ] {
+            for e_out in signed_outputs() {
                 // one row per output sample: the definition's channel is the column
                 let want = requantized(&sums, 1, nout, &mult, &bias, e_out, clamp);
                 let epi = Epilogue {

@@ -322,6 +322,22 @@ pub(crate) mod definition {
     use super::Acc;
     use crate::quant::Encoding;
 
+    /// 8- and 16-bit output encodings over [−6.4, 6.4), for kernels' tests with a (−6, 6) clamp.
+    pub(crate) fn signed_outputs() -> [Encoding; 2] {
+        [
+            Encoding {
+                bits: 8,
+                scale: 0.05,
+                offset: -128,
+            },
+            Encoding {
+                bits: 16,
+                scale: 12.8 / 65536.0,
+                offset: -32768,
+            },
+        ]
+    }
+
     /// The definition of a quantized MAC op's output from its exact sums `acc` (channel-major rows of `p`):
     /// `t = acc · (mult / s) + bias / s` in f32 for an 8-bit output and f64 for 16 bits, rounded half to
     /// even, limited to the codes the clamp and the encoding allow, times `s`.
