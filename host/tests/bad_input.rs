@@ -556,3 +556,30 @@ fn a_model_without_outputs_or_inputs_is_refused() {
         );
     }
 }
+
+/// A model with symbolic H and W: `info` without a shape says which dim and which flag gives it, and
+/// with `--input-shape` it prints the shapes the data would fix.
+#[test]
+fn symbolic_dims_without_a_shape_name_the_flag_that_gives_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = root().join("examples/textori/model.onnx");
+    let model = model.to_str().unwrap();
+    expect_failure(
+        amp(&["info", "--model", model], dir.path()),
+        &[
+            "input \"x\"",
+            "dim 2 is symbolic",
+            "--input-shape",
+            "--data",
+        ],
+    );
+    let info = common::amp(&[
+        "info",
+        "--model",
+        model,
+        "--input-shape",
+        "3,48,192",
+        "--json",
+    ]);
+    assert_eq!(info["input_shape"], serde_json::json!([1, 3, 48, 192]));
+}
