@@ -583,10 +583,7 @@ impl Writer<'_> {
                 // the kernel spread out at dilation 1 (see `const_input`)
                 let mut attrs = window(&c.strides, &c.pads, &[1, 1], op);
                 let k = &self.g.tensors[n.inputs[1]].shape;
-                let spread: Vec<usize> = (0..2)
-                    .map(|a| c.dilations[a] * (k[a + 2] - 1) + 1)
-                    .collect();
-                attrs[0] = attr_ints("kernel_shape", &ints(&spread));
+                attrs[0] = attr_ints("kernel_shape", &ints(&c.spread_kernel(k[2], k[3])));
                 simple(self, "ConvTranspose", attrs)
             }
             Op::Gemm(_) => {

@@ -39,16 +39,20 @@ impl ConvTranspose {
         }
         Ok(full - crop)
     }
-}
 
-impl ConvTranspose {
+    /// The spatial size of a `kh × kw` kernel spread out at dilation 1 (see [`ConvTranspose::undilated`]).
+    pub fn spread_kernel(&self, kh: usize, kw: usize) -> [usize; 2] {
+        let [dy, dx] = self.dilations;
+        [dy * (kh - 1) + 1, dx * (kw - 1) + 1]
+    }
+
     /// The kernel `w` (`[cin, cout, kh, kw]`) at dilation 1: its taps `dilations` apart with zeros between,
     /// and its shape. With it and no dilation the op computes the same sums, tap for tap; QNN's
     /// TransposeConv2d and onnxruntime's QNN EP take no dilation.
     pub fn undilated(&self, w: &[f32], shape: &[usize]) -> (Vec<f32>, Vec<usize>) {
         let [dy, dx] = self.dilations;
         let (kh, kw) = (shape[2], shape[3]);
-        let (sh, sw) = (dy * (kh - 1) + 1, dx * (kw - 1) + 1);
+        let [sh, sw] = self.spread_kernel(kh, kw);
         let mut out = vec![0f32; shape[0] * shape[1] * sh * sw];
         for (plane, dst) in w.chunks_exact(kh * kw).zip(out.chunks_exact_mut(sh * sw)) {
             for (y, row) in plane.chunks_exact(kw).enumerate() {
