@@ -453,11 +453,9 @@ pub(crate) fn conv_quant(
     let g = Geom::new(c, x.shape, ws)?;
     let (p, per) = (g.p(), g.cout * g.p());
     let mut out = bufs.take(g.n * per);
-    // the int8 GEMM pays for its transposed output once the sums are long enough and the output channels
-    // many enough (or f32 is not exact): with 32 channels it cost mnist_mbv 6% and textori 14% at a8w8
-    // (16-bit operands split into bytes run two or four GEMMs, which pay only on the long sums and many
-    // channels: on smaller convs the f64 GEMM is faster)
-    let long = g.k() >= 64 && g.cout_g() >= 64;
+    // the int8 GEMM pays for its transposed output on long sums into many channels, and at a8w8 also
+    // where f32 is not exact; 16-bit operands split into bytes pay only on the long sums
+    let long = int8::long_enough(g.k(), g.cout_g());
     let int8_pays = long || q.codes64.is_some();
     let int_gemm = q.codes_i8.is_some() || (q.planes.is_some() && long);
     if int_gemm && !g.depthwise() && int8_pays && int8::conv(&g, x.data, &e, q, epi, &mut out) {

@@ -66,8 +66,8 @@ pub(crate) fn fc_quant(
     let (nout, k) = (ws[0], ws[1]);
     let m = split_rows(x, k)?;
     let mut out = bufs.take(m * nout);
-    // 16-bit operands split into bytes pay only on long sums and many outputs (as for Conv)
-    let split = q.planes.is_some() && k >= 64 && nout >= 64;
+    // 16-bit operands split into bytes pay only on long sums into many outputs (as for Conv)
+    let split = q.planes.is_some() && int8::long_enough(k, nout);
     if (q.codes_i8.is_some() || split) && int8::fc(x.data, m, k, nout, &e, q, epi, &mut out) {
         return Ok(Array::new(fc_shape(x, nout), out));
     }

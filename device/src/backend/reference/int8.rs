@@ -8,8 +8,8 @@
 //!   code is `256·hi + lo` (two u8 planes); a 16-bit weight is `256·hi + (lo′ + 128)` with `hi` and `lo′`
 //!   both i8 ([`Planes`]). Each pair of planes is one GEMM with zero point 0, exact in i32 as above; the
 //!   pairs combine in f64 (exact: every sum stays below 2⁵³) with the row sums the `+ 128` needs and the
-//!   zero point's `zp · Σw`. a16w8 is two GEMMs, a16w16 four, each several times faster than the f64 GEMM
-//!   they replace.
+//!   zero point's `zp · Σw`. a16w8 is two GEMMs, a16w16 four; they beat the f64 GEMM only on long sums
+//!   with many output channels ([`long_enough`]).
 //!
 //! x86 CPUs without VNNI run the int8 kernel through `vpmaddubsw`, whose 16-bit pair sums saturate; there
 //! the kernel is not exact and these functions decline (return false), leaving the f32/f64 paths.
@@ -74,6 +74,13 @@ fn activation_codes(x: &[f32], e: &Encoding, out: &mut Vec<u8>) {
     }
 }
 
+/// Whether sums of `k` terms into `width` output channels are long enough for the int8 GEMM to beat the
+/// f32/f64 ones: at a8w8 with 32 channels it cost mnist_mbv 6% and textori 14%, and byte-split 16-bit
+/// operands (two or four GEMMs) lost to the f64 GEMM on every conv of those models.
+pub(crate) fn long_enough(k: usize, width: usize) -> bool {
+    k >= 64 && width >= 64
+}
+
 /// Weight codes as i8 planes for the byte-split GEMMs: `w = Σₚ multₚ · planeₚ + add`, with each output
 /// channel's `Σ w`. 8-bit codes are one plane; 16-bit codes are the high byte (× 256) and the low byte less
 /// 128 (`add` 128), both i8.
@@ -117,7 +124,7 @@ impl Planes {
     }
 
     /// acc (`rows × width`, channels `first..first + width`) = Σₖ (code − zp) · w: one GEMM per pair of
-    /// planes (`acts`: `k × rows` byte planes of the codes, with their weights 256 or 1), combined in f64
+    /// planes (`acts`: `rows × k` views of the codes' byte planes, with their weights 256 or 1), combined in f64
     /// with `row_sums` (Σₖ code per row, needed when `add` is not 0) and `zp · Σw`. False if rten refuses
     /// the shapes.
     #[allow(clippy::too_many_arguments)]
@@ -173,7 +180,7 @@ impl Planes {
         acc.truncate(rows * width);
         let sums = &self.sums[first..first + width];
         for (r, row) in acc.chunks_mut(width).enumerate() {
-            let add = if self.add != 0.0 {
+            let add = if self.needs_row_sums() {
                 self.add * row_sums[r]
             } else {
                 0.0
