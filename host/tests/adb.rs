@@ -219,8 +219,8 @@ fn a_pool_of_two_adb_devices_survives_one_vanishing_in_phase_1() {
     let single = finish(run(single_dir.path(), &[&serials[1]]));
     // both, with the first device vanishing once phase 1 has journalled a few evaluations
     let dir = tempfile::tempdir().unwrap();
-    let child = run(dir.path(), &[&serials[0], &serials[1]]);
-    wait_for_phase1(&dir.path().join("journal.jsonl"), 4);
+    let mut child = run(dir.path(), &[&serials[0], &serials[1]]);
+    wait_for_phase1(&mut child, &dir.path().join("journal.jsonl"), 4);
     d1.kill().unwrap();
     d1.wait().unwrap();
     let r = finish(child);

@@ -147,8 +147,8 @@ fn a_pool_survives_a_device_killed_in_phase_1() {
 
     // the pool, with device a killed once phase 1 has journalled a few evaluations
     let dir = tempfile::tempdir().unwrap();
-    let child = tune_mbv(dir.path(), &pool);
-    wait_for_phase1(&dir.path().join("journal.jsonl"), 4);
+    let mut child = tune_mbv(dir.path(), &pool);
+    wait_for_phase1(&mut child, &dir.path().join("journal.jsonl"), 4);
     a.kill().unwrap();
     a.wait().unwrap();
     let r = finish(child);

@@ -361,19 +361,34 @@ pub fn journal_keys(path: &Path) -> Vec<String> {
 }
 
 /// Waits until the journal holds `n` phase-1 entries.
-pub fn wait_for_phase1(journal: &Path, n: usize) {
+pub fn wait_for_phase1(child: &mut std::process::Child, journal: &Path, n: usize) {
+    use std::io::Read;
     let start = std::time::Instant::now();
-    while std::fs::read_to_string(journal)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains(r#""phase":"1""#))
-        .count()
-        < n
-    {
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(180),
-            "phase 1 never started"
-        );
+    let journalled = || {
+        std::fs::read_to_string(journal)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(r#""phase":"1""#))
+            .count()
+    };
+    while journalled() < n {
+        let exited = child.try_wait().unwrap();
+        let late = start.elapsed() > std::time::Duration::from_secs(180);
+        if exited.is_some() || late {
+            let _ = child.kill();
+            let status = child.wait().unwrap();
+            let mut err = String::new();
+            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+            panic!(
+                "phase 1 journalled {} of {n} evaluations before the tune {} ({status}):\n{err}",
+                journalled(),
+                if late {
+                    "was stopped after 180 s"
+                } else {
+                    "exited"
+                }
+            );
+        }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
