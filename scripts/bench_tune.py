@@ -10,7 +10,7 @@ memory and evaluations per phase of each, and the ratio.
 
 Each run starts from an empty results folder (no journal to resume from) and the builds alternate, so both
 see the same machine state. Each build runs the amp-agent built beside it (`--device local`). Peak memory is
-`/usr/bin/time -v`'s maximum resident set size, of amp-host (the agent's is not included).
+`/usr/bin/time -v`'s maximum resident set size: the largest of amp-host and the agent it starts.
 """
 import argparse
 import json

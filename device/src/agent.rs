@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use crate::backend::qnn::QnnRuntime;
+use crate::backend::resume::Prefixes;
 use crate::backend::{prepare, Array, EvalBackend, Prepared};
 use crate::error::{ErrorKind, EvalError};
 use crate::ir::Graph;
@@ -105,6 +106,8 @@ struct State {
     /// The model last prepared, with its plan and batch size: the ranges of one config's outputs, and a
     /// profile after an evaluation, reuse it.
     last: Option<(Option<BitPlan>, usize, Prepared)>,
+    /// Activations of earlier runs that later runs of other configs start from.
+    prefixes: Prefixes,
 }
 
 /// A request that failed for a reason of its own (a missing blob, no model loaded): it will fail again.
@@ -139,6 +142,7 @@ impl State {
             data: None,
             fp32: None,
             last: None,
+            prefixes: Prefixes::from_env(),
         }
     }
 
@@ -223,12 +227,14 @@ impl State {
                 self.stats = Some(s);
                 self.fp32 = None;
                 self.last = None;
+                self.prefixes.clear();
                 Response::Ok
             }
             Request::LoadData { data } => match load_blob::<DataBlob>(&self.work, &data) {
                 Ok(d) => {
                     self.data = Some(d);
                     self.fp32 = None;
+                    self.prefixes.clear();
                     Response::Ok
                 }
                 Err(e) => err(e),
@@ -331,9 +337,13 @@ impl State {
         };
         let end = end.min(data.inputs.batch());
         let x = data.inputs.slice_batch(start.min(end), end);
-        let r = self
-            .model(plan, batch)
-            .and_then(|m| m.run_batched(&x, batch, |_| {}).map_err(classify));
+        let mut prefixes = std::mem::take(&mut self.prefixes);
+        let r = self.model(plan, batch).and_then(|m| {
+            prefixes
+                .run_batched(m, &x, start.min(end), batch)
+                .map_err(classify)
+        });
+        self.prefixes = prefixes;
         self.data = Some(data);
         r
     }

@@ -3,6 +3,7 @@
 
 pub mod qnn;
 pub mod reference;
+pub mod resume;
 
 use std::sync::Arc;
 

@@ -226,24 +226,85 @@ impl Reference {
         self.execute(input, false, observe)
     }
 
+    /// Runs a batch from node `from` on: `given` holds every tensor live there ([`Reference::live_at`]), as
+    /// a run of a plan whose [`Reference::signatures`] agree with this one's before `from` computed them
+    /// (`from` 0: a whole run, `given` unused). Before each node of `keep_at` (sorted) runs, `keep` is
+    /// shown the tensors live there. Returns the graph outputs, the same as [`Reference::run`]'s.
+    pub fn run_from(
+        &self,
+        input: &[Array],
+        from: usize,
+        given: &dyn Fn(usize) -> Option<Array>,
+        keep_at: &[usize],
+        keep: &mut dyn FnMut(usize, &Array),
+    ) -> Result<Vec<Array>, ExecError> {
+        let resume = Resume {
+            from,
+            given,
+            keep_at,
+            keep,
+        };
+        self.execute_from(input, true, |_, _| {}, resume)
+    }
+
     fn execute(
         &self,
         input: &[Array],
         fuse: bool,
+        observe: impl FnMut(usize, &Array),
+    ) -> Result<Vec<Array>, ExecError> {
+        let resume = Resume {
+            from: 0,
+            given: &|_| None,
+            keep_at: &[],
+            keep: &mut |_, _| {},
+        };
+        self.execute_from(input, fuse, observe, resume)
+    }
+
+    fn execute_from(
+        &self,
+        input: &[Array],
+        fuse: bool,
         mut observe: impl FnMut(usize, &Array),
+        resume: Resume,
     ) -> Result<Vec<Array>, ExecError> {
         let g = &*self.graph;
         super::check_inputs(g, input)?;
         let mut bufs = std::mem::take(&mut *self.lock_buffers());
         let mut vals: Vec<Option<Array>> = vec![None; g.tensors.len()];
-        for (&in_id, x) in g.inputs.iter().zip(input) {
-            let mut x = x.clone();
-            self.quantize(in_id, &mut x);
-            observe(in_id, &x);
-            vals[in_id] = Some(x);
+        if resume.from == 0 {
+            for (&in_id, x) in g.inputs.iter().zip(input) {
+                let mut x = x.clone();
+                self.quantize(in_id, &mut x);
+                observe(in_id, &x);
+                vals[in_id] = Some(x);
+            }
+        } else {
+            for t in self.live_at(resume.from) {
+                let v = (resume.given)(t).ok_or_else(|| ExecError::Node {
+                    node: g.tensors[t].name.clone(),
+                    op: "resume",
+                    msg: format!("no value to resume from node {}", resume.from),
+                })?;
+                vals[t] = Some(v);
+            }
         }
+        // what is live before the nodes up to `from` is given, not kept again
+        let mut keep_at = resume
+            .keep_at
+            .iter()
+            .filter(|&&c| c > resume.from)
+            .peekable();
         let mut skip = vec![false; g.nodes.len()];
-        for (i, n) in g.nodes.iter().enumerate() {
+        for (i, n) in g.nodes.iter().enumerate().skip(resume.from) {
+            if keep_at.next_if(|&&c| c == i).is_some() {
+                for t in self.live_at(i) {
+                    if let Some(v) = &vals[t] {
+                        (resume.keep)(t, v);
+                    }
+                }
+            }
             if !skip[i] {
                 // a quantized Conv/Gemm and its Relu/Clip are one op in both modes: the sum before the
                 // activation is not materialised, and the requantization clamps in the code domain
@@ -344,6 +405,74 @@ impl Reference {
             self.round(p, t, &mut y, false);
         }
         Ok(y)
+    }
+
+    /// The activations live before node `at` runs: made by a node before it (or graph inputs) and read by it
+    /// or a later node, or graph outputs.
+    pub fn live_at(&self, at: usize) -> Vec<usize> {
+        let g = &*self.graph;
+        let mut live: Vec<usize> = g
+            .inputs
+            .iter()
+            .copied()
+            .chain(g.nodes[..at].iter().map(|n| n.output))
+            .filter(|&t| !g.tensors[t].is_const() && self.last_use[t] >= at)
+            .collect();
+        live.sort_unstable();
+        live.dedup();
+        live
+    }
+
+    /// Per node: whether a run may start there, that is, no op before it fuses an activation at or after it
+    /// (in any plan).
+    pub fn can_start_at(&self) -> Vec<bool> {
+        let g = &*self.graph;
+        let consumers = g.consumers();
+        let mut ok = vec![true; g.nodes.len()];
+        for (j, n) in g.nodes.iter().enumerate() {
+            if let Some(&a) = consumers[n.output].first() {
+                if activation_clamp(&g.nodes[a].op).is_some() {
+                    ok[j + 1..=a].iter_mut().for_each(|v| *v = false);
+                }
+            }
+        }
+        ok
+    }
+
+    /// Per node, a hash of everything that decides its result given its inputs: the width it computes at,
+    /// the encodings it reads and writes, its weights' scales, what `run` fuses into it and which tensors it
+    /// keeps as codes; first, one for the graph inputs' encodings. Two plans whose signatures agree up to
+    /// node `i` compute the same values before `i`. None in FP32 (nothing to compare).
+    pub fn signatures(&self) -> Option<Vec<u64>> {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let p = self.plan.as_ref()?;
+        let g = &*self.graph;
+        let tensor = |h: &mut DefaultHasher, t: usize| {
+            p.encodings[t]
+                .map(|e| (e.bits, e.scale.to_bits(), e.offset))
+                .hash(h);
+            self.as_codes[t].hash(h);
+        };
+        let mut sigs = Vec::with_capacity(g.nodes.len() + 1);
+        let mut h = DefaultHasher::new();
+        g.inputs.iter().for_each(|&t| tensor(&mut h, t));
+        sigs.push(h.finish());
+        for i in 0..g.nodes.len() {
+            let mut h = DefaultHasher::new();
+            for j in std::iter::once(i).chain(self.fused_act[i]) {
+                let n = &g.nodes[j];
+                p.compute[j].hash(&mut h);
+                n.inputs.iter().for_each(|&t| tensor(&mut h, t));
+                tensor(&mut h, n.output);
+            }
+            (self.fused_act[i], self.act_reads_sum[i]).hash(&mut h);
+            if let Some(w) = &p.weights[i] {
+                (w.bits, w.axis).hash(&mut h);
+                w.scales.iter().for_each(|s| s.to_bits().hash(&mut h));
+            }
+            sigs.push(h.finish());
+        }
+        Some(sigs)
     }
 
     fn lock_buffers(&self) -> std::sync::MutexGuard<'_, Buffers> {
@@ -465,6 +594,14 @@ impl Reference {
             Err(m) => Err(node_err(n, m)),
         }
     }
+}
+
+/// Where a run starts, and what it keeps on its way: see [`Reference::run_from`].
+struct Resume<'a> {
+    from: usize,
+    given: &'a dyn Fn(usize) -> Option<Array>,
+    keep_at: &'a [usize],
+    keep: &'a mut dyn FnMut(usize, &Array),
 }
 
 /// A borrowed array (an activation or a constant).
