@@ -381,3 +381,12 @@ fn info_lists_inputs_and_outputs() {
         "{text}"
     );
 }
+
+/// `info` counts the parameters the model has: a grouped ConvTranspose's, stored block-diagonal, once (the
+/// fixture's ONNX initializers hold 318 values: a 2-group and a 6-group ConvTranspose, and one bias).
+#[test]
+fn info_counts_a_grouped_conv_transposes_parameters_as_the_model_has_them() {
+    let model = common::root().join("tests/fixtures/ops/conv_transpose_groups/model.onnx");
+    let j = common::amp(&["info", "--model", model.to_str().unwrap(), "--json"]);
+    assert_eq!(j["parameters"], 318, "{j}");
+}

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use amp_device::ir::Op;
 use anyhow::Result;
 
 use super::load_model;
@@ -17,11 +18,16 @@ pub(crate) fn info(a: InfoArgs) -> Result<()> {
     }
     let total: u64 = ops.values().map(|v| v.1).sum();
     let consts = g.tensors.iter().filter(|t| t.is_const()).count();
-    let params: usize = g
-        .tensors
-        .iter()
-        .filter(|t| t.is_const())
-        .map(|t| t.numel())
+    // a grouped ConvTranspose's weights are stored block-diagonal: the model has one group's share of them
+    let mut stored_per_param = vec![1; g.tensors.len()];
+    for n in &g.nodes {
+        if let Op::ConvTranspose(c) = &n.op {
+            stored_per_param[n.inputs[1]] = c.group.max(1);
+        }
+    }
+    let params: usize = (g.tensors.iter().enumerate())
+        .filter(|(_, t)| t.is_const())
+        .map(|(i, t)| t.numel() / stored_per_param[i])
         .sum();
     // float32 inputs (quantized on the way in) and integer ones (token ids, read as Gather indices, never
     // quantized; or masks, cast to float and quantized); float32 outputs
