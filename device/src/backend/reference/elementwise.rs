@@ -3,6 +3,8 @@
 //! vectorises.
 
 use super::buffers::Buffers;
+use super::ops::Out;
+use super::requant::{clamp, Epilogue};
 use super::ArrayRef;
 use crate::backend::Array;
 use crate::ir::broadcast as broadcast_shape;
@@ -20,18 +22,46 @@ fn bstrides(shape: &[usize], out: &[usize]) -> Vec<usize> {
     s
 }
 
-/// `f(a, b)` element by element, with numpy broadcasting.
+/// `f(a, b)` element by element, with numpy broadcasting, and the epilogue applied in the same loop where
+/// there is an output encoding to round to ([`Out::Done`]; else [`Out::Real`], for the executor): one pass
+/// over the output instead of two.
 pub(crate) fn binary(
     a: &ArrayRef,
     b: &ArrayRef,
     bufs: &mut Buffers,
+    epi: &Epilogue,
     f: impl Fn(f32, f32) -> f32 + Copy,
-) -> Result<Array, String> {
+) -> Result<Out, String> {
     let shape = broadcast_shape(a.shape, b.shape)?;
     let n: usize = shape.iter().product();
     let mut out = bufs.take(n);
-    broadcast(&mut out, &shape, a, b, f);
-    Ok(Array::new(shape, out))
+    let done = match (epi.quant.filter(|_| !epi.codes), epi.clamp) {
+        (None, _) => {
+            broadcast(&mut out, &shape, a, b, f);
+            false
+        }
+        (Some(e), None) => {
+            let q = e.fake_fn();
+            broadcast(&mut out, &shape, a, b, move |x, y| q(f(x, y)));
+            true
+        }
+        (Some(e), Some((lo, hi))) => {
+            let q = e.fake_fn();
+            broadcast(&mut out, &shape, a, b, move |x, y| {
+                q(clamp(f(x, y), lo, hi))
+            });
+            true
+        }
+    };
+    Ok(finished(Array::new(shape, out), done))
+}
+
+fn finished(y: Array, done: bool) -> Out {
+    if done {
+        Out::Done(y)
+    } else {
+        Out::Real(y)
+    }
 }
 
 /// `out = f(a, b)` with numpy broadcasting. The innermost dims over which each operand is either
@@ -101,12 +131,27 @@ fn broadcast(
     }
 }
 
-/// `f(x)` element by element.
-pub(crate) fn map(x: &ArrayRef, bufs: &mut Buffers, f: impl Fn(f32) -> f32) -> Array {
+/// `f(x)` element by element, with the epilogue applied in the same loop as [`binary`] does.
+pub(crate) fn map(x: &ArrayRef, bufs: &mut Buffers, epi: &Epilogue, f: impl Fn(f32) -> f32) -> Out {
     let mut out = bufs.take(x.data.len());
-    out.copy_from_slice(x.data);
-    out.iter_mut().for_each(|v| *v = f(*v));
-    Array::new(x.shape.to_vec(), out)
+    let pairs = out.iter_mut().zip(x.data);
+    let done = match (epi.quant.filter(|_| !epi.codes), epi.clamp) {
+        (None, _) => {
+            pairs.for_each(|(o, &v)| *o = f(v));
+            false
+        }
+        (Some(e), None) => {
+            let q = e.fake_fn();
+            pairs.for_each(|(o, &v)| *o = q(f(v)));
+            true
+        }
+        (Some(e), Some((lo, hi))) => {
+            let q = e.fake_fn();
+            pairs.for_each(|(o, &v)| *o = q(clamp(f(v), lo, hi)));
+            true
+        }
+    };
+    finished(Array::new(x.shape.to_vec(), out), done)
 }
 
 pub(crate) fn scale_shift(x: &ArrayRef, scale: &[f32], shift: &[f32]) -> Result<Array, String> {
@@ -150,6 +195,62 @@ pub(crate) fn softmax(x: &ArrayRef, axis: usize) -> Result<Array, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quant::Encoding;
+
+    fn real(o: Out) -> Array {
+        match o {
+            Out::Real(a) => a,
+            Out::Done(_) => panic!("an epilogue was applied without an encoding"),
+        }
+    }
+
+    /// Rounding in the loop that computes the result gives the bits the executor's separate pass gives, with
+    /// and without a fused clamp, for the binary and the one-input kernels.
+    #[test]
+    fn the_epilogue_in_the_loop_is_the_epilogue_after_it() {
+        let a: Vec<f32> = (0..96).map(|v| (v as f32 * 0.37).sin() * 3.0).collect();
+        let b: Vec<f32> = (0..4).map(|v| v as f32 * 0.61 - 1.0).collect();
+        let (ra, rb) = (
+            ArrayRef {
+                shape: &[2, 4, 12],
+                data: &a,
+            },
+            ArrayRef {
+                shape: &[4, 1],
+                data: &b,
+            },
+        );
+        for bits in [8, 16] {
+            let quant = Some(Encoding::from_min_max(-2.5, 4.0, bits));
+            for clamp in [None, Some((0.0, 6.0))] {
+                let epi = Epilogue {
+                    clamp,
+                    quant,
+                    codes: false,
+                };
+                let mut bufs = Buffers::default();
+                let after = |mut y: Array| {
+                    epi.apply(&mut y.data);
+                    y.data
+                };
+                let mul = |x: f32, y: f32| x * y;
+                let Ok(Out::Done(y)) = binary(&ra, &rb, &mut bufs, &epi, mul) else {
+                    panic!("binary left its epilogue to the executor");
+                };
+                let plain = binary(&ra, &rb, &mut bufs, &Epilogue::NONE, mul).map(real);
+                assert_eq!(
+                    y.data,
+                    after(plain.unwrap()),
+                    "binary, {bits} bits, {clamp:?}"
+                );
+                let Out::Done(y) = map(&ra, &mut bufs, &epi, f32::exp) else {
+                    panic!("map left its epilogue to the executor");
+                };
+                let plain = real(map(&ra, &mut bufs, &Epilogue::NONE, f32::exp));
+                assert_eq!(y.data, after(plain), "map, {bits} bits, {clamp:?}");
+            }
+        }
+    }
 
     #[test]
     fn binary_broadcasts_per_channel() {
@@ -165,8 +266,10 @@ mod tests {
                 data: &b,
             },
             &mut Buffers::default(),
+            &Epilogue::NONE,
             |x, y| x + y,
         )
+        .map(real)
         .unwrap();
         assert_eq!(y.data, vec![10.0, 11.0, 12.0, 13.0, 24.0, 25.0, 26.0, 27.0]);
     }
@@ -200,8 +303,10 @@ mod tests {
                     data: &b,
                 },
                 &mut Buffers::default(),
+                &Epilogue::NONE,
                 |x, y| x - y,
             )
+            .map(real)
             .unwrap();
             let rank = y.shape.len();
             let at = |s: &[usize], idx: &[usize]| {

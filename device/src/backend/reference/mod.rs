@@ -549,8 +549,11 @@ impl Reference {
         let c = self.compute_bits(act.unwrap_or(i));
         let epi = Epilogue {
             clamp: act.and_then(|a| activation_clamp(&self.graph.nodes[a].op)),
-            // the result at the width the node computes at (narrowed after the kernel where it differs)
-            quant: self.own_encoding(out).map(|e| e.at_bits(c)),
+            // the result at the width the node computes at (narrowed after the kernel where it differs);
+            // none node by node where the Relu/Clip after it reads its exact result
+            quant: (fuse || !self.act_reads_sum[i])
+                .then(|| self.own_encoding(out).map(|e| e.at_bits(c)))
+                .flatten(),
             codes: fuse && self.as_codes[out],
         };
         let mut ins: Vec<ArrayRef> = n

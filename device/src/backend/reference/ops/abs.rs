@@ -6,6 +6,6 @@ use crate::ir::Abs;
 
 impl Kernel for Abs {
     fn run(&self, cx: Cx) -> Result<Out, String> {
-        Ok(Out::Real(map(&cx.ins[0], cx.bufs, |v| v.abs())))
+        Ok(map(&cx.ins[0], cx.bufs, &cx.epi, |v| v.abs()))
     }
 }

@@ -8,7 +8,7 @@ use crate::ir::Clip;
 impl Kernel for Clip {
     fn run(&self, cx: Cx) -> Result<Out, String> {
         let (min, max) = (self.min, self.max);
-        Ok(Out::Real(map(&cx.ins[0], cx.bufs, |v| clamp(v, min, max))))
+        Ok(map(&cx.ins[0], cx.bufs, &cx.epi, |v| clamp(v, min, max)))
     }
 }
 

@@ -6,6 +6,6 @@ use crate::ir::Erf;
 
 impl Kernel for Erf {
     fn run(&self, cx: Cx) -> Result<Out, String> {
-        Ok(Out::Real(map(&cx.ins[0], cx.bufs, libm::erff)))
+        Ok(map(&cx.ins[0], cx.bufs, &cx.epi, libm::erff))
     }
 }

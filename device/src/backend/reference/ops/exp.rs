@@ -6,6 +6,6 @@ use crate::ir::Exp;
 
 impl Kernel for Exp {
     fn run(&self, cx: Cx) -> Result<Out, String> {
-        Ok(Out::Real(map(&cx.ins[0], cx.bufs, |v| v.exp())))
+        Ok(map(&cx.ins[0], cx.bufs, &cx.epi, |v| v.exp()))
     }
 }

@@ -8,14 +8,14 @@ impl Kernel for Gelu {
     fn run(&self, cx: Cx) -> Result<Out, String> {
         let y = if self.tanh {
             let k = (2.0 / std::f32::consts::PI).sqrt();
-            map(&cx.ins[0], cx.bufs, |v| {
+            map(&cx.ins[0], cx.bufs, &cx.epi, |v| {
                 0.5 * v * (1.0 + (k * (v + 0.044715 * v * v * v)).tanh())
             })
         } else {
-            map(&cx.ins[0], cx.bufs, |v| {
+            map(&cx.ins[0], cx.bufs, &cx.epi, |v| {
                 0.5 * v * (1.0 + libm::erff(v * std::f32::consts::FRAC_1_SQRT_2))
             })
         };
-        Ok(Out::Real(y))
+        Ok(y)
     }
 }

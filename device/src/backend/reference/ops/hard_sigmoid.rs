@@ -7,9 +7,9 @@ use crate::ir::HardSigmoid;
 impl Kernel for HardSigmoid {
     fn run(&self, cx: Cx) -> Result<Out, String> {
         let (alpha, beta) = (self.alpha, self.beta);
-        Ok(Out::Real(map(&cx.ins[0], cx.bufs, |v| {
+        Ok(map(&cx.ins[0], cx.bufs, &cx.epi, |v| {
             (alpha * v + beta).clamp(0.0, 1.0)
-        })))
+        }))
     }
 }
 

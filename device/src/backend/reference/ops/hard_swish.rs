@@ -6,9 +6,9 @@ use crate::ir::HardSwish;
 
 impl Kernel for HardSwish {
     fn run(&self, cx: Cx) -> Result<Out, String> {
-        Ok(Out::Real(map(&cx.ins[0], cx.bufs, |v| {
+        Ok(map(&cx.ins[0], cx.bufs, &cx.epi, |v| {
             v * (v / 6.0 + 0.5).clamp(0.0, 1.0)
-        })))
+        }))
     }
 }
 

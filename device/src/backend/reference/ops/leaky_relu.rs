@@ -7,12 +7,12 @@ use crate::ir::LeakyRelu;
 impl Kernel for LeakyRelu {
     fn run(&self, cx: Cx) -> Result<Out, String> {
         let alpha = self.alpha;
-        Ok(Out::Real(map(&cx.ins[0], cx.bufs, |v| {
+        Ok(map(&cx.ins[0], cx.bufs, &cx.epi, |v| {
             if v >= 0.0 {
                 v
             } else {
                 alpha * v
             }
-        })))
+        }))
     }
 }

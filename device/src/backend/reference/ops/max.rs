@@ -6,6 +6,6 @@ use crate::ir::Max;
 
 impl Kernel for Max {
     fn run(&self, cx: Cx) -> Result<Out, String> {
-        binary(&cx.ins[0], &cx.ins[1], cx.bufs, |a, b| a.max(b)).map(Out::Real)
+        binary(&cx.ins[0], &cx.ins[1], cx.bufs, &cx.epi, |a, b| a.max(b))
     }
 }

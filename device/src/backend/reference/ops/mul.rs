@@ -6,6 +6,6 @@ use crate::ir::Mul;
 
 impl Kernel for Mul {
     fn run(&self, cx: Cx) -> Result<Out, String> {
-        binary(&cx.ins[0], &cx.ins[1], cx.bufs, |a, b| a * b).map(Out::Real)
+        binary(&cx.ins[0], &cx.ins[1], cx.bufs, &cx.epi, |a, b| a * b)
     }
 }

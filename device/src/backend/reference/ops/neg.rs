@@ -6,6 +6,6 @@ use crate::ir::Neg;
 
 impl Kernel for Neg {
     fn run(&self, cx: Cx) -> Result<Out, String> {
-        Ok(Out::Real(map(&cx.ins[0], cx.bufs, |v| -v)))
+        Ok(map(&cx.ins[0], cx.bufs, &cx.epi, |v| -v))
     }
 }

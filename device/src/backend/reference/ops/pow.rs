@@ -8,10 +8,10 @@ impl Kernel for Pow {
     fn run(&self, cx: Cx) -> Result<Out, String> {
         let e = self.exponent;
         let y = match e {
-            2.0 => map(&cx.ins[0], cx.bufs, |v| v * v),
-            0.5 => map(&cx.ins[0], cx.bufs, |v| v.max(0.0).sqrt()),
-            _ => map(&cx.ins[0], cx.bufs, |v| v.powf(e)),
+            2.0 => map(&cx.ins[0], cx.bufs, &cx.epi, |v| v * v),
+            0.5 => map(&cx.ins[0], cx.bufs, &cx.epi, |v| v.max(0.0).sqrt()),
+            _ => map(&cx.ins[0], cx.bufs, &cx.epi, |v| v.powf(e)),
         };
-        Ok(Out::Real(y))
+        Ok(y)
     }
 }

@@ -7,8 +7,8 @@ use crate::ir::Relu;
 
 impl Kernel for Relu {
     fn run(&self, cx: Cx) -> Result<Out, String> {
-        Ok(Out::Real(map(&cx.ins[0], cx.bufs, |v| {
+        Ok(map(&cx.ins[0], cx.bufs, &cx.epi, |v| {
             clamp(v, 0.0, f32::INFINITY)
-        })))
+        }))
     }
 }

@@ -6,8 +6,8 @@ use crate::ir::Sigmoid;
 
 impl Kernel for Sigmoid {
     fn run(&self, cx: Cx) -> Result<Out, String> {
-        Ok(Out::Real(map(&cx.ins[0], cx.bufs, |v| {
+        Ok(map(&cx.ins[0], cx.bufs, &cx.epi, |v| {
             1.0 / (1.0 + (-v).exp())
-        })))
+        }))
     }
 }

@@ -6,6 +6,6 @@ use crate::ir::Sqrt;
 
 impl Kernel for Sqrt {
     fn run(&self, cx: Cx) -> Result<Out, String> {
-        Ok(Out::Real(map(&cx.ins[0], cx.bufs, |v| v.max(0.0).sqrt())))
+        Ok(map(&cx.ins[0], cx.bufs, &cx.epi, |v| v.max(0.0).sqrt()))
     }
 }

@@ -6,6 +6,6 @@ use crate::ir::Tanh;
 
 impl Kernel for Tanh {
     fn run(&self, cx: Cx) -> Result<Out, String> {
-        Ok(Out::Real(map(&cx.ins[0], cx.bufs, |v| v.tanh())))
+        Ok(map(&cx.ins[0], cx.bufs, &cx.epi, |v| v.tanh()))
     }
 }
