@@ -390,3 +390,43 @@ fn info_counts_a_grouped_conv_transposes_parameters_as_the_model_has_them() {
     let j = common::amp(&["info", "--model", model.to_str().unwrap(), "--json"]);
     assert_eq!(j["parameters"], 318, "{j}");
 }
+
+/// A model without MAC ops costs no bit-ops at any precision: the cheapest uniform candidate is then the
+/// one of fewest bits, not the most accurate one (which an ample allowed drop would otherwise keep).
+#[test]
+fn without_mac_ops_the_cheapest_candidate_is_the_narrowest() {
+    use ndarray::ArrayD;
+    use ndarray_npy::{NpzReader, NpzWriter};
+    let fixture = common::root().join("tests/fixtures/ops/layer_norm");
+    let mut npz =
+        NpzReader::new(std::fs::File::open(fixture.join("fixture.npz")).unwrap()).unwrap();
+    let calib: ArrayD<f32> = npz.by_name("calib").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data.npz");
+    let mut w = NpzWriter::new(std::fs::File::create(&data).unwrap());
+    w.add_array("inputs", &calib).unwrap();
+    w.finish().unwrap();
+    let (model, data) = (fixture.join("model.onnx"), data.display().to_string());
+    let results = dir.path().join("results").display().to_string();
+    let r = amp(&[
+        "tune",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        &data,
+        "--results",
+        &results,
+        "--metric",
+        "sqnr",
+        "--allowed-drop",
+        "50",
+        "--verify-on",
+        "none",
+        "--json",
+    ]);
+    let config = r["chosen"]["config"].as_array().expect("a chosen config");
+    assert!(
+        !config.is_empty() && config.iter().all(|c| c == "a8w8"),
+        "{r}"
+    );
+}

@@ -291,10 +291,11 @@ fn phase0<'a>(
         .fold(scores[0], |b, &s| if s.1 > b.1 { s } else { b })
         .0;
     let bitops = |c: Precision| groups.bit_ops(g, &vec![c; n]);
+    // the fewest bit-ops; where they tie (a model without MAC ops has none), the fewest bits; then the best
     let min_candidate = scores
         .iter()
-        .fold(None::<(Precision, f64, f64)>, |best, &(c, acc)| {
-            let b = bitops(c);
+        .fold(None::<(Precision, (f64, u8), f64)>, |best, &(c, acc)| {
+            let b = (bitops(c), c.act + c.weight);
             match best {
                 Some((_, bb, ba)) if bb < b || (bb == b && ba >= acc) => best,
                 _ => Some((c, b, acc)),
