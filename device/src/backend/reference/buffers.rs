@@ -7,44 +7,72 @@
 #[derive(Debug, Default)]
 pub(crate) struct Buffers {
     free: Vec<Vec<f32>>,
+    /// f64 accumulators (of the convs that sum in f64), reused the same way.
+    free64: Vec<Vec<f64>>,
 }
 
 /// How many free buffers are kept; beyond that the smallest are dropped.
 const KEEP: usize = 32;
 
+/// A buffer of `len` elements from `free` (the smallest that holds them) or a new one; contents unspecified.
+fn take_from<T: Copy + Default>(free: &mut Vec<Vec<T>>, len: usize) -> Vec<T> {
+    let best = (free.iter().enumerate())
+        .filter(|(_, v)| v.capacity() >= len)
+        .min_by_key(|(_, v)| v.capacity())
+        .map(|(i, _)| i);
+    match best {
+        Some(i) => {
+            let mut v = free.swap_remove(i);
+            // within capacity: no reallocation, and only a tail that was never written is zeroed
+            v.resize(len, T::default());
+            v.truncate(len);
+            v
+        }
+        None => vec![T::default(); len],
+    }
+}
+
+/// Puts `v` back into `free`, dropping the smallest buffer beyond [`KEEP`].
+fn put_back<T>(free: &mut Vec<Vec<T>>, v: Vec<T>) {
+    if v.capacity() == 0 {
+        return;
+    }
+    free.push(v);
+    if free.len() > KEEP {
+        let smallest = (0..free.len())
+            .min_by_key(|&i| free[i].capacity())
+            .expect("not empty");
+        free.swap_remove(smallest);
+    }
+}
+
 impl Buffers {
     /// A buffer of `len` elements whose contents are unspecified (the caller overwrites them all).
     pub fn take(&mut self, len: usize) -> Vec<f32> {
-        let best = self
-            .free
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| v.capacity() >= len)
-            .min_by_key(|(_, v)| v.capacity())
-            .map(|(i, _)| i);
-        match best {
-            Some(i) => {
-                let mut v = self.free.swap_remove(i);
-                // within capacity: no reallocation, and only a tail that was never written is zeroed
-                v.resize(len, 0.0);
-                v.truncate(len);
-                v
-            }
-            None => vec![0.0; len],
-        }
+        take_from(&mut self.free, len)
     }
 
     /// Returns a buffer for reuse.
     pub fn give(&mut self, v: Vec<f32>) {
-        if v.capacity() == 0 {
-            return;
-        }
-        self.free.push(v);
-        if self.free.len() > KEEP {
-            let smallest = (0..self.free.len())
-                .min_by_key(|&i| self.free[i].capacity())
-                .expect("not empty");
-            self.free.swap_remove(smallest);
+        put_back(&mut self.free, v);
+    }
+
+    /// [`Buffers::take`] for f64.
+    pub fn take64(&mut self, len: usize) -> Vec<f64> {
+        take_from(&mut self.free64, len)
+    }
+
+    /// [`Buffers::give`] for f64.
+    pub fn give64(&mut self, v: Vec<f64>) {
+        put_back(&mut self.free64, v);
+    }
+
+    /// Free buffers full of NaN: a kernel that reads what it was to overwrite gives NaN.
+    #[cfg(test)]
+    pub fn poisoned(len: usize) -> Buffers {
+        Buffers {
+            free: vec![vec![f32::NAN; len]],
+            free64: vec![vec![f64::NAN; len]],
         }
     }
 }

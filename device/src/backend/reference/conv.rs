@@ -486,7 +486,8 @@ pub(crate) fn conv_quant(
         }
         Some(w64) => {
             let src = Source::<f64>::codes(x.data, inv_scale);
-            let mut acc = vec![0f64; out.len()];
+            // every path writes each sum before reading it: the buffer need not be zeroed
+            let mut acc = bufs.take64(out.len());
             let fw = flat.map(|f| &f.w64[..]).filter(|f| !f.is_empty());
             conv_acc(&g, &src, w64, fw, &mut acc, |b, ab| {
                 let ob = &mut out[b * per..][..per];
@@ -494,6 +495,7 @@ pub(crate) fn conv_quant(
                     rq.row(q, epi, c, a, o);
                 }
             });
+            bufs.give64(acc);
         }
     }
     Ok(Array::new(g.shape(), out))
@@ -822,7 +824,8 @@ pub(crate) mod tests {
         }
     }
 
-    /// `conv_quant` of `x` (shape `xs`), fresh buffers, no flat depthwise weights.
+    /// `conv_quant` of `x` (shape `xs`), on free buffers full of NaN (so every sum must be written before it
+    /// is read), no flat depthwise weights.
     fn quant_conv(
         c: &Conv,
         xs: &[usize],
@@ -833,7 +836,17 @@ pub(crate) mod tests {
         epi: &Epilogue,
     ) -> Array {
         let x = ArrayRef { shape: xs, data: x };
-        conv_quant(c, &x, ws, q, e_in, epi, &mut Buffers::default(), None).unwrap()
+        conv_quant(
+            c,
+            &x,
+            ws,
+            q,
+            e_in,
+            epi,
+            &mut Buffers::poisoned(1 << 16),
+            None,
+        )
+        .unwrap()
     }
 
     /// Integers in `[lo, hi]`, both ends included, from a fixed seed.
