@@ -20,6 +20,8 @@ pub struct Prefixes {
     budget: usize,
     bases: Vec<Base>,
     clock: u64,
+    /// Per sample count: the work before each node and the checkpoints, the same for every plan of the model.
+    layouts: HashMap<usize, Layout>,
     /// Estimated work (MACs, or elements for ops without MACs) of the batches run since the last clear, and
     /// the part of it that resuming skipped.
     pub work: Work,
@@ -30,6 +32,12 @@ pub struct Prefixes {
 pub struct Work {
     pub total: f64,
     pub skipped: f64,
+}
+
+/// Where runs of a sample count keep activations: [`work_before`] and [`checkpoints`].
+struct Layout {
+    done: Vec<f64>,
+    checkpoints: Vec<usize>,
 }
 
 /// One run's kept activations.
@@ -56,6 +64,7 @@ impl Prefixes {
             budget,
             bases: Vec::new(),
             clock: 0,
+            layouts: HashMap::new(),
             work: Work::default(),
         }
     }
@@ -72,6 +81,7 @@ impl Prefixes {
     /// Forgets every kept run (the model or the data changed).
     pub fn clear(&mut self) {
         self.bases.clear();
+        self.layouts.clear();
         self.work = Work::default();
     }
 
@@ -93,8 +103,13 @@ impl Prefixes {
             return model.run_batched(x, batch, |_| {});
         };
         let (n, batch) = (x.batch(), batch.max(1));
-        let done = work_before(r);
-        let checkpoints = checkpoints(r, &done, n, self.budget / 2);
+        let half = self.budget / 2;
+        let Layout { done, checkpoints } = self.layouts.entry(n).or_insert_with(|| {
+            let done = work_before(r);
+            let checkpoints = checkpoints(r, &done, n, half);
+            Layout { done, checkpoints }
+        });
+        let (done, checkpoints) = (done.clone(), checkpoints.clone());
         // the kept run that hands over latest
         let handover = |b: &Base| {
             let d = first_difference(&b.sigs, &sigs);
@@ -118,7 +133,7 @@ impl Prefixes {
             Some((k, c))
         });
         let mut base = Base {
-            sigs: sigs.clone(),
+            sigs,
             batch,
             checkpoints: checkpoints.clone(),
             kept: HashMap::new(),
