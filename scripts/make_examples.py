@@ -60,7 +60,9 @@ FUSABLE_ACTIVATIONS = {"Relu", "Clip"}
 # reference): their own encoding is kept but the activation reads the unrounded value.
 ACT_READS_EXACT = {"Add", "Sub", "Mul", "Div"}
 # Element-wise ops whose constant operands are quantized over their own range (Encoding::for_operand).
-CONST_OPERANDS = {"Add", "Sub", "Mul", "Div", "Min", "Max", "Concat", "Gather"}
+CONST_OPERANDS = {"Add", "Sub", "Mul", "Div", "Min", "Max", "Concat", "Gather", "Equal", "Where"}
+# Ops whose output is boolean: exact, never quantized (OpDef::logical); a Cast to bool is one too.
+LOGICAL = {"Equal", "Not"}
 FIXED_UNIT_RANGE = {"Sigmoid", "HardSigmoid", "Softmax"}
 # HTP's largest positive 16-bit weight code (W16_MAX_CODE in device/src/quant.rs)
 W16_MAX_CODE = 32639
@@ -485,6 +487,8 @@ def qdq_model(folded, stats, a_bits, w_bits):
         if p is None:
             return True  # graph input
         if p.op_type in PASSTHROUGH or t in linear_bias:
+            return False
+        if p.op_type in LOGICAL or (p.op_type == "Cast" and p.attribute[0].i == TensorProto.BOOL):
             return False
         cs = consumers.get(t, [])
         if (p.op_type in FUSABLE_PRODUCERS | ACT_READS_EXACT and t not in graph_outputs and len(cs) == 1

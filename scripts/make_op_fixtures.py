@@ -256,6 +256,29 @@ def cases():
     ], {"axis1": np.array([1], np.int64), "one": np.array(1.0, np.float32),
         "masked": np.array(-30.0, np.float32)},
         None, "y", [2, 8], inputs={"x": [2, 8], "mask": ([8], TensorProto.INT64)})
+    # a transformers export's attention mask as `masked_fill` writes it: the inverted mask cast to bool
+    # selects the fill value (here a finite one) where a key is padding, 0 elsewhere
+    out["attention_mask_where"] = model("attention_mask_where", [
+        helper.make_node("Unsqueeze", ["mask", "axis1"], ["m1"], name="mask/unsqueeze"),
+        helper.make_node("Cast", ["m1"], ["mf"], name="mask/cast", to=TensorProto.FLOAT),
+        helper.make_node("Sub", ["one", "mf"], ["pad"], name="mask/invert"),
+        helper.make_node("Cast", ["pad"], ["padb"], name="mask/bool", to=TensorProto.BOOL),
+        helper.make_node("Where", ["padb", "fill", "pad"], ["bias"], name="mask/fill"),
+        helper.make_node("Add", ["x", "bias"], ["s"], name="masked"),
+        helper.make_node("Softmax", ["s"], ["y"], name="probs", axis=-1),
+    ], {"axis1": np.array([1], np.int64), "one": np.array(1.0, np.float32),
+        "fill": np.array(-30.0, np.float32)},
+        None, "y", [2, 8], inputs={"x": [2, 8], "mask": ([8], TensorProto.INT64)})
+    # booleans from a float activation: where a Relu is zero (Equal), its negation (Not) selects the Relu or
+    # a constant (Where), and the same booleans as 0 and 1 (Cast to float) are added
+    out["equal_not_where"] = model("equal_not_where", [
+        helper.make_node("Relu", ["x"], ["r"], name="relu"),
+        helper.make_node("Equal", ["r", "zero"], ["z"], name="is_zero"),
+        helper.make_node("Not", ["z"], ["nz"], name="not_zero"),
+        helper.make_node("Where", ["nz", "r", "low"], ["w"], name="select"),
+        helper.make_node("Cast", ["nz"], ["f"], name="as_float", to=TensorProto.FLOAT),
+        helper.make_node("Add", ["w", "f"], ["y"], name="add"),
+    ], {"zero": np.array(0.0, np.float32), "low": np.array(-0.5, np.float32)}, [4, 6, 6], "y", [4, 6, 6])
     return out
 
 

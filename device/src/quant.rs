@@ -387,7 +387,8 @@ pub enum Role {
     Fused,
     /// Constant data (weights, biases, other constants).
     Const,
-    /// Integers a model input holds (token ids): exact, never quantized, read only as Gather indices.
+    /// Integers a model input holds (token ids), read only as Gather indices, or booleans an op computes
+    /// ([`crate::ir::OpDef::logical`]), read only as conditions: exact, never quantized.
     Int,
 }
 
@@ -405,7 +406,9 @@ pub fn roles(g: &Graph) -> Vec<Role> {
     for n in &g.nodes {
         let t = n.output;
         let def = n.op.def();
-        if def.passthrough() {
+        if def.logical() {
+            roles[t] = Role::Int;
+        } else if def.passthrough() {
             let src = n.inputs[0];
             roles[t] = match roles[src] {
                 Role::Alias(s) => Role::Alias(s),

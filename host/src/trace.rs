@@ -94,9 +94,10 @@ pub fn trace(
     sim.run_observed(x, |t, a| {
         reference[t] = Some(a.clone());
     })?;
-    // the graph inputs are quantized alike on both sides
+    // the graph inputs are quantized alike on both sides; booleans (not read back from QNN) are the
+    // reference's, so a departure in one shows at the op reading it
     let feed = |t: usize| {
-        if graph.inputs.contains(&t) {
+        if graph.inputs.contains(&t) || plan.roles[t] == Role::Int {
             reference[t].clone()
         } else {
             device[t].clone()

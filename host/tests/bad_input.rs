@@ -301,8 +301,8 @@ fn integer_inputs_and_gathers_amp_does_not_take_name_the_node() {
 
 /// An integer input cast to float (an attention mask) is taken only when a Cast to float is its only use, past
 /// reshapes: read also by another op, or cast to bool, the first reader is named and the message says what
-/// amp takes; a Cast of an activation to anything but float names the type; float data for the mask, which
-/// the model declares int64, says so.
+/// amp takes; a Cast of an activation to anything but float or bool names the type; a boolean graph output
+/// is named; float data for the mask, which the model declares int64, says so.
 #[test]
 fn masks_and_casts_amp_does_not_take_name_the_node() {
     let dir = tempfile::tempdir().unwrap();
@@ -318,17 +318,23 @@ fn masks_and_casts_amp_does_not_take_name_the_node() {
         (|nodes| nodes[1].attribute[0].i = Some(9), unsqueeze),
     ];
     expect_edits_refused(&base, dir.path(), &cases);
-    let to_bool = proto::AttributeProto {
+    let to = |code: i64| proto::AttributeProto {
         name: Some("to".into()),
-        i: Some(9),
+        i: Some(code),
         r#type: Some(2),
         ..Default::default()
     };
-    let path = dir.path().join("to_bool.onnx");
-    std::fs::write(&path, node_model("Cast", 13, vec![to_bool], &["y"])).unwrap();
+    let path = dir.path().join("to_int.onnx");
+    std::fs::write(&path, node_model("Cast", 13, vec![to(6)], &["y"])).unwrap();
     expect_failure(
         amp(&["info", "--model", path.to_str().unwrap()], dir.path()),
-        &["Cast \"the_node\"", "casts an activation to bool"],
+        &["Cast \"the_node\"", "casts an activation to int32"],
+    );
+    let path = dir.path().join("to_bool.onnx");
+    std::fs::write(&path, node_model("Cast", 13, vec![to(9)], &["y"])).unwrap();
+    expect_failure(
+        amp(&["info", "--model", path.to_str().unwrap()], dir.path()),
+        &["output \"y\" holds booleans"],
     );
     let floats = dir.path().join("floats.npz");
     let mut w = NpzWriter::new(std::fs::File::create(&floats).unwrap());
@@ -341,6 +347,29 @@ fn masks_and_casts_amp_does_not_take_name_the_node() {
         eval(&fixture.join("model.onnx"), &floats, dir.path()),
         &["`mask` holds float32 but the model's input \"mask\" takes integers"],
     );
+}
+
+/// Booleans are read only as Where's condition, by Not or through a Cast, and a Where's condition is a
+/// boolean: a float condition and a boolean read by arithmetic each name the node and what amp takes.
+#[test]
+fn booleans_where_amp_does_not_take_them_name_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = root().join("tests/fixtures/ops/attention_mask_where");
+    let base = std::fs::read(fixture.join("model.onnx")).unwrap();
+    let cases: [(Edit, &[&str]); 2] = [
+        (
+            |nodes| nodes[4].input[0] = "pad".into(),
+            &[
+                "Where \"mask/fill\"",
+                "\"pad\" as its condition, which holds floats",
+            ],
+        ),
+        (
+            |nodes| nodes[5].input[1] = "padb".into(),
+            &["Add \"masked\"", "reads the boolean tensor \"padb\""],
+        ),
+    ];
+    expect_edits_refused(&base, dir.path(), &cases);
 }
 
 #[test]

@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 
-use amp_device::ir::{CoordMode, Graph, NearestMode, Node, Op, ReduceOp, ResizeMode};
+use amp_device::ir::{CastTo, CoordMode, Graph, NearestMode, Node, Op, ReduceOp, ResizeMode};
 use amp_device::quant::{quantize_bias, Encoding, QuantPlan, Role, WeightQuant};
 use anyhow::{bail, Result};
 use prost::Message;
@@ -280,7 +280,13 @@ impl Writer<'_> {
         };
         let ty = match op {
             "QuantizeLinear" => (of(&inputs[2]).0, of(&inputs[0]).1),
-            "DequantizeLinear" | "Cast" => (DataType::Float, of(&inputs[0]).1),
+            "DequantizeLinear" => (DataType::Float, of(&inputs[0]).1),
+            "Cast" => {
+                let to = attrs.first().and_then(|a| a.i).unwrap_or(1) as i32;
+                let to = DataType::try_from(to).unwrap_or(DataType::Float);
+                (to, of(&inputs[0]).1)
+            }
+            "Equal" | "Not" => (DataType::Bool, self.dims.clone()),
             _ => (DataType::Float, self.dims.clone()),
         };
         self.values.push(value_info(output, ty.0, &ty.1));
@@ -782,6 +788,16 @@ impl Writer<'_> {
                 );
                 Ok(())
             }
+            Op::Equal(_) => simple(self, "Equal", vec![]),
+            Op::Not(_) => simple(self, "Not", vec![]),
+            Op::Cast(c) => {
+                let to = match c.to {
+                    CastTo::Bool => DataType::Bool,
+                    CastTo::Float => DataType::Float,
+                };
+                simple(self, "Cast", vec![attr_i("to", to as i64)])
+            }
+            Op::Where(_) => simple(self, "Where", vec![]),
             Op::Neg(_) => simple(self, "Neg", vec![]),
             Op::Abs(_) => simple(self, "Abs", vec![]),
             Op::Sqrt(_) => simple(self, "Sqrt", vec![]),

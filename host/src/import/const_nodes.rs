@@ -56,6 +56,7 @@ pub(crate) fn fold_const(imp: &Importer, cx: &Ctx) -> Result<Option<ConstTensor>
             let x = req(0)?;
             match cx.int("to", 1) {
                 1 | 10 | 11 => ConstTensor::f32(x.shape.clone(), x.to_f32()),
+                9 => x.truth(|v| v != 0.0),
                 _ => ConstTensor::i64(x.shape.clone(), x.to_i64()),
             }
         }
@@ -143,6 +144,12 @@ pub(crate) fn fold_const(imp: &Importer, cx: &Ctx) -> Result<Option<ConstTensor>
         "Max" if cx.node.input.len() == 2 => req(0)?.binary(&req(1)?, f64::max).map_err(e)?,
         "Sub" => req(0)?.binary(&req(1)?, |a, b| a - b).map_err(e)?,
         "Mul" => req(0)?.binary(&req(1)?, |a, b| a * b).map_err(e)?,
+        "Equal" => {
+            let eq = req(0)?.binary(&req(1)?, |a, b| f64::from(u8::from(a == b)));
+            eq.map_err(e)?.truth(|v| v != 0.0)
+        }
+        "Not" => req(0)?.truth(|v| v == 0.0),
+        "Where" => req(0)?.select(&req(1)?, &req(2)?).map_err(e)?,
         "Div" => {
             let (a, b) = (req(0)?, req(1)?);
             let int = !a.is_float() && !b.is_float();

@@ -198,6 +198,38 @@ impl ConstTensor {
         })
     }
 
+    /// Booleans (1 or 0, as integers): whether `f` holds for each value.
+    pub fn truth(&self, f: impl Fn(f64) -> bool) -> ConstTensor {
+        let v = self.to_f64().into_iter().map(|x| i64::from(f(x))).collect();
+        ConstTensor::i64(self.shape.clone(), v)
+    }
+
+    /// ONNX Where with `self` the condition: `a` where it is not zero, else `b`, with numpy broadcasting; the
+    /// result is float if either value is.
+    pub fn select(&self, a: &ConstTensor, b: &ConstTensor) -> Result<ConstTensor, String> {
+        let shape = amp_device::ir::broadcast(
+            &self.shape,
+            &amp_device::ir::broadcast(&a.shape, &b.shape)?,
+        )?;
+        let n: usize = shape.iter().product();
+        let (c, av, bv) = (self.to_f64(), a.to_f64(), b.to_f64());
+        let idx = |s: &[usize], i: usize| amp_device::ir::broadcast_offset(&shape, s, i);
+        let v: Vec<f64> = (0..n)
+            .map(|i| {
+                if c[idx(&self.shape, i)] != 0.0 {
+                    av[idx(&a.shape, i)]
+                } else {
+                    bv[idx(&b.shape, i)]
+                }
+            })
+            .collect();
+        Ok(if a.is_float() || b.is_float() {
+            ConstTensor::f32(shape, v.into_iter().map(|x| x as f32).collect())
+        } else {
+            ConstTensor::i64(shape, v.into_iter().map(|x| x as i64).collect())
+        })
+    }
+
     fn to_f64(&self) -> Vec<f64> {
         match &self.data {
             ConstData::F32(v) => v.iter().map(|&x| x as f64).collect(),
@@ -298,6 +330,30 @@ mod tests {
         assert_eq!(
             (r.shape.clone(), r.to_i64()),
             (vec![3, 2], vec![1, 4, 2, 5, 3, 6])
+        );
+    }
+
+    /// The shape arithmetic exporters write for a Reshape target (`Where(Equal(shape, -1), 1, shape)`) folds:
+    /// booleans as integers 0 and 1, the selection broadcast, the result integer unless a value is float.
+    #[test]
+    fn equal_and_where_of_constants_fold() {
+        let shape = ConstTensor::i64(vec![3], vec![2, -1, 4]);
+        let eq = shape
+            .binary(&ConstTensor::i64(vec![], vec![-1]), |a, b| {
+                f64::from(u8::from(a == b))
+            })
+            .unwrap()
+            .truth(|v| v != 0.0);
+        assert_eq!(eq, ConstTensor::i64(vec![3], vec![0, 1, 0]));
+        let ones = ConstTensor::i64(vec![1], vec![1]);
+        assert_eq!(
+            eq.select(&ones, &shape).unwrap(),
+            ConstTensor::i64(vec![3], vec![2, 1, 4])
+        );
+        let half = ConstTensor::f32(vec![], vec![0.5]);
+        assert_eq!(
+            eq.truth(|v| v == 0.0).select(&half, &shape).unwrap(),
+            ConstTensor::f32(vec![3], vec![0.5, -1.0, 0.5])
         );
     }
 

@@ -68,6 +68,8 @@ pub enum ImportError {
     NoOutputs,
     #[error("output \"{0}\" is a constant; amp needs outputs computed from the input")]
     ConstOutput(String),
+    #[error("output \"{0}\" holds booleans; amp returns float outputs (cast it to float32 in the model)")]
+    BoolOutput(String),
     #[error("tensor \"{0}\" is used but never produced")]
     Undefined(String),
     #[error(transparent)]
@@ -91,6 +93,16 @@ pub(crate) struct Importer {
 }
 
 impl Importer {
+    /// Whether activation `t` holds booleans (an op with a logical output wrote it).
+    pub fn is_bool(&self, t: TensorId) -> bool {
+        self.g
+            .nodes
+            .iter()
+            .rev()
+            .find(|n| n.output == t)
+            .is_some_and(|n| n.op.def().logical())
+    }
+
     /// The value named `name` (empty names are absent optional inputs).
     pub fn val(&self, name: &str) -> Result<&Val, ImportError> {
         self.vals
@@ -195,6 +207,7 @@ pub fn import_bytes(bytes: &[u8], opts: &ImportOptions) -> Result<Graph, ImportE
     for out in &graph.output {
         let name = out.name.clone().unwrap_or_default();
         match imp.val(&name)? {
+            Val::Dyn(t) if imp.is_bool(*t) => return Err(ImportError::BoolOutput(name)),
             Val::Dyn(t) => {
                 let t = *t;
                 imp.g.outputs.push(t);

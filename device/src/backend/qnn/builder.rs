@@ -27,7 +27,8 @@ pub(super) struct Builder<'a> {
     vals: HashMap<(TensorId, u8), (TensorRef, Encoding)>,
     /// The width each IR tensor is kept at, once computed.
     kept: HashMap<TensorId, u8>,
-    /// The INT_32 graph input of each integer model input.
+    /// The INT_32 graph input of each integer model input, and the BOOL_8 tensor of each boolean an op
+    /// writes.
     pub ints: HashMap<TensorId, TensorRef>,
     count: usize,
     converts: usize,
@@ -347,9 +348,13 @@ impl QnnModel {
             inputs.push((in_ref, Some(in_e), g.tensors[in_t].shape.clone()));
         }
         for (i, n) in g.nodes.iter().enumerate() {
-            let out_e = b
-                .encoding(n.output)
-                .ok_or_else(|| unsupported(n, "its output has no encoding"))?;
+            let out_e = match plan.roles[n.output] {
+                Role::Int => None,
+                _ => Some(
+                    b.encoding(n.output)
+                        .ok_or_else(|| unsupported(n, "its output has no encoding"))?,
+                ),
+            };
             lowering(&n.op).lower(&mut NodeCx::new(&mut b, i, n, out_e))?;
         }
         let outputs = g

@@ -33,12 +33,14 @@ macro_rules! binary_op {
 mod abs;
 mod add;
 mod average_pool;
+mod cast;
 mod clip;
 mod concat;
 mod conv;
 mod conv_transpose;
 mod depth_space;
 mod div;
+mod equal;
 mod erf;
 mod exp;
 mod gather;
@@ -55,6 +57,7 @@ mod max_pool;
 mod min;
 mod mul;
 mod neg;
+mod not;
 mod pad;
 mod pool;
 mod pow;
@@ -63,6 +66,7 @@ mod relu;
 mod reshape;
 mod resize;
 mod scale_shift;
+mod select;
 mod sigmoid;
 mod slice;
 mod softmax;
@@ -72,6 +76,7 @@ mod tanh;
 mod tile;
 mod transpose;
 
+pub use cast::CastTo;
 pub use pool::Pool;
 pub use reduce::ReduceOp;
 pub use resize::{CoordMode, NearestMode, ResizeMode};
@@ -152,6 +157,12 @@ pub trait OpDef {
     /// table, whose every entry stays representable.
     fn const_range(&self) -> Option<usize> {
         None
+    }
+
+    /// The output holds booleans (0 or 1): exact, never quantized, read only as Where's condition, by Not or
+    /// through a Cast to float (QNN's BOOL_8).
+    fn logical(&self) -> bool {
+        false
     }
 
     /// How constant input `k` is stored when the op's output has `bits` (a MAC op's weights and bias by their
@@ -257,6 +268,10 @@ ops! {
     DepthSpace(depth_space),
     Tile(tile),
     Gather(gather),
+    Equal(equal),
+    Not(not),
+    Cast(cast),
+    Where(select),
 }
 
 impl Op {

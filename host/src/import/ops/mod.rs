@@ -21,6 +21,7 @@ mod conv;
 mod conv_transpose;
 mod depth_space;
 mod div;
+mod equal;
 mod erf;
 mod exp;
 mod gather;
@@ -38,6 +39,7 @@ mod max_pool;
 mod min;
 mod mul;
 mod neg;
+mod not;
 mod pad;
 mod pow;
 mod reduce;
@@ -45,6 +47,7 @@ mod relu;
 mod reshape;
 mod resize;
 mod scale_shift;
+mod select;
 mod sigmoid;
 mod slice;
 mod softmax;
@@ -83,7 +86,7 @@ pub const REGISTRY: &[Entry] = &[
     entry("Add", add::import, &[K::Add]),
     entry("AveragePool", average_pool::import, &[K::AveragePool]),
     entry("BatchNormalization", scale_shift::import, &[K::ScaleShift]),
-    entry("Cast", cast::import, &[]),
+    entry("Cast", cast::import, &[K::Cast]),
     entry("Clip", clip::import, &[K::Clip]),
     entry("Concat", concat::import, &[K::Concat]),
     entry("Constant", computed_at_import::import, &[]),
@@ -93,6 +96,7 @@ pub const REGISTRY: &[Entry] = &[
     entry("DepthToSpace", depth_space::import, &[K::DepthSpace]),
     entry("Div", div::import, &[K::Div]),
     entry("Dropout", identity::import, &[]),
+    entry("Equal", equal::import, &[K::Equal]),
     entry("Erf", erf::import, &[K::Erf]),
     entry("Exp", exp::import, &[K::Exp]),
     entry("Expand", tile::import, &[K::Tile]),
@@ -116,6 +120,7 @@ pub const REGISTRY: &[Entry] = &[
     entry("Min", min::import, &[K::Min]),
     entry("Mul", mul::import, &[K::Mul]),
     entry("Neg", neg::import, &[K::Neg]),
+    entry("Not", not::import, &[K::Not]),
     entry("Pad", pad::import, &[K::Pad]),
     entry("Pow", pow::import, &[K::Pow]),
     entry("Reciprocal", div::import_reciprocal, &[K::Div]),
@@ -140,6 +145,7 @@ pub const REGISTRY: &[Entry] = &[
     entry("Transpose", transpose::import, &[K::Transpose]),
     entry("Unsqueeze", reshape::import_squeeze, &[K::Reshape]),
     entry("Upsample", resize::import, &[K::Resize]),
+    entry("Where", select::import, &[K::Where]),
 ];
 
 /// The ONNX op types the importer handles, for messages.
@@ -185,6 +191,17 @@ pub(crate) fn convert(imp: &mut Importer, node: &NodeProto) -> Result<(), Import
             if imp.g.integer.contains(t) && !allowed {
                 return Err(cx.err(format!(
                     "reads the integer input \"{i}\"; amp reads integer inputs only as Gather indices (an embedding lookup) or, when that is their only use, through a Cast to float32 (an attention mask)"
+                )));
+            }
+        }
+    }
+    // a boolean is read only as Where's condition, by Not or through a Cast
+    for (k, i) in node.input.iter().enumerate() {
+        if let Some(Val::Dyn(t)) = imp.vals.get(i) {
+            let reads_bool = k == 0 && matches!(op_type.as_str(), "Where" | "Not" | "Cast");
+            if imp.is_bool(*t) && !reads_bool {
+                return Err(cx.err(format!(
+                    "reads the boolean tensor \"{i}\"; amp reads booleans only as Where's condition, by Not or through a Cast"
                 )));
             }
         }

@@ -21,7 +21,7 @@ impl Lower for Concat {
             self.axis
         };
         let mut ins = cx.inputs()?;
-        let out = cx.out_e.at_bits(cx.width());
+        let out = cx.out_e()?.at_bits(cx.width());
         for (k, &t) in cx.n.inputs.iter().enumerate() {
             let tensor = &cx.b.g.tensors[t];
             if tensor.is_const() {

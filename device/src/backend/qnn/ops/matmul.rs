@@ -43,7 +43,8 @@ impl Lower for MatMul {
         let dims = nchw(qdims(cx.out_shape(), batch));
         let out_name = cx.b.g.tensors[n.output].name.clone();
         let name = cx.b.fresh(&format!("{out_name}_nchw"));
-        let product = cx.b.native(&name, &dims, cx.out_e.at_bits(bits), false)?;
+        let product =
+            cx.b.native(&name, &dims, cx.out_e()?.at_bits(bits), false)?;
         let node = cx.b.fresh(&format!("{}_nchw", n.name));
         cx.b.q.node(&node, "MatMul", &params, &ins, &[product])?;
         let p = [ParamSpec::U32Tensor("perm", vec![4], TO_NHWC.to_vec())];

@@ -4,7 +4,7 @@
 //! Adding an op: a file here, its `mod` line and one entry in its registration list (a missing entry does
 //! not compile: the dispatch matches every op).
 
-use qnn_sys::{ParamSpec, TensorRef};
+use qnn_sys::{ParamSpec, Quant, TensorRef, TensorSpec, DATATYPE_BOOL_8};
 
 use super::builder::{Builder, WeightLayout};
 use super::{qdims, unsupported, QnnBackendError, Result};
@@ -14,12 +14,14 @@ use crate::quant::{Encoding, Role};
 mod abs;
 mod add;
 mod average_pool;
+mod cast;
 mod clip;
 mod concat;
 mod conv;
 mod conv_transpose;
 mod depth_space;
 mod div;
+mod equal;
 mod erf;
 mod exp;
 mod gather;
@@ -36,6 +38,7 @@ mod max_pool;
 mod min;
 mod mul;
 mod neg;
+mod not;
 mod pad;
 mod pow;
 mod reduce;
@@ -43,6 +46,7 @@ mod relu;
 mod reshape;
 mod resize;
 mod scale_shift;
+mod select;
 mod sigmoid;
 mod slice;
 mod softmax;
@@ -68,13 +72,45 @@ pub(super) struct NodeCx<'c, 'a> {
     /// The node's index.
     pub i: usize,
     pub n: &'a Node,
-    /// The output's encoding (for a MAC op QNN folds a Relu/Clip into: the activation's).
-    pub out_e: Encoding,
+    /// The output's encoding (for a MAC op QNN folds a Relu/Clip into: the activation's); None for a boolean
+    /// output.
+    out_e: Option<Encoding>,
 }
 
 impl<'c, 'a> NodeCx<'c, 'a> {
-    pub fn new(b: &'c mut Builder<'a>, i: usize, n: &'a Node, out_e: Encoding) -> Self {
+    pub fn new(b: &'c mut Builder<'a>, i: usize, n: &'a Node, out_e: Option<Encoding>) -> Self {
         NodeCx { b, i, n, out_e }
+    }
+
+    /// The output's encoding (an error for a boolean output).
+    pub fn out_e(&self) -> Result<Encoding> {
+        self.out_e
+            .ok_or_else(|| self.unsupported("a boolean output where the op writes a quantized one"))
+    }
+
+    /// A boolean input: a BOOL_8 tensor an earlier op wrote.
+    pub fn boolean(&self, k: usize) -> Result<TensorRef> {
+        let t = self.n.inputs[k];
+        self.b.ints.get(&t).copied().ok_or_else(|| {
+            let name = &self.b.g.tensors[t].name;
+            self.unsupported(format!("input \"{name}\" is not a boolean tensor"))
+        })
+    }
+
+    /// The op's node writing a boolean output (BOOL_8), which later ops read through [`NodeCx::boolean`].
+    pub fn emit_boolean(&mut self, op: &str, ins: &[TensorRef]) -> Result<()> {
+        let n = self.n;
+        let name = self.b.fresh(&self.b.g.tensors[n.output].name);
+        let dims = qdims(self.out_shape(), self.b.batch);
+        let y = self.b.q.tensor(&TensorSpec::native(
+            &name,
+            DATATYPE_BOOL_8,
+            &dims,
+            Quant::None,
+        ))?;
+        self.b.q.node(&n.name, op, &[], ins, &[y])?;
+        self.b.ints.insert(n.output, y);
+        Ok(())
     }
 
     /// The output's IR shape at batch 1.
@@ -103,9 +139,14 @@ impl<'c, 'a> NodeCx<'c, 'a> {
     /// Every input at the width the node computes at: activations (through a widening Convert where they
     /// are kept narrower), constants as static tensors stored as the op's operand rule says.
     pub fn inputs(&mut self) -> Result<Vec<TensorRef>> {
+        self.inputs_from(0)
+    }
+
+    /// [`NodeCx::inputs`] from input `first` on.
+    pub fn inputs_from(&mut self, first: usize) -> Result<Vec<TensorRef>> {
         let (n, bits, rank) = (self.n, self.width(), self.rank());
         let mut ins = Vec::with_capacity(n.inputs.len());
-        for (k, &t) in n.inputs.iter().enumerate() {
+        for (k, &t) in n.inputs.iter().enumerate().skip(first) {
             if self.b.g.tensors[t].is_const() {
                 ins.push(self.b.constant(n, k, rank, bits)?);
             } else {
@@ -127,7 +168,7 @@ impl<'c, 'a> NodeCx<'c, 'a> {
             self.b.put(n.output, y, e);
             return Ok(());
         }
-        let wide = self.out_e.at_bits(self.width());
+        let wide = self.out_e()?.at_bits(self.width());
         self.write(op, params, ins, wide)
     }
 
@@ -150,7 +191,7 @@ impl<'c, 'a> NodeCx<'c, 'a> {
         }
         let w = self.b.weights(n, wq, layout)?;
         let bias = self.b.bias(n, wq, xe.scale)?;
-        let wide = self.out_e.at_bits(xe.bits);
+        let wide = self.out_e()?.at_bits(xe.bits);
         let in_shape = self.in_shape(0).to_vec();
         if in_shape.len() == 3 {
             // [batch, tokens, features]: the op over batch × tokens rows, reshaped back after
@@ -181,13 +222,14 @@ impl<'c, 'a> NodeCx<'c, 'a> {
         wide: Encoding,
     ) -> Result<()> {
         let n = self.n;
-        let narrow = wide.bits > self.out_e.bits && self.b.plan.roles[n.output] != Role::Fused;
+        let out_e = self.out_e()?;
+        let narrow = wide.bits > out_e.bits && self.b.plan.roles[n.output] != Role::Fused;
         let y = self.output(wide, !narrow)?;
         self.b.q.node(&n.name, op, params, ins, &[y])?;
         if narrow {
-            let kept = self.output(self.out_e, true)?;
+            let kept = self.output(out_e, true)?;
             self.b.convert(y, kept)?;
-            self.b.put(n.output, kept, self.out_e);
+            self.b.put(n.output, kept, out_e);
         } else {
             self.b.put(n.output, y, wide);
         }
@@ -226,7 +268,7 @@ register_ops! {
     Conv, ConvTranspose, Gemm, MatMul, Add, Sub, Mul, Div, Min, Max, ScaleShift, Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid,
     HardSwish, Tanh, Softmax, MaxPool, AveragePool, GlobalAveragePool, Reduce, Reshape, Transpose, Concat,
     Pad, Resize, Neg, Abs, Sqrt, Exp, Erf, Gelu, Pow,
-    LayerNorm, Slice, DepthSpace, Tile, Gather,
+    LayerNorm, Slice, DepthSpace, Tile, Gather, Equal, Not, Cast, Where,
 }
 
 /// The window parameters PoolMax2d and PoolAvg2d share.

@@ -39,7 +39,7 @@ impl Lower for Softmax {
         let (t_name, s_name) = (cx.b.fresh(&format!("{name}_in")), cx.b.fresh(&name));
         let t = cx.b.native(&t_name, &moved, xe, false)?;
         let s =
-            cx.b.native(&s_name, &moved, cx.out_e.at_bits(cx.width()), false)?;
+            cx.b.native(&s_name, &moved, cx.out_e()?.at_bits(cx.width()), false)?;
         let rank_u = rank as u32;
         let node = cx.b.fresh(&format!("{}_to_last", cx.n.name));
         let p = [ParamSpec::U32Tensor("perm", vec![rank_u], perm)];

@@ -16,12 +16,14 @@ use crate::quant::Encoding;
 mod abs;
 mod add;
 mod average_pool;
+mod cast;
 mod clip;
 mod concat;
 mod conv;
 mod conv_transpose;
 mod depth_space;
 mod div;
+mod equal;
 mod erf;
 mod exp;
 mod gather;
@@ -38,6 +40,7 @@ mod max_pool;
 mod min;
 mod mul;
 mod neg;
+mod not;
 mod pad;
 mod pow;
 mod reduce;
@@ -45,6 +48,7 @@ mod relu;
 mod reshape;
 mod resize;
 mod scale_shift;
+mod select;
 mod sigmoid;
 mod slice;
 mod softmax;
@@ -116,7 +120,7 @@ register_ops! {
     Conv, ConvTranspose, Gemm, MatMul, Add, Sub, Mul, Div, Min, Max, ScaleShift, Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid,
     HardSwish, Tanh, Softmax, MaxPool, AveragePool, GlobalAveragePool, Reduce, Reshape, Transpose, Concat,
     Pad, Resize, Neg, Abs, Sqrt, Exp, Erf, Gelu, Pow,
-    LayerNorm, Slice, DepthSpace, Tile, Gather,
+    LayerNorm, Slice, DepthSpace, Tile, Gather, Equal, Not, Cast, Where,
 }
 
 #[cfg(test)]

@@ -1,0 +1,13 @@
+//! ONNX Not → IR Not, of a boolean an earlier op wrote (Equal, a Cast to bool).
+
+use amp_device::ir::Not;
+
+use crate::import::node::{unary, Ctx};
+use crate::import::{ImportError, Importer};
+
+use super::select::condition;
+
+pub(crate) fn import(imp: &mut Importer, cx: &Ctx) -> Result<(), ImportError> {
+    condition(imp, cx)?;
+    unary(imp, cx, Not.into())
+}

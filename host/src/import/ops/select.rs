@@ -1,0 +1,31 @@
+//! ONNX Where → IR Where: a boolean condition an earlier op wrote (Equal, Not, a Cast to bool), and two
+//! values, activations or constants (a mask's fill value).
+
+use amp_device::ir::{TensorId, Where};
+
+use crate::import::node::{add_node, dyn_input, Ctx};
+use crate::import::{ImportError, Importer};
+
+/// Input 0, which must hold booleans.
+pub(crate) fn condition(imp: &Importer, cx: &Ctx) -> Result<TensorId, ImportError> {
+    let c = dyn_input(imp, cx, 0)?;
+    if !imp.is_bool(c) {
+        return Err(cx.err(format!(
+            "reads \"{}\" as its condition, which holds floats; amp takes a condition an Equal, a Not or a Cast to bool computes",
+            imp.g.tensors[c].name
+        )));
+    }
+    Ok(c)
+}
+
+pub(crate) fn import(imp: &mut Importer, cx: &Ctx) -> Result<(), ImportError> {
+    let c = condition(imp, cx)?;
+    let mut ins = vec![c];
+    for k in 1..3 {
+        let name = cx
+            .input(k)
+            .ok_or_else(|| cx.err(format!("input {k} is missing")))?;
+        ins.push(imp.tensor(name)?);
+    }
+    add_node(imp, cx, Where.into(), ins)
+}
