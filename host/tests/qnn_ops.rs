@@ -914,7 +914,8 @@ fn models_of_several_inputs_run_on_htp_as_on_the_reference() {
 
 /// Booleans on HTP: an Equal of a Relu with zero, its Not, a Where between the Relu and a constant, and the
 /// booleans cast back to float (BOOL_8 tensors, ElementWiseEqual/Not/Select and a Cast to bool; the Cast to
-/// float is a Select of 1 and 0) compute what the reference computes.
+/// float is a Select of 1 and 0, as HTP casts BOOL_8 to 8-bit codes only) compute what the reference
+/// computes.
 #[test]
 fn booleans_run_on_htp_as_on_the_reference() {
     let rt = runtime();

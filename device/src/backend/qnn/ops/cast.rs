@@ -1,6 +1,7 @@
 //! Cast to bool → Cast of the quantized input to BOOL_8 (HTP compares the value with zero); Cast to float →
-//! ElementWiseSelect of 1 and 0, two static values at the output's encoding, as HTP builds no Cast from
-//! BOOL_8 to a quantized type.
+//! ElementWiseSelect of 1 and 0, two static values at the output's encoding: HTP's Cast takes BOOL_8 to
+//! UFIXED_POINT_8 but not to UFIXED_POINT_16 (backendValidateOpConfig lists the sets it takes), and the
+//! Select works at both widths.
 
 use super::{Lower, NodeCx};
 use crate::backend::qnn::Result;
