@@ -143,10 +143,12 @@ impl Encoding {
         (v as f64 - self.offset as f64).clamp(0.0, self.qmax())
     }
 
-    /// Quantize then dequantize.
+    /// Quantize then dequantize (within f32's range: the lowest code of a range down to f32's minimum, a
+    /// mask's fill, would round just past it in f64, to −∞).
     #[inline]
     pub fn fake(&self, x: f32) -> f32 {
-        ((self.quantize(x) + self.offset as f64) * self.scale as f64) as f32
+        let v = (self.quantize(x) + self.offset as f64) * self.scale as f64;
+        v.clamp(f32::MIN as f64, f32::MAX as f64) as f32
     }
 
     /// Quantize-dequantize every element in place. Same rounding as [`Encoding::fake`] but in f32 like

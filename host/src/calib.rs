@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use amp_device::backend::reference::Reference;
 use amp_device::backend::Inputs;
-use amp_device::ir::Graph;
+use amp_device::ir::{Graph, Op, TensorId};
 use amp_device::quant::Stats;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -23,11 +23,17 @@ pub struct CalibrationFile {
     pub stats: Stats,
 }
 
-/// Records min/max of every activation of `graph` over `inputs` (FP32, batches of `batch`).
+/// Records min/max of every activation of `graph` over `inputs` (FP32, batches of `batch`), with the ranges
+/// of an attention mask's fill set as [`mask_fills`] says.
 pub fn calibrate(graph: Arc<Graph>, inputs: &Inputs, batch: usize) -> Result<Stats> {
     let r = Reference::new(graph.clone(), None)?;
+    let fills = mask_fills(&graph);
+    // values at or below this are a fill's (or a fill plus a score)
+    let fill_below = fills.iter().map(|f| f.value / 2.0).reduce(f32::max);
     let mut mins = vec![f32::INFINITY; graph.tensors.len()];
     let mut maxs = vec![f32::NEG_INFINITY; graph.tensors.len()];
+    // the smallest value that is not a fill's
+    let mut lows = vec![f32::INFINITY; graph.tensors.len()];
     let n = inputs.batch();
     let bar = progress::bar(n as u64, "calibrating");
     for start in (0..n).step_by(batch.max(1)) {
@@ -37,10 +43,34 @@ pub fn calibrate(graph: Arc<Graph>, inputs: &Inputs, batch: usize) -> Result<Sta
                 mins[t] = mins[t].min(v);
                 maxs[t] = maxs[t].max(v);
             }
+            if let Some(below) = fill_below {
+                let low = a.data.iter().filter(|&&v| v > below);
+                lows[t] = low.fold(lows[t], |m, &v| m.min(v));
+            }
         })?;
         bar.inc((end - start) as u64);
     }
     bar.finish_and_clear();
+    for t in 0..graph.tensors.len() {
+        if fill_below.is_some_and(|b| mins[t] <= b) {
+            // a fill reached it: its range ends a margin below what is not a fill, where fills saturate
+            mins[t] = lows[t].min(0.0) - MASKED_MARGIN;
+        }
+    }
+    for f in &fills {
+        let span = (f.scores.iter())
+            .map(|&s| maxs[s] - mins[s])
+            .fold(0f32, f32::max);
+        if span.is_finite() && maxs[f.at] >= mins[f.at] {
+            // a masked score saturates below every score that is not masked
+            mins[f.at] = lows[f.at].min(0.0) - span - MASKED_MARGIN;
+            let name = &graph.tensors[f.at].name;
+            progress::note(&format!(
+                "attention mask \"{name}\" fills with {:e}: quantized, its masked scores saturate {MASKED_MARGIN} below the lowest calibrated score",
+                f.value
+            ));
+        }
+    }
     let mut stats = Stats::default();
     for (t, tensor) in graph.tensors.iter().enumerate() {
         if !tensor.is_const() && mins[t] <= maxs[t] {
@@ -48,6 +78,87 @@ pub fn calibrate(graph: Arc<Graph>, inputs: &Inputs, batch: usize) -> Result<Sta
         }
     }
     Ok(stats)
+}
+
+/// How far below the scores a masked score ends once quantized: its weight after a Softmax is then at most
+/// e⁻³⁰ (1e-13) of an unmasked one's.
+pub const MASKED_MARGIN: f32 = 30.0;
+
+/// The magnitude from which a constant is a mask's fill, not a value: transformers' `finfo(float32).min`,
+/// BERT's −10000.
+pub const FILL_MAGNITUDE: f32 = 1e4;
+
+/// An attention mask's fill: a Where (transformers' `masked_fill`) or Mul (`(1 − mask) · min`) with a constant
+/// operand of one value at or below −[`FILL_MAGNITUDE`], whose output is added (through ops that only move
+/// values) to the scores a Softmax reads, in each layer that reads it.
+///
+/// Calibrated as it is, the fill would take the whole range of the mask and of the sum, and every score would
+/// round to one code. So the ranges of the tensors the fill reaches end [`MASKED_MARGIN`] below what they
+/// hold besides fills (the codes there saturate, exactly as QNN's quantize clamps), and the mask's own range
+/// ends the span of the scores further down: a masked score then saturates below every calibrated score by
+/// the margin. The model is unchanged: the encodings say it, so QNN's converter and onnxruntime build the same.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MaskFill {
+    /// The Where/Mul output: the mask, 0 or the fill.
+    pub at: TensorId,
+    /// The scores the mask is added to, one per layer that reads it.
+    pub scores: Vec<TensorId>,
+    /// The fill value.
+    pub value: f32,
+}
+
+/// Every attention mask's fill in `g` ([`MaskFill`]).
+pub fn mask_fills(g: &Graph) -> Vec<MaskFill> {
+    let consumers = g.consumers();
+    // the readers of t past ops that only move values: (node, the tensor it reads)
+    let readers = |t: TensorId| -> Vec<(usize, TensorId)> {
+        let (mut out, mut todo) = (Vec::new(), vec![t]);
+        while let Some(t) = todo.pop() {
+            for &c in &consumers[t] {
+                match g.nodes[c].op.def().passthrough() {
+                    true => todo.push(g.nodes[c].output),
+                    false => out.push((c, t)),
+                }
+            }
+        }
+        out
+    };
+    let mut out = Vec::new();
+    for n in &g.nodes {
+        if !matches!(n.op, Op::Where(_) | Op::Mul(_)) {
+            continue;
+        }
+        let fill = n.inputs.iter().find_map(|&t| {
+            let d = g.const_data(t)?;
+            let v = *d.first()?;
+            (v <= -FILL_MAGNITUDE && d.iter().all(|&x| x == v)).then_some(v)
+        });
+        let Some(value) = fill else { continue };
+        // every reader an Add of scores whose every reader is a Softmax
+        let scores: Option<Vec<TensorId>> = readers(n.output)
+            .into_iter()
+            .map(|(add, mask)| {
+                let a = &g.nodes[add];
+                let scores = *a.inputs.iter().find(|&&t| t != mask)?;
+                let to_softmax = readers(a.output);
+                let ok = matches!(a.op, Op::Add(_))
+                    && !g.tensors[scores].is_const()
+                    && !to_softmax.is_empty()
+                    && to_softmax
+                        .iter()
+                        .all(|&(c, _)| matches!(g.nodes[c].op, Op::Softmax(_)));
+                ok.then_some(scores)
+            })
+            .collect();
+        if let Some(scores) = scores.filter(|s| !s.is_empty()) {
+            out.push(MaskFill {
+                at: n.output,
+                scores,
+                value,
+            });
+        }
+    }
+    out
 }
 
 /// Loads the cached calibration for (model, data) from `dir`, or runs it and saves it there.
@@ -79,4 +190,62 @@ pub fn calibrate_cached(
         .with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
     Ok((file.stats, path, false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use amp_device::ir::{Add, Mul, Node, Relu, Softmax};
+
+    fn node(g: &mut Graph, op: Op, inputs: Vec<TensorId>, shape: &[usize]) -> TensorId {
+        let out = g.add_tensor(format!("t{}", g.tensors.len()), shape.to_vec(), None);
+        g.nodes.push(Node {
+            name: format!("n{}", g.nodes.len()),
+            op,
+            inputs,
+            output: out,
+        });
+        out
+    }
+
+    /// One mask added to the scores of two layers is one fill with both layers' scores; a huge constant whose
+    /// product reaches no Softmax through an Add is not a fill, nor is a moderate one.
+    #[test]
+    fn a_fill_is_a_huge_constant_added_to_scores_a_softmax_reads() {
+        let mut g = Graph::default();
+        let (x, pad) = (
+            g.add_tensor("x", vec![1, 4], None),
+            g.add_tensor("pad", vec![1, 4], None),
+        );
+        g.inputs = vec![x, pad];
+        let min = g.add_tensor("min", vec![], Some(vec![f32::MIN]));
+        let mask = node(&mut g, Mul.into(), vec![pad, min], &[1, 4]);
+        let mut outs = Vec::new();
+        let mut scores = Vec::new();
+        for _ in 0..2 {
+            let s = node(&mut g, Relu.into(), vec![x], &[1, 4]);
+            let a = node(&mut g, Add.into(), vec![s, mask], &[1, 4]);
+            outs.push(node(&mut g, Softmax { axis: 1 }.into(), vec![a], &[1, 4]));
+            scores.push(s);
+        }
+        // not fills: a huge constant ending in a Relu, a moderate one before a Softmax
+        let big = g.add_tensor("big", vec![], Some(vec![-1e6]));
+        let m2 = node(&mut g, Mul.into(), vec![pad, big], &[1, 4]);
+        let a2 = node(&mut g, Add.into(), vec![x, m2], &[1, 4]);
+        outs.push(node(&mut g, Relu.into(), vec![a2], &[1, 4]));
+        let small = g.add_tensor("small", vec![], Some(vec![-30.0]));
+        let m3 = node(&mut g, Mul.into(), vec![pad, small], &[1, 4]);
+        let a3 = node(&mut g, Add.into(), vec![x, m3], &[1, 4]);
+        outs.push(node(&mut g, Softmax { axis: 1 }.into(), vec![a3], &[1, 4]));
+        g.outputs = outs;
+        let fills = mask_fills(&g);
+        assert_eq!(
+            fills,
+            vec![MaskFill {
+                at: mask,
+                scores,
+                value: f32::MIN
+            }]
+        );
+    }
 }

@@ -11,7 +11,7 @@ use amp_device::backend::Array;
 use amp_device::ir::{
     self, Conv, CoordMode, Graph, NearestMode, Node, Op, Pool, Resize, ResizeMode,
 };
-use amp_device::quant::{BitPlan, Precision, QuantPlan};
+use amp_device::quant::{BitPlan, Precision, QuantPlan, Stats};
 
 mod common;
 use common::{runtime, uniform};
@@ -938,5 +938,118 @@ fn booleans_run_on_htp_as_on_the_reference() {
         let (max, within) = common::lsb_apart(&reference, &htp, scale);
         println!("{p}: max {max} LSB, {:.2}% within 1 LSB", within * 100.0);
         assert!(max <= 1.0, "{p}: HTP is {max} LSB from the reference");
+    }
+}
+
+/// A mask filled with `finfo(float32).min`, as transformers' `masked_fill` (a Where) and older exports
+/// (`(1 − mask) · min`, a Mul) write it: calibrated as it is, the fill takes the whole range of the mask and
+/// of the masked scores, and every score rounds to one code; amp's calibration ends those ranges below the
+/// scores instead (`calib::mask_fills`), so the quantized probabilities come as close to FP32's as the same
+/// mask filled with -30 does (the fixtures) and a masked key gets none, on the reference and on HTP, which
+/// saturates the fill as the reference does.
+#[test]
+fn a_mask_filled_with_the_float_minimum_keeps_its_scores() {
+    for (fixture, fill) in [
+        ("attention_mask_where", "fill"),
+        ("attention_mask_cast", "masked"),
+    ] {
+        println!("{fixture}");
+        mask_filled_with_the_float_minimum(fixture, fill);
+    }
+}
+
+fn mask_filled_with_the_float_minimum(fixture: &str, fill: &str) {
+    let rt = runtime();
+    let dir = common::root().join("tests/fixtures/ops").join(fixture);
+    let (g, arrays, _) = common::fixture_in(&dir, &dir.join("model.onnx"));
+    let mut g = (*g).clone();
+    let fill = g.tensors.iter().position(|t| t.name == fill).unwrap();
+    g.tensors[fill].data = Some(Arc::new(vec![f32::MIN]));
+    let g = Arc::new(g);
+    let fills = amp_host::calib::mask_fills(&g);
+    assert_eq!(fills.len(), 1, "{fills:?}");
+    assert_eq!(g.tensors[fills[0].at].name, "bias");
+    let x = common::fixture_inputs(&g, &arrays);
+    let calib = amp_device::backend::Inputs(vec![
+        arrays["calib_x"].clone(),
+        arrays["calib_mask"].clone(),
+    ]);
+    let fp32 = Reference::new(g.clone(), None)
+        .unwrap()
+        .run(&x)
+        .unwrap()
+        .remove(0);
+    // each sample's mask, per key
+    let masked: Vec<bool> = x.0[1].data.iter().map(|&m| m == 0.0).collect();
+    let keys = masked.len() / x.batch();
+    let stats = amp_host::calib::calibrate(g.clone(), &calib, 16).unwrap();
+    // as calibrated without the rule: the plain min/max of every tensor
+    let mut plain = stats.clone();
+    Reference::new(g.clone(), None)
+        .unwrap()
+        .run_observed(&calib, |t, a| {
+            let lo = a.data.iter().cloned().fold(f32::INFINITY, f32::min);
+            let hi = a.data.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+            plain.ranges.insert(g.tensors[t].name.clone(), [lo, hi]);
+        })
+        .unwrap();
+    assert!(plain.ranges["bias"][0] < -1e38 && stats.ranges["bias"][0] > -100.0);
+    let far = |y: &Array| {
+        y.data
+            .iter()
+            .zip(&fp32.data)
+            .map(|(a, b)| (a - b).abs())
+            // NaN (the plain 16-bit ranges make some) is as far as it gets
+            .fold(
+                0f32,
+                |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) },
+            )
+    };
+    for p in Precision::ALL {
+        let run = |stats: &Stats| {
+            let plan = QuantPlan::new(&g, stats, &BitPlan::uniform(&g, p)).unwrap();
+            let y = Reference::new(g.clone(), Some(plan.clone()))
+                .unwrap()
+                .run(&x)
+                .unwrap()
+                .remove(0);
+            (plan, y)
+        };
+        let (_, broken) = run(&plain);
+        let (plan, y) = run(&stats);
+        // a key's probability at each of the 2 query rows
+        let on_masked = y
+            .data
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| masked[(i / (2 * keys)) * keys + i % keys])
+            .map(|(_, &v)| v)
+            .fold(0f32, f32::max);
+        let htp = QnnModel::build(&rt, &g, &plan, x.batch())
+            .unwrap()
+            .run(&x)
+            .unwrap()
+            .remove(0);
+        let scale = plan.encodings[g.outputs[0]].unwrap().scale;
+        let (htp_lsb, _) = common::lsb_apart(&y, &htp, scale);
+        println!(
+            "{p}: max |diff| to FP32 {:.4} (plain ranges {:.4}, filled with -30 {:.4}), masked keys' largest probability {on_masked}, HTP {htp_lsb} LSB from the reference",
+            far(&y),
+            far(&broken),
+            far(&arrays[&format!("qdq_{p}")])
+        );
+        assert!(far(&broken) > 0.2, "{p}: the plain ranges work");
+        // as close as onnxruntime's QDQ model of the same mask filled with -30 (the fixture) comes
+        let at_30 = far(&arrays[&format!("qdq_{p}")]);
+        assert!(
+            far(&y) <= at_30 * 1.1 + 1e-4,
+            "{p}: {} from FP32, the mask filled with -30 {at_30}",
+            far(&y)
+        );
+        assert!(on_masked < 1e-4, "{p}: a masked key gets {on_masked}");
+        assert!(
+            htp_lsb <= 9.0,
+            "{p}: HTP is {htp_lsb} LSB from the reference"
+        );
     }
 }
