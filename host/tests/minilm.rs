@@ -18,9 +18,18 @@ fn dir() -> PathBuf {
     common::made_example("minilm", "fp32.npz", "scripts/make_minilm.py")
 }
 
+/// The same model with the attention mask as transformers' SDPA path exports it (a Where filling
+/// `finfo(float32).min`).
+fn fill_dir() -> PathBuf {
+    common::made_example(
+        "minilm_fill",
+        "fp32.npz",
+        "scripts/make_minilm.py examples/minilm_fill --masked-fill",
+    )
+}
+
 /// The model and its data, loaded as `amp-host` loads them.
-fn model_and_data() -> (std::sync::Arc<amp_device::Graph>, amp_host::data::Dataset) {
-    let d = dir();
+fn model_and_data(d: PathBuf) -> (std::sync::Arc<amp_device::Graph>, amp_host::data::Dataset) {
     let mut data = amp_host::data::Dataset::load(&d.join("val.npz")).unwrap();
     let opts = amp_host::import::ImportOptions {
         shapes: data.shapes(),
@@ -52,13 +61,25 @@ fn mean_cosine(a: &[f32], b: &[f32], dim: usize) -> f64 {
 #[test]
 #[ignore = "needs scripts/make_minilm.py"]
 fn minilm_matches_onnxruntime_and_runs_on_htp() {
-    let (g, data) = model_and_data();
+    matches_onnxruntime_and_runs_on_htp(dir());
+}
+
+/// The same with transformers' own mask, `finfo(float32).min` selected by a Where (`calib::mask_fills`): as
+/// close to FP32 at every precision.
+#[test]
+#[ignore = "needs scripts/make_minilm.py examples/minilm_fill --masked-fill"]
+fn minilm_with_a_masked_fill_matches_onnxruntime_and_runs_on_htp() {
+    matches_onnxruntime_and_runs_on_htp(fill_dir());
+}
+
+fn matches_onnxruntime_and_runs_on_htp(d: PathBuf) {
+    let (g, data) = model_and_data(d.clone());
     let fp32 = Reference::new(g.clone(), None)
         .unwrap()
         .run(&data.inputs)
         .unwrap()
         .remove(0);
-    let mut r = NpzReader::new(std::fs::File::open(dir().join("fp32.npz")).unwrap()).unwrap();
+    let mut r = NpzReader::new(std::fs::File::open(d.join("fp32.npz")).unwrap()).unwrap();
     let want: ArrayD<f32> = r.by_name("embedding").unwrap();
     let range = want.iter().fold(0f32, |m, v| m.max(v.abs()));
     let diff = fp32
