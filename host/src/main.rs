@@ -44,6 +44,7 @@ fn classify(e: &anyhow::Error) -> (u8, &'static str) {
 
 fn run(cli: Cli) -> Result<()> {
     amp_host::progress::set_quiet(cli.quiet);
+    amp_device::backend::resume::budget_from_env().map_err(Usage)?;
     // read by the adb transport for every adb command it runs (set before any thread starts)
     if let Some(h) = &cli.adb_host {
         std::env::set_var("AMP_ADB_SERVER_HOST", h);

@@ -612,3 +612,38 @@ fn symbolic_dims_without_a_shape_name_the_flag_that_gives_it() {
     ]);
     assert_eq!(info["input_shape"], serde_json::json!([1, 3, 48, 192]));
 }
+
+/// A resume budget that is not a whole number of megabytes is a usage error (exit 2) naming the variable, from
+/// amp-host and from the agent, not a silent fall back to the default.
+#[test]
+fn a_malformed_resume_budget_is_refused_naming_it() {
+    let (model, _) = digits();
+    for bad in ["lots", "-5", "1.5"] {
+        let out = amp_cmd()
+            .env("AMP_RESUME_MB", bad)
+            .args(["info", "--model", model.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(&format!("AMP_RESUME_MB=\"{bad}\"")), "{err}");
+        let out = std::process::Command::new(common::bin("amp-agent"))
+            .env("AMP_RESUME_MB", bad)
+            .arg("info")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("AMP_RESUME_MB"), "{err}");
+    }
+    let out = amp_cmd()
+        .env("AMP_RESUME_MB", "0")
+        .args(["info", "--model", model.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -57,6 +57,20 @@ impl Default for Prefixes {
     }
 }
 
+/// The budget in bytes `AMP_RESUME_MB` sets (megabytes; 0 turns resuming off), else
+/// [`DEFAULT_BUDGET_MB`]'s; an error names a value that is not a whole number of megabytes.
+pub fn budget_from_env() -> Result<usize, String> {
+    match std::env::var("AMP_RESUME_MB") {
+        Err(_) => Ok(DEFAULT_BUDGET_MB << 20),
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(mb) if mb <= usize::MAX >> 20 => Ok(mb << 20),
+            _ => Err(format!(
+                "AMP_RESUME_MB={v:?} is not a whole number of megabytes (0 turns resuming off; unset, {DEFAULT_BUDGET_MB})"
+            )),
+        },
+    }
+}
+
 impl Prefixes {
     /// Keeps at most `budget` bytes of activations (0: never resumes).
     pub fn new(budget: usize) -> Prefixes {
@@ -69,13 +83,10 @@ impl Prefixes {
         }
     }
 
-    /// The budget `AMP_RESUME_MB` sets (0 turns resuming off), else [`DEFAULT_BUDGET_MB`].
+    /// The budget `AMP_RESUME_MB` sets (0 turns resuming off), else [`DEFAULT_BUDGET_MB`]. The binaries
+    /// refuse a value that is not a whole number at start ([`budget_from_env`]), so none reaches this.
     pub fn from_env() -> Prefixes {
-        let mb = std::env::var("AMP_RESUME_MB")
-            .ok()
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .unwrap_or(DEFAULT_BUDGET_MB);
-        Prefixes::new(mb << 20)
+        Prefixes::new(budget_from_env().unwrap_or(DEFAULT_BUDGET_MB << 20))
     }
 
     /// Forgets every kept run (the model or the data changed).

@@ -100,7 +100,12 @@ macro_rules! say {
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().cmd {
+    let cli = Cli::parse();
+    if let Err(e) = amp_device::backend::resume::budget_from_env() {
+        eprintln!("amp-agent: {e}");
+        return ExitCode::from(2);
+    }
+    match cli.cmd {
         Cmd::Info { qnn_lib, htp_arch } => {
             say!("amp-agent {}", env!("CARGO_PKG_VERSION"));
             say!(
