@@ -621,21 +621,34 @@ impl Writer<'_> {
                 self.push("Reshape", vec![y, back], out, vec![]);
                 Ok(())
             }
-            Op::MatMul(_) => simple(self, "MatMul", vec![]),
+            // ops ONNX has under the IR's name, without attributes
+            Op::MatMul(_)
+            | Op::Add(_)
+            | Op::Sub(_)
+            | Op::Mul(_)
+            | Op::Div(_)
+            | Op::Min(_)
+            | Op::Max(_)
+            | Op::Relu(_)
+            | Op::Sigmoid(_)
+            | Op::HardSwish(_)
+            | Op::Tanh(_)
+            | Op::GlobalAveragePool(_)
+            | Op::Equal(_)
+            | Op::Not(_)
+            | Op::Where(_)
+            | Op::Neg(_)
+            | Op::Abs(_)
+            | Op::Sqrt(_)
+            | Op::Exp(_)
+            | Op::Erf(_) => simple(self, n.op.name(), vec![]),
             Op::Gather(_) => simple(self, "Gather", vec![attr_i("axis", 0)]),
-            Op::Add(_) => simple(self, "Add", vec![]),
-            Op::Sub(_) => simple(self, "Sub", vec![]),
-            Op::Mul(_) => simple(self, "Mul", vec![]),
-            Op::Div(_) => simple(self, "Div", vec![]),
-            Op::Min(_) => simple(self, "Min", vec![]),
-            Op::Max(_) => simple(self, "Max", vec![]),
             Op::ScaleShift(_) => {
                 let mid = self.name(&format!("{out}/scaled"));
                 self.push("Mul", vec![ins[0].clone(), ins[1].clone()], &mid, vec![]);
                 self.push("Add", vec![mid, ins[2].clone()], out, vec![]);
                 Ok(())
             }
-            Op::Relu(_) => simple(self, "Relu", vec![]),
             Op::Clip(c) => {
                 let lo = self.floats(&format!("{out}/min"), &[], &[c.min]);
                 let hi = self.floats(&format!("{out}/max"), &[], &[c.max]);
@@ -643,14 +656,11 @@ impl Writer<'_> {
                 Ok(())
             }
             Op::LeakyRelu(l) => simple(self, "LeakyRelu", vec![attr_f("alpha", l.alpha)]),
-            Op::Sigmoid(_) => simple(self, "Sigmoid", vec![]),
             Op::HardSigmoid(h) => simple(
                 self,
                 "HardSigmoid",
                 vec![attr_f("alpha", h.alpha), attr_f("beta", h.beta)],
             ),
-            Op::HardSwish(_) => simple(self, "HardSwish", vec![]),
-            Op::Tanh(_) => simple(self, "Tanh", vec![]),
             Op::Softmax(s) => simple(self, "Softmax", vec![attr_i("axis", s.axis as i64)]),
             Op::MaxPool(amp_device::ir::MaxPool(p))
             | Op::AveragePool(amp_device::ir::AveragePool(p)) => {
@@ -668,7 +678,6 @@ impl Writer<'_> {
                 };
                 simple(self, op, attrs)
             }
-            Op::GlobalAveragePool(_) => simple(self, "GlobalAveragePool", vec![]),
             Op::Reduce(r) => {
                 let since = if r.op == ReduceOp::Sum { 13 } else { 18 };
                 if self.opset >= since {
@@ -788,8 +797,6 @@ impl Writer<'_> {
                 );
                 Ok(())
             }
-            Op::Equal(_) => simple(self, "Equal", vec![]),
-            Op::Not(_) => simple(self, "Not", vec![]),
             Op::Cast(c) => {
                 let to = match c.to {
                     CastTo::Bool => DataType::Bool,
@@ -797,12 +804,6 @@ impl Writer<'_> {
                 };
                 simple(self, "Cast", vec![attr_i("to", to as i64)])
             }
-            Op::Where(_) => simple(self, "Where", vec![]),
-            Op::Neg(_) => simple(self, "Neg", vec![]),
-            Op::Abs(_) => simple(self, "Abs", vec![]),
-            Op::Sqrt(_) => simple(self, "Sqrt", vec![]),
-            Op::Exp(_) => simple(self, "Exp", vec![]),
-            Op::Erf(_) => simple(self, "Erf", vec![]),
             Op::Gelu(gl) if self.opset >= 20 => {
                 let approximate = if gl.tanh { "tanh" } else { "none" };
                 simple(self, "Gelu", vec![attr_s("approximate", approximate)])

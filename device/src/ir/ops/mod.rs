@@ -30,6 +30,25 @@ macro_rules! binary_op {
     };
 }
 
+/// Declares an op with a boolean output ([`OpDef::logical`]) and no attributes, its output shape given by
+/// `$shape` (`binary_shape`, `same_shape`).
+macro_rules! logical_op {
+    ($name:ident, $shape:ident) => {
+        #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+        pub struct $name;
+
+        impl $crate::ir::OpDef for $name {
+            fn infer(&self, ins: &[&[usize]]) -> Result<Vec<usize>, String> {
+                super::$shape(ins)
+            }
+
+            fn logical(&self) -> bool {
+                true
+            }
+        }
+    };
+}
+
 mod abs;
 mod add;
 mod average_pool;
