@@ -46,6 +46,20 @@ def model(name, nodes, inits, in_shape, out_name, out_shape, opset=13, inputs=No
     return m
 
 
+def mask_model(name, to_bias, fill):
+    """Scores `x` plus the bias an int64 `mask` makes (unsqueezed, cast to float, inverted: `pad`), through
+    `to_bias` (nodes from `pad` to `bias`, reading the constant `fill`, -30), then Softmax over the keys."""
+    return model(name, [
+        helper.make_node("Unsqueeze", ["mask", "axis1"], ["m1"], name="mask/unsqueeze"),
+        helper.make_node("Cast", ["m1"], ["mf"], name="mask/cast", to=TensorProto.FLOAT),
+        helper.make_node("Sub", ["one", "mf"], ["pad"], name="mask/pad"),
+        *to_bias,
+        helper.make_node("Add", ["x", "bias"], ["s"], name="masked"),
+        helper.make_node("Softmax", ["s"], ["y"], name="probs", axis=-1),
+    ], {"axis1": np.array([1], np.int64), "one": np.array(1.0, np.float32), fill: np.array(-30.0, np.float32)},
+        None, "y", [2, 8], inputs={"x": [2, 8], "mask": ([8], TensorProto.INT64)})
+
+
 def cases():
     rng = np.random.default_rng(2024)
     c = rng.uniform(0.2, 2.5, (1, 8, 1, 1)).astype(np.float32)
@@ -246,29 +260,15 @@ def cases():
         None, "y", [6, 16], opset=17, inputs={"ids": ([6], TensorProto.INT64), "pos": [6, 16]})
     # a BERT export's attention mask: int64, unsqueezed and cast to float, turned into an additive bias
     # (0 where a token is, -30 where padding is) on the scores, then Softmax over the keys
-    out["attention_mask_cast"] = model("attention_mask_cast", [
-        helper.make_node("Unsqueeze", ["mask", "axis1"], ["m1"], name="mask/unsqueeze"),
-        helper.make_node("Cast", ["m1"], ["mf"], name="mask/cast", to=TensorProto.FLOAT),
-        helper.make_node("Sub", ["one", "mf"], ["pad"], name="mask/pad"),
+    out["attention_mask_cast"] = mask_model("attention_mask_cast", [
         helper.make_node("Mul", ["pad", "masked"], ["bias"], name="mask/bias"),
-        helper.make_node("Add", ["x", "bias"], ["s"], name="masked"),
-        helper.make_node("Softmax", ["s"], ["y"], name="probs", axis=-1),
-    ], {"axis1": np.array([1], np.int64), "one": np.array(1.0, np.float32),
-        "masked": np.array(-30.0, np.float32)},
-        None, "y", [2, 8], inputs={"x": [2, 8], "mask": ([8], TensorProto.INT64)})
+    ], "masked")
     # a transformers export's attention mask as `masked_fill` writes it: the inverted mask cast to bool
     # selects the fill value (here a finite one) where a key is padding, 0 elsewhere
-    out["attention_mask_where"] = model("attention_mask_where", [
-        helper.make_node("Unsqueeze", ["mask", "axis1"], ["m1"], name="mask/unsqueeze"),
-        helper.make_node("Cast", ["m1"], ["mf"], name="mask/cast", to=TensorProto.FLOAT),
-        helper.make_node("Sub", ["one", "mf"], ["pad"], name="mask/invert"),
+    out["attention_mask_where"] = mask_model("attention_mask_where", [
         helper.make_node("Cast", ["pad"], ["padb"], name="mask/bool", to=TensorProto.BOOL),
         helper.make_node("Where", ["padb", "fill", "pad"], ["bias"], name="mask/fill"),
-        helper.make_node("Add", ["x", "bias"], ["s"], name="masked"),
-        helper.make_node("Softmax", ["s"], ["y"], name="probs", axis=-1),
-    ], {"axis1": np.array([1], np.int64), "one": np.array(1.0, np.float32),
-        "fill": np.array(-30.0, np.float32)},
-        None, "y", [2, 8], inputs={"x": [2, 8], "mask": ([8], TensorProto.INT64)})
+    ], "fill")
     # booleans from a float activation: where a Relu is zero (Equal), its negation (Not) selects the Relu or
     # a constant (Where), and the same booleans as 0 and 1 (Cast to float) are added
     out["equal_not_where"] = model("equal_not_where", [

@@ -260,13 +260,23 @@ fn expect_edits_refused(base: &[u8], dir: &Path, cases: &[(Edit, &[&str])]) {
     }
 }
 
+/// Each edit of the op fixture `name`'s model is refused as [`expect_edits_refused`] checks; the folder the
+/// edits were written to, for more cases.
+fn expect_fixture_edits_refused(
+    name: &str,
+    cases: &[(Edit, &[&str])],
+) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = root().join("tests/fixtures/ops").join(name);
+    let base = std::fs::read(fixture.join("model.onnx")).unwrap();
+    expect_edits_refused(&base, dir.path(), cases);
+    (dir, fixture)
+}
+
 /// An integer input is read only as Gather indices, and Gather only looks up rows of a constant table: every
 /// other use names the node and says what amp takes; float data for an integer input says so.
 #[test]
 fn integer_inputs_and_gathers_amp_does_not_take_name_the_node() {
-    let dir = tempfile::tempdir().unwrap();
-    let fixture = root().join("tests/fixtures/ops/embedding_gather");
-    let base = std::fs::read(fixture.join("model.onnx")).unwrap();
     let cases: [(Edit, &[&str]); 3] = [
         (
             |nodes| nodes[1].input[0] = "ids".into(),
@@ -285,7 +295,7 @@ fn integer_inputs_and_gathers_amp_does_not_take_name_the_node() {
             &["Gather \"embed\"", "\"pos\" are not an integer model input"],
         ),
     ];
-    expect_edits_refused(&base, dir.path(), &cases);
+    let (dir, fixture) = expect_fixture_edits_refused("embedding_gather", &cases);
     let floats = dir.path().join("floats.npz");
     let mut w = NpzWriter::new(std::fs::File::create(&floats).unwrap());
     w.add_array("ids", &ndarray::Array2::<f32>::zeros((4, 6)))
@@ -305,9 +315,6 @@ fn integer_inputs_and_gathers_amp_does_not_take_name_the_node() {
 /// is named; float data for the mask, which the model declares int64, says so.
 #[test]
 fn masks_and_casts_amp_does_not_take_name_the_node() {
-    let dir = tempfile::tempdir().unwrap();
-    let fixture = root().join("tests/fixtures/ops/attention_mask_cast");
-    let base = std::fs::read(fixture.join("model.onnx")).unwrap();
     let unsqueeze: &[&str] = &[
         "Unsqueeze \"mask/unsqueeze\"",
         "integer input \"mask\"",
@@ -317,7 +324,7 @@ fn masks_and_casts_amp_does_not_take_name_the_node() {
         (|nodes| nodes[2].input[1] = "mask".into(), unsqueeze),
         (|nodes| nodes[1].attribute[0].i = Some(9), unsqueeze),
     ];
-    expect_edits_refused(&base, dir.path(), &cases);
+    let (dir, fixture) = expect_fixture_edits_refused("attention_mask_cast", &cases);
     let to = |code: i64| proto::AttributeProto {
         name: Some("to".into()),
         i: Some(code),
@@ -353,23 +360,19 @@ fn masks_and_casts_amp_does_not_take_name_the_node() {
 /// boolean: a float condition and a boolean read by arithmetic each name the node and what amp takes.
 #[test]
 fn booleans_where_amp_does_not_take_them_name_the_node() {
-    let dir = tempfile::tempdir().unwrap();
-    let fixture = root().join("tests/fixtures/ops/attention_mask_where");
-    let base = std::fs::read(fixture.join("model.onnx")).unwrap();
+    let float_condition: &[&str] = &[
+        "Where \"mask/fill\"",
+        "\"pad\" as its condition, which holds floats",
+    ];
+    let bool_in_arithmetic: &[&str] = &["Add \"masked\"", "reads the boolean tensor \"padb\""];
     let cases: [(Edit, &[&str]); 2] = [
-        (
-            |nodes| nodes[4].input[0] = "pad".into(),
-            &[
-                "Where \"mask/fill\"",
-                "\"pad\" as its condition, which holds floats",
-            ],
-        ),
+        (|nodes| nodes[4].input[0] = "pad".into(), float_condition),
         (
             |nodes| nodes[5].input[1] = "padb".into(),
-            &["Add \"masked\"", "reads the boolean tensor \"padb\""],
+            bool_in_arithmetic,
         ),
     ];
-    expect_edits_refused(&base, dir.path(), &cases);
+    expect_fixture_edits_refused("attention_mask_where", &cases);
 }
 
 #[test]
