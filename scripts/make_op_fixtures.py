@@ -269,6 +269,14 @@ def cases():
         helper.make_node("Cast", ["pad"], ["padb"], name="mask/bool", to=TensorProto.BOOL),
         helper.make_node("Where", ["padb", "fill", "pad"], ["bias"], name="mask/fill"),
     ], "fill")
+    # learned position embeddings as a traced export writes them: Range(0, the sequence length, 1) indexes a
+    # constant table, added to the tokens (folded to a constant at import)
+    out["positions_range"] = model("positions_range", [
+        helper.make_node("Range", ["zero_i", "seq", "one_i"], ["ids"], name="pos/range"),
+        helper.make_node("Gather", ["table", "ids"], ["pe"], name="pos/lookup", axis=0),
+        helper.make_node("Add", ["x", "pe"], ["y"], name="add_pos"),
+    ], {"zero_i": np.array(0, np.int64), "seq": np.array(6, np.int64), "one_i": np.array(1, np.int64),
+        "table": rng.normal(0, 0.5, (10, 16)).astype(np.float32)}, [6, 16], "y", [6, 16], opset=13)
     # booleans from a float activation: where a Relu is zero (Equal), its negation (Not) selects the Relu or
     # a constant (Where), and the same booleans as 0 and 1 (Cast to float) are added
     out["equal_not_where"] = model("equal_not_where", [

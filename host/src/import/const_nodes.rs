@@ -114,6 +114,10 @@ pub(crate) fn fold_const(imp: &Importer, cx: &Ctx) -> Result<Option<ConstTensor>
                 ConstData::I64(v) => ConstTensor::i64(shape, vec![v[0]; n]),
             }
         }
+        "Range" => {
+            let (start, limit, delta) = (req(0)?, req(1)?, req(2)?);
+            start.range(&limit, &delta).map_err(e)?
+        }
         "Reshape" => {
             let x = req(0)?;
             let shape = reshape_target(&x.shape, &req(1)?.to_i64()).map_err(e)?;

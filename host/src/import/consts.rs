@@ -198,6 +198,33 @@ impl ConstTensor {
         })
     }
 
+    /// ONNX Range from `self` (a scalar) up to `limit` by `delta`: `max(⌈(limit − start) / delta⌉, 0)`
+    /// values, float if any operand is.
+    pub fn range(&self, limit: &ConstTensor, delta: &ConstTensor) -> Result<ConstTensor, String> {
+        let one = |t: &ConstTensor, what| match t.to_f64()[..] {
+            [v] => Ok(v),
+            _ => Err(format!(
+                "{what} must hold one value, found shape {:?}",
+                t.shape
+            )),
+        };
+        let (s, l, d) = (
+            one(self, "start")?,
+            one(limit, "limit")?,
+            one(delta, "delta")?,
+        );
+        if d == 0.0 {
+            return Err("delta is 0".into());
+        }
+        let n = ((l - s) / d).ceil().max(0.0) as usize;
+        let v = (0..n).map(|i| s + i as f64 * d);
+        Ok(if self.is_float() || limit.is_float() || delta.is_float() {
+            ConstTensor::f32(vec![n], v.map(|x| x as f32).collect())
+        } else {
+            ConstTensor::i64(vec![n], v.map(|x| x as i64).collect())
+        })
+    }
+
     /// Booleans (1 or 0, as integers): whether `f` holds for each value.
     pub fn truth(&self, f: impl Fn(f64) -> bool) -> ConstTensor {
         let v = self.to_f64().into_iter().map(|x| i64::from(f(x))).collect();
@@ -355,6 +382,27 @@ mod tests {
             eq.truth(|v| v == 0.0).select(&half, &shape).unwrap(),
             ConstTensor::f32(vec![3], vec![0.5, -1.0, 0.5])
         );
+    }
+
+    /// Range as exporters write it for positions (`arange(seq)`) and with a negative or fractional step.
+    #[test]
+    fn range_of_constants() {
+        let i = |v: i64| ConstTensor::i64(vec![], vec![v]);
+        assert_eq!(
+            i(0).range(&i(4), &i(1)).unwrap(),
+            ConstTensor::i64(vec![4], vec![0, 1, 2, 3])
+        );
+        assert_eq!(i(10).range(&i(4), &i(-3)).unwrap().to_i64(), vec![10, 7]);
+        assert_eq!(i(4).range(&i(0), &i(1)).unwrap().numel(), 0);
+        let half = ConstTensor::f32(vec![], vec![0.5]);
+        assert_eq!(
+            i(0).range(&i(2), &half).unwrap(),
+            ConstTensor::f32(vec![4], vec![0.0, 0.5, 1.0, 1.5])
+        );
+        assert!(i(0).range(&i(2), &i(0)).is_err());
+        assert!(ConstTensor::i64(vec![2], vec![0, 1])
+            .range(&i(2), &i(1))
+            .is_err());
     }
 
     #[test]

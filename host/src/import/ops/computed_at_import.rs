@@ -1,5 +1,5 @@
 //! ONNX ops amp computes only at import, when their inputs are constants (shape subgraphs: Shape, Cast,
-//! ConstantOfShape, Constant); reached here, a node reads an activation.
+//! ConstantOfShape, Constant, Range); reached here, a node reads an activation.
 
 use crate::import::node::Ctx;
 use crate::import::{ImportError, Importer};

@@ -123,6 +123,7 @@ pub const REGISTRY: &[Entry] = &[
     entry("Not", not::import, &[K::Not]),
     entry("Pad", pad::import, &[K::Pad]),
     entry("Pow", pow::import, &[K::Pow]),
+    entry("Range", computed_at_import::import, &[]),
     entry("Reciprocal", div::import_reciprocal, &[K::Div]),
     entry("ReduceMax", reduce::import_max, &[K::Reduce]),
     entry("ReduceMean", reduce::import_mean, &[K::Reduce]),
