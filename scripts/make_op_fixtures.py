@@ -277,6 +277,10 @@ def cases():
         helper.make_node("Add", ["x", "pe"], ["y"], name="add_pos"),
     ], {"zero_i": np.array(0, np.int64), "seq": np.array(6, np.int64), "one_i": np.array(1, np.int64),
         "table": rng.normal(0, 0.5, (10, 16)).astype(np.float32)}, [6, 16], "y", [6, 16], opset=13)
+    # a recognizer's CTC head: class scores per time step, LogSoftmax over the classes
+    out["log_softmax"] = model("log_softmax", [
+        helper.make_node("LogSoftmax", ["x"], ["y"], name="log_probs", axis=-1),
+    ], {}, [12, 6], "y", [12, 6])
     # booleans from a float activation: where a Relu is zero (Equal), its negation (Not) selects the Relu or
     # a constant (Where), and the same booleans as 0 and 1 (Cast to float) are added
     out["equal_not_where"] = model("equal_not_where", [

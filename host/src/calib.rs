@@ -225,7 +225,16 @@ mod tests {
         for _ in 0..2 {
             let s = node(&mut g, Relu.into(), vec![x], &[1, 4]);
             let a = node(&mut g, Add.into(), vec![s, mask], &[1, 4]);
-            outs.push(node(&mut g, Softmax { axis: 1 }.into(), vec![a], &[1, 4]));
+            outs.push(node(
+                &mut g,
+                Softmax {
+                    axis: 1,
+                    log: false,
+                }
+                .into(),
+                vec![a],
+                &[1, 4],
+            ));
             scores.push(s);
         }
         // not fills: a huge constant ending in a Relu, a moderate one before a Softmax
@@ -236,7 +245,16 @@ mod tests {
         let small = g.add_tensor("small", vec![], Some(vec![-30.0]));
         let m3 = node(&mut g, Mul.into(), vec![pad, small], &[1, 4]);
         let a3 = node(&mut g, Add.into(), vec![x, m3], &[1, 4]);
-        outs.push(node(&mut g, Softmax { axis: 1 }.into(), vec![a3], &[1, 4]));
+        outs.push(node(
+            &mut g,
+            Softmax {
+                axis: 1,
+                log: false,
+            }
+            .into(),
+            vec![a3],
+            &[1, 4],
+        ));
         g.outputs = outs;
         let fills = mask_fills(&g);
         assert_eq!(

@@ -661,7 +661,10 @@ impl Writer<'_> {
                 "HardSigmoid",
                 vec![attr_f("alpha", h.alpha), attr_f("beta", h.beta)],
             ),
-            Op::Softmax(s) => simple(self, "Softmax", vec![attr_i("axis", s.axis as i64)]),
+            Op::Softmax(s) => {
+                let op = if s.log { "LogSoftmax" } else { "Softmax" };
+                simple(self, op, vec![attr_i("axis", s.axis as i64)])
+            }
             Op::MaxPool(amp_device::ir::MaxPool(p))
             | Op::AveragePool(amp_device::ir::AveragePool(p)) => {
                 let mut attrs = vec![

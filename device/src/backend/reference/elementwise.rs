@@ -167,7 +167,8 @@ pub(crate) fn scale_shift(x: &ArrayRef, scale: &[f32], shift: &[f32]) -> Result<
     Ok(Array::new(x.shape.to_vec(), out))
 }
 
-pub(crate) fn softmax(x: &ArrayRef, axis: usize) -> Result<Array, String> {
+/// Softmax along `axis`, or with `log` its logarithm, `x − max − ln Σ exp(x − max)`.
+pub(crate) fn softmax(x: &ArrayRef, axis: usize, log: bool) -> Result<Array, String> {
     let dim = x.shape[axis];
     let inner: usize = x.shape[axis + 1..].iter().product();
     let outer: usize = x.shape[..axis].iter().product();
@@ -184,8 +185,15 @@ pub(crate) fn softmax(x: &ArrayRef, axis: usize) -> Result<Array, String> {
                 out[at(k)] = e as f32;
                 sum += e;
             }
-            for k in 0..dim {
-                out[at(k)] = (out[at(k)] as f64 / sum) as f32;
+            if log {
+                let ln_sum = sum.ln();
+                for k in 0..dim {
+                    out[at(k)] = ((x.data[at(k)] - mx) as f64 - ln_sum) as f32;
+                }
+            } else {
+                for k in 0..dim {
+                    out[at(k)] = (out[at(k)] as f64 / sum) as f32;
+                }
             }
         }
     }
@@ -329,17 +337,20 @@ mod tests {
     }
 
     #[test]
-    fn softmax_sums_to_one_along_axis() {
+    fn softmax_sums_to_one_along_axis_and_log_softmax_is_its_log() {
         let x = [1.0, 2.0, 3.0, 1.0, 1.0, 1.0];
-        let y = softmax(
-            &ArrayRef {
+        let run = |log| {
+            let a = ArrayRef {
                 shape: &[2, 3],
                 data: &x,
-            },
-            1,
-        )
-        .unwrap();
+            };
+            softmax(&a, 1, log).unwrap()
+        };
+        let (y, ly) = (run(false), run(true));
         assert!((y.data[..3].iter().sum::<f32>() - 1.0).abs() < 1e-6);
         assert!((y.data[3] - 1.0 / 3.0).abs() < 1e-7);
+        for (p, l) in y.data.iter().zip(&ly.data) {
+            assert!((p.ln() - l).abs() < 1e-6, "{p} {l}");
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! Softmax along one axis. Its output has the fixed [0, 1) encoding.
+//! Softmax along one axis, or its logarithm (ONNX LogSoftmax: `log`). A Softmax's output has the fixed [0, 1)
+//! encoding; a LogSoftmax's (at most 0) is calibrated.
 
 use serde::{Deserialize, Serialize};
 
@@ -7,6 +8,9 @@ use super::{same_shape, FixedRange, OpDef};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Softmax {
     pub axis: usize,
+    /// LogSoftmax: the logarithm of the probabilities.
+    #[serde(default)]
+    pub log: bool,
 }
 
 impl OpDef for Softmax {
@@ -19,6 +23,6 @@ impl OpDef for Softmax {
     }
 
     fn fixed_range(&self) -> Option<FixedRange> {
-        Some(FixedRange::Unit)
+        (!self.log).then_some(FixedRange::Unit)
     }
 }

@@ -114,6 +114,7 @@ pub const REGISTRY: &[Entry] = &[
     entry("Identity", identity::import, &[]),
     entry("LayerNormalization", layer_norm::import, &[K::LayerNorm]),
     entry("LeakyRelu", leaky_relu::import, &[K::LeakyRelu]),
+    entry("LogSoftmax", softmax::import_log, &[K::Softmax]),
     entry("MatMul", matmul::import, &[K::Gemm, K::MatMul]),
     entry("Max", max::import, &[K::Max]),
     entry("MaxPool", max_pool::import, &[K::MaxPool]),

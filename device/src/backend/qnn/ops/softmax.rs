@@ -1,4 +1,4 @@
-//! Softmax → Softmax, which HTP runs over the last axis (the channels of an NHWC tensor); over any other axis,
+//! Softmax → Softmax (LogSoftmax → LogSoftmax), which HTP runs over the last axis (the channels of an NHWC tensor); over any other axis,
 //! between two Transposes that move that axis last and back (the transposed input keeps its encoding, the
 //! Softmax writes the output's).
 
@@ -19,8 +19,19 @@ impl Lower for Softmax {
         if axis == 0 {
             return Err(cx.unsupported("a Softmax over the batch axis"));
         }
+        // HTP validates a LogSoftmax only with its beta and axis given (a Softmax without them)
+        let (op, params) = match self.log {
+            true => (
+                "LogSoftmax",
+                vec![
+                    ParamSpec::F32("beta", 1.0),
+                    ParamSpec::U32("axis", rank as u32 - 1),
+                ],
+            ),
+            false => ("Softmax", vec![]),
+        };
         if axis == rank - 1 {
-            return cx.node("Softmax", &[]);
+            return cx.node(op, &params);
         }
         let x = cx.inputs()?[0];
         let xe = cx.b.get(cx.n.inputs[0], cx.width())?.1;
@@ -45,7 +56,7 @@ impl Lower for Softmax {
         let p = [ParamSpec::U32Tensor("perm", vec![rank_u], perm)];
         cx.b.q.node(&node, "Transpose", &p, &[x], &[t])?;
         let node = cx.b.fresh(&format!("{}_last", cx.n.name));
-        cx.b.q.node(&node, "Softmax", &[], &[t], &[s])?;
+        cx.b.q.node(&node, op, &params, &[t], &[s])?;
         cx.emit(
             "Transpose",
             &[ParamSpec::U32Tensor("perm", vec![rank_u], back)],
