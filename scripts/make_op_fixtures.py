@@ -277,6 +277,15 @@ def cases():
         helper.make_node("Add", ["x", "pe"], ["y"], name="add_pos"),
     ], {"zero_i": np.array(0, np.int64), "seq": np.array(6, np.int64), "one_i": np.array(1, np.int64),
         "table": rng.normal(0, 0.5, (10, 16)).astype(np.float32)}, [6, 16], "y", [6, 16], opset=13)
+    # scores filled where the int64 mask is 0 (`scores.masked_fill(mask == 0, fill)`, here a finite fill),
+    # then Softmax: the mask read through an Equal, the scores replaced, not added to
+    out["scores_masked_fill"] = model("scores_masked_fill", [
+        helper.make_node("Unsqueeze", ["mask", "axis1"], ["m1"], name="mask/unsqueeze"),
+        helper.make_node("Equal", ["m1", "zero_i"], ["masked"], name="mask/is_padding"),
+        helper.make_node("Where", ["masked", "fill", "x"], ["s"], name="mask/fill"),
+        helper.make_node("Softmax", ["s"], ["y"], name="probs", axis=-1),
+    ], {"axis1": np.array([1], np.int64), "zero_i": np.array(0, np.int64), "fill": np.array(-30.0, np.float32)},
+        None, "y", [2, 8], inputs={"x": [2, 8], "mask": ([8], TensorProto.INT64)})
     # a recognizer's CTC head: class scores per time step, LogSoftmax over the classes
     out["log_softmax"] = model("log_softmax", [
         helper.make_node("LogSoftmax", ["x"], ["y"], name="log_probs", axis=-1),

@@ -71,9 +71,11 @@ impl Encoding {
     /// The encoding of a constant operand of an element-wise op (not a weight): min-max over its own values
     /// at the width of the op's output, as QNN's converters give it a static tensor of that width.
     pub fn for_constant(data: &[f32], bits: u8) -> Encoding {
+        // ±∞ (a mask's fill) as f32's extremes, where its code saturates
         let (mn, mx) = data
             .iter()
-            .fold((0f32, 0f32), |(a, b), &v| (a.min(v), b.max(v)));
+            .map(|v| v.clamp(f32::MIN, f32::MAX))
+            .fold((0f32, 0f32), |(a, b), v| (a.min(v), b.max(v)));
         Encoding::from_min_max(mn, mx, bits)
     }
 

@@ -89,8 +89,9 @@ pub const MASKED_MARGIN: f32 = 30.0;
 pub const FILL_MAGNITUDE: f32 = 1e4;
 
 /// An attention mask's fill: a Where (transformers' `masked_fill`) or Mul (`(1 − mask) · min`) with a constant
-/// operand of one value at or below −[`FILL_MAGNITUDE`], whose output is added (through ops that only move
-/// values) to the scores a Softmax reads, in each layer that reads it.
+/// operand of one value at or below −[`FILL_MAGNITUDE`] (−∞ too), whose output is added (through ops that only
+/// move values) to the scores a Softmax reads, in each layer that reads it; or a Where that fills the scores
+/// themselves where masked (`scores.masked_fill(~mask, -inf)`), read by a Softmax.
 ///
 /// Calibrated as it is, the fill would take the whole range of the mask and of the sum, and every score would
 /// round to one code. So the ranges of the tensors the fill reaches end [`MASKED_MARGIN`] below what they
@@ -101,7 +102,7 @@ pub const FILL_MAGNITUDE: f32 = 1e4;
 pub struct MaskFill {
     /// The Where/Mul output: the mask, 0 or the fill.
     pub at: TensorId,
-    /// The scores the mask is added to, one per layer that reads it.
+    /// The scores the mask is added to, one per layer that reads it (none: the Where fills the scores).
     pub scores: Vec<TensorId>,
     /// The fill value.
     pub value: f32,
@@ -134,8 +135,22 @@ pub fn mask_fills(g: &Graph) -> Vec<MaskFill> {
             (v <= -FILL_MAGNITUDE && d.iter().all(|&x| x == v)).then_some(v)
         });
         let Some(value) = fill else { continue };
+        let is_softmax = |c: usize| matches!(g.nodes[c].op, Op::Softmax(_));
+        let read = readers(n.output);
+        if matches!(n.op, Op::Where(_))
+            && !read.is_empty()
+            && read.iter().all(|&(c, _)| is_softmax(c))
+        {
+            // the scores filled where masked (`scores.masked_fill(~mask, -inf)`): no mask to add
+            out.push(MaskFill {
+                at: n.output,
+                scores: Vec::new(),
+                value,
+            });
+            continue;
+        }
         // every reader an Add of scores whose every reader is a Softmax
-        let scores: Option<Vec<TensorId>> = readers(n.output)
+        let scores: Option<Vec<TensorId>> = read
             .into_iter()
             .map(|(add, mask)| {
                 let a = &g.nodes[add];
@@ -144,9 +159,7 @@ pub fn mask_fills(g: &Graph) -> Vec<MaskFill> {
                 let ok = matches!(a.op, Op::Add(_))
                     && !g.tensors[scores].is_const()
                     && !to_softmax.is_empty()
-                    && to_softmax
-                        .iter()
-                        .all(|&(c, _)| matches!(g.nodes[c].op, Op::Softmax(_)));
+                    && to_softmax.iter().all(|&(c, _)| is_softmax(c));
                 ok.then_some(scores)
             })
             .collect();

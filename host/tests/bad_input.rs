@@ -309,20 +309,22 @@ fn integer_inputs_and_gathers_amp_does_not_take_name_the_node() {
     );
 }
 
-/// An integer input cast to float (an attention mask) is taken only when a Cast to float is its only use, past
-/// reshapes: read also by another op, or cast to bool, the first reader is named and the message says what
-/// amp takes; a Cast of an activation to anything but float or bool names the type; a boolean graph output
-/// is named; float data for the mask, which the model declares int64, says so.
+/// An integer input cast to float or bool (an attention mask) is taken only when such Casts (or Equals) are
+/// its only use, past reshapes: read also by another op, the first reader is named and the message says what
+/// amp takes; the mask cast to bool and then read by arithmetic names that reader; a Cast of an activation to
+/// anything but float or bool names the type; a boolean graph output is named; float data for the mask,
+/// which the model declares int64, says so.
 #[test]
 fn masks_and_casts_amp_does_not_take_name_the_node() {
     let unsqueeze: &[&str] = &[
         "Unsqueeze \"mask/unsqueeze\"",
         "integer input \"mask\"",
-        "through a Cast to float32",
+        "through a Cast to float32 or bool",
     ];
+    let bool_in_sub: &[&str] = &["Sub \"mask/pad\"", "reads the boolean tensor \"mf\""];
     let cases: [(Edit, &[&str]); 2] = [
         (|nodes| nodes[2].input[1] = "mask".into(), unsqueeze),
-        (|nodes| nodes[1].attribute[0].i = Some(9), unsqueeze),
+        (|nodes| nodes[1].attribute[0].i = Some(9), bool_in_sub),
     ];
     let (dir, fixture) = expect_fixture_edits_refused("attention_mask_cast", &cases);
     let to = |code: i64| proto::AttributeProto {

@@ -879,7 +879,9 @@ fn a_bias_that_overflows_int32_at_16_bits_raises_its_weight_scale() {
 /// it departs by what HTP's 16-bit Softmax table departs alone ("Softmax": 30 LSB). The same mask as
 /// transformers' `masked_fill` writes it (a Cast to bool selecting a fill value) is exact up to the Add; the
 /// Add's 1-LSB departures (1.6% of elements at 8 bits) move the 8-bit Softmax after it by up to 9 LSB, while
-/// the Softmax alone, on HTP's own scores, is within 1 (`amp-host trace`).
+/// the Softmax alone, on HTP's own scores, is within 1 (`amp-host trace`). Scores filled where the mask is 0
+/// (an Equal of the mask, a Where on the scores): the Where is within 1 LSB and the 8-bit Softmax over
+/// scores spanning [-33, 3] adds up to 7 alone, as a Softmax over wide scores does ("Softmax wide").
 #[test]
 fn fixture_models_run_on_htp_as_on_the_reference() {
     let rt = runtime();
@@ -891,6 +893,7 @@ fn fixture_models_run_on_htp_as_on_the_reference() {
         ("embedding_gather", 2.0, 2.0),
         ("attention_mask_cast", 1.0, 30.0),
         ("attention_mask_where", 9.0, 30.0),
+        ("scores_masked_fill", 7.0, 30.0),
     ] {
         let dir = common::root().join("tests/fixtures/ops").join(name);
         let (g, arrays, stats) = common::fixture_in(&dir, &dir.join("model.onnx"));
@@ -922,34 +925,39 @@ fn fixture_models_run_on_htp_as_on_the_reference() {
     }
 }
 
-/// A mask filled with `finfo(float32).min`, as transformers' `masked_fill` (a Where) and older exports
-/// (`(1 − mask) · min`, a Mul) write it: calibrated as it is, the fill takes the whole range of the mask and
-/// of the masked scores, and every score rounds to one code; amp's calibration ends those ranges below the
+/// A mask filled with `finfo(float32).min` or −∞, as transformers' `masked_fill` (a Where), older exports
+/// (`(1 − mask) · min`, a Mul) and `scores.masked_fill(mask == 0, -inf)` (a Where on the scores themselves)
+/// write it: calibrated as it is, the fill takes the whole range of the mask and of the masked scores, and
+/// every score rounds to one code (or the range is infinite and refused); amp's calibration ends those ranges below the
 /// scores instead (`calib::mask_fills`), so the quantized probabilities come as close to FP32's as the same
 /// mask filled with -30 does (the fixtures) and a masked key gets none, on the reference and on HTP, which
 /// saturates the fill as the reference does.
 #[test]
 fn a_mask_filled_with_the_float_minimum_keeps_its_scores() {
-    for (fixture, fill) in [
-        ("attention_mask_where", "fill"),
-        ("attention_mask_cast", "masked"),
+    // (fixture, its fill constant, the value put there, the fill's tensor)
+    for (fixture, fill, value, at) in [
+        ("attention_mask_where", "fill", f32::MIN, "bias"),
+        ("attention_mask_where", "fill", f32::NEG_INFINITY, "bias"),
+        ("attention_mask_cast", "masked", f32::MIN, "bias"),
+        ("scores_masked_fill", "fill", f32::MIN, "s"),
+        ("scores_masked_fill", "fill", f32::NEG_INFINITY, "s"),
     ] {
-        println!("{fixture}");
-        mask_filled_with_the_float_minimum(fixture, fill);
+        println!("{fixture}, filled with {value:e}");
+        mask_filled_with(fixture, fill, value, at);
     }
 }
 
-fn mask_filled_with_the_float_minimum(fixture: &str, fill: &str) {
+fn mask_filled_with(fixture: &str, fill: &str, value: f32, at: &str) {
     let rt = runtime();
     let dir = common::root().join("tests/fixtures/ops").join(fixture);
     let (g, arrays, _) = common::fixture_in(&dir, &dir.join("model.onnx"));
     let mut g = (*g).clone();
     let fill = g.tensors.iter().position(|t| t.name == fill).unwrap();
-    g.tensors[fill].data = Some(Arc::new(vec![f32::MIN]));
+    g.tensors[fill].data = Some(Arc::new(vec![value]));
     let g = Arc::new(g);
     let fills = amp_host::calib::mask_fills(&g);
     assert_eq!(fills.len(), 1, "{fills:?}");
-    assert_eq!(g.tensors[fills[0].at].name, "bias");
+    assert_eq!(g.tensors[fills[0].at].name, at);
     let x = common::fixture_inputs(&g, &arrays);
     let calib = amp_device::backend::Inputs(vec![
         arrays["calib_x"].clone(),
@@ -974,7 +982,7 @@ fn mask_filled_with_the_float_minimum(fixture: &str, fill: &str) {
             plain.ranges.insert(g.tensors[t].name.clone(), [lo, hi]);
         })
         .unwrap();
-    assert!(plain.ranges["bias"][0] < -1e38 && stats.ranges["bias"][0] > -100.0);
+    assert!(plain.ranges[at][0] < -1e38 && stats.ranges[at][0] > -100.0);
     let far = |y: &Array| {
         y.data
             .iter()
@@ -988,16 +996,17 @@ fn mask_filled_with_the_float_minimum(fixture: &str, fill: &str) {
     };
     for p in Precision::ALL {
         let run = |stats: &Stats| {
-            let plan = QuantPlan::new(&g, stats, &BitPlan::uniform(&g, p)).unwrap();
+            let plan = QuantPlan::new(&g, stats, &BitPlan::uniform(&g, p))?;
             let y = Reference::new(g.clone(), Some(plan.clone()))
                 .unwrap()
                 .run(&x)
                 .unwrap()
                 .remove(0);
-            (plan, y)
+            Ok::<_, amp_device::quant::QuantError>((plan, y))
         };
-        let (_, broken) = run(&plain);
-        let (plan, y) = run(&stats);
+        // plain ranges from an infinite fill are refused (a non-finite range): as far as it gets
+        let broken = run(&plain).map_or(f32::INFINITY, |(_, y)| far(&y));
+        let (plan, y) = run(&stats).unwrap();
         // a key's probability at each of the 2 query rows
         let on_masked = y
             .data
@@ -1016,10 +1025,10 @@ fn mask_filled_with_the_float_minimum(fixture: &str, fill: &str) {
         println!(
             "{p}: max |diff| to FP32 {:.4} (plain ranges {:.4}, filled with -30 {:.4}), masked keys' largest probability {on_masked}, HTP {htp_lsb} LSB from the reference",
             far(&y),
-            far(&broken),
+            broken,
             far(&arrays[&format!("qdq_{p}")])
         );
-        assert!(far(&broken) > 0.2, "{p}: the plain ranges work");
+        assert!(broken > 0.2, "{p}: the plain ranges work");
         // as close as onnxruntime's QDQ model of the same mask filled with -30 (the fixture) comes
         let at_30 = far(&arrays[&format!("qdq_{p}")]);
         assert!(

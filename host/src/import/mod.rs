@@ -229,10 +229,10 @@ pub fn import_bytes(bytes: &[u8], opts: &ImportOptions) -> Result<Graph, ImportE
 }
 
 /// Whether integer input `input` is read only as a float: every reader, past ops that only reshape it
-/// (Unsqueeze, Squeeze, Reshape, Flatten, Expand, Identity), is a Cast to float32 or a Shape, and one is a
-/// Cast. That is an attention mask (`mask → Unsqueeze → Cast → Sub → Mul`): amp then feeds its integers as
-/// exact floats and quantizes them as any float input (0 and 1 are exact at every width), and the Cast is the
-/// identity.
+/// (Unsqueeze, Squeeze, Reshape, Flatten, Expand, Identity), is a Cast to float32 or bool, an Equal or a Shape,
+/// and one is not a Shape. That is an attention mask (`mask → Unsqueeze → Cast → Sub → Mul`, `mask.bool()`,
+/// `mask == 0`): amp then feeds its integers as exact floats and quantizes them as any float input (0 and 1
+/// are exact at every width), and a Cast to float32 is the identity.
 fn read_as_float(graph: &proto::GraphProto, input: &str) -> bool {
     const RESHAPES: [&str; 6] = [
         "Unsqueeze",
@@ -251,14 +251,17 @@ fn read_as_float(graph: &proto::GraphProto, input: &str) -> bool {
                     continue;
                 }
                 let op = n.op_type.as_deref().unwrap_or("");
+                // to float32 or bool
                 let to_float = || {
                     n.attribute
                         .iter()
-                        .any(|a| a.name.as_deref() == Some("to") && a.i == Some(1))
+                        .any(|a| a.name.as_deref() == Some("to") && matches!(a.i, Some(1 | 9)))
                 };
                 match op {
                     _ if RESHAPES.contains(&op) && k == 0 => ints.extend(n.output.first().cloned()),
                     "Cast" if to_float() => cast = true,
+                    // `mask == 0`: exact on the integers as floats
+                    "Equal" => cast = true,
                     "Shape" => {}
                     _ => return false,
                 }

@@ -192,7 +192,7 @@ pub(crate) fn convert(imp: &mut Importer, node: &NodeProto) -> Result<(), Import
             let allowed = (op_type == "Gather" && k == 1) || op_type == "Shape";
             if imp.g.integer.contains(t) && !allowed {
                 return Err(cx.err(format!(
-                    "reads the integer input \"{i}\"; amp reads integer inputs only as Gather indices (an embedding lookup) or, when that is their only use, through a Cast to float32 (an attention mask)"
+                    "reads the integer input \"{i}\"; amp reads integer inputs only as Gather indices (an embedding lookup) or, when that is their only use, through a Cast to float32 or bool or an Equal (an attention mask)"
                 )));
             }
         }
