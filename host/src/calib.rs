@@ -233,21 +233,17 @@ mod tests {
         g.inputs = vec![x, pad];
         let min = g.add_tensor("min", vec![], Some(vec![f32::MIN]));
         let mask = node(&mut g, Mul.into(), vec![pad, min], &[1, 4]);
+        let softmax: Op = Softmax {
+            axis: 1,
+            log: false,
+        }
+        .into();
         let mut outs = Vec::new();
         let mut scores = Vec::new();
         for _ in 0..2 {
             let s = node(&mut g, Relu.into(), vec![x], &[1, 4]);
             let a = node(&mut g, Add.into(), vec![s, mask], &[1, 4]);
-            outs.push(node(
-                &mut g,
-                Softmax {
-                    axis: 1,
-                    log: false,
-                }
-                .into(),
-                vec![a],
-                &[1, 4],
-            ));
+            outs.push(node(&mut g, softmax.clone(), vec![a], &[1, 4]));
             scores.push(s);
         }
         // not fills: a huge constant ending in a Relu, a moderate one before a Softmax
@@ -258,16 +254,7 @@ mod tests {
         let small = g.add_tensor("small", vec![], Some(vec![-30.0]));
         let m3 = node(&mut g, Mul.into(), vec![pad, small], &[1, 4]);
         let a3 = node(&mut g, Add.into(), vec![x, m3], &[1, 4]);
-        outs.push(node(
-            &mut g,
-            Softmax {
-                axis: 1,
-                log: false,
-            }
-            .into(),
-            vec![a3],
-            &[1, 4],
-        ));
+        outs.push(node(&mut g, softmax, vec![a3], &[1, 4]));
         g.outputs = outs;
         let fills = mask_fills(&g);
         assert_eq!(
