@@ -95,12 +95,21 @@ fn converts_are_priced_on_htp_and_estimated_on_the_reference() {
             to: 16,
         },
     ];
-    let p = price(&EvalBackend::Htp(rt), &probes, 2, 15).unwrap();
-    assert!(p.measured, "{p:?}");
-    assert_eq!(p.us.len(), 3);
-    assert!(p.us.iter().all(|&u| u.is_finite() && u >= 0.0), "{p:?}");
-    // 200,704 elements cost more to convert than 10 (about 900 µs against 15 here)
-    assert!(p.us[0] > p.us[2] && p.us[1] > p.us[2], "{p:?}");
+    // 200,704 elements cost more to convert than 10 (about 900 µs against 15 here); these are wall-clock
+    // medians of an emulator, so another process busy on the machine can swap them (the small one once
+    // measured 3858 µs): up to three pricings, the first in order counts
+    let mut tries = Vec::new();
+    let p = loop {
+        let p = price(&EvalBackend::Htp(rt.clone()), &probes, 2, 15).unwrap();
+        assert!(p.measured, "{p:?}");
+        assert_eq!(p.us.len(), 3);
+        assert!(p.us.iter().all(|&u| u.is_finite() && u >= 0.0), "{p:?}");
+        if p.us[0] > p.us[2] && p.us[1] > p.us[2] {
+            break p;
+        }
+        tries.push(p);
+        assert!(tries.len() < 3, "{tries:?}");
+    };
     eprintln!("HTP v73 emulator Convert prices (µs): {:?}", p.us);
     let r = price(&EvalBackend::Ref, &probes, 0, 1).unwrap();
     assert!(!r.measured && r.method.contains("estimated"), "{r:?}");
