@@ -286,6 +286,19 @@ def cases():
         helper.make_node("Softmax", ["s"], ["y"], name="probs", axis=-1),
     ], {"axis1": np.array([1], np.int64), "zero_i": np.array(0, np.int64), "fill": np.array(-30.0, np.float32)},
         None, "y", [2, 8], inputs={"x": [2, 8], "mask": ([8], TensorProto.INT64)})
+    # a decoder's causal mask, built from constants as exporters trace it (Range, Unsqueeze, Greater, Where:
+    # folded at import) and added to the scores before the Softmax
+    out["causal_mask"] = model("causal_mask", [
+        helper.make_node("Range", ["zero_i", "six_i", "one_i"], ["r"], name="causal/range"),
+        helper.make_node("Unsqueeze", ["r", "axis0"], ["cols"], name="causal/cols"),
+        helper.make_node("Unsqueeze", ["r", "axis1"], ["rows"], name="causal/rows"),
+        helper.make_node("Greater", ["cols", "rows"], ["future"], name="causal/future"),
+        helper.make_node("Where", ["future", "fill", "zero"], ["bias"], name="causal/bias"),
+        helper.make_node("Add", ["x", "bias"], ["s"], name="masked"),
+        helper.make_node("Softmax", ["s"], ["y"], name="probs", axis=-1),
+    ], {"zero_i": np.array(0, np.int64), "six_i": np.array(6, np.int64), "one_i": np.array(1, np.int64),
+        "axis0": np.array([0], np.int64), "axis1": np.array([1], np.int64),
+        "fill": np.array(-30.0, np.float32), "zero": np.array(0.0, np.float32)}, [6, 6], "y", [6, 6])
     # a recognizer's CTC head: class scores per time step, LogSoftmax over the classes
     out["log_softmax"] = model("log_softmax", [
         helper.make_node("LogSoftmax", ["x"], ["y"], name="log_probs", axis=-1),

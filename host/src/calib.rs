@@ -100,7 +100,7 @@ pub const FILL_MAGNITUDE: f32 = 1e4;
 /// the margin. The model is unchanged: the encodings say it, so QNN's converter and onnxruntime build the same.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MaskFill {
-    /// The Where/Mul output: the mask, 0 or the fill.
+    /// The Where/Mul output: the mask, 0 or the fill (or the scores, filled).
     pub at: TensorId,
     /// The scores the mask is added to, one per layer that reads it (none: the Where fills the scores).
     pub scores: Vec<TensorId>,

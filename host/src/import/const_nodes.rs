@@ -148,9 +148,16 @@ pub(crate) fn fold_const(imp: &Importer, cx: &Ctx) -> Result<Option<ConstTensor>
         "Max" if cx.node.input.len() == 2 => req(0)?.binary(&req(1)?, f64::max).map_err(e)?,
         "Sub" => req(0)?.binary(&req(1)?, |a, b| a - b).map_err(e)?,
         "Mul" => req(0)?.binary(&req(1)?, |a, b| a * b).map_err(e)?,
-        "Equal" => {
-            let eq = req(0)?.binary(&req(1)?, |a, b| f64::from(u8::from(a == b)));
-            eq.map_err(e)?.truth(|v| v != 0.0)
+        "Equal" | "Greater" | "GreaterOrEqual" | "Less" | "LessOrEqual" => {
+            let holds: fn(f64, f64) -> bool = match cx.op() {
+                "Equal" => |a, b| a == b,
+                "Greater" => |a, b| a > b,
+                "GreaterOrEqual" => |a, b| a >= b,
+                "Less" => |a, b| a < b,
+                _ => |a, b| a <= b,
+            };
+            let r = req(0)?.binary(&req(1)?, |a, b| f64::from(u8::from(holds(a, b))));
+            r.map_err(e)?.truth(|v| v != 0.0)
         }
         "Not" => req(0)?.truth(|v| v == 0.0),
         "Where" => req(0)?.select(&req(1)?, &req(2)?).map_err(e)?,

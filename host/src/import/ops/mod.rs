@@ -104,6 +104,8 @@ pub const REGISTRY: &[Entry] = &[
     entry("Gather", gather::import, &[K::Gather]),
     entry("Gelu", gelu::import, &[K::Gelu]),
     entry("Gemm", gemm::import, &[K::Gemm]),
+    entry("Greater", computed_at_import::import, &[]),
+    entry("GreaterOrEqual", computed_at_import::import, &[]),
     entry(
         "GlobalAveragePool",
         global_average_pool::import,
@@ -114,6 +116,8 @@ pub const REGISTRY: &[Entry] = &[
     entry("Identity", identity::import, &[]),
     entry("LayerNormalization", layer_norm::import, &[K::LayerNorm]),
     entry("LeakyRelu", leaky_relu::import, &[K::LeakyRelu]),
+    entry("Less", computed_at_import::import, &[]),
+    entry("LessOrEqual", computed_at_import::import, &[]),
     entry("LogSoftmax", softmax::import_log, &[K::Softmax]),
     entry("MatMul", matmul::import, &[K::Gemm, K::MatMul]),
     entry("Max", max::import, &[K::Max]),
