@@ -282,7 +282,8 @@ impl Writer<'_> {
             "QuantizeLinear" => (of(&inputs[2]).0, of(&inputs[0]).1),
             "DequantizeLinear" => (DataType::Float, of(&inputs[0]).1),
             "Cast" => {
-                let to = attrs.first().and_then(|a| a.i).unwrap_or(1) as i32;
+                let to = attrs.iter().find(|a| a.name.as_deref() == Some("to"));
+                let to = to.and_then(|a| a.i).unwrap_or(1) as i32;
                 let to = DataType::try_from(to).unwrap_or(DataType::Float);
                 (to, of(&inputs[0]).1)
             }

@@ -183,19 +183,8 @@ impl ConstTensor {
         other: &ConstTensor,
         f: impl Fn(f64, f64) -> f64,
     ) -> Result<ConstTensor, String> {
-        let shape = amp_device::ir::broadcast(&self.shape, &other.shape)?;
-        let n: usize = shape.iter().product();
-        let a = self.to_f64();
-        let b = other.to_f64();
-        let idx = |s: &[usize], i: usize| amp_device::ir::broadcast_offset(&shape, s, i);
-        let v: Vec<f64> = (0..n)
-            .map(|i| f(a[idx(&self.shape, i)], b[idx(&other.shape, i)]))
-            .collect();
-        Ok(if self.is_float() || other.is_float() {
-            ConstTensor::f32(shape, v.into_iter().map(|x| x as f32).collect())
-        } else {
-            ConstTensor::i64(shape, v.into_iter().map(|x| x as i64).collect())
-        })
+        let float = self.is_float() || other.is_float();
+        broadcast_map(&[self, other], float, |v| f(v[0], v[1]))
     }
 
     /// ONNX Range from `self` (a scalar) up to `limit` by `delta`: `max(⌈(limit − start) / delta⌉, 0)`
@@ -234,27 +223,12 @@ impl ConstTensor {
     /// ONNX Where with `self` the condition: `a` where it is not zero, else `b`, with numpy broadcasting; the
     /// result is float if either value is.
     pub fn select(&self, a: &ConstTensor, b: &ConstTensor) -> Result<ConstTensor, String> {
-        let shape = amp_device::ir::broadcast(
-            &self.shape,
-            &amp_device::ir::broadcast(&a.shape, &b.shape)?,
-        )?;
-        let n: usize = shape.iter().product();
-        let (c, av, bv) = (self.to_f64(), a.to_f64(), b.to_f64());
-        let idx = |s: &[usize], i: usize| amp_device::ir::broadcast_offset(&shape, s, i);
-        let v: Vec<f64> = (0..n)
-            .map(|i| {
-                if c[idx(&self.shape, i)] != 0.0 {
-                    av[idx(&a.shape, i)]
-                } else {
-                    bv[idx(&b.shape, i)]
-                }
-            })
-            .collect();
-        Ok(if a.is_float() || b.is_float() {
-            ConstTensor::f32(shape, v.into_iter().map(|x| x as f32).collect())
-        } else {
-            ConstTensor::i64(shape, v.into_iter().map(|x| x as i64).collect())
-        })
+        let float = a.is_float() || b.is_float();
+        broadcast_map(
+            &[self, a, b],
+            float,
+            |v| if v[0] != 0.0 { v[1] } else { v[2] },
+        )
     }
 
     fn to_f64(&self) -> Vec<f64> {
@@ -331,6 +305,31 @@ fn f16_to_f32(h: u16) -> f32 {
         (e, f) => (sign << 31) | ((e + 112) << 23) | (f << 13),
     };
     f32::from_bits(bits)
+}
+
+/// `f` of the operands' values at each element of their numpy-broadcast shape, as float or integer data.
+fn broadcast_map(
+    operands: &[&ConstTensor],
+    float: bool,
+    f: impl Fn(&[f64]) -> f64,
+) -> Result<ConstTensor, String> {
+    let mut shape: Vec<usize> = Vec::new();
+    for t in operands {
+        shape = amp_device::ir::broadcast(&shape, &t.shape)?;
+    }
+    let values: Vec<Vec<f64>> = operands.iter().map(|t| t.to_f64()).collect();
+    let mut at = vec![0.0; operands.len()];
+    let v = (0..shape.iter().product::<usize>()).map(|i| {
+        for ((a, t), vals) in at.iter_mut().zip(operands).zip(&values) {
+            *a = vals[amp_device::ir::broadcast_offset(&shape, &t.shape, i)];
+        }
+        f(&at)
+    });
+    Ok(if float {
+        ConstTensor::f32(shape.clone(), v.map(|x| x as f32).collect())
+    } else {
+        ConstTensor::i64(shape.clone(), v.map(|x| x as i64).collect())
+    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
-//! Softmax → Softmax (LogSoftmax → LogSoftmax), which HTP runs over the last axis (the channels of an NHWC tensor); over any other axis,
-//! between two Transposes that move that axis last and back (the transposed input keeps its encoding, the
-//! Softmax writes the output's).
+//! Softmax → Softmax (LogSoftmax → LogSoftmax), which HTP runs over the last axis (the channels of an NHWC
+//! tensor); over any other axis, between two Transposes that move that axis last and back (the transposed
+//! input keeps its encoding, the Softmax writes the output's).
 
 use qnn_sys::ParamSpec;
 
