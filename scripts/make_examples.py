@@ -61,6 +61,9 @@ FUSABLE_ACTIVATIONS = {"Relu", "Clip"}
 ACT_READS_EXACT = {"Add", "Sub", "Mul", "Div"}
 # Element-wise ops whose constant operands are quantized over their own range (Encoding::for_operand).
 CONST_OPERANDS = {"Add", "Sub", "Mul", "Div", "Min", "Max", "Concat", "Gather", "Equal", "Where"}
+# Ops whose scale (input 1) and shift (input 2) are stored as ScaleShift's (device/src/ir/ops/scale_shift.rs):
+# at 8 bits both over their own range; at 16 bits the scale symmetric and the shift an exact int32 bias.
+NORM_OPERANDS = {"LayerNormalization", "InstanceNormalization"}
 # Ops whose output is boolean: exact, never quantized (OpDef::logical); a Cast to bool is one too.
 LOGICAL = {"Equal", "Not"}
 FIXED_UNIT_RANGE = {"Sigmoid", "HardSigmoid", "Softmax"}
@@ -508,6 +511,22 @@ def qdq_model(folded, stats, a_bits, w_bits):
                     s, o = act_encoding(c.min(), c.max(), a_bits)
                     q = np.clip(np.round(c.astype(np.float64) / float(s)) - o, 0, 2 ** a_bits - 1)
                     inits[i].CopyFrom(numpy_helper.from_array(((q + o) * float(s)).astype(np.float32), i))
+
+    for n in g.node:
+        if n.op_type in NORM_OPERANDS:
+            for k, i in list(enumerate(n.input))[1:3]:
+                if i not in inits:
+                    continue
+                c = numpy_helper.to_array(inits[i]).astype(np.float64)
+                if a_bits == 8:
+                    s, o = act_encoding(c.min(), c.max(), 8)
+                    q = np.clip(np.round(c / float(s)) - o, 0, 255) + o
+                elif k == 1:
+                    s = np.float32(max(float(np.abs(c).max()), 1e-6) / W16_MAX_CODE)
+                    q = np.clip(np.round(c / float(s)), -2 ** 15, 2 ** 15 - 1)
+                else:
+                    continue
+                inits[i].CopyFrom(numpy_helper.from_array((q * float(s)).astype(np.float32), i))
 
     # weights and biases: fake-quantize the constants in place
     for n in g.node:

@@ -129,6 +129,12 @@ def cases():
         helper.make_node("Add", ["g", "beta"], ["y"], name="beta"),
     ], {"two": np.array(2.0, np.float32), "eps": np.array(1e-5, np.float32), **ln_inits}, [6, 16], "y",
         [6, 16])
+    # InstanceNorm over each channel's spatial values (style transfer, GAN generators, some segmenters),
+    # with a scale and bias per channel
+    out["instance_norm"] = model("instance_norm", [
+        helper.make_node("InstanceNormalization", ["x", "scale", "bias"], ["y"], name="in", epsilon=1e-5),
+    ], {"scale": np.array([0.5, -1.25, 2.0, 1.0], np.float32),
+        "bias": np.array([0.1, -0.3, 0.0, 0.75], np.float32)}, [4, 6, 6], "y", [4, 6, 6])
     # YOLOX's Focus: the four phases of every other row and column, stacked on channels
     i64 = lambda *v: np.array(v, np.int64)  # noqa: E731
     focus_inits = {"z": i64(0), "o": i64(1), "end": i64(2 ** 62), "h": i64(2), "w": i64(3), "two": i64(2)}

@@ -652,3 +652,26 @@ fn a_malformed_resume_budget_is_refused_naming_it() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// InstanceNormalization takes its scale and bias as constants: an activation in their place names the node
+/// and the input.
+#[test]
+fn an_instance_norm_scale_that_is_not_a_constant_names_the_node() {
+    let cases: [(Edit, &[&str]); 2] = [
+        (
+            |nodes| nodes[0].input[1] = "x".into(),
+            &[
+                "InstanceNormalization \"in\"",
+                "input 1 (\"x\") must be a constant",
+            ],
+        ),
+        (
+            |nodes| nodes[0].input[2] = "x".into(),
+            &[
+                "InstanceNormalization \"in\"",
+                "input 2 (\"x\") must be a constant",
+            ],
+        ),
+    ];
+    expect_fixture_edits_refused("instance_norm", &cases);
+}

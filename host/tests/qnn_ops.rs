@@ -449,6 +449,13 @@ fn cases() -> Vec<Case> {
         &[1, 6, 16],
         &[&[16], &[16]],
     ));
+    // InstanceNorm over each channel's 6 × 6 values, scaled and shifted per channel
+    v.push(case(
+        "InstanceNorm",
+        Op::InstanceNorm(ir::InstanceNorm { epsilon: 1e-5 }),
+        &x,
+        &[&[8], &[8]],
+    ));
     // the input range reaches past the clip on both sides, so output and input encodings differ
     v.iter_mut()
         .filter(|c| c.name.starts_with("Clip"))

@@ -823,6 +823,11 @@ impl Writer<'_> {
                 simple(self, "LayerNormalization", attrs)
             }
             Op::LayerNorm(_) => refuse("ONNX has LayerNormalization from opset 17"),
+            Op::InstanceNorm(i) => simple(
+                self,
+                "InstanceNormalization",
+                vec![attr_f("epsilon", i.epsilon)],
+            ),
         }
     }
 }

@@ -68,6 +68,7 @@ mod gemm;
 mod global_average_pool;
 mod hard_sigmoid;
 mod hard_swish;
+mod instance_norm;
 mod layer_norm;
 mod leaky_relu;
 mod matmul;
@@ -283,6 +284,7 @@ ops! {
     Gelu(gelu),
     Pow(pow),
     LayerNorm(layer_norm),
+    InstanceNorm(instance_norm),
     Slice(slice),
     DepthSpace(depth_space),
     Tile(tile),

@@ -31,6 +31,7 @@ mod global_average_pool;
 mod hard_sigmoid;
 mod hard_swish;
 mod identity;
+mod instance_norm;
 mod layer_norm;
 mod leaky_relu;
 mod matmul;
@@ -114,6 +115,11 @@ pub const REGISTRY: &[Entry] = &[
     entry("HardSigmoid", hard_sigmoid::import, &[K::HardSigmoid]),
     entry("HardSwish", hard_swish::import, &[K::HardSwish]),
     entry("Identity", identity::import, &[]),
+    entry(
+        "InstanceNormalization",
+        instance_norm::import,
+        &[K::InstanceNorm],
+    ),
     entry("LayerNormalization", layer_norm::import, &[K::LayerNorm]),
     entry("LeakyRelu", leaky_relu::import, &[K::LeakyRelu]),
     entry("Less", computed_at_import::import, &[]),

@@ -30,6 +30,7 @@ mod gemm;
 mod global_average_pool;
 mod hard_sigmoid;
 mod hard_swish;
+mod instance_norm;
 mod layer_norm;
 mod leaky_relu;
 mod matmul;
@@ -268,7 +269,7 @@ register_ops! {
     Conv, ConvTranspose, Gemm, MatMul, Add, Sub, Mul, Div, Min, Max, ScaleShift, Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid,
     HardSwish, Tanh, Softmax, MaxPool, AveragePool, GlobalAveragePool, Reduce, Reshape, Transpose, Concat,
     Pad, Resize, Neg, Abs, Sqrt, Exp, Erf, Gelu, Pow,
-    LayerNorm, Slice, DepthSpace, Tile, Gather, Equal, Not, Cast, Where,
+    LayerNorm, InstanceNorm, Slice, DepthSpace, Tile, Gather, Equal, Not, Cast, Where,
 }
 
 /// The window parameters PoolMax2d and PoolAvg2d share.
