@@ -12,7 +12,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::convert::Dataflow;
-use crate::ir::{FixedRange, Graph, Mac, Op, Operand, TensorId};
+use crate::ir::{FixedRange, Graph, Mac, Node, Op, Operand, TensorId};
 
 /// Round half to even, as `f64::round_ties_even`, without a libm call on CPUs without SSE4.1: adding and
 /// subtracting 1.5·2⁵² rounds in the FPU's default round-to-nearest-even mode, exactly, for |v| < 2⁵¹.
@@ -586,6 +586,33 @@ impl QuantPlan {
         Ok(plan)
     }
 
+    /// The encoding constant input `k` of node `n` is stored in when the node computes at `bits`, as
+    /// [`Encoding::for_operand`] says; None where it is kept as it is (an int32 bias, weights). A constant
+    /// added to an activation is stored over no more than the range that can reach the sum, with the sum's
+    /// span to spare: values below the sum's minimum less the activation's maximum saturate the sum anyway. It
+    /// matters only for an attention mask's fill (`finfo(float32).min`, calibrated to saturate below the
+    /// scores), which would otherwise make the constant's scale 10³⁶ times the sum's: HTP's Add of the two is
+    /// then off by hundreds of LSB where the reference saturates.
+    pub fn operand(&self, g: &Graph, n: &Node, k: usize, bits: u8) -> Option<Encoding> {
+        let data = g.const_data(n.inputs[k])?;
+        let other = n.inputs.get(1 - k.min(1)).filter(|_| n.inputs.len() == 2);
+        let sum = match (&n.op, other) {
+            (Op::Add(_), Some(&x)) => self.encodings[x].zip(self.encodings[n.output]),
+            _ => None,
+        };
+        match (sum, n.op.def().operand(k, bits)) {
+            (Some((x, y)), Operand::MinMax) => {
+                let lo = y.min() - x.max() - (y.max() - y.min());
+                let hi = y.max() - x.min() + (y.max() - y.min());
+                let d: Vec<f32> = (data.iter())
+                    .map(|&v| (v as f64).clamp(lo, hi) as f32)
+                    .collect();
+                Some(Encoding::for_constant(&d, bits))
+            }
+            _ => Encoding::for_operand(&n.op, k, data, bits),
+        }
+    }
+
     /// A plan from its encodings and weights, each node computing at the widest width of its activation
     /// inputs and its output.
     pub fn from_parts(
@@ -700,6 +727,51 @@ mod tests {
             Encoding::for_operand(&Op::ScaleShift(crate::ir::ScaleShift), 2, &d, 16),
             None
         );
+    }
+
+    /// A constant added to an activation is stored over the range that can reach the sum: a mask's fill of
+    /// f32's minimum (the sum calibrated to end below the scores) is bounded there, and saturates the sum as
+    /// before; a constant within that range keeps its own encoding.
+    #[test]
+    fn a_constant_added_is_stored_over_what_reaches_the_sum() {
+        let mut g = Graph::default();
+        let x = g.add_tensor("x", vec![1, 4], None);
+        let mask = g.add_tensor("mask", vec![1, 4], Some(vec![0.0, 0.0, f32::MIN, f32::MIN]));
+        let bias = g.add_tensor("bias", vec![1, 4], Some(vec![0.5, -1.0, 2.0, 0.0]));
+        let (s, b) = (
+            g.add_tensor("s", vec![], None),
+            g.add_tensor("b", vec![], None),
+        );
+        for (name, c, y) in [("masked", mask, s), ("biased", bias, b)] {
+            g.nodes.push(Node {
+                name: name.into(),
+                op: Op::Add(crate::ir::Add),
+                inputs: vec![x, c],
+                output: y,
+            });
+        }
+        g.inputs = vec![x];
+        g.outputs = vec![s, b];
+        g.infer_shapes().unwrap();
+        let mut stats = Stats::default();
+        for (t, r) in [("x", [-4.0, 4.0]), ("s", [-40.0, 4.0]), ("b", [-5.0, 6.0])] {
+            stats.ranges.insert(t.into(), r);
+        }
+        for p in Precision::ALL {
+            let plan = QuantPlan::new(&g, &stats, &BitPlan::uniform(&g, p)).unwrap();
+            let bits = plan.compute[0];
+            let e = plan.operand(&g, &g.nodes[0], 1, bits).unwrap();
+            // below -40 - 4, the sum's minimum less x's maximum, with the sum's span (44) to spare
+            assert!((e.min() + 88.0).abs() < 0.5, "{p}: {}", e.min());
+            let sum = plan.encodings[s].unwrap();
+            assert_eq!(sum.quantize(e.fake(f32::MIN) + 4.0), 0.0);
+            assert_eq!(e.fake(0.0), 0.0);
+            let d = g.const_data(bias).unwrap();
+            assert_eq!(
+                plan.operand(&g, &g.nodes[1], 1, bits),
+                Encoding::for_operand(&g.nodes[1].op, 1, d, bits)
+            );
+        }
     }
 
     #[test]

@@ -90,8 +90,9 @@ pub const FILL_MAGNITUDE: f32 = 1e4;
 
 /// An attention mask's fill: a Where (transformers' `masked_fill`) or Mul (`(1 − mask) · min`) with a constant
 /// operand of one value at or below −[`FILL_MAGNITUDE`] (−∞ too), whose output is added (through ops that only
-/// move values) to the scores a Softmax reads, in each layer that reads it; or a Where that fills the scores
-/// themselves where masked (`scores.masked_fill(~mask, -inf)`), read by a Softmax.
+/// move values) to the scores a Softmax reads, in each layer that reads it; a Where that fills the scores
+/// themselves where masked (`scores.masked_fill(~mask, -inf)`), read by a Softmax; or a constant mask holding
+/// such fills (a decoder's causal mask, folded at import) added to the scores a Softmax reads.
 ///
 /// Calibrated as it is, the fill would take the whole range of the mask and of the sum, and every score would
 /// round to one code. So the ranges of the tensors the fill reaches end [`MASKED_MARGIN`] below what they
@@ -100,7 +101,8 @@ pub const FILL_MAGNITUDE: f32 = 1e4;
 /// the margin. The model is unchanged: the encodings say it, so QNN's converter and onnxruntime build the same.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MaskFill {
-    /// The Where/Mul output: the mask, 0 or the fill (or the scores, filled).
+    /// The Where/Mul output: the mask, 0 or the fill (or the scores, filled: by a Where, or by the Add of a
+    /// constant mask).
     pub at: TensorId,
     /// The scores the mask is added to, one per layer that reads it (none: the Where fills the scores).
     pub scores: Vec<TensorId>,
@@ -124,8 +126,20 @@ pub fn mask_fills(g: &Graph) -> Vec<MaskFill> {
         }
         out
     };
+    let is_softmax = |c: usize| matches!(g.nodes[c].op, Op::Softmax(_));
     let mut out = Vec::new();
     for n in &g.nodes {
+        if let Some(value) = constant_mask(g, n) {
+            let read = readers(n.output);
+            if !read.is_empty() && read.iter().all(|&(c, _)| is_softmax(c)) {
+                out.push(MaskFill {
+                    at: n.output,
+                    scores: Vec::new(),
+                    value,
+                });
+            }
+            continue;
+        }
         if !matches!(n.op, Op::Where(_) | Op::Mul(_)) {
             continue;
         }
@@ -135,7 +149,6 @@ pub fn mask_fills(g: &Graph) -> Vec<MaskFill> {
             (v <= -FILL_MAGNITUDE && d.iter().all(|&x| x == v)).then_some(v)
         });
         let Some(value) = fill else { continue };
-        let is_softmax = |c: usize| matches!(g.nodes[c].op, Op::Softmax(_));
         let read = readers(n.output);
         if matches!(n.op, Op::Where(_))
             && !read.is_empty()
@@ -172,6 +185,18 @@ pub fn mask_fills(g: &Graph) -> Vec<MaskFill> {
         }
     }
     out
+}
+
+/// The lowest value of a constant mask holding fills (values at or below −[`FILL_MAGNITUDE`]) that `n` adds
+/// to an activation.
+fn constant_mask(g: &Graph, n: &amp_device::ir::Node) -> Option<f32> {
+    if !matches!(n.op, Op::Add(_)) || n.inputs.iter().all(|&t| g.tensors[t].is_const()) {
+        return None;
+    }
+    n.inputs.iter().find_map(|&t| {
+        let low = g.const_data(t)?.iter().copied().fold(0f32, f32::min);
+        (low <= -FILL_MAGNITUDE).then_some(low)
+    })
 }
 
 /// Loads the cached calibration for (model, data) from `dir`, or runs it and saves it there.
@@ -262,6 +287,34 @@ mod tests {
             vec![MaskFill {
                 at: mask,
                 scores,
+                value: f32::MIN
+            }]
+        );
+    }
+
+    /// A constant mask holding fills (a causal mask folded at import) added to the scores a Softmax reads is a
+    /// fill of the sum itself; added to anything else, it is not.
+    #[test]
+    fn a_constant_mask_added_to_scores_is_a_fill_of_the_sum() {
+        let mut g = Graph::default();
+        let x = g.add_tensor("x", vec![2, 2], None);
+        g.inputs = vec![x];
+        let causal = vec![0.0, f32::MIN, 0.0, 0.0];
+        let mask = g.add_tensor("causal", vec![2, 2], Some(causal));
+        let s = node(&mut g, Add.into(), vec![x, mask], &[2, 2]);
+        let softmax = Softmax {
+            axis: 1,
+            log: false,
+        };
+        let y = node(&mut g, softmax.into(), vec![s], &[2, 2]);
+        let s2 = node(&mut g, Add.into(), vec![mask, x], &[2, 2]);
+        let r = node(&mut g, Relu.into(), vec![s2], &[2, 2]);
+        g.outputs = vec![y, r];
+        assert_eq!(
+            mask_fills(&g),
+            vec![MaskFill {
+                at: s,
+                scores: Vec::new(),
                 value: f32::MIN
             }]
         );

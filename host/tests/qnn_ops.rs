@@ -935,21 +935,24 @@ fn fixture_models_run_on_htp_as_on_the_reference() {
 }
 
 /// A mask filled with `finfo(float32).min` or −∞, as transformers' `masked_fill` (a Where), older exports
-/// (`(1 − mask) · min`, a Mul) and `scores.masked_fill(mask == 0, -inf)` (a Where on the scores themselves)
-/// write it: calibrated as it is, the fill takes the whole range of the mask and of the masked scores, and
-/// every score rounds to one code (or the range is infinite and refused); amp's calibration ends those ranges below the
-/// scores instead (`calib::mask_fills`), so the quantized probabilities come as close to FP32's as the same
-/// mask filled with -30 does (the fixtures) and a masked key gets none, on the reference and on HTP, which
-/// saturates the fill as the reference does.
+/// (`(1 − mask) · min`, a Mul), `scores.masked_fill(mask == 0, -inf)` (a Where on the scores themselves) and
+/// a decoder's causal mask folded to a constant write it: calibrated as it is, the fill takes the whole range
+/// of the mask and of the masked scores, and every score rounds to one code (or the range is infinite and
+/// refused); amp's calibration ends those ranges below the scores instead (`calib::mask_fills`; a constant
+/// mask's fills are bounded at −10⁴ at import), so the quantized probabilities come as close to FP32's as the
+/// same mask filled with -30 does (the fixtures) and a masked key gets none, on the reference and on HTP,
+/// which saturates the fill as the reference does.
 #[test]
 fn a_mask_filled_with_the_float_minimum_keeps_its_scores() {
-    // (fixture, its fill constant, the value put there, the fill's tensor)
+    // (fixture, its fill initializer, the value put there, the fill's tensor)
     for (fixture, fill, value, at) in [
         ("attention_mask_where", "fill", f32::MIN, "bias"),
         ("attention_mask_where", "fill", f32::NEG_INFINITY, "bias"),
         ("attention_mask_cast", "masked", f32::MIN, "bias"),
         ("scores_masked_fill", "fill", f32::MIN, "s"),
         ("scores_masked_fill", "fill", f32::NEG_INFINITY, "s"),
+        ("causal_mask", "fill", f32::MIN, "s"),
+        ("causal_mask", "fill", f32::NEG_INFINITY, "s"),
     ] {
         println!("{fixture}, filled with {value:e}");
         mask_filled_with(fixture, fill, value, at);
@@ -957,16 +960,22 @@ fn a_mask_filled_with_the_float_minimum_keeps_its_scores() {
 }
 
 fn mask_filled_with(fixture: &str, fill: &str, value: f32, at: &str) {
+    use prost::Message;
     let rt = runtime();
     let dir = common::root().join("tests/fixtures/ops").join(fixture);
-    let (g, arrays, _) = common::fixture_in(&dir, &dir.join("model.onnx"));
-    let mut g = (*g).clone();
     // the fixture's fill, -30, becomes `value`
-    let fill = g.tensors.iter().position(|t| t.name == fill).unwrap();
-    let data = g.tensors[fill].data.as_deref().unwrap();
-    let data = data.iter().map(|&v| if v == -30.0 { value } else { v });
-    g.tensors[fill].data = Some(Arc::new(data.collect()));
-    let g = Arc::new(g);
+    let mut m = amp_host::import::proto::ModelProto::decode(
+        &std::fs::read(dir.join("model.onnx")).unwrap()[..],
+    )
+    .unwrap();
+    let init = (m.graph.as_mut().unwrap().initializer.iter_mut())
+        .find(|t| t.name.as_deref() == Some(fill))
+        .unwrap();
+    (init.raw_data, init.float_data) = (None, vec![value]);
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model.onnx");
+    std::fs::write(&model, m.encode_to_vec()).unwrap();
+    let (g, arrays, _) = common::fixture_in(&dir, &model);
     let fills = amp_host::calib::mask_fills(&g);
     assert_eq!(fills.len(), 1, "{fills:?}");
     assert_eq!(g.tensors[fills[0].at].name, at);
@@ -1000,7 +1009,8 @@ fn mask_filled_with(fixture: &str, fill: &str, value: f32, at: &str) {
             plain.ranges.insert(g.tensors[t].name.clone(), [lo, hi]);
         })
         .unwrap();
-    assert!(plain.ranges[at][0] < -1e38 && stats.ranges[at][0] > -100.0);
+    // (a constant mask's fill is bounded at -1e4 at import)
+    assert!(plain.ranges[at][0] < -5e3 && stats.ranges[at][0] > -100.0);
     let far = |y: &Array| {
         y.data
             .iter()
@@ -1052,8 +1062,11 @@ fn mask_filled_with(fixture: &str, fill: &str, value: f32, at: &str) {
             far(&y)
         );
         assert!(on_masked < 1e-4, "{p}: a masked key gets {on_masked}");
+        // at 8 bits the Add's one-LSB departures through the Softmax (as on the fixtures); at 16 bits HTP's
+        // Softmax table alone departs up to 30 LSB
+        let bound = if p == Precision::A8W8 { 9.0 } else { 30.0 };
         assert!(
-            htp_lsb <= 9.0,
+            htp_lsb <= bound,
             "{p}: HTP is {htp_lsb} LSB from the reference"
         );
     }

@@ -408,7 +408,7 @@ impl Writer<'_> {
                 return Ok(self.dequantize(&base, q, &scales, None, DataType::Int32, 0));
             }
         }
-        match Encoding::for_operand(&n.op, k, data, self.plan.compute[i]) {
+        match self.plan.operand(self.g, n, k, self.plan.compute[i]) {
             Some(e) => {
                 let raw: Vec<u8> = if e.bits == 16 {
                     data.iter()

@@ -104,20 +104,22 @@ impl Builder<'_> {
     }
 
     /// Input `k` of node `n`, a constant, as a STATIC tensor in NHWC broadcast form, quantized as
-    /// [`Encoding::for_operand`] says for an output of `bits`.
+    /// [`QuantPlan::operand`] says for an output of `bits`.
     pub fn constant(&mut self, n: &Node, k: usize, out_rank: usize, bits: u8) -> Result<TensorRef> {
         let tensor = &self.g.tensors[n.inputs[k]];
         let data = tensor.data.as_deref().map(|d| d.as_slice()).unwrap_or(&[]);
         let mut shape: Vec<usize> = vec![1; out_rank.saturating_sub(tensor.shape.len())];
         shape.extend_from_slice(&tensor.shape);
         let name = tensor.name.clone();
-        match Encoding::for_operand(&n.op, k, data, bits) {
+        match self.plan.operand(self.g, n, k, bits) {
             Some(e) => self.static_values(&name, &shape, data, e),
             None => {
                 // an int32 bias at scale input × operand 1 (ScaleShift at 16 bits)
                 let x = self.get(n.inputs[0], bits)?.1;
-                let d1 = self.g.const_data(n.inputs[1]).unwrap_or(&[]);
-                let s1 = Encoding::for_operand(&n.op, 1, d1, bits).map_or(1.0, |e| e.scale);
+                let s1 = self
+                    .plan
+                    .operand(self.g, n, 1, bits)
+                    .map_or(1.0, |e| e.scale);
                 let scale = x.scale * s1;
                 let bytes: Vec<u8> = data
                     .iter()

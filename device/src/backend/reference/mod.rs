@@ -56,7 +56,7 @@ pub struct Reference {
     /// takes the codes as they are instead of dividing by the scale and rounding, the same integers.
     as_codes: Vec<bool>,
     /// Constant operands of element-wise ops (not weights) on the grid QNN stores them on, by (node, input):
-    /// quantized as [`Encoding::for_operand`] says.
+    /// quantized as [`QuantPlan::operand`] says.
     qconsts: HashMap<(usize, usize), Vec<f32>>,
     /// Per node: what its kernel prepared once (a small depthwise conv's weights for the flat kernel).
     state: Vec<Option<State>>,
@@ -181,7 +181,7 @@ impl Reference {
                     let Some(d) = graph.const_data(t) else {
                         continue;
                     };
-                    if let Some(e) = Encoding::for_operand(&n.op, k, d, bits) {
+                    if let Some(e) = p.operand(&graph, n, k, bits) {
                         qconsts.insert((i, k), d.iter().map(|&v| e.fake(v)).collect());
                     }
                 }
