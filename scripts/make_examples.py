@@ -60,12 +60,13 @@ FUSABLE_ACTIVATIONS = {"Relu", "Clip"}
 # reference): their own encoding is kept but the activation reads the unrounded value.
 ACT_READS_EXACT = {"Add", "Sub", "Mul", "Div"}
 # Element-wise ops whose constant operands are quantized over their own range (Encoding::for_operand).
-CONST_OPERANDS = {"Add", "Sub", "Mul", "Div", "Min", "Max", "Concat", "Gather", "Equal", "Where"}
+COMPARISONS = {"Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual"}
+CONST_OPERANDS = {"Add", "Sub", "Mul", "Div", "Min", "Max", "Concat", "Gather", "Where"} | COMPARISONS
 # Ops whose scale (input 1) and shift (input 2) are stored as ScaleShift's (device/src/ir/ops/scale_shift.rs):
 # at 8 bits both over their own range; at 16 bits the scale symmetric and the shift an exact int32 bias.
 NORM_OPERANDS = {"LayerNormalization", "InstanceNormalization"}
 # Ops whose output is boolean: exact, never quantized (OpDef::logical); a Cast to bool is one too.
-LOGICAL = {"Equal", "Not"}
+LOGICAL = {"Not"} | COMPARISONS
 FIXED_UNIT_RANGE = {"Sigmoid", "HardSigmoid", "Softmax"}
 # HTP's largest positive 16-bit weight code (W16_MAX_CODE in device/src/quant.rs)
 W16_MAX_CODE = 32639

@@ -319,6 +319,26 @@ def cases():
         helper.make_node("Cast", ["nz"], ["f"], name="as_float", to=TensorProto.FLOAT),
         helper.make_node("Add", ["w", "f"], ["y"], name="add"),
     ], {"zero": np.array(0.0, np.float32), "low": np.array(-0.5, np.float32)}, [4, 6, 6], "y", [4, 6, 6])
+    # the four comparisons of activations: with a constant on either side, and of two activations (never
+    # within an LSB of each other but where x is near -0.75: near ties of two 16-bit activations on different
+    # grids come out either way on HTP, measured with w against x itself)
+    out["comparisons"] = model("comparisons", [
+        helper.make_node("Greater", ["x", "half"], ["gt"], name="above_half"),
+        helper.make_node("Where", ["gt", "x", "low"], ["w"], name="select"),
+        helper.make_node("LessOrEqual", ["x", "minus_one"], ["le"], name="at_most_minus_one"),
+        helper.make_node("Less", ["zero", "x"], ["lt"], name="positive"),
+        helper.make_node("Add", ["x", "quarter"], ["sh"], name="shift"),
+        helper.make_node("GreaterOrEqual", ["w", "sh"], ["ge"], name="above_shifted"),
+        helper.make_node("Cast", ["le"], ["f1"], name="le_float", to=TensorProto.FLOAT),
+        helper.make_node("Cast", ["lt"], ["f2"], name="lt_float", to=TensorProto.FLOAT),
+        helper.make_node("Cast", ["ge"], ["f3"], name="ge_float", to=TensorProto.FLOAT),
+        helper.make_node("Add", ["w", "f1"], ["s1"], name="add1"),
+        helper.make_node("Add", ["f2", "f3"], ["s2"], name="add2"),
+        helper.make_node("Add", ["s1", "s2"], ["y"], name="add3"),
+    ], {"half": np.array(0.5, np.float32), "low": np.array(-0.5, np.float32),
+        "minus_one": np.array(-1.0, np.float32), "zero": np.array(0.0, np.float32),
+        "quarter": np.array(0.25, np.float32)}, [4, 6, 6], "y",
+        [4, 6, 6])
     return out
 
 

@@ -890,6 +890,8 @@ fn a_bias_that_overflows_int32_at_16_bits_raises_its_weight_scale() {
 /// (an Equal of the mask, a Where on the scores): the Where is within 1 LSB and the 8-bit Softmax over
 /// scores spanning [-33, 3] adds up to 7 alone, as a Softmax over wide scores does ("Softmax wide"). A causal
 /// mask folded to a constant at import (Range, Greater, Where): within 1 LSB at 8 bits, 15 at 16 (the Softmax).
+/// The four comparisons of activations (a constant on either side, two activations never within an LSB of
+/// each other), their booleans selecting and cast back to float: within 1 LSB.
 #[test]
 fn fixture_models_run_on_htp_as_on_the_reference() {
     let rt = runtime();
@@ -903,6 +905,7 @@ fn fixture_models_run_on_htp_as_on_the_reference() {
         ("attention_mask_where", 9.0, 30.0),
         ("scores_masked_fill", 7.0, 30.0),
         ("causal_mask", 1.0, 30.0),
+        ("comparisons", 1.0, 1.0),
     ] {
         let dir = common::root().join("tests/fixtures/ops").join(name);
         let (g, arrays, stats) = common::fixture_in(&dir, &dir.join("model.onnx"));

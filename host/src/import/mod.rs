@@ -229,8 +229,8 @@ pub fn import_bytes(bytes: &[u8], opts: &ImportOptions) -> Result<Graph, ImportE
 }
 
 /// Whether integer input `input` is read only as a float: every reader, past ops that only reshape it
-/// (Unsqueeze, Squeeze, Reshape, Flatten, Expand, Identity), is a Cast to float32 or bool, an Equal or a Shape,
-/// and one is not a Shape. That is an attention mask (`mask → Unsqueeze → Cast → Sub → Mul`, `mask.bool()`,
+/// (Unsqueeze, Squeeze, Reshape, Flatten, Expand, Identity), is a Cast to float32 or bool, a comparison (Equal,
+/// Greater, Less, …) or a Shape, and one is not a Shape. That is an attention mask (`mask → Unsqueeze → Cast → Sub → Mul`, `mask.bool()`,
 /// `mask == 0`): amp then feeds its integers as exact floats and quantizes them as any float input (0 and 1
 /// are exact at every width), and a Cast to float32 is the identity.
 fn read_as_float(graph: &proto::GraphProto, input: &str) -> bool {
@@ -260,8 +260,8 @@ fn read_as_float(graph: &proto::GraphProto, input: &str) -> bool {
                 match op {
                     _ if RESHAPES.contains(&op) && k == 0 => ints.extend(n.output.first().cloned()),
                     "Cast" if to_float() => cast = true,
-                    // `mask == 0`: exact on the integers as floats
-                    "Equal" => cast = true,
+                    // `mask == 0`, `mask > 0`: exact on the integers as floats
+                    "Equal" | "Greater" | "GreaterOrEqual" | "Less" | "LessOrEqual" => cast = true,
                     "Shape" => {}
                     _ => return false,
                 }

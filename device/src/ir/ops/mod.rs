@@ -54,6 +54,7 @@ mod add;
 mod average_pool;
 mod cast;
 mod clip;
+mod compare;
 mod concat;
 mod conv;
 mod conv_transpose;
@@ -97,6 +98,7 @@ mod tile;
 mod transpose;
 
 pub use cast::CastTo;
+pub use compare::Comparison;
 pub use pool::Pool;
 pub use reduce::ReduceOp;
 pub use resize::{CoordMode, NearestMode, ResizeMode};
@@ -290,6 +292,7 @@ ops! {
     Tile(tile),
     Gather(gather),
     Equal(equal),
+    Compare(compare),
     Not(not),
     Cast(cast),
     Where(select),

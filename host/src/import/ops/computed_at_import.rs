@@ -1,6 +1,5 @@
-//! ONNX ops amp computes only at import, when their inputs are constants (shape subgraphs: Shape, Cast,
-//! ConstantOfShape, Constant, Range, and the comparisons a causal mask is built from: Greater, Less and
-//! their OrEqual forms); reached here, a node reads an activation.
+//! ONNX ops amp computes only at import, when their inputs are constants (shape subgraphs: Shape,
+//! ConstantOfShape, Constant, Range); reached here, a node reads an activation.
 
 use crate::import::node::Ctx;
 use crate::import::{ImportError, Importer};

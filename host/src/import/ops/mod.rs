@@ -15,6 +15,7 @@ mod add;
 mod average_pool;
 mod cast;
 mod clip;
+mod compare;
 mod computed_at_import;
 mod concat;
 mod conv;
@@ -105,8 +106,8 @@ pub const REGISTRY: &[Entry] = &[
     entry("Gather", gather::import, &[K::Gather]),
     entry("Gelu", gelu::import, &[K::Gelu]),
     entry("Gemm", gemm::import, &[K::Gemm]),
-    entry("Greater", computed_at_import::import, &[]),
-    entry("GreaterOrEqual", computed_at_import::import, &[]),
+    entry("Greater", compare::import, &[K::Compare]),
+    entry("GreaterOrEqual", compare::import, &[K::Compare]),
     entry(
         "GlobalAveragePool",
         global_average_pool::import,
@@ -122,8 +123,8 @@ pub const REGISTRY: &[Entry] = &[
     ),
     entry("LayerNormalization", layer_norm::import, &[K::LayerNorm]),
     entry("LeakyRelu", leaky_relu::import, &[K::LeakyRelu]),
-    entry("Less", computed_at_import::import, &[]),
-    entry("LessOrEqual", computed_at_import::import, &[]),
+    entry("Less", compare::import, &[K::Compare]),
+    entry("LessOrEqual", compare::import, &[K::Compare]),
     entry("LogSoftmax", softmax::import_log, &[K::Softmax]),
     entry("MatMul", matmul::import, &[K::Gemm, K::MatMul]),
     entry("Max", max::import, &[K::Max]),

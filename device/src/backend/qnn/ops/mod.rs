@@ -16,6 +16,7 @@ mod add;
 mod average_pool;
 mod cast;
 mod clip;
+mod compare;
 mod concat;
 mod conv;
 mod conv_transpose;
@@ -269,7 +270,7 @@ register_ops! {
     Conv, ConvTranspose, Gemm, MatMul, Add, Sub, Mul, Div, Min, Max, ScaleShift, Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid,
     HardSwish, Tanh, Softmax, MaxPool, AveragePool, GlobalAveragePool, Reduce, Reshape, Transpose, Concat,
     Pad, Resize, Neg, Abs, Sqrt, Exp, Erf, Gelu, Pow,
-    LayerNorm, InstanceNorm, Slice, DepthSpace, Tile, Gather, Equal, Not, Cast, Where,
+    LayerNorm, InstanceNorm, Slice, DepthSpace, Tile, Gather, Equal, Compare, Not, Cast, Where,
 }
 
 /// The window parameters PoolMax2d and PoolAvg2d share.
