@@ -339,6 +339,21 @@ def cases():
         "minus_one": np.array(-1.0, np.float32), "zero": np.array(0.0, np.float32),
         "quarter": np.array(0.25, np.float32)}, [4, 6, 6], "y",
         [4, 6, 6])
+    # booleans moved and combined, as a padding mask is before it meets the scores: the int64 mask cast to
+    # bool, unsqueezed and expanded, then And and Or with a comparison of the scores
+    out["bool_moves_and_or"] = model("bool_moves_and_or", [
+        helper.make_node("Cast", ["mask"], ["mb"], name="mask/bool", to=TensorProto.BOOL),
+        helper.make_node("Unsqueeze", ["mb", "axis1"], ["mu"], name="mask/unsqueeze"),
+        helper.make_node("Expand", ["mu", "rows"], ["me"], name="mask/expand"),
+        helper.make_node("Greater", ["x", "zero"], ["pos"], name="positive"),
+        helper.make_node("And", ["pos", "me"], ["both"], name="both"),
+        helper.make_node("Or", ["pos", "mu"], ["any"], name="either"),
+        helper.make_node("Where", ["both", "x", "low"], ["w"], name="select"),
+        helper.make_node("Cast", ["any"], ["f"], name="either/float", to=TensorProto.FLOAT),
+        helper.make_node("Add", ["w", "f"], ["y"], name="add"),
+    ], {"axis1": np.array([1], np.int64), "rows": np.array([1, 4, 6], np.int64),
+        "zero": np.array(0.0, np.float32), "low": np.array(-0.5, np.float32)},
+        None, "y", [4, 6], inputs={"x": [4, 6], "mask": ([6], TensorProto.INT64)})
     return out
 
 

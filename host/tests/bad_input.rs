@@ -364,7 +364,7 @@ fn masks_and_casts_amp_does_not_take_name_the_node() {
 fn booleans_where_amp_does_not_take_them_name_the_node() {
     let float_condition: &[&str] = &[
         "Where \"mask/fill\"",
-        "\"pad\" as its condition, which holds floats",
+        "\"pad\" as a boolean, but it holds floats",
     ];
     let bool_in_arithmetic: &[&str] = &["Add \"masked\"", "reads the boolean tensor \"padb\""];
     let cases: [(Edit, &[&str]); 2] = [
@@ -653,25 +653,24 @@ fn a_malformed_resume_budget_is_refused_naming_it() {
     );
 }
 
-/// InstanceNormalization takes its scale and bias as constants: an activation in their place names the node
-/// and the input.
+/// InstanceNormalization takes its scale and bias as constants, And and Or take booleans: an activation in
+/// their place names the node (InstanceNormalization "in", And "both") and the tensor.
 #[test]
-fn an_instance_norm_scale_that_is_not_a_constant_names_the_node() {
-    let cases: [(Edit, &[&str]); 2] = [
+fn norm_and_logic_operands_amp_does_not_take_name_the_node() {
+    let norm: [(Edit, &[&str]); 2] = [
         (
-            |nodes| nodes[0].input[1] = "x".into(),
-            &[
-                "InstanceNormalization \"in\"",
-                "input 1 (\"x\") must be a constant",
-            ],
+            |n| n[0].input[1] = "x".into(),
+            &["\"in\"", "input 1 (\"x\") must be a constant"],
         ),
         (
-            |nodes| nodes[0].input[2] = "x".into(),
-            &[
-                "InstanceNormalization \"in\"",
-                "input 2 (\"x\") must be a constant",
-            ],
+            |n| n[0].input[2] = "x".into(),
+            &["\"in\"", "input 2 (\"x\") must be a constant"],
         ),
     ];
-    expect_fixture_edits_refused("instance_norm", &cases);
+    expect_fixture_edits_refused("instance_norm", &norm);
+    let logic: [(Edit, &[&str]); 1] = [(
+        |n| n[4].input[1] = "x".into(),
+        &["And \"both\"", "reads \"x\" as a boolean"],
+    )];
+    expect_fixture_edits_refused("bool_moves_and_or", &logic);
 }

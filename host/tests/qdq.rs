@@ -355,6 +355,7 @@ fn qnn_ep_departure(name: &str, p: Precision) -> f64 {
         | "rms_norm"
         | "two_inputs_conv_add"
         | "embedding_gather"
+        | "bool_moves_and_or"
             if eight =>
         {
             2.0
@@ -369,6 +370,10 @@ fn qnn_ep_departure(name: &str, p: Precision) -> f64 {
         "attention_mask_cast" if eight => 8.0,
         // the same on a causal mask folded to a constant (scores over [-33, 3] too): 0.35% of the elements
         "causal_mask" if eight => 8.0,
+        // a comparison's boolean flipped on one element of 2304: x = 0.5057 against the threshold 0.5, its
+        // 8-bit code a quarter LSB below it, so amp's HTP graph, the reference and onnxruntime's CPU all say
+        // not greater, and the EP greater (1.0 in the output)
+        "comparisons" if eight => 57.0,
         // the EP's Relu requantizes 1 LSB off on 1.1% of elements, where amp's HTP graph is exact; the Where
         // and the Add after it carry that to 2 LSB on 0.5% of the outputs (the booleans agree everywhere)
         "equal_not_where" if eight => 2.0,

@@ -287,9 +287,10 @@ impl Writer<'_> {
                 let to = DataType::try_from(to).unwrap_or(DataType::Float);
                 (to, of(&inputs[0]).1)
             }
-            "Equal" | "Not" | "Greater" | "GreaterOrEqual" | "Less" | "LessOrEqual" => {
-                (DataType::Bool, self.dims.clone())
-            }
+            "Equal" | "Not" | "Greater" | "GreaterOrEqual" | "Less" | "LessOrEqual" | "And"
+            | "Or" => (DataType::Bool, self.dims.clone()),
+            // a boolean moved stays one
+            "Reshape" | "Transpose" | "Expand" | "Tile" => (of(&inputs[0]).0, self.dims.clone()),
             _ => (DataType::Float, self.dims.clone()),
         };
         self.values.push(value_info(output, ty.0, &ty.1));
@@ -646,6 +647,7 @@ impl Writer<'_> {
             | Op::Exp(_)
             | Op::Erf(_) => simple(self, n.op.name(), vec![]),
             Op::Compare(c) => simple(self, c.op.onnx(), vec![]),
+            Op::Logic(l) => simple(self, l.op.onnx(), vec![]),
             Op::Gather(_) => simple(self, "Gather", vec![attr_i("axis", 0)]),
             Op::ScaleShift(_) => {
                 let mid = self.name(&format!("{out}/scaled"));

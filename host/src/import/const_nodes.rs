@@ -160,6 +160,14 @@ pub(crate) fn fold_const(imp: &Importer, cx: &Ctx) -> Result<Option<ConstTensor>
             r.map_err(e)?.truth(|v| v != 0.0)
         }
         "Not" => req(0)?.truth(|v| v == 0.0),
+        "And" | "Or" => {
+            let and = cx.op() == "And";
+            let r = req(0)?.binary(&req(1)?, |a, b| {
+                let (a, b) = (a != 0.0, b != 0.0);
+                f64::from(u8::from(if and { a && b } else { a || b }))
+            });
+            r.map_err(e)?.truth(|v| v != 0.0)
+        }
         "Where" => req(0)?.select(&req(1)?, &req(2)?).map_err(e)?,
         "Div" => {
             let (a, b) = (req(0)?, req(1)?);

@@ -93,14 +93,13 @@ pub(crate) struct Importer {
 }
 
 impl Importer {
-    /// Whether activation `t` holds booleans (an op with a logical output wrote it).
+    /// Whether activation `t` holds booleans (an op with a logical output wrote it, or an op moved them).
     pub fn is_bool(&self, t: TensorId) -> bool {
-        self.g
-            .nodes
-            .iter()
-            .rev()
-            .find(|n| n.output == t)
-            .is_some_and(|n| n.op.def().logical())
+        let producer = self.g.nodes.iter().rev().find(|n| n.output == t);
+        producer.is_some_and(|n| {
+            let def = n.op.def();
+            def.logical() || (def.passthrough() && self.is_bool(n.inputs[0]))
+        })
     }
 
     /// The value named `name` (empty names are absent optional inputs).

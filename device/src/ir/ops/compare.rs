@@ -5,8 +5,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{binary_shape, OpDef};
-
 /// Which comparison.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Comparison {
@@ -38,17 +36,4 @@ impl Comparison {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Compare {
-    pub op: Comparison,
-}
-
-impl OpDef for Compare {
-    fn infer(&self, ins: &[&[usize]]) -> Result<Vec<usize>, String> {
-        binary_shape(ins)
-    }
-
-    fn logical(&self) -> bool {
-        true
-    }
-}
+logical_op!(Compare { op: Comparison }, binary_shape);

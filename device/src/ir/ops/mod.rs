@@ -30,13 +30,24 @@ macro_rules! binary_op {
     };
 }
 
-/// Declares an op with a boolean output ([`OpDef::logical`]) and no attributes, its output shape given by
-/// `$shape` (`binary_shape`, `same_shape`).
+/// Declares an op with a boolean output ([`OpDef::logical`]), without attributes or with one field
+/// (`Compare { op: Comparison }`), its output shape given by `$shape` (`binary_shape`, `same_shape`).
 macro_rules! logical_op {
     ($name:ident, $shape:ident) => {
         #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
         pub struct $name;
 
+        logical_op!(@def $name, $shape);
+    };
+    ($name:ident { $field:ident: $ty:ty }, $shape:ident) => {
+        #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+        pub struct $name {
+            pub $field: $ty,
+        }
+
+        logical_op!(@def $name, $shape);
+    };
+    (@def $name:ident, $shape:ident) => {
         impl $crate::ir::OpDef for $name {
             fn infer(&self, ins: &[&[usize]]) -> Result<Vec<usize>, String> {
                 super::$shape(ins)
@@ -72,6 +83,7 @@ mod hard_swish;
 mod instance_norm;
 mod layer_norm;
 mod leaky_relu;
+mod logic;
 mod matmul;
 mod max;
 mod max_pool;
@@ -99,6 +111,7 @@ mod transpose;
 
 pub use cast::CastTo;
 pub use compare::Comparison;
+pub use logic::Connective;
 pub use pool::Pool;
 pub use reduce::ReduceOp;
 pub use resize::{CoordMode, NearestMode, ResizeMode};
@@ -181,8 +194,8 @@ pub trait OpDef {
         None
     }
 
-    /// The output holds booleans (0 or 1): exact, never quantized, read only as Where's condition, by Not or
-    /// through a Cast to float (QNN's BOOL_8).
+    /// The output holds booleans (0 or 1): exact, never quantized, read only as Where's condition, by Not, And
+    /// or Or, through a Cast to float, or moved by a pass-through op (QNN's BOOL_8).
     fn logical(&self) -> bool {
         false
     }
@@ -293,6 +306,7 @@ ops! {
     Gather(gather),
     Equal(equal),
     Compare(compare),
+    Logic(logic),
     Not(not),
     Cast(cast),
     Where(select),

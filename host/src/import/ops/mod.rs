@@ -35,6 +35,7 @@ mod identity;
 mod instance_norm;
 mod layer_norm;
 mod leaky_relu;
+mod logic;
 mod matmul;
 mod max;
 mod max_pool;
@@ -82,10 +83,22 @@ const fn entry(
 
 use OpKind as K;
 
+/// The ops that move a boolean's values unchanged (their IR ops are pass-through ones, whose output is then
+/// boolean too).
+const BOOL_MOVES: [&str; 6] = [
+    "Reshape",
+    "Unsqueeze",
+    "Squeeze",
+    "Flatten",
+    "Expand",
+    "Transpose",
+];
+
 /// Every ONNX op type the importer handles, in alphabetical order.
 pub const REGISTRY: &[Entry] = &[
     entry("Abs", abs::import, &[K::Abs]),
     entry("Add", add::import, &[K::Add]),
+    entry("And", logic::import, &[K::Logic]),
     entry("AveragePool", average_pool::import, &[K::AveragePool]),
     entry("BatchNormalization", scale_shift::import, &[K::ScaleShift]),
     entry("Cast", cast::import, &[K::Cast]),
@@ -133,6 +146,7 @@ pub const REGISTRY: &[Entry] = &[
     entry("Mul", mul::import, &[K::Mul]),
     entry("Neg", neg::import, &[K::Neg]),
     entry("Not", not::import, &[K::Not]),
+    entry("Or", logic::import, &[K::Logic]),
     entry("Pad", pad::import, &[K::Pad]),
     entry("Pow", pow::import, &[K::Pow]),
     entry("Range", computed_at_import::import, &[]),
@@ -203,18 +217,21 @@ pub(crate) fn convert(imp: &mut Importer, node: &NodeProto) -> Result<(), Import
             let allowed = (op_type == "Gather" && k == 1) || op_type == "Shape";
             if imp.g.integer.contains(t) && !allowed {
                 return Err(cx.err(format!(
-                    "reads the integer input \"{i}\"; amp reads integer inputs only as Gather indices (an embedding lookup) or, when that is their only use, through a Cast to float32 or bool or an Equal (an attention mask)"
+                    "reads the integer input \"{i}\"; amp reads integer inputs only as Gather indices (an embedding lookup) or, when that is their only use, through a Cast to float32 or bool or a comparison (an attention mask)"
                 )));
             }
         }
     }
-    // a boolean is read only as Where's condition, by Not or through a Cast
+    // a boolean is read only as Where's condition, by Not, And, Or, through a Cast, or moved by a reshape,
+    // a Transpose or an Expand
     for (k, i) in node.input.iter().enumerate() {
         if let Some(Val::Dyn(t)) = imp.vals.get(i) {
-            let reads_bool = k == 0 && matches!(op_type.as_str(), "Where" | "Not" | "Cast");
+            let reads_bool = matches!(op_type.as_str(), "And" | "Or")
+                || (k == 0 && matches!(op_type.as_str(), "Where" | "Not" | "Cast"))
+                || (k == 0 && BOOL_MOVES.contains(&op_type.as_str()));
             if imp.is_bool(*t) && !reads_bool {
                 return Err(cx.err(format!(
-                    "reads the boolean tensor \"{i}\"; amp reads booleans only as Where's condition, by Not or through a Cast"
+                    "reads the boolean tensor \"{i}\"; amp reads booleans only as Where's condition, by Not, And or Or, through a Cast, or moved by a reshape, Transpose or Expand"
                 )));
             }
         }

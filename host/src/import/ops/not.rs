@@ -8,6 +8,6 @@ use crate::import::{ImportError, Importer};
 use super::select::condition;
 
 pub(crate) fn import(imp: &mut Importer, cx: &Ctx) -> Result<(), ImportError> {
-    condition(imp, cx)?;
+    condition(imp, cx, 0)?;
     unary(imp, cx, Not.into())
 }

@@ -6,12 +6,12 @@ use amp_device::ir::{TensorId, Where};
 use crate::import::node::{add_node, dyn_input, Ctx};
 use crate::import::{ImportError, Importer};
 
-/// Input 0, which must hold booleans.
-pub(crate) fn condition(imp: &Importer, cx: &Ctx) -> Result<TensorId, ImportError> {
-    let c = dyn_input(imp, cx, 0)?;
+/// Input `k`, which must hold booleans.
+pub(crate) fn condition(imp: &Importer, cx: &Ctx, k: usize) -> Result<TensorId, ImportError> {
+    let c = dyn_input(imp, cx, k)?;
     if !imp.is_bool(c) {
         return Err(cx.err(format!(
-            "reads \"{}\" as its condition, which holds floats; amp takes a condition an Equal, a Not or a Cast to bool computes",
+            "reads \"{}\" as a boolean, but it holds floats; amp takes booleans a comparison, And, Or, Not or a Cast to bool computes",
             imp.g.tensors[c].name
         )));
     }
@@ -19,7 +19,7 @@ pub(crate) fn condition(imp: &Importer, cx: &Ctx) -> Result<TensorId, ImportErro
 }
 
 pub(crate) fn import(imp: &mut Importer, cx: &Ctx) -> Result<(), ImportError> {
-    let c = condition(imp, cx)?;
+    let c = condition(imp, cx, 0)?;
     let mut ins = vec![c];
     for k in 1..3 {
         let name = cx

@@ -34,6 +34,7 @@ mod hard_swish;
 mod instance_norm;
 mod layer_norm;
 mod leaky_relu;
+mod logic;
 mod matmul;
 mod max;
 mod max_pool;
@@ -90,6 +91,11 @@ impl<'c, 'a> NodeCx<'c, 'a> {
             .ok_or_else(|| self.unsupported("a boolean output where the op writes a quantized one"))
     }
 
+    /// Whether the node's input 0 is a boolean (a pass-through op then moves booleans).
+    pub fn moves_boolean(&self) -> bool {
+        self.b.ints.contains_key(&self.n.inputs[0]) && !self.b.g.integer.contains(&self.n.inputs[0])
+    }
+
     /// A boolean input: a BOOL_8 tensor an earlier op wrote.
     pub fn boolean(&self, k: usize) -> Result<TensorRef> {
         let t = self.n.inputs[k];
@@ -101,6 +107,16 @@ impl<'c, 'a> NodeCx<'c, 'a> {
 
     /// The op's node writing a boolean output (BOOL_8), which later ops read through [`NodeCx::boolean`].
     pub fn emit_boolean(&mut self, op: &str, ins: &[TensorRef]) -> Result<()> {
+        self.emit_boolean_with(op, &[], ins)
+    }
+
+    /// [`NodeCx::emit_boolean`] with `params`.
+    fn emit_boolean_with(
+        &mut self,
+        op: &str,
+        params: &[ParamSpec],
+        ins: &[TensorRef],
+    ) -> Result<()> {
         let n = self.n;
         let name = self.b.fresh(&self.b.g.tensors[n.output].name);
         let dims = qdims(self.out_shape(), self.b.batch);
@@ -110,7 +126,7 @@ impl<'c, 'a> NodeCx<'c, 'a> {
             &dims,
             Quant::None,
         ))?;
-        self.b.q.node(&n.name, op, &[], ins, &[y])?;
+        self.b.q.node(&n.name, op, params, ins, &[y])?;
         self.b.ints.insert(n.output, y);
         Ok(())
     }
@@ -151,6 +167,9 @@ impl<'c, 'a> NodeCx<'c, 'a> {
         for (k, &t) in n.inputs.iter().enumerate().skip(first) {
             if self.b.g.tensors[t].is_const() {
                 ins.push(self.b.constant(n, k, rank, bits)?);
+            } else if let Some(&b) = self.b.ints.get(&t) {
+                // a boolean a pass-through op moves
+                ins.push(b);
             } else {
                 ins.push(self.b.get(t, bits)?.0);
             }
@@ -163,6 +182,9 @@ impl<'c, 'a> NodeCx<'c, 'a> {
     /// width where that is narrower.
     pub fn emit(&mut self, op: &str, params: &[ParamSpec], ins: &[TensorRef]) -> Result<()> {
         let n = self.n;
+        if n.op.def().passthrough() && self.moves_boolean() {
+            return self.emit_boolean_with(op, params, ins);
+        }
         if n.op.def().passthrough() {
             let e = self.b.get(n.inputs[0], self.width())?.1;
             let y = self.output(e, true)?;
@@ -270,7 +292,7 @@ register_ops! {
     Conv, ConvTranspose, Gemm, MatMul, Add, Sub, Mul, Div, Min, Max, ScaleShift, Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid,
     HardSwish, Tanh, Softmax, MaxPool, AveragePool, GlobalAveragePool, Reduce, Reshape, Transpose, Concat,
     Pad, Resize, Neg, Abs, Sqrt, Exp, Erf, Gelu, Pow,
-    LayerNorm, InstanceNorm, Slice, DepthSpace, Tile, Gather, Equal, Compare, Not, Cast, Where,
+    LayerNorm, InstanceNorm, Slice, DepthSpace, Tile, Gather, Equal, Compare, Logic, Not, Cast, Where,
 }
 
 /// The window parameters PoolMax2d and PoolAvg2d share.

@@ -12,6 +12,14 @@ impl Lower for Reshape {
     fn lower(&self, cx: &mut NodeCx) -> Result<()> {
         let (src, rank) = (cx.in_shape(0), cx.rank());
         let mut ins = cx.inputs()?;
+        let nhwc_moves = (src.len() == 4 && src[2] * src[3] != 1 && rank != 4)
+            || (rank == 4 && src.len() != 4 && {
+                let out = &cx.b.g.tensors[cx.n.output].shape;
+                out[1] != 1 && out[2] * out[3] != 1
+            });
+        if nhwc_moves && cx.moves_boolean() {
+            return Err(cx.unsupported("a boolean reshaped to or from NHWC order"));
+        }
         if src.len() == 4 && src[2] * src[3] != 1 && rank != 4 {
             let e = cx.b.get(cx.n.inputs[0], cx.width())?.1;
             let name = cx.b.fresh("to_nchw");

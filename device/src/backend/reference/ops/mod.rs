@@ -36,6 +36,7 @@ mod hard_swish;
 mod instance_norm;
 mod layer_norm;
 mod leaky_relu;
+mod logic;
 mod matmul;
 mod max;
 mod max_pool;
@@ -122,7 +123,7 @@ register_ops! {
     Conv, ConvTranspose, Gemm, MatMul, Add, Sub, Mul, Div, Min, Max, ScaleShift, Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid,
     HardSwish, Tanh, Softmax, MaxPool, AveragePool, GlobalAveragePool, Reduce, Reshape, Transpose, Concat,
     Pad, Resize, Neg, Abs, Sqrt, Exp, Erf, Gelu, Pow,
-    LayerNorm, InstanceNorm, Slice, DepthSpace, Tile, Gather, Equal, Compare, Not, Cast, Where,
+    LayerNorm, InstanceNorm, Slice, DepthSpace, Tile, Gather, Equal, Compare, Logic, Not, Cast, Where,
 }
 
 #[cfg(test)]

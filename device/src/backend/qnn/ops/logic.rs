@@ -1,0 +1,16 @@
+//! Logic → ElementWiseAnd or ElementWiseOr on BOOL_8.
+
+use super::{Lower, NodeCx};
+use crate::backend::qnn::Result;
+use crate::ir::{Connective, Logic};
+
+impl Lower for Logic {
+    fn lower(&self, cx: &mut NodeCx) -> Result<()> {
+        let op = match self.op {
+            Connective::And => "ElementWiseAnd",
+            Connective::Or => "ElementWiseOr",
+        };
+        let ins = [cx.boolean(0)?, cx.boolean(1)?];
+        cx.emit_boolean(op, &ins)
+    }
+}
