@@ -38,7 +38,7 @@ def model(name, nodes, inits, in_shape, out_name, out_shape, opset=13, inputs=No
     g = helper.make_graph(nodes, name, [helper.make_tensor_value_info(k, t, ["N", *s])
                                         for k, (s, t) in typed.items()],
                           [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, ["N", *out_shape])],
-                          [numpy_helper.from_array(v if isinstance(v, np.ndarray) and v.dtype == np.int64
+                          [numpy_helper.from_array(v if isinstance(v, np.ndarray) and v.dtype in (np.int64, np.bool_)
                                                    else np.asarray(v, np.float32), k) for k, v in inits.items()])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name="amp-make-op-fixtures")
     m.ir_version = 8
@@ -354,6 +354,20 @@ def cases():
     ], {"axis1": np.array([1], np.int64), "rows": np.array([1, 4, 6], np.int64),
         "zero": np.array(0.0, np.float32), "low": np.array(-0.5, np.float32)},
         None, "y", [4, 6], inputs={"x": [4, 6], "mask": ([6], TensorProto.INT64)})
+    # a decoder's causal mask as a constant boolean (GPT-2's `bias` buffer): the condition of a Where that fills
+    # the scores, and And-ed with a padding mask
+    out["causal_where"] = model("causal_where", [
+        helper.make_node("Cast", ["mask"], ["pad"], name="mask/bool", to=TensorProto.BOOL),
+        helper.make_node("Unsqueeze", ["pad", "axis1"], ["pu"], name="mask/unsqueeze"),
+        helper.make_node("And", ["causal", "pu"], ["keep"], name="keep"),
+        helper.make_node("Where", ["keep", "x", "fill"], ["s1"], name="padded"),
+        helper.make_node("Softmax", ["s1"], ["p1"], name="padded/probs", axis=-1),
+        helper.make_node("Where", ["causal", "x", "fill"], ["s2"], name="causal"),
+        helper.make_node("Softmax", ["s2"], ["p2"], name="causal/probs", axis=-1),
+        helper.make_node("Add", ["p1", "p2"], ["y"], name="add"),
+    ], {"causal": np.tril(np.ones((6, 6), bool)), "axis1": np.array([1], np.int64),
+        "fill": np.array(-30.0, np.float32)},
+        None, "y", [6, 6], inputs={"x": [6, 6], "mask": ([6], TensorProto.INT64)})
     return out
 
 

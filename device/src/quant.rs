@@ -82,7 +82,7 @@ impl Encoding {
     /// The encoding of input `k` of `op`, a constant, when the op's output has `out_bits`, as the op's
     /// [`Operand`] rule says: mostly [`Encoding::for_constant`], but where HTP accepts no such tensor, the
     /// nearest that it takes (symmetric at 16 bits); None for an int32 bias (exact here for all practical
-    /// purposes: kept as it is) and for weights, which [`WeightQuant`] quantizes.
+    /// purposes: kept as it is), for booleans (kept exact) and for weights, which [`WeightQuant`] quantizes.
     pub fn for_operand(op: &Op, k: usize, data: &[f32], out_bits: u8) -> Option<Encoding> {
         match op.def().operand(k, out_bits) {
             Operand::MinMax => Some(Encoding::for_constant(data, out_bits)),
@@ -90,7 +90,7 @@ impl Encoding {
                 let m = data.iter().fold(0f32, |a, &v| a.max(v.abs()));
                 Some(Encoding::symmetric(m, out_bits))
             }
-            Operand::Int32Bias | Operand::Weights => None,
+            Operand::Int32Bias | Operand::Weights | Operand::Exact => None,
         }
     }
 
@@ -588,7 +588,7 @@ impl QuantPlan {
     }
 
     /// The encoding constant input `k` of node `n` is stored in when the node computes at `bits`, as
-    /// [`Encoding::for_operand`] says; None where it is kept as it is (an int32 bias, weights). A constant
+    /// [`Encoding::for_operand`] says; None where it is kept as it is (an int32 bias, booleans, weights). A constant
     /// added to an activation is stored over no more than the range that can reach the sum, with the sum's
     /// span to spare: values below the sum's minimum less the activation's maximum saturate the sum anyway. It
     /// matters only for an attention mask's fill (`finfo(float32).min`, calibrated to saturate below the

@@ -907,6 +907,7 @@ fn fixture_models_run_on_htp_as_on_the_reference() {
         ("causal_mask", 1.0, 30.0),
         ("comparisons", 1.0, 1.0),
         ("bool_moves_and_or", 1.0, 1.0),
+        ("causal_where", 1.0, 30.0),
     ] {
         let dir = common::root().join("tests/fixtures/ops").join(name);
         let (g, arrays, stats) = common::fixture_in(&dir, &dir.join("model.onnx"));

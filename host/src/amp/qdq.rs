@@ -19,7 +19,9 @@
 
 use std::collections::HashMap;
 
-use amp_device::ir::{CastTo, CoordMode, Graph, NearestMode, Node, Op, ReduceOp, ResizeMode};
+use amp_device::ir::{
+    CastTo, CoordMode, Graph, NearestMode, Node, Op, Operand, ReduceOp, ResizeMode,
+};
 use amp_device::quant::{quantize_bias, Encoding, QuantPlan, Role, WeightQuant};
 use anyhow::{bail, Result};
 use prost::Message;
@@ -410,6 +412,11 @@ impl Writer<'_> {
                 ));
                 return Ok(self.dequantize(&base, q, &scales, None, DataType::Int32, 0));
             }
+        }
+        if n.op.def().operand(k, self.plan.compute[i]) == Operand::Exact {
+            // a constant boolean (a causal mask)
+            let raw = data.iter().map(|&v| u8::from(v != 0.0)).collect();
+            return Ok(self.constant(tensor(&base, DataType::Bool, &shape, raw)));
         }
         match self.plan.operand(self.g, n, k, self.plan.compute[i]) {
             Some(e) => {

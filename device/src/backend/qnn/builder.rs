@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use qnn_sys::{
-    Context, Graph as QGraph, Profile, Quant, TensorRef, TensorSpec, DATATYPE_INT_32,
-    DATATYPE_SFIXED_POINT_16, DATATYPE_SFIXED_POINT_32, DATATYPE_SFIXED_POINT_8,
+    Context, Graph as QGraph, Profile, Quant, TensorRef, TensorSpec, DATATYPE_BOOL_8,
+    DATATYPE_INT_32, DATATYPE_SFIXED_POINT_16, DATATYPE_SFIXED_POINT_32, DATATYPE_SFIXED_POINT_8,
 };
 
 use super::ops::{lowering, NodeCx};
@@ -148,29 +148,7 @@ impl Builder<'_> {
         e: Encoding,
     ) -> Result<TensorRef> {
         let bits = e.bits;
-        let (dims, data): (Vec<u32>, std::borrow::Cow<[f32]>) = if shape.len() == 4 {
-            // NCHW → NHWC
-            let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3]);
-            let mut nhwc = Vec::with_capacity(data.len());
-            for b in 0..n {
-                for y in 0..h {
-                    for x in 0..w {
-                        for ch in 0..c {
-                            nhwc.push(data[((b * c + ch) * h + y) * w + x]);
-                        }
-                    }
-                }
-            }
-            (
-                vec![n as u32, h as u32, w as u32, c as u32],
-                std::borrow::Cow::Owned(nhwc),
-            )
-        } else {
-            (
-                shape.iter().map(|&d| d as u32).collect(),
-                std::borrow::Cow::Borrowed(data),
-            )
-        };
+        let (dims, data) = nhwc(shape, data);
         let bytes: Vec<u8> = if bits == 16 {
             data.iter()
                 .flat_map(|&v| (e.quantize(v) as u16).to_le_bytes())
@@ -184,6 +162,25 @@ impl Builder<'_> {
             act_dtype(bits),
             &dims,
             act_quant(&e),
+            &bytes,
+        ))?)
+    }
+
+    /// Input `k` of node `n`, a constant boolean (a causal mask), as a STATIC BOOL_8 tensor in NHWC
+    /// broadcast form for an output of rank `out_rank`.
+    pub fn constant_booleans(&mut self, n: &Node, k: usize, out_rank: usize) -> Result<TensorRef> {
+        let tensor = &self.g.tensors[n.inputs[k]];
+        let data = tensor.data.as_deref().map(|d| d.as_slice()).unwrap_or(&[]);
+        let mut shape: Vec<usize> = vec![1; out_rank.saturating_sub(tensor.shape.len())];
+        shape.extend_from_slice(&tensor.shape);
+        let (dims, data) = nhwc(&shape, data);
+        let bytes: Vec<u8> = data.iter().map(|&v| u8::from(v != 0.0)).collect();
+        let name = self.fresh(&tensor.name);
+        Ok(self.q.tensor(&TensorSpec::constant(
+            &name,
+            DATATYPE_BOOL_8,
+            &dims,
+            Quant::None,
             &bytes,
         ))?)
     }
@@ -393,4 +390,29 @@ impl Builder<'_> {
         })?;
         Ok((r, e, self.g.tensors[o].shape.clone()))
     }
+}
+
+/// A constant's QNN dimensions and values: a rank-4 one from NCHW to the NHWC HTP keeps.
+fn nhwc<'d>(shape: &[usize], data: &'d [f32]) -> (Vec<u32>, std::borrow::Cow<'d, [f32]>) {
+    if shape.len() != 4 {
+        return (
+            shape.iter().map(|&d| d as u32).collect(),
+            std::borrow::Cow::Borrowed(data),
+        );
+    }
+    let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3]);
+    let mut nhwc = Vec::with_capacity(data.len());
+    for b in 0..n {
+        for y in 0..h {
+            for x in 0..w {
+                for ch in 0..c {
+                    nhwc.push(data[((b * c + ch) * h + y) * w + x]);
+                }
+            }
+        }
+    }
+    (
+        vec![n as u32, h as u32, w as u32, c as u32],
+        std::borrow::Cow::Owned(nhwc),
+    )
 }

@@ -27,4 +27,4 @@ impl Connective {
     }
 }
 
-logical_op!(Logic { op: Connective }, binary_shape);
+logical_op!(Logic { op: Connective }, binary_shape, Exact);

@@ -31,7 +31,8 @@ macro_rules! binary_op {
 }
 
 /// Declares an op with a boolean output ([`OpDef::logical`]), without attributes or with one field
-/// (`Compare { op: Comparison }`), its output shape given by `$shape` (`binary_shape`, `same_shape`).
+/// (`Compare { op: Comparison }`), its output shape given by `$shape` (`binary_shape`, `same_shape`); with
+/// `Exact` after it, an op of booleans whose constant inputs are kept exact ([`Operand::Exact`]).
 macro_rules! logical_op {
     ($name:ident, $shape:ident) => {
         #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -39,15 +40,15 @@ macro_rules! logical_op {
 
         logical_op!(@def $name, $shape);
     };
-    ($name:ident { $field:ident: $ty:ty }, $shape:ident) => {
+    ($name:ident { $field:ident: $ty:ty }, $shape:ident $(, $exact:ident)?) => {
         #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
         pub struct $name {
             pub $field: $ty,
         }
 
-        logical_op!(@def $name, $shape);
+        logical_op!(@def $name, $shape $(, $exact)?);
     };
-    (@def $name:ident, $shape:ident) => {
+    (@def $name:ident, $shape:ident $(, $exact:ident)?) => {
         impl $crate::ir::OpDef for $name {
             fn infer(&self, ins: &[&[usize]]) -> Result<Vec<usize>, String> {
                 super::$shape(ins)
@@ -56,6 +57,13 @@ macro_rules! logical_op {
             fn logical(&self) -> bool {
                 true
             }
+
+            $(
+            /// Its inputs are booleans: a constant one is kept exact.
+            fn operand(&self, _k: usize, _bits: u8) -> $crate::ir::Operand {
+                $crate::ir::Operand::$exact
+            }
+            )?
         }
     };
 }
@@ -148,6 +156,8 @@ pub enum Operand {
     Int32Bias,
     /// Not an operand of this kind: weights and biases of a MAC op, quantized with their own rules.
     Weights,
+    /// Kept exactly as it is: a constant boolean (a causal mask's condition), stored as booleans.
+    Exact,
 }
 
 /// The facts of one op, in its own file.

@@ -4,10 +4,21 @@
 use amp_device::ir::{TensorId, Where};
 
 use crate::import::node::{add_node, dyn_input, Ctx};
-use crate::import::{ImportError, Importer};
+use crate::import::{ImportError, Importer, Val};
 
-/// Input `k`, which must hold booleans.
-pub(crate) fn condition(imp: &Importer, cx: &Ctx, k: usize) -> Result<TensorId, ImportError> {
+/// Input `k`, which must hold booleans: an earlier op's, or a constant (a causal mask).
+pub(crate) fn condition(imp: &mut Importer, cx: &Ctx, k: usize) -> Result<TensorId, ImportError> {
+    let name = cx
+        .input(k)
+        .ok_or_else(|| cx.err(format!("input {k} is missing")))?;
+    if let Val::Const(v) = imp.val(name)? {
+        if v.is_float() {
+            return Err(cx.err(format!(
+                "reads the float constant \"{name}\" as a boolean; amp takes boolean constants"
+            )));
+        }
+        return imp.tensor(name);
+    }
     let c = dyn_input(imp, cx, k)?;
     if !imp.is_bool(c) {
         return Err(cx.err(format!(

@@ -96,9 +96,13 @@ impl<'c, 'a> NodeCx<'c, 'a> {
         self.b.ints.contains_key(&self.n.inputs[0]) && !self.b.g.integer.contains(&self.n.inputs[0])
     }
 
-    /// A boolean input: a BOOL_8 tensor an earlier op wrote.
-    pub fn boolean(&self, k: usize) -> Result<TensorRef> {
+    /// A boolean input: a BOOL_8 tensor an earlier op wrote, or a constant (a causal mask) as a static one.
+    pub fn boolean(&mut self, k: usize) -> Result<TensorRef> {
         let t = self.n.inputs[k];
+        if self.b.g.tensors[t].is_const() {
+            let rank = self.rank();
+            return self.b.constant_booleans(self.n, k, rank);
+        }
         self.b.ints.get(&t).copied().ok_or_else(|| {
             let name = &self.b.g.tensors[t].name;
             self.unsupported(format!("input \"{name}\" is not a boolean tensor"))
