@@ -229,9 +229,9 @@ pub fn import_bytes(bytes: &[u8], opts: &ImportOptions) -> Result<Graph, ImportE
 
 /// Whether integer input `input` is read only as a float: every reader, past ops that only reshape it
 /// (Unsqueeze, Squeeze, Reshape, Flatten, Expand, Identity), is a Cast to float32 or bool, a comparison (Equal,
-/// Greater, Less, …) or a Shape, and one is not a Shape. That is an attention mask (`mask → Unsqueeze → Cast → Sub → Mul`, `mask.bool()`,
-/// `mask == 0`): amp then feeds its integers as exact floats and quantizes them as any float input (0 and 1
-/// are exact at every width), and a Cast to float32 is the identity.
+/// Greater, Less, …) or a Shape, and one is not a Shape. That is an attention mask (`mask → Unsqueeze → Cast
+/// → Sub → Mul`, `mask.bool()`, `mask == 0`): amp then feeds its integers as exact floats and quantizes them
+/// as any float input (0 and 1 are exact at every width), and a Cast to float32 is the identity.
 fn read_as_float(graph: &proto::GraphProto, input: &str) -> bool {
     const RESHAPES: [&str; 6] = [
         "Unsqueeze",

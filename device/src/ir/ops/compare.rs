@@ -1,5 +1,5 @@
-//! Compare: whether the value input 0 stands for is greater than (or less than, or either or equal to) input
-//! 1's, element by element with numpy broadcasting (a constant operand of any broadcastable shape). The
+//! Compare: whether the value input 0 stands for is greater than, at least, less than or at most input 1's,
+//! element by element with numpy broadcasting (a constant operand of any broadcastable shape). The
 //! result is boolean, as Equal's ([`super::OpDef::logical`]). Comparisons of constants (a causal mask's) fold
 //! at import.
 
