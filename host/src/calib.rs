@@ -64,13 +64,9 @@ pub fn calibrate(graph: Arc<Graph>, inputs: &Inputs, batch: usize) -> Result<Sta
         if span.is_finite() && maxs[f.at] >= mins[f.at] {
             // a masked score saturates below every score that is not masked
             mins[f.at] = lows[f.at].min(0.0) - span - MASKED_MARGIN;
-            let name = &graph.tensors[f.at].name;
-            progress::note(&format!(
-                "attention mask \"{name}\" fills with {:e}: quantized, its masked scores saturate {MASKED_MARGIN} below the lowest calibrated score",
-                f.value
-            ));
         }
     }
+    note_fills(&graph, &fills);
     let mut stats = Stats::default();
     for (t, tensor) in graph.tensors.iter().enumerate() {
         if !tensor.is_const() && mins[t] <= maxs[t] {
@@ -199,6 +195,17 @@ fn constant_mask(g: &Graph, n: &amp_device::ir::Node) -> Option<f32> {
     })
 }
 
+/// Says how each mask fill is calibrated (on a fresh calibration and on a cached one alike).
+fn note_fills(graph: &Graph, fills: &[MaskFill]) {
+    for f in fills {
+        let name = &graph.tensors[f.at].name;
+        progress::note(&format!(
+            "attention mask \"{name}\" fills with {:e}: quantized, its masked scores saturate {MASKED_MARGIN} below the lowest calibrated score",
+            f.value
+        ));
+    }
+}
+
 /// Loads the cached calibration for (model, data) from `dir`, or runs it and saves it there.
 pub fn calibrate_cached(
     graph: Arc<Graph>,
@@ -211,6 +218,7 @@ pub fn calibrate_cached(
     if let Ok(text) = std::fs::read_to_string(&path) {
         if let Ok(f) = serde_json::from_str::<CalibrationFile>(&text) {
             if f.model_hash == model_hash && f.data_hash == data_hash {
+                note_fills(&graph, &mask_fills(&graph));
                 return Ok((f.stats, path, true));
             }
         }
