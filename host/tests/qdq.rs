@@ -368,8 +368,9 @@ fn qnn_ep_departure(name: &str, p: Precision) -> f64 {
         // amp's HTP graph is within 1 LSB of the reference: the masked scores span [-33, 3], so at 8 bits
         // one LSB of them is 0.14 in a logit, which moves a probability by that much
         "attention_mask_cast" if eight => 8.0,
-        // the same on a causal mask folded to a constant (scores over [-33, 3] too): 0.35% of the elements
-        "causal_mask" if eight => 8.0,
+        // the same on a causal mask folded to a constant (scores over [-33, 3] too): 0.35% of the elements;
+        // and on a constant boolean causal mask filling the scores (7 LSB on 0.52%)
+        "causal_mask" | "causal_where" if eight => 8.0,
         // a comparison's boolean flipped on one element of 2304: x = 0.5057 against the threshold 0.5, its
         // 8-bit code a quarter LSB below it, so amp's HTP graph, the reference and onnxruntime's CPU all say
         // not greater, and the EP greater (1.0 in the output)
