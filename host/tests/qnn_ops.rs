@@ -449,13 +449,19 @@ fn cases() -> Vec<Case> {
         &[1, 6, 16],
         &[&[16], &[16]],
     ));
-    // InstanceNorm over each channel's 6 × 6 values, scaled and shifted per channel
-    v.push(case(
-        "InstanceNorm",
-        Op::InstanceNorm(ir::InstanceNorm { epsilon: 1e-5 }),
-        &x,
-        &[&[8], &[8]],
-    ));
+    // InstanceNorm over each channel's 6 × 6 values, scaled and shifted per channel; and over a sequence
+    // (InstanceNorm1d: [N, C, L], moved to HTP's 4-D form and back)
+    for (name, input) in [
+        ("InstanceNorm", &x[..]),
+        ("InstanceNorm rank 3", &[1, 8, 12]),
+    ] {
+        v.push(case(
+            name,
+            Op::InstanceNorm(ir::InstanceNorm { epsilon: 1e-5 }),
+            input,
+            &[&[8], &[8]],
+        ));
+    }
     // the input range reaches past the clip on both sides, so output and input encodings differ
     v.iter_mut()
         .filter(|c| c.name.starts_with("Clip"))
