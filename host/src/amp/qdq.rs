@@ -56,6 +56,7 @@ pub fn to_qdq(g: &Graph, plan: &QuantPlan, opset: i64, batch: usize) -> Result<V
         types: HashMap::new(),
         values: Vec::new(),
         dims: Vec::new(),
+        boolean: false,
         batch,
     };
     // integer inputs (token ids, masks) are int64, as exporters write them; a mask is cast to float before
@@ -141,6 +142,8 @@ struct Writer<'a> {
     values: Vec<ValueInfoProto>,
     /// Shape of the IR node being written (the float ops' outputs).
     dims: Vec<usize>,
+    /// Whether the IR node being written outputs booleans (a comparison, Not, And/Or, a boolean moved).
+    boolean: bool,
     batch: usize,
 }
 
@@ -289,10 +292,7 @@ impl Writer<'_> {
                 let to = DataType::try_from(to).unwrap_or(DataType::Float);
                 (to, of(&inputs[0]).1)
             }
-            "Equal" | "Not" | "Greater" | "GreaterOrEqual" | "Less" | "LessOrEqual" | "And"
-            | "Or" => (DataType::Bool, self.dims.clone()),
-            // a boolean moved stays one
-            "Reshape" | "Transpose" | "Expand" | "Tile" => (of(&inputs[0]).0, self.dims.clone()),
+            _ if self.boolean => (DataType::Bool, self.dims.clone()),
             _ => (DataType::Float, self.dims.clone()),
         };
         self.values.push(value_info(output, ty.0, &ty.1));
@@ -527,6 +527,7 @@ impl Writer<'_> {
             name.clone()
         };
         self.dims = self.act_dims(out);
+        self.boolean = self.plan.roles[out] == Role::Int;
         self.node_for(n, inputs, &raw)?;
         if quantized {
             let e = self.plan.encodings[out]

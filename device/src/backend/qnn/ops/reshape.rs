@@ -12,15 +12,15 @@ impl Lower for Reshape {
     fn lower(&self, cx: &mut NodeCx) -> Result<()> {
         let (src, rank) = (cx.in_shape(0), cx.rank());
         let mut ins = cx.inputs()?;
-        let nhwc_moves = (src.len() == 4 && src[2] * src[3] != 1 && rank != 4)
-            || (rank == 4 && src.len() != 4 && {
-                let out = &cx.b.g.tensors[cx.n.output].shape;
-                out[1] != 1 && out[2] * out[3] != 1
-            });
-        if nhwc_moves && cx.moves_boolean() {
+        let out = cx.b.g.tensors[cx.n.output].shape.clone();
+        // flattening an NHWC tensor, or making one (unless one channel or one pixel: NCHW and NHWC then
+        // share the flat order)
+        let from_nhwc = src.len() == 4 && src[2] * src[3] != 1 && rank != 4;
+        let to_nhwc = rank == 4 && src.len() != 4 && out[1] != 1 && out[2] * out[3] != 1;
+        if (from_nhwc || to_nhwc) && cx.moves_boolean() {
             return Err(cx.unsupported("a boolean reshaped to or from NHWC order"));
         }
-        if src.len() == 4 && src[2] * src[3] != 1 && rank != 4 {
+        if from_nhwc {
             let e = cx.b.get(cx.n.inputs[0], cx.width())?.1;
             let name = cx.b.fresh("to_nchw");
             let batch = cx.b.batch as u32;
@@ -31,21 +31,17 @@ impl Lower for Reshape {
             cx.b.q
                 .node(&node, "Transpose", &[perm], &[ins[0]], &[tmp])?;
             ins[0] = tmp;
-        } else if rank == 4 && src.len() != 4 {
-            let out = cx.b.g.tensors[cx.n.output].shape.clone();
-            if out[1] != 1 && out[2] * out[3] != 1 {
-                // the IR's flat order is NCHW's: reshape to NCHW, then transpose to the NHWC kept on HTP
-                let e = cx.b.get(cx.n.inputs[0], cx.width())?.1;
-                let name = cx.b.fresh("as_nchw");
-                let batch = cx.b.batch as u32;
-                let nchw = [batch, out[1] as u32, out[2] as u32, out[3] as u32];
-                let tmp = cx.b.native(&name, &nchw, e, false)?;
-                let node = cx.b.fresh("reshape");
-                cx.b.q.node(&node, "Reshape", &[], &[ins[0]], &[tmp])?;
-                let perm = ParamSpec::U32Tensor("perm", vec![4], vec![0, 2, 3, 1]);
-                return cx.emit("Transpose", &[perm], &[tmp]);
-            }
-            // one channel, or one pixel: NCHW and NHWC share the flat order
+        } else if to_nhwc {
+            // the IR's flat order is NCHW's: reshape to NCHW, then transpose to the NHWC kept on HTP
+            let e = cx.b.get(cx.n.inputs[0], cx.width())?.1;
+            let name = cx.b.fresh("as_nchw");
+            let batch = cx.b.batch as u32;
+            let nchw = [batch, out[1] as u32, out[2] as u32, out[3] as u32];
+            let tmp = cx.b.native(&name, &nchw, e, false)?;
+            let node = cx.b.fresh("reshape");
+            cx.b.q.node(&node, "Reshape", &[], &[ins[0]], &[tmp])?;
+            let perm = ParamSpec::U32Tensor("perm", vec![4], vec![0, 2, 3, 1]);
+            return cx.emit("Transpose", &[perm], &[tmp]);
         }
         cx.emit("Reshape", &[], &ins)
     }
