@@ -109,6 +109,18 @@ impl<'c, 'a> NodeCx<'c, 'a> {
         })
     }
 
+    /// An intermediate tensor of `dims` holding what input 0 holds, for a node of the op's own lowering: on
+    /// input 0's grid at the width the node computes at, or BOOL_8 where the op moves booleans.
+    pub fn like_input(&mut self, what: &str, dims: &[u32]) -> Result<TensorRef> {
+        let name = self.b.fresh(what);
+        if self.moves_boolean() {
+            let spec = TensorSpec::native(&name, DATATYPE_BOOL_8, dims, Quant::None);
+            return Ok(self.b.q.tensor(&spec)?);
+        }
+        let e = self.b.get(self.n.inputs[0], self.width())?.1;
+        self.b.native(&name, dims, e, false)
+    }
+
     /// The op's node writing a boolean output (BOOL_8), which later ops read through [`NodeCx::boolean`].
     pub fn emit_boolean(&mut self, op: &str, ins: &[TensorRef]) -> Result<()> {
         self.emit_boolean_with(op, &[], ins)
