@@ -66,7 +66,7 @@ CONST_OPERANDS = {"Add", "Sub", "Mul", "Div", "Min", "Max", "Concat", "Gather", 
 # at 8 bits both over their own range; at 16 bits the scale symmetric and the shift an exact int32 bias.
 NORM_OPERANDS = {"LayerNormalization", "InstanceNormalization"}
 # Ops whose output is boolean: exact, never quantized (OpDef::logical); a Cast to bool is one too.
-LOGICAL = {"Not", "And", "Or"} | COMPARISONS
+LOGICAL = {"Not", "And", "Or", "Xor"} | COMPARISONS
 FIXED_UNIT_RANGE = {"Sigmoid", "HardSigmoid", "Softmax"}
 # HTP's largest positive 16-bit weight code (W16_MAX_CODE in device/src/quant.rs)
 W16_MAX_CODE = 32639

@@ -368,6 +368,19 @@ def cases():
     ], {"causal": np.tril(np.ones((6, 6), bool)), "axis1": np.array([1], np.int64),
         "fill": np.array(-30.0, np.float32)},
         None, "y", [6, 6], inputs={"x": [6, 6], "mask": ([6], TensorProto.INT64)})
+    # a 4-D boolean moved out of and back into image order (NHWC on HTP): flattened, Xor-ed with a comparison
+    # of the flattened scores, reshaped back to 4-D and read as Where's condition
+    out["bool_flatten_xor"] = model("bool_flatten_xor", [
+        helper.make_node("Greater", ["x", "zero"], ["pos"], name="positive"),
+        helper.make_node("Flatten", ["pos"], ["pf"], name="positive/flatten", axis=1),
+        helper.make_node("Flatten", ["x"], ["xf"], name="flatten", axis=1),
+        helper.make_node("Less", ["xf", "half"], ["small"], name="small"),
+        helper.make_node("Xor", ["pf", "small"], ["either"], name="either"),
+        helper.make_node("Reshape", ["either", "image"], ["ei"], name="either/image"),
+        helper.make_node("Where", ["ei", "x", "low"], ["y"], name="select"),
+    ], {"zero": np.array(0.0, np.float32), "half": np.array(0.5, np.float32),
+        "low": np.array(-0.5, np.float32), "image": np.array([0, 4, 3, 3], np.int64)},
+        [4, 3, 3], "y", [4, 3, 3])
     return out
 
 

@@ -653,8 +653,8 @@ fn a_malformed_resume_budget_is_refused_naming_it() {
     );
 }
 
-/// InstanceNormalization takes its scale and bias as constants, And and Or take booleans: an activation in
-/// their place names the node (InstanceNormalization "in", And "both") and the tensor.
+/// InstanceNormalization takes its scale and bias as constants, And, Or and Xor take booleans: an activation
+/// in their place names the node (InstanceNormalization "in", And "both", Xor "either") and the tensor.
 #[test]
 fn norm_and_logic_operands_amp_does_not_take_name_the_node() {
     let norm: [(Edit, &[&str]); 2] = [
@@ -673,4 +673,9 @@ fn norm_and_logic_operands_amp_does_not_take_name_the_node() {
         &["And \"both\"", "reads \"x\" as a boolean"],
     )];
     expect_fixture_edits_refused("bool_moves_and_or", &logic);
+    let xor: [(Edit, &[&str]); 1] = [(
+        |n| n[4].input[0] = "xf".into(),
+        &["Xor \"either\"", "reads \"xf\" as a boolean"],
+    )];
+    expect_fixture_edits_refused("bool_flatten_xor", &xor);
 }

@@ -897,7 +897,8 @@ fn a_bias_that_overflows_int32_at_16_bits_raises_its_weight_scale() {
 /// scores spanning [-33, 3] adds up to 7 alone, as a Softmax over wide scores does ("Softmax wide"). A causal
 /// mask folded to a constant at import (Range, Greater, Where): within 1 LSB at 8 bits, 15 at 16 (the Softmax).
 /// The four comparisons of activations (a constant on either side, two activations never within an LSB of
-/// each other), their booleans selecting and cast back to float: within 1 LSB.
+/// each other), their booleans selecting and cast back to float: within 1 LSB. A 4-D boolean flattened out of
+/// HTP's NHWC order, Xor-ed and reshaped back into it (BOOL_8 Transposes around the Reshapes): within 1 LSB.
 #[test]
 fn fixture_models_run_on_htp_as_on_the_reference() {
     let rt = runtime();
@@ -914,6 +915,7 @@ fn fixture_models_run_on_htp_as_on_the_reference() {
         ("comparisons", 1.0, 1.0),
         ("bool_moves_and_or", 1.0, 1.0),
         ("causal_where", 1.0, 30.0),
+        ("bool_flatten_xor", 1.0, 1.0),
     ] {
         let dir = common::root().join("tests/fixtures/ops").join(name);
         let (g, arrays, stats) = common::fixture_in(&dir, &dir.join("model.onnx"));

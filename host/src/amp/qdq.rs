@@ -142,7 +142,7 @@ struct Writer<'a> {
     values: Vec<ValueInfoProto>,
     /// Shape of the IR node being written (the float ops' outputs).
     dims: Vec<usize>,
-    /// Whether the IR node being written outputs booleans (a comparison, Not, And/Or, a boolean moved).
+    /// Whether the IR node being written outputs booleans (a comparison, Not, And/Or/Xor, a boolean moved).
     boolean: bool,
     batch: usize,
 }

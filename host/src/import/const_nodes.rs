@@ -1,6 +1,8 @@
 //! ONNX nodes computed at import: those whose inputs are all constants (initializers, `Constant` nodes, the
 //! Shape/Gather/Unsqueeze/Concat chains exporters write), and `Shape`, whose value the static shapes fix.
 
+use amp_device::ir::Connective;
+
 use super::consts::{ConstData, ConstTensor};
 use super::node::{axes_of, get_const, norm_axis, reshape_target, slice_of, squeeze_shape, Ctx};
 use super::{ImportError, Importer, Val};
@@ -160,11 +162,10 @@ pub(crate) fn fold_const(imp: &Importer, cx: &Ctx) -> Result<Option<ConstTensor>
             r.map_err(e)?.truth(|v| v != 0.0)
         }
         "Not" => req(0)?.truth(|v| v == 0.0),
-        "And" | "Or" => {
-            let and = cx.op() == "And";
+        "And" | "Or" | "Xor" => {
+            let op = Connective::from_onnx(cx.op()).ok_or_else(|| cx.err("is not a connective"))?;
             let r = req(0)?.binary(&req(1)?, |a, b| {
-                let (a, b) = (a != 0.0, b != 0.0);
-                f64::from(u8::from(if and { a && b } else { a || b }))
+                f64::from(u8::from(op.holds(a != 0.0, b != 0.0)))
             });
             r.map_err(e)?.truth(|v| v != 0.0)
         }

@@ -1,4 +1,4 @@
-//! Logic: And or Or of two boolean tensors, element by element with numpy broadcasting (a padding mask and a
+//! Logic: And, Or or Xor of two boolean tensors, element by element with numpy broadcasting (a padding mask and a
 //! causal one, combined). The result is boolean ([`super::OpDef::logical`]).
 
 use serde::{Deserialize, Serialize};
@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 pub enum Connective {
     And,
     Or,
+    Xor,
 }
 
 impl Connective {
@@ -16,13 +17,22 @@ impl Connective {
         match self {
             Connective::And => "And",
             Connective::Or => "Or",
+            Connective::Xor => "Xor",
         }
+    }
+
+    /// The connective of ONNX op `op`.
+    pub fn from_onnx(op: &str) -> Option<Connective> {
+        [Connective::And, Connective::Or, Connective::Xor]
+            .into_iter()
+            .find(|c| c.onnx() == op)
     }
 
     pub fn holds(self, a: bool, b: bool) -> bool {
         match self {
             Connective::And => a && b,
             Connective::Or => a || b,
+            Connective::Xor => a != b,
         }
     }
 }

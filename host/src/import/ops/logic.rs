@@ -1,4 +1,4 @@
-//! ONNX And and Or → IR Logic, of two booleans earlier ops wrote. Of two constants they fold at import.
+//! ONNX And, Or and Xor → IR Logic, of two booleans earlier ops wrote. Of two constants they fold at import.
 
 use amp_device::ir::{Connective, Logic};
 
@@ -8,10 +8,7 @@ use crate::import::{ImportError, Importer};
 use super::select::condition;
 
 pub(crate) fn import(imp: &mut Importer, cx: &Ctx) -> Result<(), ImportError> {
-    let op = match cx.op() {
-        "And" => Connective::And,
-        _ => Connective::Or,
-    };
+    let op = Connective::from_onnx(cx.op()).ok_or_else(|| cx.err("is not And, Or or Xor"))?;
     let ins = vec![condition(imp, cx, 0)?, condition(imp, cx, 1)?];
     add_node(imp, cx, Logic { op }.into(), ins)
 }

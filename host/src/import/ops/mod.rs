@@ -173,6 +173,7 @@ pub const REGISTRY: &[Entry] = &[
     entry("Unsqueeze", reshape::import_squeeze, &[K::Reshape]),
     entry("Upsample", resize::import, &[K::Resize]),
     entry("Where", select::import, &[K::Where]),
+    entry("Xor", logic::import, &[K::Logic]),
 ];
 
 /// The ONNX op types the importer handles, for messages.
@@ -222,16 +223,16 @@ pub(crate) fn convert(imp: &mut Importer, node: &NodeProto) -> Result<(), Import
             }
         }
     }
-    // a boolean is read only as Where's condition, by Not, And, Or, through a Cast, or moved by a reshape,
+    // a boolean is read only as Where's condition, by Not, And, Or, Xor, through a Cast, or moved by a reshape,
     // a Transpose or an Expand
     for (k, i) in node.input.iter().enumerate() {
         if let Some(Val::Dyn(t)) = imp.vals.get(i) {
-            let reads_bool = matches!(op_type.as_str(), "And" | "Or")
+            let reads_bool = matches!(op_type.as_str(), "And" | "Or" | "Xor")
                 || (k == 0 && matches!(op_type.as_str(), "Where" | "Not" | "Cast"))
                 || (k == 0 && BOOL_MOVES.contains(&op_type.as_str()));
             if imp.is_bool(*t) && !reads_bool {
                 return Err(cx.err(format!(
-                    "reads the boolean tensor \"{i}\"; amp reads booleans only as Where's condition, by Not, And or Or, through a Cast, or moved by a reshape, Transpose or Expand"
+                    "reads the boolean tensor \"{i}\"; amp reads booleans only as Where's condition, by Not, And, Or or Xor, through a Cast, or moved by a reshape, Transpose or Expand"
                 )));
             }
         }

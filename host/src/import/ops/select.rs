@@ -22,7 +22,7 @@ pub(crate) fn condition(imp: &mut Importer, cx: &Ctx, k: usize) -> Result<Tensor
     let c = dyn_input(imp, cx, k)?;
     if !imp.is_bool(c) {
         return Err(cx.err(format!(
-            "reads \"{}\" as a boolean, but it holds floats; amp takes booleans a comparison, And, Or, Not or a Cast to bool computes",
+            "reads \"{}\" as a boolean, but it holds floats; amp takes booleans a comparison, And, Or, Xor, Not or a Cast to bool computes",
             imp.g.tensors[c].name
         )));
     }

@@ -1,4 +1,4 @@
-//! Logic → ElementWiseAnd or ElementWiseOr on BOOL_8.
+//! Logic → ElementWiseAnd, ElementWiseOr or ElementWiseXor on BOOL_8.
 
 use super::{Lower, NodeCx};
 use crate::backend::qnn::Result;
@@ -9,6 +9,7 @@ impl Lower for Logic {
         let op = match self.op {
             Connective::And => "ElementWiseAnd",
             Connective::Or => "ElementWiseOr",
+            Connective::Xor => "ElementWiseXor",
         };
         let ins = [cx.boolean(0)?, cx.boolean(1)?];
         cx.emit_boolean(op, &ins)

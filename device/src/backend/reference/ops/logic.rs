@@ -1,4 +1,4 @@
-//! Logic: the broadcast binary kernel with And or Or on booleans (0 or 1).
+//! Logic: the broadcast binary kernel with And, Or or Xor on booleans (0 or 1).
 
 use super::{Cx, Kernel, Out};
 use crate::backend::reference::elementwise::binary;
