@@ -5,6 +5,7 @@
 //! it is still in cache.
 
 use super::buffers::Buffers;
+use super::dw16::FlatDw16;
 use super::geometry::{im2col, Geom, MIN_GEMM_WIDTH};
 use super::int8;
 use super::numeric::{Layout, Num, Source};
@@ -181,6 +182,8 @@ fn flat_weights<T: Num>(g: &Geom, w: &[T]) -> Vec<T> {
 pub(crate) struct FlatDw {
     pub w32: Vec<f32>,
     pub w64: Vec<f64>,
+    /// For 16-bit activations on 8-bit weights (given f64 codes, whose sums need more than f32).
+    pub w16: Option<FlatDw16>,
 }
 
 impl FlatDw {
@@ -194,23 +197,102 @@ impl FlatDw {
         w64: Option<&[f64]>,
     ) -> Option<FlatDw> {
         let g = Geom::new(c, input, ws).ok()?;
-        (g.depthwise() && flat_depthwise_fits(&g)).then(|| FlatDw {
-            w32: flat_weights(&g, w32),
-            w64: w64.map(|w| flat_weights(&g, w)).unwrap_or_default(),
+        (g.depthwise() && flat_depthwise_fits(&g)).then(|| {
+            let w32 = flat_weights(&g, w32);
+            FlatDw {
+                w16: w64.and_then(|_| FlatDw16::new(&g, &w32)),
+                w64: w64.map(|w| flat_weights(&g, w)).unwrap_or_default(),
+                w32,
+            }
         })
     }
 }
 
-/// Depthwise accumulators of sample `b` without per-row work, for small common shapes
-/// ([`flat_depthwise_fits`]); `wm` from [`flat_weights`].
+/// The flat depthwise grid of one conv ([`depthwise_flat`]): outputs on `oh` rows of `w` lanes (the input's
+/// width; at stride 2 the second half of each row is discarded), and where each tap reads on it.
 ///
-/// Outputs are computed on a grid of `oh` rows of `w` lanes (the input's width; at stride 2 the second
-/// half of each row is discarded). Each channel is copied once, whole: at stride 1 as it is, at stride 2
-/// split by column parity into two `h × w/2` planes (one flat pass). On that grid the input of tap
-/// `(ky, kx)` for every output is one contiguous run of the copy, at a fixed offset. Rows above and below
-/// the plane read zero slack; where a tap's column lies outside the row its weight lane is zero. Padding
-/// taps thus add exact zeros and each output sums its taps in (ky, kx) order, as in [`depthwise_acc`], so
-/// the sums are the same.
+/// Each channel is copied once, whole: at stride 1 as it is, at stride 2 split by column parity into two
+/// `h × w/2` planes (one flat pass). On that grid the input of tap `(ky, kx)` for every output is one
+/// contiguous run of the copy, at a fixed offset. Rows above and below the plane read the slack, which holds
+/// the padding value; where a tap's column lies outside the row its weight lane is zero.
+pub(crate) struct FlatGrid {
+    s: usize,
+    /// Width of a column phase.
+    half: usize,
+    pub lanes: usize,
+    margin: usize,
+    phase_len: usize,
+    /// From one phase to the next: `[margin | phase 0 | margin | phase 1 | margin + lanes]`.
+    stride: usize,
+    /// Where each tap (in (ky, kx) order) starts reading.
+    pub taps: Vec<usize>,
+}
+
+impl FlatGrid {
+    pub fn new(g: &Geom) -> FlatGrid {
+        let s = g.s[0];
+        let (kh, kw, pt, pl) = (g.kh, g.kw, g.pads[0], g.pads[1]);
+        let half = g.w / s;
+        let margin = (kh + 1) * half + kw;
+        let phase_len = g.h * half;
+        let stride = phase_len + margin;
+        let taps = (0..kh * kw)
+            .map(|t| {
+                let c = (t % kw) as isize - pl as isize; // the tap's column offset at stride 1
+                let (px, dj) = (c.rem_euclid(s as isize) as usize, c.div_euclid(s as isize));
+                let off = ((t / kw) as isize - pt as isize) * half as isize + dj;
+                ((margin + px * stride) as isize + off) as usize
+            })
+            .collect();
+        FlatGrid {
+            s,
+            half,
+            lanes: flat_lanes(g),
+            margin,
+            phase_len,
+            stride,
+            taps,
+        }
+    }
+
+    /// Elements of the planes, with `slack` more read past the last block.
+    pub fn planes_len(&self, slack: usize) -> usize {
+        self.margin + self.s * self.stride + self.lanes + slack
+    }
+
+    /// Copies one channel `xin` into `planes` (whose slack keeps what it was filled with).
+    pub fn fill<T: Copy>(&self, planes: &mut [T], xin: &[T]) {
+        if self.s == 1 {
+            planes[self.margin..][..self.phase_len].copy_from_slice(xin);
+        } else {
+            let (e, o) = planes[self.margin..].split_at_mut(self.stride);
+            for ((ev, ov), pair) in e[..self.phase_len]
+                .iter_mut()
+                .zip(&mut o[..self.phase_len])
+                .zip(xin.chunks_exact(2))
+            {
+                *ev = pair[0];
+                *ov = pair[1];
+            }
+        }
+    }
+
+    /// The grid's sums `wide` of one channel into its outputs `out` (`oh × ow`).
+    pub fn copy_out<T: Copy>(&self, g: &Geom, wide: &[T], out: &mut [T]) {
+        if self.s == 1 {
+            out.copy_from_slice(&wide[..g.p()]);
+        } else {
+            for (orow, wrow) in out.chunks_exact_mut(g.ow).zip(wide.chunks_exact(g.w)) {
+                orow.copy_from_slice(&wrow[..g.ow]);
+            }
+        }
+        debug_assert_eq!(self.half * self.s, g.w);
+    }
+}
+
+/// Depthwise accumulators of sample `b` without per-row work, for small common shapes
+/// ([`flat_depthwise_fits`], on a [`FlatGrid`]); `wm` from [`flat_weights`]. Padding taps add exact zeros
+/// and each output sums its taps in (ky, kx) order, as in [`depthwise_acc`], so the sums are the same.
 fn depthwise_flat<T: Num>(
     g: &Geom,
     src: &Source<T>,
@@ -221,58 +303,24 @@ fn depthwise_flat<T: Num>(
     work: &mut (Vec<T>, Vec<T>),
 ) {
     let zero = T::default();
-    let s = g.s[0];
-    let (kh, kw, pt, pl) = (g.kh, g.kw, g.pads[0], g.pads[1]);
-    let half = g.w / s; // width of a column phase
-    let lanes = flat_lanes(g);
-    let margin = (kh + 1) * half + kw;
-    let phase_len = g.h * half;
+    let grid = FlatGrid::new(g);
+    let (kt, lanes) = (g.kh * g.kw, grid.lanes);
     let (planes, wide) = work;
-    // [margin | phase 0 | margin | phase 1 | margin + lanes]
-    let stride = phase_len + margin;
     planes.clear();
-    planes.resize(margin + s * stride + lanes, zero);
+    planes.resize(grid.planes_len(0), zero);
     wide.clear();
     wide.resize(lanes, zero);
-    // where each tap (in (ky, kx) order) starts reading
-    let taps: Vec<usize> = (0..kh * kw)
-        .map(|t| {
-            let c = (t % kw) as isize - pl as isize; // the tap's column offset at stride 1
-            let (px, dj) = (c.rem_euclid(s as isize) as usize, c.div_euclid(s as isize));
-            let off = ((t / kw) as isize - pt as isize) * half as isize + dj;
-            ((margin + px * stride) as isize + off) as usize
-        })
-        .collect();
     let p = g.p();
     for ch in 0..g.cout {
         let xin = src.get((b * g.cin + ch) * g.plane(), g.plane(), scratch);
-        if s == 1 {
-            planes[margin..][..phase_len].copy_from_slice(xin);
-        } else {
-            let (e, o) = planes[margin..].split_at_mut(stride);
-            for ((ev, ov), pair) in e[..phase_len]
-                .iter_mut()
-                .zip(&mut o[..phase_len])
-                .zip(xin.chunks_exact(2))
-            {
-                *ev = pair[0];
-                *ov = pair[1];
-            }
-        }
-        let wc = &wm[ch * kh * kw * lanes..][..kh * kw * lanes];
+        grid.fill(planes, xin);
+        let wc = &wm[ch * kt * lanes..][..kt * lanes];
         if std::mem::size_of::<T>() == 4 {
-            flat_blocks::<T, 64>(planes, wc, &taps, lanes, wide);
+            flat_blocks::<T, 64>(planes, wc, &grid.taps, lanes, wide);
         } else {
-            flat_blocks::<T, 32>(planes, wc, &taps, lanes, wide);
+            flat_blocks::<T, 32>(planes, wc, &grid.taps, lanes, wide);
         }
-        let out = &mut acc[ch * p..][..p];
-        if s == 1 {
-            out.copy_from_slice(&wide[..p]);
-        } else {
-            for (orow, wrow) in out.chunks_exact_mut(g.ow).zip(wide.chunks_exact(g.w)) {
-                orow.copy_from_slice(&wrow[..g.ow]);
-            }
-        }
+        grid.copy_out(g, wide, &mut acc[ch * p..][..p]);
     }
 }
 
@@ -463,41 +511,49 @@ pub(crate) fn conv_quant(
     }
     let inv_scale = 1.0 / e.scale;
     let rq = Requant::new(q, epi);
-    match &q.codes64 {
-        None => {
-            // an input kept as codes (scale 1) is already integers: read it in place
-            let src = if inv_scale == 1.0 {
-                Source::Ready(x.data)
-            } else {
-                Source::<f32>::codes(x.data, inv_scale)
-            };
-            conv_acc(
-                &g,
-                &src,
-                &q.codes,
-                flat.map(|f| &f.w32[..]),
-                &mut out,
-                |_, ob| {
-                    for (c, row) in ob.chunks_mut(p).enumerate() {
-                        rq.row_in_place(q, epi, c, row);
-                    }
-                },
-            );
-        }
-        Some(w64) => {
-            let src = Source::<f64>::codes(x.data, inv_scale);
-            // every path writes each sum before reading it: the buffer need not be zeroed
-            let mut acc = bufs.take64(out.len());
-            let fw = flat.map(|f| &f.w64[..]).filter(|f| !f.is_empty());
-            conv_acc(&g, &src, w64, fw, &mut acc, |b, ab| {
-                let ob = &mut out[b * per..][..per];
-                for (c, (o, a)) in ob.chunks_mut(p).zip(ab.chunks(p)).enumerate() {
-                    rq.row(q, epi, c, a, o);
+    let Some(w64) = &q.codes64 else {
+        // an input kept as codes (scale 1) is already integers: read it in place
+        let src = if inv_scale == 1.0 {
+            Source::Ready(x.data)
+        } else {
+            Source::<f32>::codes(x.data, inv_scale)
+        };
+        conv_acc(
+            &g,
+            &src,
+            &q.codes,
+            flat.map(|f| &f.w32[..]),
+            &mut out,
+            |_, ob| {
+                for (c, row) in ob.chunks_mut(p).enumerate() {
+                    rq.row_in_place(q, epi, c, row);
                 }
-            });
-            bufs.give64(acc);
-        }
+            },
+        );
+        return Ok(Array::new(g.shape(), out));
+    };
+    // 16-bit activations on 8-bit weights: a small depthwise conv on 16-bit multiply-adds
+    let on_i16 = flat.and_then(|f| f.w16.as_ref());
+    if let Some(f16) = on_i16.filter(|_| e.bits <= 16 && flat_depthwise_fits(&g)) {
+        f16.run(&g, x.data, &e, |b, ab| {
+            let ob = &mut out[b * per..][..per];
+            for (c, (o, a)) in ob.chunks_mut(p).zip(ab.chunks(p)).enumerate() {
+                rq.row(q, epi, c, a, o);
+            }
+        });
+        return Ok(Array::new(g.shape(), out));
     }
+    let src = Source::<f64>::codes(x.data, inv_scale);
+    // every path writes each sum before reading it: the buffer need not be zeroed
+    let mut acc = bufs.take64(out.len());
+    let fw = flat.map(|f| &f.w64[..]).filter(|f| !f.is_empty());
+    conv_acc(&g, &src, w64, fw, &mut acc, |b, ab| {
+        let ob = &mut out[b * per..][..per];
+        for (c, (o, a)) in ob.chunks_mut(p).zip(ab.chunks(p)).enumerate() {
+            rq.row(q, epi, c, a, o);
+        }
+    });
+    bufs.give64(acc);
     Ok(Array::new(g.shape(), out))
 }
 
@@ -929,6 +985,81 @@ pub(crate) mod tests {
                         assert_eq!(
                             got.data, want,
                             "case {i}, a{in_bits}w{w_bits} on {path}, {}-bit output",
+                            e_out.bits
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// 16-bit activations on 8-bit weights, small depthwise convs: the 16-bit multiply-adds give the
+    /// definition's outputs and the f64 flat kernel's, bit for bit, over every activation code (both ends),
+    /// every weight code (-128 and 127 too), zero points at both ends of the range and between, strides 1 and
+    /// 2, 3×3 and 5×5 kernels, lone taps and pairs.
+    #[test]
+    fn sixteen_bit_depthwise_on_multiply_adds_is_the_integer_conv() {
+        // (strides, pads, input shape, weight shape)
+        let cases = [
+            ([1, 1], [1, 1, 1, 1], [2, 5, 14, 14], [5, 1, 3, 3]),
+            ([2, 2], [1, 1, 1, 1], [2, 4, 14, 14], [4, 1, 3, 3]),
+            ([1, 1], [2, 2, 2, 2], [3, 3, 9, 9], [3, 1, 5, 5]),
+            ([2, 2], [2, 2, 2, 2], [1, 6, 10, 10], [6, 1, 5, 5]),
+            ([1, 1], [0, 1, 0, 1], [2, 2, 6, 8], [2, 1, 1, 3]),
+        ]
+        .map(|(s, p, xs, ws)| (conv(s, p, [1, 1], xs[1]), xs, ws));
+        let clamp = (-6.0, 6.0);
+        for (i, (c, xs, ws)) in cases.iter().enumerate() {
+            for offset in [0, -1, -32768, -30001, -65535] {
+                let e_in = Encoding {
+                    bits: 16,
+                    scale: 0.001,
+                    offset,
+                };
+                let q = codes_in(xs.iter().product(), 9 + i as u32, 0, 65535);
+                let x: Vec<f32> = q
+                    .iter()
+                    .map(|&q| ((q + offset as f32) as f64 * e_in.scale as f64) as f32)
+                    .collect();
+                let codes = codes_in(ws.iter().product(), 60 + i as u32, -128, 127);
+                let shifted: Vec<f32> = q.iter().map(|&q| q + offset as f32).collect();
+                let acc = naive_f64(c, &shifted, *xs, &codes, *ws);
+                let cout = ws[0];
+                let top = acc.iter().fold(0f64, |m, a| m.max(a.abs()));
+                let mult: Vec<f64> = (0..cout)
+                    .map(|c| 8.0 * (c + 1) as f64 / (cout as f64 * top))
+                    .collect();
+                let bias: Vec<f64> = (0..cout).map(|c| 0.25 * c as f64 - 0.5).collect();
+                let p = acc.len() / (xs[0] * cout);
+                let q = QuantMac::new(codes.clone(), mult.clone(), bias.clone(), true, false);
+                let one = [1, xs[1], xs[2], xs[3]];
+                let flat = FlatDw::new(c, &one, ws, &q.codes, q.codes64.as_deref()).unwrap();
+                assert!(
+                    flat.w16.is_some(),
+                    "case {i}: 8-bit weights take the multiply-adds"
+                );
+                let on_f64 = FlatDw {
+                    w16: None,
+                    ..flat.clone()
+                };
+                for e_out in signed_outputs() {
+                    let want = requantized(&acc, p, cout, &mult, &bias, e_out, clamp);
+                    let epi = Epilogue {
+                        clamp: Some(clamp),
+                        quant: Some(e_out),
+                        codes: false,
+                    };
+                    for (f, path) in [(&flat, "multiply-adds"), (&on_f64, "f64")] {
+                        let x = ArrayRef {
+                            shape: xs,
+                            data: &x,
+                        };
+                        let mut bufs = Buffers::poisoned(1 << 16);
+                        let got = conv_quant(c, &x, ws, &q, e_in, &epi, &mut bufs, Some(f));
+                        assert_eq!(
+                            got.unwrap().data,
+                            want,
+                            "case {i}, offset {offset} on {path}, {}-bit output",
                             e_out.bits
                         );
                     }

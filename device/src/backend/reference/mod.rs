@@ -13,6 +13,7 @@
 
 mod buffers;
 mod conv;
+mod dw16;
 mod elementwise;
 mod gemm;
 mod geometry;

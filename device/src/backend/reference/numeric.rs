@@ -113,7 +113,7 @@ pub(crate) enum Source<'a, T> {
 
 /// Rounds half to even in f32 (exact for |v| < 2²²; codes stay below 2¹⁸).
 #[inline]
-fn round_code(v: f32) -> f32 {
+pub(crate) fn round_code(v: f32) -> f32 {
     const MAGIC: f32 = 12582912.0; // 1.5 * 2^23
     (v.clamp(-4194304.0, 4194304.0) + MAGIC) - MAGIC
 }
