@@ -5,9 +5,9 @@
 //! it is still in cache.
 
 use super::buffers::Buffers;
-use super::dw16::FlatDw16;
 use super::geometry::{im2col, Geom, MIN_GEMM_WIDTH};
 use super::int8;
+use super::madd16::{self, FlatDw16, GemmWork, Rows16};
 use super::numeric::{Layout, Num, Source};
 use super::requant::{Epilogue, QuantMac, Requant};
 use super::ArrayRef;
@@ -455,6 +455,40 @@ fn conv_acc<T: Num>(
     }
 }
 
+/// Sums of a conv (not depthwise) of activations on `e`'s grid (at most 16 bits) and 8-bit weights `w` on
+/// [`madd16::gemm`], one sample at a time, each handed to `finish(b, acc_b)` (`acc_b`: `[cout, p]`).
+fn conv_madd16(
+    g: &Geom,
+    x: &[f32],
+    e: &Encoding,
+    w: &Rows16,
+    mut finish: impl FnMut(usize, &[f64]),
+) {
+    let (p, k, cout_g, plane) = (g.p(), g.k(), g.cout_g(), g.plane());
+    let (c, inv) = (madd16::shift(e), 1.0 / e.scale);
+    let mut codes = vec![0i16; g.cin * plane];
+    let mut cols = Vec::new();
+    let mut acc = vec![0f64; g.cout * p];
+    let mut work = GemmWork::default();
+    for b in 0..g.n {
+        madd16::shifted_codes(&x[b * g.cin * plane..][..g.cin * plane], inv, c, &mut codes);
+        for gi in 0..g.group {
+            let xg = &codes[gi * g.cin_g * plane..][..g.cin_g * plane];
+            let bm: &[i16] = if g.pointwise() {
+                xg
+            } else {
+                // padding is code 0, less c
+                cols.resize(k * p, 0);
+                im2col(g, xg, &mut cols, p, 0, (-c) as i16);
+                &cols
+            };
+            let ag = &mut acc[gi * cout_g * p..][..cout_g * p];
+            madd16::gemm(w, gi * cout_g, cout_g, bm, p, p, c, ag, &mut work);
+        }
+        finish(b, &acc);
+    }
+}
+
 pub(crate) fn conv_f32(
     c: &Conv,
     x: &ArrayRef,
@@ -536,6 +570,16 @@ pub(crate) fn conv_quant(
     let on_i16 = flat.and_then(|f| f.w16.as_ref());
     if let Some(f16) = on_i16.filter(|_| e.bits <= 16 && flat_depthwise_fits(&g)) {
         f16.run(&g, x.data, &e, |b, ab| {
+            let ob = &mut out[b * per..][..per];
+            for (c, (o, a)) in ob.chunks_mut(p).zip(ab.chunks(p)).enumerate() {
+                rq.row(q, epi, c, a, o);
+            }
+        });
+        return Ok(Array::new(g.shape(), out));
+    }
+    // and every other conv on the multiply-add GEMM
+    if let Some(r16) = q.rows16.as_ref().filter(|_| !g.depthwise() && e.bits <= 16) {
+        conv_madd16(&g, x.data, &e, r16, |b, ab| {
             let ob = &mut out[b * per..][..per];
             for (c, (o, a)) in ob.chunks_mut(p).zip(ab.chunks(p)).enumerate() {
                 rq.row(q, epi, c, a, o);
@@ -924,11 +968,11 @@ pub(crate) mod tests {
             .collect()
     }
 
-    /// 16-bit activations or weights on the byte-split integer GEMM: the f64 path's outputs and the
-    /// definition's, bit for bit (padded, strided, batched, per-sample pointwise and grouped convs, all with
+    /// 16-bit activations or weights on the byte-split integer GEMM, and 16-bit activations on 8-bit
+    /// weights on the multiply-add GEMM: the f64 path's outputs and the definition's, bit for bit (padded, strided, batched, per-sample pointwise and grouped convs, all with
     /// the long sums and many channels that take the split).
     #[test]
-    fn sixteen_bit_convs_on_byte_planes_are_the_integer_conv() {
+    fn sixteen_bit_convs_on_integer_kernels_are_the_integer_conv() {
         if !int8::available() {
             println!("no exact int8 GEMM on this CPU: only the f64 path is checked");
         }
@@ -938,6 +982,11 @@ pub(crate) mod tests {
             ([1, 1], [0, 0, 0, 0], 1, [2, 70, 12, 11], [65, 70, 1, 1]),
             ([2, 1], [1, 0, 1, 2], 1, [2, 8, 27, 13], [64, 8, 3, 3]),
             ([1, 1], [1, 1, 1, 1], 2, [2, 16, 12, 12], [128, 8, 3, 3]),
+            // short sums (the multiply-adds alone): an odd k, rows and columns past whole blocks, and a
+            // k of more than one chunk
+            ([2, 2], [1, 1, 1, 1], 1, [2, 3, 11, 9], [7, 3, 3, 3]),
+            ([1, 1], [0, 0, 0, 0], 1, [3, 9, 5, 7], [5, 9, 1, 1]),
+            ([1, 1], [0, 0, 0, 0], 1, [1, 600, 3, 5], [6, 600, 1, 1]),
         ]
         .map(|(s, p, g, xs, ws)| (conv(s, p, [1, 1], g), xs, ws));
         let clamp = (-6.0, 6.0);
@@ -947,7 +996,13 @@ pub(crate) mod tests {
                 let e_in = Encoding {
                     bits: in_bits,
                     scale: 0.001,
-                    offset: if in_bits == 8 { -100 } else { -30001 },
+                    offset: match (in_bits, i % 4) {
+                        (8, _) => -100,
+                        (_, 0) => -30001,
+                        (_, 1) => 0,
+                        (_, 2) => -65535,
+                        _ => -1,
+                    },
                 };
                 let qmax = (1i64 << in_bits) - 1;
                 let q = codes_in(xs.iter().product(), 3 + i as u32, 0, qmax);
@@ -976,11 +1031,21 @@ pub(crate) mod tests {
                     let split =
                         QuantMac::new(codes.clone(), mult.clone(), bias.clone(), true, false);
                     assert!(split.planes.is_some());
-                    let wide = QuantMac {
+                    let madd = QuantMac {
                         planes: None,
                         ..split.clone()
                     };
-                    for (q, path) in [(&split, "byte planes"), (&wide, "f64")] {
+                    assert_eq!(madd.rows16.is_some(), w_bits == 8);
+                    let wide = QuantMac {
+                        rows16: None,
+                        ..madd.clone()
+                    };
+                    let paths = [
+                        (&split, "byte planes"),
+                        (&madd, "multiply-adds"),
+                        (&wide, "f64"),
+                    ];
+                    for (q, path) in paths {
                         let got = quant_conv(c, xs, &x, ws, q, e_in, &epi);
                         assert_eq!(
                             got.data, want,

@@ -13,12 +13,12 @@
 
 mod buffers;
 mod conv;
-mod dw16;
 mod elementwise;
 mod gemm;
 mod geometry;
 mod int8;
 mod layout;
+mod madd16;
 mod numeric;
 mod ops;
 mod pool;

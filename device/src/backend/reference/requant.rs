@@ -3,6 +3,7 @@
 //! quantization) and the one-pass requantization every accumulator path shares ([`Requant`]).
 
 use super::int8;
+use super::madd16::Rows16;
 use crate::quant::Encoding;
 
 /// Integer-domain parameters of one MAC op with weights.
@@ -17,6 +18,9 @@ pub(crate) struct QuantMac {
     /// The same codes as i8 byte planes, where the sums would otherwise run in f64 (16-bit activations or
     /// weights on the integer GEMM).
     pub planes: Option<int8::Planes>,
+    /// The same codes in pairs for the 16-bit multiply-add GEMM, where the sums would otherwise run in f64
+    /// and every code fits 8 bits (16-bit activations on 8-bit weights).
+    pub rows16: Option<Rows16>,
     /// Output multiplier per channel: input scale × weight scale.
     pub mult: Vec<f64>,
     /// Dequantized int32 bias per channel.
@@ -30,6 +34,11 @@ impl QuantMac {
         QuantMac {
             planes: if wide {
                 int8::Planes::new(&codes, mult.len())
+            } else {
+                None
+            },
+            rows16: if wide {
+                Rows16::new(&codes, mult.len())
             } else {
                 None
             },

@@ -31,7 +31,7 @@ fn flipped(w: &[f32], ws: &[usize]) -> Vec<f32> {
 /// The flipped weights of one ConvTranspose: floats in FP32, the integer-domain parameters when quantized.
 pub(crate) enum Flipped {
     Real(Vec<f32>),
-    Quant(QuantMac),
+    Quant(Box<QuantMac>),
 }
 
 impl ConvTranspose {
@@ -119,13 +119,13 @@ impl Kernel for ConvTranspose {
     fn prepare(&self, g: &Graph, n: &Node, mac: Option<&QuantMac>) -> Option<State> {
         let ws = &g.tensors[n.inputs[1]].shape;
         Some(State::Flipped(match mac {
-            Some(q) => Flipped::Quant(QuantMac::new(
+            Some(q) => Flipped::Quant(Box::new(QuantMac::new(
                 flipped(&q.codes, ws),
                 q.mult.clone(),
                 q.bias.clone(),
                 q.codes64.is_some(),
                 q.codes_i8.is_some(),
-            )),
+            ))),
             None => Flipped::Real(flipped(g.const_data(n.inputs[1])?, ws)),
         }))
     }
