@@ -7,7 +7,7 @@
 use super::buffers::Buffers;
 use super::geometry::{im2col, Geom, MIN_GEMM_WIDTH};
 use super::int8;
-use super::madd16::{self, FlatDw16, GemmWork, Rows16};
+use super::madd16::{self, GemmWork, Rows16};
 use super::numeric::{Layout, Num, Source};
 use super::requant::{Epilogue, QuantMac, Requant};
 use super::ArrayRef;
@@ -21,61 +21,78 @@ const DW_LANES: usize = 16;
 /// all taps, enough independent chains to hide the FMA latency; the grid is a whole number of either.
 const FLAT_GRID: usize = 64;
 
-/// Depthwise accumulators of sample `b` (`acc`: `[cout, p]`).
-///
-/// Each channel is first copied into zero-padded planes, one per (row, column) phase of the stride, all
-/// `pw` wide. Then the input a tap reads for the whole output, taken `pw` columns per output row, is one
-/// contiguous run of a phase plane, so each tap is a single long vector loop over the channel. The columns
-/// past the output width are discarded. Each output sums its taps in (ky, kx) order; padding taps add exact
-/// zeros, so the sums equal those that skip them.
-fn depthwise_acc<T: Num>(
-    g: &Geom,
-    src: &Source<T>,
-    b: usize,
-    w: &[T],
-    acc: &mut [T],
-    scratch: &mut Vec<T>,
-    work: &mut (Vec<T>, Vec<T>),
-) {
-    let zero = T::default();
-    let (p, oh, ow, kh, kw) = (g.p(), g.oh, g.ow, g.kh, g.kw);
-    let ([s0, s1], [d0, d1]) = (g.s, g.d);
-    let (pt, pl) = (g.pads[0], g.pads[1]);
-    let pw = (ow + (kw - 1) * d1 / s1).max((g.w - 1 + pl) / s1 + 1);
-    let prh = (oh + (kh - 1) * d0 / s0 + 1).max((g.h - 1 + pt) / s0 + 1);
-    let plane_len = prh * pw;
-    let (planes, wide) = work;
-    // outputs are computed in whole blocks of DW_LANES; the last block reads into zero slack
-    let n = (oh * pw).div_ceil(DW_LANES) * DW_LANES;
-    planes.clear();
-    planes.resize(s0 * s1 * plane_len + n, zero);
-    wide.clear();
-    wide.resize(n, zero);
-    // where each input row and each column phase lands (no divisions in the channel loop)
-    let rows: Vec<usize> = (0..g.h)
-        .map(|r| ((r + pt) % s0 * s1 * prh + (r + pt) / s0) * pw)
-        .collect();
-    let cols: Vec<(usize, usize, usize)> = (0..s1)
-        .map(|px| {
-            // columns c ≡ px − pl (mod s1) land at (c + pl) / s1
-            let c0 = (px + s1 - pl % s1) % s1;
-            let cnt = g.w.saturating_sub(c0).div_ceil(s1);
-            (c0, px * plane_len + (c0 + pl) / s1, cnt)
-        })
-        .collect();
-    // where each tap (in (ky, kx) order) starts reading
-    let taps: Vec<usize> = (0..kh * kw)
-        .map(|t| {
-            let (ky, kx) = (t / kw, t % kw);
-            let (py, oy) = ((ky * d0) % s0, (ky * d0) / s0);
-            let (px, ox) = ((kx * d1) % s1, (kx * d1) / s1);
-            (py * s1 + px) * plane_len + oy * pw + ox
-        })
-        .collect();
-    for ch in 0..g.cout {
-        let xin = src.get((b * g.cin + ch) * g.plane(), g.plane(), scratch);
-        // the borders stay zero from the first fill; every channel overwrites the same interior
-        for (row, &base) in xin.chunks(g.w).zip(&rows) {
+/// The phase-plane grid of one depthwise conv ([`depthwise_acc`]): each channel is copied into padded
+/// planes, one per (row, column) phase of the stride, all `pw` wide. Then the input a tap reads for the
+/// whole output, taken `pw` columns per output row, is one contiguous run of a phase plane, at the tap's
+/// offset. The columns past the output width are discarded.
+pub(crate) struct PhaseGrid {
+    pw: usize,
+    pl: usize,
+    s1: usize,
+    plane_len: usize,
+    planes: usize,
+    /// Outputs computed per channel: `oh` rows of `pw`, in whole blocks.
+    pub lanes: usize,
+    /// Where each input row lands.
+    rows: Vec<usize>,
+    /// Per column phase: its first input column, where it lands, how many columns.
+    cols: Vec<(usize, usize, usize)>,
+    /// Where each tap (in (ky, kx) order) starts reading.
+    pub taps: Vec<usize>,
+}
+
+impl PhaseGrid {
+    /// The grid of `g`, its outputs in whole blocks of `block`.
+    pub fn new(g: &Geom, block: usize) -> PhaseGrid {
+        let (oh, ow, kh, kw) = (g.oh, g.ow, g.kh, g.kw);
+        let ([s0, s1], [d0, d1]) = (g.s, g.d);
+        let (pt, pl) = (g.pads[0], g.pads[1]);
+        let pw = (ow + (kw - 1) * d1 / s1).max((g.w - 1 + pl) / s1 + 1);
+        let prh = (oh + (kh - 1) * d0 / s0 + 1).max((g.h - 1 + pt) / s0 + 1);
+        let plane_len = prh * pw;
+        // no divisions in the channel loop
+        let rows = (0..g.h)
+            .map(|r| ((r + pt) % s0 * s1 * prh + (r + pt) / s0) * pw)
+            .collect();
+        let cols = (0..s1)
+            .map(|px| {
+                // columns c ≡ px − pl (mod s1) land at (c + pl) / s1
+                let c0 = (px + s1 - pl % s1) % s1;
+                let cnt = g.w.saturating_sub(c0).div_ceil(s1);
+                (c0, px * plane_len + (c0 + pl) / s1, cnt)
+            })
+            .collect();
+        let taps = (0..kh * kw)
+            .map(|t| {
+                let (ky, kx) = (t / kw, t % kw);
+                let (py, oy) = ((ky * d0) % s0, (ky * d0) / s0);
+                let (px, ox) = ((kx * d1) % s1, (kx * d1) / s1);
+                (py * s1 + px) * plane_len + oy * pw + ox
+            })
+            .collect();
+        PhaseGrid {
+            pw,
+            pl,
+            s1,
+            plane_len,
+            planes: s0 * s1,
+            lanes: (oh * pw).div_ceil(block) * block,
+            rows,
+            cols,
+            taps,
+        }
+    }
+
+    /// Elements of the planes, with `slack` more read past the last block (the last block reads into it).
+    pub fn planes_len(&self, slack: usize) -> usize {
+        self.planes * self.plane_len + self.lanes + slack
+    }
+
+    /// Copies one channel `xin` (`h × w`) into `planes`. The borders keep what they were filled with:
+    /// every channel overwrites the same interior.
+    pub fn fill<T: Copy>(&self, g: &Geom, planes: &mut [T], xin: &[T]) {
+        let (s1, pl, pw, plane_len) = (self.s1, self.pl, self.pw, self.plane_len);
+        for (row, &base) in xin.chunks(g.w).zip(&self.rows) {
             if s1 == 1 {
                 // an inline loop: rows are short, and a memcpy call per row costs more than the copy
                 for (d, &v) in planes[base + pl..][..g.w].iter_mut().zip(row) {
@@ -98,17 +115,52 @@ fn depthwise_acc<T: Num>(
                 }
                 continue;
             }
-            for &(c0, at, cnt) in &cols {
+            for &(c0, at, cnt) in &self.cols {
                 for (j, d) in planes[base + at..][..cnt].iter_mut().enumerate() {
                     *d = row[c0 + j * s1];
                 }
             }
         }
-        let wk = &w[ch * kh * kw..][..kh * kw];
+    }
+
+    /// The grid's sums `wide` of one channel into its outputs `out` (`oh × ow`).
+    pub fn copy_out<T: Copy>(&self, g: &Geom, wide: &[T], out: &mut [T]) {
+        for (orow, wrow) in out.chunks_mut(g.ow).zip(wide.chunks(self.pw)) {
+            for (o, &v) in orow.iter_mut().zip(wrow) {
+                *o = v;
+            }
+        }
+    }
+}
+
+/// Depthwise accumulators of sample `b` (`acc`: `[cout, p]`) on a [`PhaseGrid`], each tap a single long
+/// vector loop over the channel. Each output sums its taps in (ky, kx) order; padding taps add exact zeros,
+/// so the sums equal those that skip them.
+fn depthwise_acc<T: Num>(
+    g: &Geom,
+    src: &Source<T>,
+    b: usize,
+    w: &[T],
+    acc: &mut [T],
+    scratch: &mut Vec<T>,
+    work: &mut (Vec<T>, Vec<T>),
+) {
+    let zero = T::default();
+    let (p, kt) = (g.p(), g.kh * g.kw);
+    let grid = PhaseGrid::new(g, DW_LANES);
+    let (planes, wide) = work;
+    planes.clear();
+    planes.resize(grid.planes_len(0), zero);
+    wide.clear();
+    wide.resize(grid.lanes, zero);
+    for ch in 0..g.cout {
+        let xin = src.get((b * g.cin + ch) * g.plane(), g.plane(), scratch);
+        grid.fill(g, planes, xin);
+        let wk = &w[ch * kt..][..kt];
         // DW_LANES outputs at a time, their sums kept in registers across all taps
         for (i, block) in wide.chunks_exact_mut(DW_LANES).enumerate() {
             let mut a = [zero; DW_LANES];
-            for (&at, &wv) in taps.iter().zip(wk) {
+            for (&at, &wv) in grid.taps.iter().zip(wk) {
                 let xs = &planes[at + i * DW_LANES..][..DW_LANES];
                 for (av, &xv) in a.iter_mut().zip(xs) {
                     *av = *av + xv * wv;
@@ -116,11 +168,7 @@ fn depthwise_acc<T: Num>(
             }
             block.copy_from_slice(&a);
         }
-        for (orow, wrow) in acc[ch * p..][..p].chunks_mut(ow).zip(wide.chunks(pw)) {
-            for (o, &v) in orow.iter_mut().zip(wrow) {
-                *o = v;
-            }
-        }
+        grid.copy_out(g, wide, &mut acc[ch * p..][..p]);
     }
 }
 
@@ -182,8 +230,6 @@ fn flat_weights<T: Num>(g: &Geom, w: &[T]) -> Vec<T> {
 pub(crate) struct FlatDw {
     pub w32: Vec<f32>,
     pub w64: Vec<f64>,
-    /// For 16-bit activations on 8-bit weights (given f64 codes, whose sums need more than f32).
-    pub w16: Option<FlatDw16>,
 }
 
 impl FlatDw {
@@ -197,13 +243,9 @@ impl FlatDw {
         w64: Option<&[f64]>,
     ) -> Option<FlatDw> {
         let g = Geom::new(c, input, ws).ok()?;
-        (g.depthwise() && flat_depthwise_fits(&g)).then(|| {
-            let w32 = flat_weights(&g, w32);
-            FlatDw {
-                w16: w64.and_then(|_| FlatDw16::new(&g, &w32)),
-                w64: w64.map(|w| flat_weights(&g, w)).unwrap_or_default(),
-                w32,
-            }
+        (g.depthwise() && flat_depthwise_fits(&g)).then(|| FlatDw {
+            w32: flat_weights(&g, w32),
+            w64: w64.map(|w| flat_weights(&g, w)).unwrap_or_default(),
         })
     }
 }
@@ -215,21 +257,21 @@ impl FlatDw {
 /// `h × w/2` planes (one flat pass). On that grid the input of tap `(ky, kx)` for every output is one
 /// contiguous run of the copy, at a fixed offset. Rows above and below the plane read the slack, which holds
 /// the padding value; where a tap's column lies outside the row its weight lane is zero.
-pub(crate) struct FlatGrid {
+struct FlatGrid {
     s: usize,
     /// Width of a column phase.
     half: usize,
-    pub lanes: usize,
+    lanes: usize,
     margin: usize,
     phase_len: usize,
     /// From one phase to the next: `[margin | phase 0 | margin | phase 1 | margin + lanes]`.
     stride: usize,
     /// Where each tap (in (ky, kx) order) starts reading.
-    pub taps: Vec<usize>,
+    taps: Vec<usize>,
 }
 
 impl FlatGrid {
-    pub fn new(g: &Geom) -> FlatGrid {
+    fn new(g: &Geom) -> FlatGrid {
         let s = g.s[0];
         let (kh, kw, pt, pl) = (g.kh, g.kw, g.pads[0], g.pads[1]);
         let half = g.w / s;
@@ -256,12 +298,12 @@ impl FlatGrid {
     }
 
     /// Elements of the planes, with `slack` more read past the last block.
-    pub fn planes_len(&self, slack: usize) -> usize {
+    fn planes_len(&self, slack: usize) -> usize {
         self.margin + self.s * self.stride + self.lanes + slack
     }
 
     /// Copies one channel `xin` into `planes` (whose slack keeps what it was filled with).
-    pub fn fill<T: Copy>(&self, planes: &mut [T], xin: &[T]) {
+    fn fill<T: Copy>(&self, planes: &mut [T], xin: &[T]) {
         if self.s == 1 {
             planes[self.margin..][..self.phase_len].copy_from_slice(xin);
         } else {
@@ -278,7 +320,7 @@ impl FlatGrid {
     }
 
     /// The grid's sums `wide` of one channel into its outputs `out` (`oh × ow`).
-    pub fn copy_out<T: Copy>(&self, g: &Geom, wide: &[T], out: &mut [T]) {
+    fn copy_out<T: Copy>(&self, g: &Geom, wide: &[T], out: &mut [T]) {
         if self.s == 1 {
             out.copy_from_slice(&wide[..g.p()]);
         } else {
@@ -566,36 +608,26 @@ pub(crate) fn conv_quant(
         );
         return Ok(Array::new(g.shape(), out));
     };
-    // 16-bit activations on 8-bit weights: a small depthwise conv on 16-bit multiply-adds
-    let on_i16 = flat.and_then(|f| f.w16.as_ref());
-    if let Some(f16) = on_i16.filter(|_| e.bits <= 16 && flat_depthwise_fits(&g)) {
-        f16.run(&g, x.data, &e, |b, ab| {
-            let ob = &mut out[b * per..][..per];
-            for (c, (o, a)) in ob.chunks_mut(p).zip(ab.chunks(p)).enumerate() {
-                rq.row(q, epi, c, a, o);
-            }
-        });
-        return Ok(Array::new(g.shape(), out));
-    }
-    // and every other conv on the multiply-add GEMM
-    if let Some(r16) = q.rows16.as_ref().filter(|_| !g.depthwise() && e.bits <= 16) {
-        conv_madd16(&g, x.data, &e, r16, |b, ab| {
-            let ob = &mut out[b * per..][..per];
-            for (c, (o, a)) in ob.chunks_mut(p).zip(ab.chunks(p)).enumerate() {
-                rq.row(q, epi, c, a, o);
-            }
-        });
-        return Ok(Array::new(g.shape(), out));
+    // 16-bit activations on 8-bit weights: on 16-bit multiply-adds
+    if let Some(r16) = q.rows16.as_ref().filter(|_| e.bits <= 16) {
+        if !g.depthwise() {
+            conv_madd16(&g, x.data, &e, r16, |b, ab| {
+                rq.channels(q, epi, p, ab, &mut out[b * per..][..per])
+            });
+            return Ok(Array::new(g.shape(), out));
+        }
+        if madd16::depthwise(&g, x.data, &e, &q.codes, |b, ab| {
+            rq.channels(q, epi, p, ab, &mut out[b * per..][..per])
+        }) {
+            return Ok(Array::new(g.shape(), out));
+        }
     }
     let src = Source::<f64>::codes(x.data, inv_scale);
     // every path writes each sum before reading it: the buffer need not be zeroed
     let mut acc = bufs.take64(out.len());
     let fw = flat.map(|f| &f.w64[..]).filter(|f| !f.is_empty());
     conv_acc(&g, &src, w64, fw, &mut acc, |b, ab| {
-        let ob = &mut out[b * per..][..per];
-        for (c, (o, a)) in ob.chunks_mut(p).zip(ab.chunks(p)).enumerate() {
-            rq.row(q, epi, c, a, o);
-        }
+        rq.channels(q, epi, p, ab, &mut out[b * per..][..per])
     });
     bufs.give64(acc);
     Ok(Array::new(g.shape(), out))
@@ -1058,21 +1090,23 @@ pub(crate) mod tests {
         }
     }
 
-    /// 16-bit activations on 8-bit weights, small depthwise convs: the 16-bit multiply-adds give the
-    /// definition's outputs and the f64 flat kernel's, bit for bit, over every activation code (both ends),
-    /// every weight code (-128 and 127 too), zero points at both ends of the range and between, strides 1 and
-    /// 2, 3×3 and 5×5 kernels, lone taps and pairs.
+    /// 16-bit activations on 8-bit weights, depthwise convs: the 16-bit multiply-adds give the definition's
+    /// outputs and the f64 kernels' (flat and phase planes), bit for bit, over every activation code (both
+    /// ends), every weight code (-128 and 127 too), zero points at both ends of the range and between,
+    /// strides 1 and 2, 3×3 and 5×5 kernels, dilation, uneven pads, lone taps and pairs.
     #[test]
     fn sixteen_bit_depthwise_on_multiply_adds_is_the_integer_conv() {
-        // (strides, pads, input shape, weight shape)
+        // (strides, pads, dilations, input shape, weight shape)
         let cases = [
-            ([1, 1], [1, 1, 1, 1], [2, 5, 14, 14], [5, 1, 3, 3]),
-            ([2, 2], [1, 1, 1, 1], [2, 4, 14, 14], [4, 1, 3, 3]),
-            ([1, 1], [2, 2, 2, 2], [3, 3, 9, 9], [3, 1, 5, 5]),
-            ([2, 2], [2, 2, 2, 2], [1, 6, 10, 10], [6, 1, 5, 5]),
-            ([1, 1], [0, 1, 0, 1], [2, 2, 6, 8], [2, 1, 1, 3]),
+            ([1, 1], [1, 1, 1, 1], [1, 1], [2, 5, 14, 14], [5, 1, 3, 3]),
+            ([2, 2], [1, 1, 1, 1], [1, 1], [2, 4, 14, 14], [4, 1, 3, 3]),
+            ([1, 1], [2, 2, 2, 2], [1, 1], [3, 3, 9, 9], [3, 1, 5, 5]),
+            ([2, 2], [2, 2, 2, 2], [1, 1], [1, 6, 10, 10], [6, 1, 5, 5]),
+            ([1, 1], [0, 1, 0, 1], [1, 1], [2, 2, 6, 8], [2, 1, 1, 3]),
+            ([2, 1], [1, 0, 2, 1], [2, 2], [2, 3, 13, 11], [3, 1, 3, 3]),
+            ([3, 3], [1, 1, 1, 1], [1, 1], [1, 2, 40, 37], [2, 1, 3, 3]),
         ]
-        .map(|(s, p, xs, ws)| (conv(s, p, [1, 1], xs[1]), xs, ws));
+        .map(|(s, p, d, xs, ws)| (conv(s, p, d, xs[1]), xs, ws));
         let clamp = (-6.0, 6.0);
         for (i, (c, xs, ws)) in cases.iter().enumerate() {
             for offset in [0, -1, -32768, -30001, -65535] {
@@ -1096,17 +1130,17 @@ pub(crate) mod tests {
                     .collect();
                 let bias: Vec<f64> = (0..cout).map(|c| 0.25 * c as f64 - 0.5).collect();
                 let p = acc.len() / (xs[0] * cout);
-                let q = QuantMac::new(codes.clone(), mult.clone(), bias.clone(), true, false);
-                let one = [1, xs[1], xs[2], xs[3]];
-                let flat = FlatDw::new(c, &one, ws, &q.codes, q.codes64.as_deref()).unwrap();
+                let madd = QuantMac::new(codes.clone(), mult.clone(), bias.clone(), true, false);
                 assert!(
-                    flat.w16.is_some(),
-                    "case {i}: 8-bit weights take the multiply-adds"
+                    madd.rows16.is_some(),
+                    "8-bit weights take the multiply-adds"
                 );
-                let on_f64 = FlatDw {
-                    w16: None,
-                    ..flat.clone()
+                let wide = QuantMac {
+                    rows16: None,
+                    ..madd.clone()
                 };
+                let one = [1, xs[1], xs[2], xs[3]];
+                let flat = FlatDw::new(c, &one, ws, &madd.codes, madd.codes64.as_deref());
                 for e_out in signed_outputs() {
                     let want = requantized(&acc, p, cout, &mult, &bias, e_out, clamp);
                     let epi = Epilogue {
@@ -1114,13 +1148,18 @@ pub(crate) mod tests {
                         quant: Some(e_out),
                         codes: false,
                     };
-                    for (f, path) in [(&flat, "multiply-adds"), (&on_f64, "f64")] {
+                    let paths = [
+                        (&madd, None, "multiply-adds"),
+                        (&wide, flat.as_ref(), "f64"),
+                        (&wide, None, "f64 without prepared weights"),
+                    ];
+                    for (q, f, path) in paths {
                         let x = ArrayRef {
                             shape: xs,
                             data: &x,
                         };
                         let mut bufs = Buffers::poisoned(1 << 16);
-                        let got = conv_quant(c, &x, ws, &q, e_in, &epi, &mut bufs, Some(f));
+                        let got = conv_quant(c, &x, ws, q, e_in, &epi, &mut bufs, f);
                         assert_eq!(
                             got.unwrap().data,
                             want,

@@ -1,18 +1,16 @@
 //! 16-bit activations on 8-bit weights on 16-bit multiply-adds (`vpmaddwd` on AVX2, its SSE2 and NEON
 //! counterparts elsewhere, through `wide`): sixteen products per instruction where the f64 path does four
 //! (eight with AVX-512), and exact, so the sums are the f64 path's bit for bit. Small depthwise convs
-//! ([`FlatDw16`]) and the GEMM of every other conv ([`Rows16`], [`gemm`]).
+//! ([`depthwise`]) and the GEMM of every other conv ([`Rows16`], [`gemm`]).
 //!
 //! The multiply-add takes pairs of i16 (a 16-bit code less `c = offset + 32768` always fits) and adds each
-//! pair's two products into one i32. On [`FlatGrid`] a tap reads the run of the planes at its offset, so two
-//! taps whose offsets are one apart (horizontal neighbours) read, for output `l`, elements `l` and `l + 1` of
-//! one run. Each channel's planes are therefore also laid out as pairs (element `l` beside element `l + 1`):
-//! sixteen i16 from there are eight outputs' inputs of both taps, one multiply-add with the weight pairs
-//! `(w₀, w₁)`, and the sums come out in output order. A tap without such a neighbour is paired with a zero
-//! weight. Weights vary per lane (zero where a tap's column leaves the row), so each lane has its own pair.
-//!
-//! Σ w · (code − c) + c · Σ w = Σ w · code, with Σ w per lane over the taps that count there; padding holds
-//! −c (code 0). With |w| ≤ 128 and at most 255 taps every partial sum stays in i32.
+//! pair's two products into one i32. On a depthwise conv's [`PhaseGrid`] a tap reads the run of the planes at
+//! its offset, so two taps whose offsets are one apart (horizontal neighbours) read, for output `l`, elements
+//! `l` and `l + 1` of one run. Each channel's planes are therefore also laid out as pairs (element `l` beside
+//! element `l + 1`): sixteen i16 from there are eight outputs' inputs of both taps, one multiply-add with the
+//! weight pair `(w₀, w₁)` in every lane, and the sums come out in output order. A tap without such a
+//! neighbour is paired with a zero weight. Σ w · (code − c) + c · Σ w = Σ w · code; padding holds −c (code 0).
+//! With |w| ≤ 128 and at most 255 taps every partial sum stays in i32.
 //!
 //! The GEMM pairs consecutive rows of its right operand (input channels, or im2col rows) the same way:
 //! column `j` of a pair is the two rows' elements side by side, and each weight pair, packed into one i32,
@@ -21,7 +19,7 @@
 
 use wide::{bytemuck, i16x16, i32x8};
 
-use super::conv::FlatGrid;
+use super::conv::PhaseGrid;
 use super::geometry::Geom;
 use super::numeric::round_code;
 use crate::quant::Encoding;
@@ -38,15 +36,16 @@ const MAGIC: f32 = 12582912.0;
 /// Most taps: 255 · 128 · 65535 < 2³¹.
 const MAX_TAPS: usize = 255;
 
-/// A flat depthwise conv's weights laid out for the multiply-adds, made once per model.
-#[derive(Clone, Debug)]
-pub(crate) struct FlatDw16 {
-    /// Where each pair of taps (or lone tap) reads on the grid.
-    items: Vec<usize>,
-    /// Per channel, span of outputs and item: each output's weight pair.
-    w: Vec<i16>,
-    /// Per channel and lane: the sum of the taps' weights there.
-    wsum: Vec<i32>,
+/// Sixteen i16 from `v[at..]`.
+#[inline(always)]
+fn load(v: &[i16], at: usize) -> i16x16 {
+    let a: [i16; 2 * LANES] = v[at..at + 2 * LANES].try_into().expect("sixteen lanes");
+    i16x16::from(a)
+}
+
+/// Two i16 in one i32 (`lo` in the low half), the element order of a multiply-add's pair.
+fn pair(lo: i16, hi: i16) -> i32 {
+    (lo as u16 as u32 | (hi as u16 as u32) << 16) as i32
 }
 
 /// What codes of `e`'s grid are less to fit i16: `offset + 32768`.
@@ -65,116 +64,86 @@ pub(crate) fn shifted_codes(x: &[f32], inv: f32, c: i32, out: &mut [i16]) {
     }
 }
 
-/// Sixteen i16 from `v[at..]`.
-#[inline(always)]
-fn load(v: &[i16], at: usize) -> i16x16 {
-    let a: [i16; 2 * LANES] = v[at..at + 2 * LANES].try_into().expect("sixteen lanes");
-    i16x16::from(a)
-}
-
-impl FlatDw16 {
-    /// From the flat kernel's weights `wm` (`[cout][tap][lane]`, codes as f32), when every code fits 8 bits.
-    pub fn new(g: &Geom, wm: &[f32]) -> Option<FlatDw16> {
-        let kt = g.kh * g.kw;
-        if kt > MAX_TAPS || wm.iter().any(|&w| !(-128.0..=127.0).contains(&w)) {
-            return None;
-        }
-        let grid = FlatGrid::new(g);
-        let lanes = grid.lanes;
-        // pair taps that read one element apart
-        let mut order: Vec<usize> = (0..kt).collect();
-        order.sort_by_key(|&t| grid.taps[t]);
-        let mut pairs: Vec<(usize, Option<usize>)> = Vec::new();
-        let mut i = 0;
-        while i < kt {
-            let t = order[i];
-            match order.get(i + 1) {
-                Some(&u) if grid.taps[u] == grid.taps[t] + 1 => {
-                    pairs.push((t, Some(u)));
-                    i += 2;
-                }
-                _ => {
-                    pairs.push((t, None));
-                    i += 1;
-                }
+/// Sums of a depthwise conv of activations `x` on `e`'s grid (at most 16 bits, NCHW) and 8-bit weight codes
+/// `w` (`[cout, kh · kw]`), handed to `finish(b, acc_b)` (`acc_b`: `[cout, p]`) one sample at a time. False,
+/// computing nothing, when a code does not fit 8 bits or the kernel has more than 255 taps.
+pub(crate) fn depthwise(
+    g: &Geom,
+    x: &[f32],
+    e: &Encoding,
+    w: &[f32],
+    mut finish: impl FnMut(usize, &[i32]),
+) -> bool {
+    let kt = g.kh * g.kw;
+    if kt > MAX_TAPS || w.iter().any(|&v| !(-128.0..=127.0).contains(&v)) {
+        return false;
+    }
+    let grid = PhaseGrid::new(g, SPAN);
+    // pair taps that read one element apart
+    let mut order: Vec<usize> = (0..kt).collect();
+    order.sort_by_key(|&t| grid.taps[t]);
+    let mut items: Vec<(usize, Option<usize>)> = Vec::new();
+    let mut i = 0;
+    while i < kt {
+        let t = order[i];
+        match order.get(i + 1) {
+            Some(&u) if grid.taps[u] == grid.taps[t] + 1 => {
+                items.push((t, Some(u)));
+                i += 2;
+            }
+            _ => {
+                items.push((t, None));
+                i += 1;
             }
         }
-        let mut w = Vec::with_capacity(g.cout * lanes * pairs.len() * 2);
-        let mut wsum = vec![0i32; g.cout * lanes];
+    }
+    let at: Vec<usize> = items.iter().map(|&(t, _)| grid.taps[t]).collect();
+    // per channel: each item's weight pair, and c · Σ w
+    let (c, inv) = (shift(e), 1.0 / e.scale);
+    let mut wv: Vec<i16x16> = Vec::with_capacity(g.cout * items.len());
+    let mut cw = Vec::with_capacity(g.cout);
+    for wc in w.chunks_exact(kt) {
+        for &(t0, t1) in &items {
+            let p = pair(wc[t0] as i16, t1.map_or(0, |t| wc[t] as i16));
+            wv.push(bytemuck::cast(i32x8::splat(p)));
+        }
+        cw.push(i32x8::splat(
+            c.wrapping_mul(wc.iter().map(|&v| v as i32).sum()),
+        ));
+    }
+    let (lanes, p, n) = (grid.lanes, g.p(), items.len());
+    let mut codes = vec![0i16; g.plane()];
+    let mut planes = vec![(-c) as i16; grid.planes_len(1)];
+    let mut pairs = vec![0i16; 2 * planes.len()];
+    let mut wide = vec![0i32; lanes];
+    let mut acc = vec![0i32; g.cout * p];
+    for b in 0..g.n {
         for ch in 0..g.cout {
-            let wc = &wm[ch * kt * lanes..][..kt * lanes];
-            let at = |t: usize, l: usize| wc[t * lanes + l] as i16;
-            for span in 0..lanes / SPAN {
-                for &(t0, t1) in &pairs {
-                    for l in span * SPAN..(span + 1) * SPAN {
-                        w.push(at(t0, l));
-                        w.push(t1.map_or(0, |t| at(t, l)));
+            let xin = &x[(b * g.cin + ch) * g.plane()..][..g.plane()];
+            shifted_codes(xin, inv, c, &mut codes);
+            grid.fill(g, &mut planes, &codes);
+            for ((d, &u), &v) in pairs.chunks_exact_mut(2).zip(&planes).zip(&planes[1..]) {
+                d[0] = u;
+                d[1] = v;
+            }
+            let wc = &wv[ch * n..][..n];
+            for (span, out) in wide.chunks_exact_mut(SPAN).enumerate() {
+                let mut sums = [cw[ch]; GROUP];
+                for (&a, &wv) in at.iter().zip(wc) {
+                    let base = 2 * (a + span * SPAN);
+                    let xs = &pairs[base..base + 2 * SPAN];
+                    for (k, s) in sums.iter_mut().enumerate() {
+                        *s += load(xs, 2 * LANES * k).dot(wv);
                     }
                 }
+                let out: &mut [i32; SPAN] = out.try_into().expect("a span");
+                *out = bytemuck::cast(sums.map(|s| s.to_array()));
             }
-            for (l, s) in wsum[ch * lanes..][..lanes].iter_mut().enumerate() {
-                *s = (0..kt).map(|t| at(t, l) as i32).sum();
-            }
+            grid.copy_out(g, &wide, &mut acc[ch * p..][..p]);
         }
-        Some(FlatDw16 {
-            items: pairs.iter().map(|&(t, _)| grid.taps[t]).collect(),
-            w,
-            wsum,
-        })
+        finish(b, &acc);
     }
-
-    /// The sums of every sample of `x` (activations on `e`'s grid of at most 16 bits, NCHW), handed to
-    /// `finish(b, acc_b)` (`acc_b`: `[cout, p]`) one sample at a time.
-    pub fn run(&self, g: &Geom, x: &[f32], e: &Encoding, mut finish: impl FnMut(usize, &[i32])) {
-        let grid = FlatGrid::new(g);
-        let (lanes, p, n) = (grid.lanes, g.p(), self.items.len());
-        let (c, inv) = (shift(e), 1.0 / e.scale);
-        // c · Σ w per channel and lane, once for every sample
-        let cw: Vec<i32> = self.wsum.iter().map(|&s| c.wrapping_mul(s)).collect();
-        let mut codes = vec![0i16; g.plane()];
-        let mut planes = vec![(-c) as i16; grid.planes_len(1)];
-        let mut pairs = vec![0i16; 2 * planes.len()];
-        let mut wide = vec![0i32; lanes];
-        let mut acc = vec![0i32; g.cout * p];
-        for b in 0..g.n {
-            for ch in 0..g.cout {
-                let xin = &x[(b * g.cin + ch) * g.plane()..][..g.plane()];
-                shifted_codes(xin, inv, c, &mut codes);
-                grid.fill(&mut planes, &codes);
-                for ((d, &a), &b) in pairs.chunks_exact_mut(2).zip(&planes).zip(&planes[1..]) {
-                    d[0] = a;
-                    d[1] = b;
-                }
-                let ws = &self.w[ch * lanes * n * 2..][..lanes * n * 2];
-                let cws = &cw[ch * lanes..][..lanes];
-                for (span, (out, cs)) in wide
-                    .chunks_exact_mut(SPAN)
-                    .zip(cws.chunks_exact(SPAN))
-                    .enumerate()
-                {
-                    let mut sums = [i32x8::ZERO; GROUP];
-                    let wspan = &ws[span * n * 2 * SPAN..][..n * 2 * SPAN];
-                    for (&at, wp) in self.items.iter().zip(wspan.chunks_exact(2 * SPAN)) {
-                        let base = 2 * (at + span * SPAN);
-                        let xs = &pairs[base..base + 2 * SPAN];
-                        for (k, s) in sums.iter_mut().enumerate() {
-                            *s += load(xs, 2 * LANES * k).dot(load(wp, 2 * LANES * k));
-                        }
-                    }
-                    for ((o, s), cs) in out
-                        .chunks_exact_mut(LANES)
-                        .zip(sums)
-                        .zip(cs.chunks_exact(LANES))
-                    {
-                        let cs: [i32; LANES] = cs.try_into().expect("eight lanes");
-                        o.copy_from_slice(&(s + i32x8::from(cs)).to_array());
-                    }
-                }
-                grid.copy_out(g, &wide, &mut acc[ch * p..][..p]);
-            }
-            finish(b, &acc);
-        }
-    }
+    true
 }
 
 /// Pairs of k summed in i32 before the sum goes on in f64: 255 · 2 · 128 · 32768 < 2³¹.
@@ -204,10 +173,8 @@ impl Rows16 {
         let k = codes.len() / m;
         let mut pairs = Vec::with_capacity(m * k.div_ceil(2));
         for row in codes.chunks_exact(k) {
-            for pair in row.chunks(2) {
-                let lo = pair[0] as i16 as u16 as u32;
-                let hi = pair.get(1).map_or(0, |&w| w as i16 as u16 as u32);
-                pairs.push((lo | hi << 16) as i32);
+            for two in row.chunks(2) {
+                pairs.push(pair(two[0] as i16, two.get(1).map_or(0, |&w| w as i16)));
             }
         }
         let wsum = codes

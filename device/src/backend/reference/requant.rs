@@ -211,6 +211,20 @@ impl Requant {
         }
     }
 
+    /// One sample's sums, channel by channel (`acc`: `[cout, p]`), into `out`, same layout.
+    pub fn channels<A: Acc>(
+        &self,
+        q: &QuantMac,
+        epi: &Epilogue,
+        p: usize,
+        acc: &[A],
+        out: &mut [f32],
+    ) {
+        for (c, (o, a)) in out.chunks_mut(p).zip(acc.chunks(p)).enumerate() {
+            self.row(q, epi, c, a, o);
+        }
+    }
+
     /// Rows of sums whose column `j` is channel `first + j` (an FC output, or a transposed conv tile) into
     /// `out`, same layout.
     pub fn rows<A: Acc>(
