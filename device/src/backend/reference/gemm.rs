@@ -2,6 +2,7 @@
 
 use super::buffers::Buffers;
 use super::int8;
+use super::madd16::{self, GemmWork};
 use super::numeric::{integer_codes, Layout, Num};
 use super::requant::{Epilogue, QuantMac, Requant};
 use super::ArrayRef;
@@ -73,6 +74,13 @@ pub(crate) fn fc_quant(
     }
     // y = x · wᵀ on integer codes (exact), then one requantization per output channel
     let rq = Requant::new(q, epi);
+    // 16-bit activations on 8-bit weights: on 16-bit multiply-adds
+    if let Some(r16) = q.rows16.as_ref().filter(|_| e.bits <= 16) {
+        let mut acc = vec![0f64; m * nout];
+        madd16::fc(x.data, m, &e, r16, &mut acc, &mut GemmWork::default());
+        rq.rows(q, epi, 0, nout, &acc, &mut out);
+        return Ok(Array::new(fc_shape(x, nout), out));
+    }
     match &q.codes64 {
         None => rq.rows(
             q,
@@ -275,15 +283,20 @@ mod tests {
         }
     }
 
-    /// 16-bit activations or weights on the byte-split integer GEMM: the f64 path's outputs and the
-    /// definition's, bit for bit.
+    /// 16-bit activations or weights on the byte-split integer GEMM, and 16-bit activations on 8-bit weights
+    /// on the multiply-adds: the f64 path's outputs and the definition's, bit for bit.
     #[test]
-    fn sixteen_bit_fc_on_byte_planes_is_the_integer_product() {
+    fn sixteen_bit_fc_on_integer_kernels_is_the_integer_product() {
         use crate::backend::reference::conv::tests::codes_in;
         use crate::backend::reference::requant::definition::{requantized, signed_outputs};
-        let (m, k, nout) = (6, 75, 70);
         let clamp = (-6.0, 6.0);
-        for (in_bits, w_bits) in [(16u8, 8u8), (16, 16), (8, 16)] {
+        // long sums into many outputs (the byte planes take them), rows and columns past whole blocks, a k
+        // of more than one chunk
+        let shapes = [(6, 75, 70), (5, 9, 7), (3, 601, 17)];
+        let widths = [(16u8, 8u8), (16, 16), (8, 16)];
+        for ((m, k, nout), (in_bits, w_bits)) in
+            shapes.into_iter().flat_map(|s| widths.map(|w| (s, w)))
+        {
             let e = Encoding {
                 bits: in_bits,
                 scale: 0.003,
@@ -311,9 +324,14 @@ mod tests {
             let bias: Vec<f64> = (0..nout).map(|j| j as f64 * 0.1 - 0.3).collect();
             let split = QuantMac::new(codes.clone(), mult.clone(), bias.clone(), true, false);
             assert!(split.planes.is_some());
-            let wide = QuantMac {
+            let madd = QuantMac {
                 planes: None,
                 ..split.clone()
+            };
+            assert_eq!(madd.rows16.is_some(), w_bits == 8);
+            let wide = QuantMac {
+                rows16: None,
+                ..madd.clone()
             };
             for e_out in signed_outputs() {
                 // one row per output sample: the definition's channel is the column
@@ -323,7 +341,12 @@ mod tests {
                     quant: Some(e_out),
                     codes: false,
                 };
-                for (qm, path) in [(&split, "byte planes"), (&wide, "f64")] {
+                let paths = [
+                    (&split, "byte planes"),
+                    (&madd, "multiply-adds"),
+                    (&wide, "f64"),
+                ];
+                for (qm, path) in paths {
                     let input = ArrayRef {
                         shape: &[m, k],
                         data: &x,

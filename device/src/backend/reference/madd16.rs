@@ -208,6 +208,8 @@ pub(crate) fn gemm(
 ) {
     let (k, kp) = (w.k, w.k.div_ceil(2));
     let np = n.div_ceil(NR) * NR;
+    let a = &w.pairs[first * kp..][..rows * kp];
+    let ws = &w.wsum[first..first + rows];
     let GemmWork { xp, tmp } = work;
     tmp.resize(rows * n, 0);
     for (ci, j0) in (0..kp).step_by(CHUNK).enumerate() {
@@ -231,29 +233,80 @@ pub(crate) fn gemm(
                 }
             }
         }
-        kernel(w, first, rows, j0, jn, xp, np, n, tmp);
-        let ws = &w.wsum[first..first + rows];
+        kernel(a, kp, rows, j0, jn, xp, np, n, tmp);
+        // each row is one weight row: c · Σw is the row's
         for ((ar, tr), &s) in acc.chunks_exact_mut(n).zip(tmp.chunks_exact(n)).zip(ws) {
-            if ci == 0 {
-                let base = c as f64 * s;
-                for (a, &t) in ar.iter_mut().zip(tr) {
-                    *a = t as f64 + base;
-                }
-            } else {
-                for (a, &t) in ar.iter_mut().zip(tr) {
-                    *a += t as f64;
-                }
-            }
+            add_chunk(ar, tr, ci == 0, |_| c as f64 * s);
         }
     }
 }
 
-/// `tmp` (`rows × n`) = the sums over pairs `j0..j0 + jn` of weight rows `first..` and `xp` (`jn × np`
-/// pairs), [`MR`] rows by [`NR`] columns at a time.
+/// `acc` (`m × nout`) = x · wᵀ for `x` (`m × k` activations on `e`'s grid, at most 16 bits) and all rows of
+/// `w` (`nout × k`): a Gemm. Each row of x is already pairs along k; the weights are laid out as the
+/// GEMM's right operand (pairs along k, output channels side by side) per call, a cost of `1/m` of the
+/// product.
+pub(crate) fn fc(
+    x: &[f32],
+    m: usize,
+    e: &Encoding,
+    w: &Rows16,
+    acc: &mut [f64],
+    work: &mut GemmWork,
+) {
+    let (k, kp, nout) = (w.k, w.k.div_ceil(2), w.wsum.len());
+    let np = nout.div_ceil(NR) * NR;
+    let (c, inv) = (shift(e), 1.0 / e.scale);
+    let mut codes = vec![0i16; k];
+    let mut a = Vec::with_capacity(m * kp);
+    for row in x.chunks_exact(k).take(m) {
+        shifted_codes(row, inv, c, &mut codes);
+        a.extend(
+            codes
+                .chunks(2)
+                .map(|t| pair(t[0], t.get(1).copied().unwrap_or(0))),
+        );
+    }
+    let GemmWork { xp, tmp } = work;
+    tmp.resize(m * nout, 0);
+    for (ci, j0) in (0..kp).step_by(CHUNK).enumerate() {
+        let jn = CHUNK.min(kp - j0);
+        xp.clear();
+        xp.resize(jn * np * 2, 0);
+        for (j, dst) in xp.chunks_exact_mut(np * 2).enumerate() {
+            for (o, d) in dst.chunks_exact_mut(2).take(nout).enumerate() {
+                let p = w.pairs[o * kp + j0 + j];
+                (d[0], d[1]) = (p as i16, (p >> 16) as i16);
+            }
+        }
+        kernel(&a, kp, m, j0, jn, xp, np, nout, tmp);
+        // each column is one weight row: c · Σw is the column's
+        for (ar, tr) in acc.chunks_exact_mut(nout).zip(tmp.chunks_exact(nout)) {
+            add_chunk(ar, tr, ci == 0, |o| c as f64 * w.wsum[o]);
+        }
+    }
+}
+
+/// One chunk's i32 sums `tr` into the f64 sums `ar`: the first sets them (with `base(j)` added at column
+/// `j`), later ones add to them.
+#[inline(always)]
+fn add_chunk(ar: &mut [f64], tr: &[i32], first: bool, base: impl Fn(usize) -> f64) {
+    if first {
+        for (j, (a, &t)) in ar.iter_mut().zip(tr).enumerate() {
+            *a = t as f64 + base(j);
+        }
+    } else {
+        for (a, &t) in ar.iter_mut().zip(tr) {
+            *a += t as f64;
+        }
+    }
+}
+
+/// `tmp` (`rows × n`) = the sums over pairs `j0..j0 + jn` of the rows of `a` (pairs, row stride `lda`) and
+/// `xp` (`jn × np` pairs), [`MR`] rows by [`NR`] columns at a time.
 #[allow(clippy::too_many_arguments)]
 fn kernel(
-    w: &Rows16,
-    first: usize,
+    a: &[i32],
+    lda: usize,
     rows: usize,
     j0: usize,
     jn: usize,
@@ -262,11 +315,10 @@ fn kernel(
     n: usize,
     tmp: &mut [i32],
 ) {
-    let kp = w.k.div_ceil(2);
     let zero = vec![0i32; jn];
     for r0 in (0..rows).step_by(MR) {
         let ws: [&[i32]; MR] = std::array::from_fn(|i| match r0 + i < rows {
-            true => &w.pairs[(first + r0 + i) * kp + j0..][..jn],
+            true => &a[(r0 + i) * lda + j0..][..jn],
             false => &zero[..],
         });
         for c0 in (0..np).step_by(NR) {
