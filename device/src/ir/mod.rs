@@ -146,9 +146,9 @@ impl Graph {
                 h.update(&(*d as u64).to_le_bytes());
             }
             if let Some(d) = &t.data {
-                for v in d.iter() {
-                    h.update(&v.to_le_bytes());
-                }
+                // one update per tensor (the same bytes in the same order: the same hash), not one per value
+                let bytes: Vec<u8> = d.iter().flat_map(|v| v.to_le_bytes()).collect();
+                h.update(&bytes);
             }
         }
         for i in self.inputs.iter().chain(&self.outputs) {
