@@ -8,6 +8,7 @@ use super::requant::{clamp, Epilogue};
 use super::ArrayRef;
 use crate::backend::Array;
 use crate::ir::broadcast as broadcast_shape;
+use crate::quant::Encoding;
 
 /// Strides of `shape` aligned to the right of an output of rank `rank`, 0 on broadcast dims.
 fn bstrides(shape: &[usize], out: &[usize]) -> Vec<usize> {
@@ -154,6 +155,32 @@ pub(crate) fn map(x: &ArrayRef, bufs: &mut Buffers, epi: &Epilogue, f: impl Fn(f
     finished(Array::new(x.shape.to_vec(), out), done)
 }
 
+/// `f` for the `n` elements of an input quantized on `e` (None: not quantized) through a table of `f` at every
+/// point of `e`'s grid, where the input has more elements than twice the codes (a table is then cheaper than
+/// `f` itself: erf, exp, tanh). An element reads the table only where it is exactly the grid point the table
+/// holds (`code · scale` in f32, as quantization writes it); any other value, and an input kept as integer
+/// codes, computes `f` itself. So the results are `f`'s bit for bit.
+pub(crate) fn tabled(n: usize, e: Option<Encoding>, f: impl Fn(f32) -> f32) -> impl Fn(f32) -> f32 {
+    let table = e.filter(|e| e.bits <= 16 && n >= 2 << e.bits).map(|e| {
+        let xs: Vec<f32> = (0..=e.qmax() as i32)
+            .map(|q| (q + e.offset) as f32 * e.scale)
+            .collect();
+        let ys: Vec<f32> = xs.iter().map(|&x| f(x)).collect();
+        (1.0 / e.scale, e.offset, xs, ys)
+    });
+    move |v| {
+        if let Some((inv, offset, xs, ys)) = &table {
+            let i = ((v * inv).round_ties_even() as i32).wrapping_sub(*offset);
+            if let Some(&x) = usize::try_from(i).ok().and_then(|i| xs.get(i)) {
+                if x.to_bits() == v.to_bits() {
+                    return ys[i as usize];
+                }
+            }
+        }
+        f(v)
+    }
+}
+
 pub(crate) fn scale_shift(x: &ArrayRef, scale: &[f32], shift: &[f32]) -> Result<Array, String> {
     let c = x.shape[1];
     let inner: usize = x.shape[2..].iter().product();
@@ -203,7 +230,7 @@ pub(crate) fn softmax(x: &ArrayRef, axis: usize, log: bool) -> Result<Array, Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::Encoding;
+    use std::cell::Cell;
 
     fn real(o: Out) -> Array {
         match o {
@@ -351,6 +378,50 @@ mod tests {
         assert!((y.data[3] - 1.0 / 3.0).abs() < 1e-7);
         for (p, l) in y.data.iter().zip(&ly.data) {
             assert!((p.ln() - l).abs() < 1e-6, "{p} {l}");
+        }
+    }
+
+    /// A function through [`tabled`] gives the function's own bits on every grid point, off the grid and on
+    /// a non-finite input, at 8 and 16 bits, and calls the function only off the grid once the table is made
+    /// (so the table is what answers); below twice the codes, no table is made.
+    #[test]
+    fn a_tabled_function_is_the_function_bit_for_bit() {
+        let f = |v: f32| libm::erff(v * 0.7) * v.exp();
+        for e in [
+            Encoding::from_min_max(-3.0, 2.5, 8),
+            Encoding::from_min_max(-7.0, 0.3, 16),
+        ] {
+            let grid: Vec<f32> = (0..=e.qmax() as i32)
+                .map(|q| (q + e.offset) as f32 * e.scale)
+                .collect();
+            let off = [
+                0.1234,
+                -2.9,
+                e.scale * 0.5,
+                -0.0,
+                f32::NAN,
+                f32::INFINITY,
+                1e9,
+            ];
+            let calls = Cell::new(0usize);
+            let counted = |v: f32| {
+                calls.set(calls.get() + 1);
+                f(v)
+            };
+            let t = tabled(2 * grid.len(), Some(e), counted);
+            let made = calls.replace(0);
+            assert_eq!(made, grid.len(), "{e:?}: the table holds every code");
+            for &v in grid.iter().chain(&off) {
+                assert_eq!(t(v).to_bits(), f(v).to_bits(), "{e:?} at {v}");
+            }
+            assert!(
+                calls.get() <= off.len(),
+                "{e:?}: grid points read the table"
+            );
+            calls.set(0);
+            let t = tabled(2 * grid.len() - 1, Some(e), counted);
+            assert_eq!(t(grid[1]).to_bits(), f(grid[1]).to_bits());
+            assert_eq!(calls.get(), 1, "{e:?}: too few elements for a table");
         }
     }
 }

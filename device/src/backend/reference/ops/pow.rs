@@ -1,7 +1,7 @@
 //! Pow: xᵉ (x·x for 2 and √x for 0.5, as the lowering computes them).
 
 use super::{Cx, Kernel, Out};
-use crate::backend::reference::elementwise::map;
+use crate::backend::reference::elementwise::{map, tabled};
 use crate::ir::Pow;
 
 impl Kernel for Pow {
@@ -10,7 +10,10 @@ impl Kernel for Pow {
         let y = match e {
             2.0 => map(&cx.ins[0], cx.bufs, &cx.epi, |v| v * v),
             0.5 => map(&cx.ins[0], cx.bufs, &cx.epi, |v| v.max(0.0).sqrt()),
-            _ => map(&cx.ins[0], cx.bufs, &cx.epi, |v| v.powf(e)),
+            _ => {
+                let f = tabled(cx.ins[0].data.len(), cx.encs[0], |v| v.powf(e));
+                map(&cx.ins[0], cx.bufs, &cx.epi, f)
+            }
         };
         Ok(y)
     }
