@@ -17,11 +17,11 @@ use crate::quant::Encoding;
 
 /// Depthwise outputs accumulated together in registers.
 const DW_LANES: usize = 16;
-/// Lanes per block of [`depthwise_flat`]'s grid: 64 f32 or 32 f64 sums (eight AVX2 registers) kept across
+/// Lanes per block of [`FlatGrid`]'s grid: 64 f32 or 32 f64 sums (eight AVX2 registers) kept across
 /// all taps, enough independent chains to hide the FMA latency; the grid is a whole number of either.
 const FLAT_GRID: usize = 64;
 
-/// The phase-plane grid of one depthwise conv ([`depthwise_acc`]): each channel is copied into padded
+/// The phase-plane grid of one depthwise conv: each channel is copied into padded
 /// planes, one per (row, column) phase of the stride, all `pw` wide. Then the input a tap reads for the
 /// whole output, taken `pw` columns per output row, is one contiguous run of a phase plane, at the tap's
 /// offset. The columns past the output width are discarded.
@@ -133,50 +133,11 @@ impl PhaseGrid {
     }
 }
 
-/// Depthwise accumulators of sample `b` (`acc`: `[cout, p]`) on a [`PhaseGrid`], each tap a single long
-/// vector loop over the channel. Each output sums its taps in (ky, kx) order; padding taps add exact zeros,
-/// so the sums equal those that skip them.
-fn depthwise_acc<T: Num>(
-    g: &Geom,
-    src: &Source<T>,
-    b: usize,
-    w: &[T],
-    acc: &mut [T],
-    scratch: &mut Vec<T>,
-    work: &mut (Vec<T>, Vec<T>),
-) {
-    let zero = T::default();
-    let (p, kt) = (g.p(), g.kh * g.kw);
-    let grid = PhaseGrid::new(g, DW_LANES);
-    let (planes, wide) = work;
-    planes.clear();
-    planes.resize(grid.planes_len(0), zero);
-    wide.clear();
-    wide.resize(grid.lanes, zero);
-    for ch in 0..g.cout {
-        let xin = src.get((b * g.cin + ch) * g.plane(), g.plane(), scratch);
-        grid.fill(g, planes, xin);
-        let wk = &w[ch * kt..][..kt];
-        // DW_LANES outputs at a time, their sums kept in registers across all taps
-        for (i, block) in wide.chunks_exact_mut(DW_LANES).enumerate() {
-            let mut a = [zero; DW_LANES];
-            for (&at, &wv) in grid.taps.iter().zip(wk) {
-                let xs = &planes[at + i * DW_LANES..][..DW_LANES];
-                for (av, &xv) in a.iter_mut().zip(xs) {
-                    *av = *av + xv * wv;
-                }
-            }
-            block.copy_from_slice(&a);
-        }
-        grid.copy_out(g, wide, &mut acc[ch * p..][..p]);
-    }
-}
-
-/// Most weight lanes [`depthwise_flat`] prepares (`cout · kh · kw` times its grid): it is for small planes,
+/// Most weight lanes [`FlatGrid`] prepares (`cout · kh · kw` times its grid): it is for small planes,
 /// where per-row work costs most.
 const FLAT_DW_MAX_WEIGHTS: usize = 1 << 17;
 
-/// Whether [`depthwise_flat`] computes this depthwise conv: stride 1, or stride 2 over even sizes, with
+/// Whether [`FlatGrid`] computes this depthwise conv: stride 1, or stride 2 over even sizes, with
 /// "same" output sizes (the output is the input divided by the stride), no dilation, small planes.
 fn flat_depthwise_fits(g: &Geom) -> bool {
     let s = g.s[0];
@@ -192,12 +153,12 @@ fn flat_depthwise_fits(g: &Geom) -> bool {
         && g.cout * g.kh * g.kw * flat_lanes(g) <= FLAT_DW_MAX_WEIGHTS
 }
 
-/// Outputs [`depthwise_flat`] computes per channel: `oh` rows of `w` lanes, in whole blocks.
+/// Outputs [`FlatGrid`] computes per channel: `oh` rows of `w` lanes, in whole blocks.
 fn flat_lanes(g: &Geom) -> usize {
     (g.oh * g.w).div_ceil(FLAT_GRID) * FLAT_GRID
 }
 
-/// Per channel, tap and lane of [`depthwise_flat`]'s grid: the tap's weight, or zero where the tap's input
+/// Per channel, tap and lane of [`FlatGrid`]'s grid: the tap's weight, or zero where the tap's input
 /// column lies outside the row (it would read the row before or after).
 fn flat_weights<T: Num>(g: &Geom, w: &[T]) -> Vec<T> {
     let (s, kt, lanes) = (g.s[0], g.kh * g.kw, flat_lanes(g));
@@ -250,7 +211,7 @@ impl FlatDw {
     }
 }
 
-/// The flat depthwise grid of one conv ([`depthwise_flat`]): outputs on `oh` rows of `w` lanes (the input's
+/// The flat depthwise grid of one conv: outputs on `oh` rows of `w` lanes (the input's
 /// width; at stride 2 the second half of each row is discarded), and where each tap reads on it.
 ///
 /// Each channel is copied once, whole: at stride 1 as it is, at stride 2 split by column parity into two
@@ -332,41 +293,76 @@ impl FlatGrid {
     }
 }
 
-/// Depthwise accumulators of sample `b` without per-row work, for small common shapes
-/// ([`flat_depthwise_fits`], on a [`FlatGrid`]); `wm` from [`flat_weights`]. Padding taps add exact zeros
-/// and each output sums its taps in (ky, kx) order, as in [`depthwise_acc`], so the sums are the same.
-fn depthwise_flat<T: Num>(
+/// Where a depthwise conv's sums are computed: on phase planes ([`PhaseGrid`], any shape), or for small common
+/// shapes ([`flat_depthwise_fits`]) without per-row work on a [`FlatGrid`], with the weight lanes of
+/// [`flat_weights`]. Padding taps add exact zeros and each output sums its taps in (ky, kx) order on both,
+/// so the sums are the same.
+enum DwGrid<'w, T> {
+    Phase(PhaseGrid),
+    Flat(FlatGrid, &'w [T]),
+}
+
+/// Depthwise accumulators of sample `b` (`acc`: `[cout, p]`) on `grid`, each tap a single long vector loop
+/// over the channel.
+#[allow(clippy::too_many_arguments)]
+fn depthwise_sample<T: Num>(
     g: &Geom,
+    grid: &DwGrid<T>,
     src: &Source<T>,
     b: usize,
-    wm: &[T],
+    w: &[T],
     acc: &mut [T],
     scratch: &mut Vec<T>,
-    work: &mut (Vec<T>, Vec<T>),
+    (planes, wide): &mut (Vec<T>, Vec<T>),
 ) {
-    let zero = T::default();
-    let grid = FlatGrid::new(g);
-    let (kt, lanes) = (g.kh * g.kw, grid.lanes);
-    let (planes, wide) = work;
+    let (zero, p, kt) = (T::default(), g.p(), g.kh * g.kw);
+    let (len, lanes) = match grid {
+        DwGrid::Phase(ph) => (ph.planes_len(0), ph.lanes),
+        DwGrid::Flat(f, _) => (f.planes_len(0), f.lanes),
+    };
     planes.clear();
-    planes.resize(grid.planes_len(0), zero);
+    planes.resize(len, zero);
     wide.clear();
     wide.resize(lanes, zero);
-    let p = g.p();
     for ch in 0..g.cout {
         let xin = src.get((b * g.cin + ch) * g.plane(), g.plane(), scratch);
-        grid.fill(planes, xin);
-        let wc = &wm[ch * kt * lanes..][..kt * lanes];
-        if std::mem::size_of::<T>() == 4 {
-            flat_blocks::<T, 64>(planes, wc, &grid.taps, lanes, wide);
-        } else {
-            flat_blocks::<T, 32>(planes, wc, &grid.taps, lanes, wide);
+        let out = &mut acc[ch * p..][..p];
+        match grid {
+            DwGrid::Phase(ph) => {
+                ph.fill(g, planes, xin);
+                tap_blocks(planes, &w[ch * kt..][..kt], &ph.taps, wide);
+                ph.copy_out(g, wide, out);
+            }
+            DwGrid::Flat(f, wm) => {
+                f.fill(planes, xin);
+                let wc = &wm[ch * kt * lanes..][..kt * lanes];
+                if std::mem::size_of::<T>() == 4 {
+                    flat_blocks::<T, 64>(planes, wc, &f.taps, lanes, wide);
+                } else {
+                    flat_blocks::<T, 32>(planes, wc, &f.taps, lanes, wide);
+                }
+                f.copy_out(g, wide, out);
+            }
         }
-        grid.copy_out(g, wide, &mut acc[ch * p..][..p]);
     }
 }
 
-/// [`depthwise_flat`]'s sums, `N` lanes at a time kept in registers across all taps.
+/// Phase-plane sums of one channel (weights `wk` per tap), [`DW_LANES`] outputs at a time kept in registers
+/// across all taps.
+fn tap_blocks<T: Num>(planes: &[T], wk: &[T], taps: &[usize], wide: &mut [T]) {
+    for (i, block) in wide.chunks_exact_mut(DW_LANES).enumerate() {
+        let mut a = [T::default(); DW_LANES];
+        for (&at, &wv) in taps.iter().zip(wk) {
+            let xs = &planes[at + i * DW_LANES..][..DW_LANES];
+            for (av, &xv) in a.iter_mut().zip(xs) {
+                *av = *av + xv * wv;
+            }
+        }
+        block.copy_from_slice(&a);
+    }
+}
+
+/// [`FlatGrid`] sums of one channel, `N` lanes at a time kept in registers across all taps.
 fn flat_blocks<T: Num, const N: usize>(
     planes: &[T],
     wc: &[T],
@@ -465,20 +461,17 @@ fn conv_acc<T: Num>(
     if g.depthwise() {
         let mut work = (Vec::new(), Vec::new());
         let made;
-        let flat = match flat {
-            Some(wm) if flat_depthwise_fits(g) => Some(wm),
-            _ if flat_depthwise_fits(g) => {
+        let grid = match flat {
+            _ if !flat_depthwise_fits(g) => DwGrid::Phase(PhaseGrid::new(g, DW_LANES)),
+            Some(wm) => DwGrid::Flat(FlatGrid::new(g), wm),
+            None => {
                 made = flat_weights(g, w);
-                Some(&made[..])
+                DwGrid::Flat(FlatGrid::new(g), &made[..])
             }
-            _ => None,
         };
         for b in 0..g.n {
             let ab = &mut acc[b * per..][..per];
-            match flat {
-                Some(wm) => depthwise_flat(g, src, b, wm, ab, &mut scratch, &mut work),
-                None => depthwise_acc(g, src, b, w, ab, &mut scratch, &mut work),
-            }
+            depthwise_sample(g, &grid, src, b, w, ab, &mut scratch, &mut work);
             finish(b, ab);
         }
     } else if g.p() >= MIN_GEMM_WIDTH || g.n == 1 {
@@ -981,6 +974,33 @@ pub(crate) mod tests {
         .unwrap()
     }
 
+    /// A conv over activation codes `q` (`0..=qmax` of `e_in`, shape `xs`) and weight `codes` (shape `ws`):
+    /// the activations, the definition's exact sums (f64), multipliers that bring the largest sum to a few
+    /// units, and biases.
+    fn exact_case(
+        c: &Conv,
+        xs: &[usize; 4],
+        ws: &[usize; 4],
+        e_in: &Encoding,
+        q: &[f32],
+        codes: &[f32],
+    ) -> (Vec<f32>, Vec<f64>, Vec<f64>, Vec<f64>) {
+        let off = e_in.offset as f32;
+        let x = q
+            .iter()
+            .map(|&q| ((q + off) as f64 * e_in.scale as f64) as f32)
+            .collect();
+        let shifted: Vec<f32> = q.iter().map(|&q| q + off).collect();
+        let acc = naive_f64(c, &shifted, *xs, codes, *ws);
+        let cout = ws[0];
+        let top = acc.iter().fold(0f64, |m, a| m.max(a.abs()));
+        let mult = (0..cout)
+            .map(|c| 8.0 * (c + 1) as f64 / (cout as f64 * top))
+            .collect();
+        let bias = (0..cout).map(|c| 0.25 * c as f64 - 0.5).collect();
+        (x, acc, mult, bias)
+    }
+
     /// Integers in `[lo, hi]`, both ends included, from a fixed seed.
     pub(crate) fn codes_in(n: usize, seed: u32, lo: i64, hi: i64) -> Vec<f32> {
         let mut s = seed as u64;
@@ -1038,21 +1058,10 @@ pub(crate) mod tests {
                 };
                 let qmax = (1i64 << in_bits) - 1;
                 let q = codes_in(xs.iter().product(), 3 + i as u32, 0, qmax);
-                let x: Vec<f32> = q
-                    .iter()
-                    .map(|&q| ((q + e_in.offset as f32) as f64 * e_in.scale as f64) as f32)
-                    .collect();
                 let wmax = (1i64 << (w_bits - 1)) - 1;
                 let codes = codes_in(ws.iter().product(), 40 + i as u32, -wmax - 1, wmax);
-                let shifted: Vec<f32> = q.iter().map(|&q| q + e_in.offset as f32).collect();
-                let acc = naive_f64(c, &shifted, *xs, &codes, *ws);
-                let cout = ws[0];
-                let top = acc.iter().fold(0f64, |m, a| m.max(a.abs()));
-                let mult: Vec<f64> = (0..cout)
-                    .map(|c| 8.0 * (c + 1) as f64 / (cout as f64 * top))
-                    .collect();
-                let bias: Vec<f64> = (0..cout).map(|c| 0.25 * c as f64 - 0.5).collect();
-                let p = acc.len() / (xs[0] * cout);
+                let (x, acc, mult, bias) = exact_case(c, xs, ws, &e_in, &q, &codes);
+                let (cout, p) = (ws[0], acc.len() / (xs[0] * ws[0]));
                 for e_out in outs {
                     let want = requantized(&acc, p, cout, &mult, &bias, e_out, clamp);
                     let epi = Epilogue {
@@ -1116,20 +1125,9 @@ pub(crate) mod tests {
                     offset,
                 };
                 let q = codes_in(xs.iter().product(), 9 + i as u32, 0, 65535);
-                let x: Vec<f32> = q
-                    .iter()
-                    .map(|&q| ((q + offset as f32) as f64 * e_in.scale as f64) as f32)
-                    .collect();
                 let codes = codes_in(ws.iter().product(), 60 + i as u32, -128, 127);
-                let shifted: Vec<f32> = q.iter().map(|&q| q + offset as f32).collect();
-                let acc = naive_f64(c, &shifted, *xs, &codes, *ws);
-                let cout = ws[0];
-                let top = acc.iter().fold(0f64, |m, a| m.max(a.abs()));
-                let mult: Vec<f64> = (0..cout)
-                    .map(|c| 8.0 * (c + 1) as f64 / (cout as f64 * top))
-                    .collect();
-                let bias: Vec<f64> = (0..cout).map(|c| 0.25 * c as f64 - 0.5).collect();
-                let p = acc.len() / (xs[0] * cout);
+                let (x, acc, mult, bias) = exact_case(c, xs, ws, &e_in, &q, &codes);
+                let (cout, p) = (ws[0], acc.len() / (xs[0] * ws[0]));
                 let madd = QuantMac::new(codes.clone(), mult.clone(), bias.clone(), true, false);
                 assert!(
                     madd.rows16.is_some(),

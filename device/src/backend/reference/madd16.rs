@@ -207,22 +207,20 @@ pub(crate) fn gemm(
     work: &mut GemmWork,
 ) {
     let (k, kp) = (w.k, w.k.div_ceil(2));
-    let np = n.div_ceil(NR) * NR;
     let a = &w.pairs[first * kp..][..rows * kp];
     let ws = &w.wsum[first..first + rows];
-    let GemmWork { xp, tmp } = work;
-    tmp.resize(rows * n, 0);
-    for (ci, j0) in (0..kp).step_by(CHUNK).enumerate() {
-        let jn = CHUNK.min(kp - j0);
-        // the chunk's rows of b, two by two side by side; columns past n are zero
-        xp.clear();
-        xp.resize(jn * np * 2, 0);
-        for (j, dst) in xp.chunks_exact_mut(np * 2).enumerate() {
-            let r = 2 * (j0 + j);
-            let r0 = &b[r * ld..][..n];
+    chunked(
+        a,
+        kp,
+        rows,
+        n,
+        work,
+        |j, dst| {
+            // rows 2j and 2j + 1 of b side by side
+            let r0 = &b[2 * j * ld..][..n];
             let d = &mut dst[..2 * n];
-            if r + 1 < k {
-                let r1 = &b[(r + 1) * ld..][..n];
+            if 2 * j + 1 < k {
+                let r1 = &b[(2 * j + 1) * ld..][..n];
                 for ((d, &u), &v) in d.chunks_exact_mut(2).zip(r0).zip(r1) {
                     d[0] = u;
                     d[1] = v;
@@ -232,13 +230,14 @@ pub(crate) fn gemm(
                     d[0] = u;
                 }
             }
-        }
-        kernel(a, kp, rows, j0, jn, xp, np, n, tmp);
-        // each row is one weight row: c · Σw is the row's
-        for ((ar, tr), &s) in acc.chunks_exact_mut(n).zip(tmp.chunks_exact(n)).zip(ws) {
-            add_chunk(ar, tr, ci == 0, |_| c as f64 * s);
-        }
-    }
+        },
+        |first, tmp| {
+            // each row is one weight row: c · Σw is the row's
+            for ((ar, tr), &s) in acc.chunks_exact_mut(n).zip(tmp.chunks_exact(n)).zip(ws) {
+                add_chunk(ar, tr, first, |_| c as f64 * s);
+            }
+        },
+    );
 }
 
 /// `acc` (`m × nout`) = x · wᵀ for `x` (`m × k` activations on `e`'s grid, at most 16 bits) and all rows of
@@ -254,7 +253,6 @@ pub(crate) fn fc(
     work: &mut GemmWork,
 ) {
     let (k, kp, nout) = (w.k, w.k.div_ceil(2), w.wsum.len());
-    let np = nout.div_ceil(NR) * NR;
     let (c, inv) = (shift(e), 1.0 / e.scale);
     let mut codes = vec![0i16; k];
     let mut a = Vec::with_capacity(m * kp);
@@ -266,23 +264,52 @@ pub(crate) fn fc(
                 .map(|t| pair(t[0], t.get(1).copied().unwrap_or(0))),
         );
     }
+    chunked(
+        &a,
+        kp,
+        m,
+        nout,
+        work,
+        |j, dst| {
+            // pair j of every weight row, the rows side by side
+            for (o, d) in dst.chunks_exact_mut(2).take(nout).enumerate() {
+                let p = w.pairs[o * kp + j];
+                (d[0], d[1]) = (p as i16, (p >> 16) as i16);
+            }
+        },
+        |first, tmp| {
+            // each column is one weight row: c · Σw is the column's
+            for (ar, tr) in acc.chunks_exact_mut(nout).zip(tmp.chunks_exact(nout)) {
+                add_chunk(ar, tr, first, |o| c as f64 * w.wsum[o]);
+            }
+        },
+    );
+}
+
+/// The product of `a` (`rows` rows of `kp` pairs) and a right operand of `kp` rows of `n` pairs, in chunks
+/// of at most [`CHUNK`] pairs: `pack(j, dst)` writes row `j` of the right operand (its pairs past `n` stay
+/// zero), and `add(first, tmp)` takes each chunk's i32 sums (`rows × n`).
+fn chunked(
+    a: &[i32],
+    kp: usize,
+    rows: usize,
+    n: usize,
+    work: &mut GemmWork,
+    mut pack: impl FnMut(usize, &mut [i16]),
+    mut add: impl FnMut(bool, &[i32]),
+) {
+    let np = n.div_ceil(NR) * NR;
     let GemmWork { xp, tmp } = work;
-    tmp.resize(m * nout, 0);
+    tmp.resize(rows * n, 0);
     for (ci, j0) in (0..kp).step_by(CHUNK).enumerate() {
         let jn = CHUNK.min(kp - j0);
         xp.clear();
         xp.resize(jn * np * 2, 0);
         for (j, dst) in xp.chunks_exact_mut(np * 2).enumerate() {
-            for (o, d) in dst.chunks_exact_mut(2).take(nout).enumerate() {
-                let p = w.pairs[o * kp + j0 + j];
-                (d[0], d[1]) = (p as i16, (p >> 16) as i16);
-            }
+            pack(j0 + j, dst);
         }
-        kernel(&a, kp, m, j0, jn, xp, np, nout, tmp);
-        // each column is one weight row: c · Σw is the column's
-        for (ar, tr) in acc.chunks_exact_mut(nout).zip(tmp.chunks_exact(nout)) {
-            add_chunk(ar, tr, ci == 0, |o| c as f64 * w.wsum[o]);
-        }
+        kernel(a, kp, rows, j0, jn, xp, np, n, tmp);
+        add(ci == 0, tmp);
     }
 }
 

@@ -2,16 +2,13 @@
 
 use super::{Lower, NodeCx};
 use crate::backend::qnn::Result;
-use crate::ir::{Connective, Logic};
+use crate::ir::Logic;
 
 impl Lower for Logic {
     fn lower(&self, cx: &mut NodeCx) -> Result<()> {
-        let op = match self.op {
-            Connective::And => "ElementWiseAnd",
-            Connective::Or => "ElementWiseOr",
-            Connective::Xor => "ElementWiseXor",
-        };
+        // QNN names them as ONNX does
+        let op = format!("ElementWise{}", self.op.onnx());
         let ins = [cx.boolean(0)?, cx.boolean(1)?];
-        cx.emit_boolean(op, &ins)
+        cx.emit_boolean(&op, &ins)
     }
 }
