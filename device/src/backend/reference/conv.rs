@@ -21,10 +21,10 @@ const DW_LANES: usize = 16;
 /// all taps, enough independent chains to hide the FMA latency; the grid is a whole number of either.
 const FLAT_GRID: usize = 64;
 
-/// The phase-plane grid of one depthwise conv: each channel is copied into padded
-/// planes, one per (row, column) phase of the stride, all `pw` wide. Then the input a tap reads for the
-/// whole output, taken `pw` columns per output row, is one contiguous run of a phase plane, at the tap's
-/// offset. The columns past the output width are discarded.
+/// The phase-plane grid of one depthwise conv: each channel is copied into padded planes, one per (row,
+/// column) phase of the stride, all `pw` wide. Then the input a tap reads for the whole output, taken `pw`
+/// columns per output row, is one contiguous run of a phase plane, at the tap's offset. The columns past the
+/// output width are discarded.
 pub(crate) struct PhaseGrid {
     pw: usize,
     pl: usize,
@@ -211,8 +211,8 @@ impl FlatDw {
     }
 }
 
-/// The flat depthwise grid of one conv: outputs on `oh` rows of `w` lanes (the input's
-/// width; at stride 2 the second half of each row is discarded), and where each tap reads on it.
+/// The flat depthwise grid of one conv: outputs on `oh` rows of `w` lanes (the input's width; at stride 2
+/// the second half of each row is discarded), and where each tap reads on it.
 ///
 /// Each channel is copied once, whole: at stride 1 as it is, at stride 2 split by column parity into two
 /// `h × w/2` planes (one flat pass). On that grid the input of tap `(ky, kx)` for every output is one

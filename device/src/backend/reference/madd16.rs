@@ -1,6 +1,6 @@
 //! 16-bit activations on 8-bit weights on 16-bit multiply-adds (`vpmaddwd` on AVX2, its SSE2 and NEON
 //! counterparts elsewhere, through `wide`): sixteen products per instruction where the f64 path does four
-//! (eight with AVX-512), and exact, so the sums are the f64 path's bit for bit. Small depthwise convs
+//! (eight with AVX-512), and exact, so the sums are the f64 path's bit for bit. Depthwise convs
 //! ([`depthwise`]) and the GEMM of every other conv ([`Rows16`], [`gemm`]).
 //!
 //! The multiply-add takes pairs of i16 (a 16-bit code less `c = offset + 32768` always fits) and adds each
