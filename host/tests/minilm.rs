@@ -3,11 +3,14 @@
 //! committed), so these tests are ignored until it has run; then
 //! `cargo test -p amp-host --test minilm -- --ignored --nocapture`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use amp_device::backend::qnn::QnnModel;
 use amp_device::backend::reference::Reference;
+use amp_device::backend::Array;
 use amp_device::quant::{BitPlan, Precision, QuantPlan};
+use amp_host::amp::qdq::{to_qdq, QDQ16_OPSET};
 use ndarray::ArrayD;
 use ndarray_npy::NpzReader;
 
@@ -159,4 +162,67 @@ fn minilm_tunes_by_cosine_similarity() {
     assert!(at16 < groups, "{at16} of {groups} groups at 16 bits");
     let target = v["target"].as_f64().unwrap();
     assert!(chosen["score"].as_f64().unwrap() >= target, "{chosen}");
+}
+
+/// A script's outputs file (`scripts/NAME MODEL DATA OUT`) read back: the embedding (float32 from
+/// onnxruntime, float64 from the float64 evaluation).
+fn script_embedding(script: &str, model: &Path, data: &Path, out: &Path, extra: &[&str]) -> Array {
+    let o = Command::new(common::python())
+        .arg(common::root().join("scripts").join(script))
+        .args([model, data, out])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut r = NpzReader::new(std::fs::File::open(out).unwrap()).unwrap();
+    let a: ArrayD<f64> = match r.by_name::<ndarray::OwnedRepr<f32>, _>("embedding") {
+        Ok(a) => a.mapv(f64::from),
+        Err(_) => r.by_name("embedding").unwrap(),
+    };
+    Array::new(a.shape().to_vec(), a.iter().map(|v| *v as f32).collect())
+}
+
+/// Per element, a quantized transformer's output is decided by the rounding of its arithmetic, and more so
+/// at 16 bits, where one LSB is 1/65535 of the range and every layer amplifies the last one's rounding.
+/// onnxruntime's float32 evaluation of amp's QDQ export and a float64 evaluation of the same graph
+/// (scripts/qdq_f64.py) agree within 1 LSB on 9% of MiniLM's 16-bit embedding (97% at a8w8); amp's
+/// reference is at least as close to onnxruntime as that, at every precision (every op alone is within 1 LSB
+/// on ≥ 99%: the op fixtures).
+#[test]
+#[ignore = "needs scripts/make_minilm.py"]
+fn minilm_is_as_close_to_onnxruntime_as_exact_arithmetic_is() {
+    let d = dir();
+    let (g, data) = model_and_data(d.clone());
+    let calib = amp_host::calib::calibrate(g.clone(), &data.inputs, 16).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let val = d.join("val.npz");
+    let mut lines = Vec::new();
+    for p in Precision::ALL {
+        let plan = QuantPlan::new(&g, &calib, &BitPlan::uniform(&g, p)).unwrap();
+        let model = tmp.path().join(format!("{p}.onnx"));
+        std::fs::write(&model, to_qdq(&g, &plan, QDQ16_OPSET, 16).unwrap()).unwrap();
+        let reference = Reference::new(g.clone(), Some(plan.clone()))
+            .unwrap()
+            .run(&data.inputs)
+            .unwrap()
+            .remove(0);
+        let out = |name: &str| tmp.path().join(format!("{p}-{name}.npz"));
+        let ort = script_embedding("run_qdq.py", &model, &val, &out("ort"), &["--ep", "cpu"]);
+        let exact = script_embedding("qdq_f64.py", &model, &val, &out("f64"), &[]);
+        let scale = plan.encodings[g.outputs[0]].unwrap().scale;
+        let (amp_max, amp_within) = common::lsb_apart(&reference, &ort, scale);
+        let (f64_max, f64_within) = common::lsb_apart(&exact, &ort, scale);
+        lines.push(format!(
+            "{p}: from onnxruntime, amp's reference {amp_max} LSB at most, {:.2}% within 1; \
+             float64 {f64_max} LSB at most, {:.2}% within 1",
+            amp_within * 100.0,
+            f64_within * 100.0
+        ));
+        assert!(amp_within >= f64_within, "{}", lines.join("\n"));
+    }
+    println!("{}", lines.join("\n"));
 }
