@@ -486,13 +486,22 @@ def qdq_model(folded, stats, a_bits, w_bits):
             if len(b) == 1 and b[0] in inits:
                 linear_bias[n.output[0]] = (n, b[0])
 
+    def boolean(t):
+        # written by a logical op, or booleans moved (by a pass-through op, or a Concat of booleans only)
+        p = producer.get(t)
+        if p is None:
+            return False
+        if p.op_type in LOGICAL or (p.op_type == "Cast" and p.attribute[0].i == TensorProto.BOOL):
+            return True
+        if p.op_type in PASSTHROUGH:
+            return boolean(p.input[0])
+        return p.op_type == "Concat" and all(boolean(i) for i in p.input)
+
     def materialised(t):
         p = producer.get(t)
         if p is None:
             return True  # graph input
-        if p.op_type in PASSTHROUGH or t in linear_bias:
-            return False
-        if p.op_type in LOGICAL or (p.op_type == "Cast" and p.attribute[0].i == TensorProto.BOOL):
+        if p.op_type in PASSTHROUGH or t in linear_bias or boolean(t):
             return False
         cs = consumers.get(t, [])
         if (p.op_type in FUSABLE_PRODUCERS | ACT_READS_EXACT and t not in graph_outputs and len(cs) == 1

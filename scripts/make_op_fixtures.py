@@ -381,6 +381,21 @@ def cases():
     ], {"zero": np.array(0.0, np.float32), "half": np.array(0.5, np.float32),
         "low": np.array(-0.5, np.float32), "image": np.array([0, 4, 3, 3], np.int64)},
         [4, 3, 3], "y", [4, 3, 3])
+    # booleans sliced with a step, tiled back to width and joined to another comparison by a Concat, read as
+    # Where's condition over the scores tiled alike
+    out["bool_slice_tile_concat"] = model("bool_slice_tile_concat", [
+        helper.make_node("Greater", ["x", "zero"], ["pos"], name="positive"),
+        helper.make_node("Slice", ["pos", "s0", "s6", "s_axis", "s_step"], ["ps"], name="positive/even"),
+        helper.make_node("Tile", ["ps", "twice_w"], ["pt"], name="positive/tile"),
+        helper.make_node("Less", ["x", "low"], ["neg"], name="low"),
+        helper.make_node("Concat", ["pt", "neg"], ["both"], name="both", axis=1),
+        helper.make_node("Tile", ["x", "twice_c"], ["xx"], name="scores/tile"),
+        helper.make_node("Where", ["both", "xx", "low"], ["y"], name="select"),
+    ], {"zero": np.array(0.0, np.float32), "low": np.array(-0.5, np.float32),
+        "s0": np.array([0], np.int64), "s6": np.array([6], np.int64), "s_axis": np.array([3], np.int64),
+        "s_step": np.array([2], np.int64), "twice_w": np.array([1, 1, 1, 2], np.int64),
+        "twice_c": np.array([1, 2, 1, 1], np.int64)},
+        [4, 6, 6], "y", [8, 6, 6])
     return out
 
 

@@ -410,7 +410,7 @@ pub fn roles(g: &Graph) -> Vec<Role> {
     for n in &g.nodes {
         let t = n.output;
         let def = n.op.def();
-        if def.logical() || (def.passthrough() && roles[n.inputs[0]] == Role::Int) {
+        if n.writes_booleans(|x| roles[x] == Role::Int) {
             // booleans, and booleans moved (a mask unsqueezed)
             roles[t] = Role::Int;
         } else if def.passthrough() {

@@ -679,3 +679,18 @@ fn norm_and_logic_operands_amp_does_not_take_name_the_node() {
     )];
     expect_fixture_edits_refused("bool_flatten_xor", &xor);
 }
+
+/// Concat moves booleans only when every input is one: a boolean joined to scores names the Concat and the
+/// boolean it reads.
+#[test]
+fn a_concat_of_a_boolean_and_scores_names_the_node() {
+    let concat: [(Edit, &[&str]); 1] = [(
+        |n| n[4].input[1] = "x".into(),
+        &[
+            "\"both\"",
+            "reads the boolean tensor \"pt\"",
+            "a Concat of booleans only",
+        ],
+    )];
+    expect_fixture_edits_refused("bool_slice_tile_concat", &concat);
+}

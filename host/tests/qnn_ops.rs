@@ -899,6 +899,7 @@ fn a_bias_that_overflows_int32_at_16_bits_raises_its_weight_scale() {
 /// The four comparisons of activations (a constant on either side, two activations never within an LSB of
 /// each other), their booleans selecting and cast back to float: within 1 LSB. A 4-D boolean flattened out of
 /// HTP's NHWC order, Xor-ed and reshaped back into it (BOOL_8 Transposes around the Reshapes): within 1 LSB.
+/// A 4-D boolean sliced with a step (as bytes), tiled and joined to another by a Concat: within 1 LSB.
 #[test]
 fn fixture_models_run_on_htp_as_on_the_reference() {
     let rt = runtime();
@@ -916,6 +917,7 @@ fn fixture_models_run_on_htp_as_on_the_reference() {
         ("bool_moves_and_or", 1.0, 1.0),
         ("causal_where", 1.0, 30.0),
         ("bool_flatten_xor", 1.0, 1.0),
+        ("bool_slice_tile_concat", 1.0, 1.0),
     ] {
         let dir = common::root().join("tests/fixtures/ops").join(name);
         let (g, arrays, stats) = common::fixture_in(&dir, &dir.join("model.onnx"));

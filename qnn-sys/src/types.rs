@@ -30,6 +30,7 @@ pub const INTERFACE_TABLE_OFFSET: usize = 40;
 
 // Qnn_DataType_t
 pub const DATATYPE_INT_32: u32 = 0x0032;
+pub const DATATYPE_UINT_8: u32 = 0x0108;
 pub const DATATYPE_UINT_32: u32 = 0x0132;
 pub const DATATYPE_FLOAT_32: u32 = 0x0232;
 pub const DATATYPE_SFIXED_POINT_8: u32 = 0x0308;

@@ -45,6 +45,17 @@ pub struct Node {
     pub output: TensorId,
 }
 
+impl Node {
+    /// Whether the node writes booleans, given which tensors hold them: a logical op does; a pass-through op
+    /// moves input 0's; Concat moves its inputs' when every one holds booleans.
+    pub fn writes_booleans(&self, holds: impl Fn(TensorId) -> bool) -> bool {
+        let def = self.op.def();
+        def.logical()
+            || (def.passthrough() && holds(self.inputs[0]))
+            || (matches!(self.op, Op::Concat(_)) && self.inputs.iter().all(|&t| holds(t)))
+    }
+}
+
 /// A model: tensors, nodes in topological order, graph inputs and outputs.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Graph {

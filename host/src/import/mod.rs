@@ -96,10 +96,7 @@ impl Importer {
     /// Whether activation `t` holds booleans (an op with a logical output wrote it, or an op moved them).
     pub fn is_bool(&self, t: TensorId) -> bool {
         let producer = self.g.nodes.iter().rev().find(|n| n.output == t);
-        producer.is_some_and(|n| {
-            let def = n.op.def();
-            def.logical() || (def.passthrough() && self.is_bool(n.inputs[0]))
-        })
+        producer.is_some_and(|n| n.writes_booleans(|x| self.is_bool(x)))
     }
 
     /// The value named `name` (empty names are absent optional inputs).

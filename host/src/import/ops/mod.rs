@@ -84,14 +84,16 @@ const fn entry(
 use OpKind as K;
 
 /// The ops that move a boolean's values unchanged (their IR ops are pass-through ones, whose output is then
-/// boolean too).
-const BOOL_MOVES: [&str; 6] = [
+/// boolean too); Concat does too when every input is a boolean ([`amp_device::ir::Node::writes_booleans`]).
+const BOOL_MOVES: [&str; 8] = [
     "Reshape",
     "Unsqueeze",
     "Squeeze",
     "Flatten",
     "Expand",
     "Transpose",
+    "Slice",
+    "Tile",
 ];
 
 /// Every ONNX op type the importer handles, in alphabetical order.
@@ -224,15 +226,21 @@ pub(crate) fn convert(imp: &mut Importer, node: &NodeProto) -> Result<(), Import
         }
     }
     // a boolean is read only as Where's condition, by Not, And, Or, Xor, through a Cast, or moved by a reshape,
-    // a Transpose or an Expand
+    // a Transpose, an Expand, a Slice, a Tile or a Concat of booleans only
+    let concat_of_booleans = op_type == "Concat"
+        && node.input.iter().all(|i| match imp.vals.get(i) {
+            Some(Val::Dyn(t)) => imp.is_bool(*t),
+            _ => false,
+        });
     for (k, i) in node.input.iter().enumerate() {
         if let Some(Val::Dyn(t)) = imp.vals.get(i) {
             let reads_bool = matches!(op_type.as_str(), "And" | "Or" | "Xor")
                 || (k == 0 && matches!(op_type.as_str(), "Where" | "Not" | "Cast"))
-                || (k == 0 && BOOL_MOVES.contains(&op_type.as_str()));
+                || (k == 0 && BOOL_MOVES.contains(&op_type.as_str()))
+                || concat_of_booleans;
             if imp.is_bool(*t) && !reads_bool {
                 return Err(cx.err(format!(
-                    "reads the boolean tensor \"{i}\"; amp reads booleans only as Where's condition, by Not, And, Or or Xor, through a Cast, or moved by a reshape, Transpose or Expand"
+                    "reads the boolean tensor \"{i}\"; amp reads booleans only as Where's condition, by Not, And, Or or Xor, through a Cast, or moved by a reshape, Transpose, Expand, Slice, Tile or a Concat of booleans only"
                 )));
             }
         }

@@ -1,5 +1,6 @@
 //! Concat → Concat, its axis mapped to NHWC; the inputs are converted to the output's width, and each
 //! activation input in another encoding is first requantized to the output's by a Convert of its own.
+//! Booleans (BOOL_8) are joined as they are.
 //!
 //! HTP's Concat requantizes inputs of other encodings itself, except in a case measured on v73: an input
 //! written by a nearest Resize of a SiLU (Sigmoid, Mul) was copied as codes, not requantized, so its values
@@ -21,6 +22,10 @@ impl Lower for Concat {
             self.axis
         };
         let mut ins = cx.inputs()?;
+        let params = [ParamSpec::U32("axis", axis as u32)];
+        if cx.moves_boolean() {
+            return cx.emit("Concat", &params, &ins);
+        }
         let out = cx.out_e()?.at_bits(cx.width());
         for (k, &t) in cx.n.inputs.iter().enumerate() {
             let tensor = &cx.b.g.tensors[t];
@@ -37,6 +42,6 @@ impl Lower for Concat {
                 ins[k] = y;
             }
         }
-        cx.emit("Concat", &[ParamSpec::U32("axis", axis as u32)], &ins)
+        cx.emit("Concat", &params, &ins)
     }
 }

@@ -4,7 +4,7 @@
 //! Adding an op: a file here, its `mod` line and one entry in its registration list (a missing entry does
 //! not compile: the dispatch matches every op).
 
-use qnn_sys::{ParamSpec, Quant, TensorRef, TensorSpec, DATATYPE_BOOL_8};
+use qnn_sys::{ParamSpec, Quant, TensorRef, TensorSpec, DATATYPE_BOOL_8, DATATYPE_UINT_8};
 
 use super::builder::{Builder, WeightLayout};
 use super::{qdims, unsupported, QnnBackendError, Result};
@@ -91,9 +91,14 @@ impl<'c, 'a> NodeCx<'c, 'a> {
             .ok_or_else(|| self.unsupported("a boolean output where the op writes a quantized one"))
     }
 
-    /// Whether the node's input 0 is a boolean (a pass-through op then moves booleans).
+    /// Whether the node moves booleans: a pass-through op whose input 0 holds them, or a Concat of them
+    /// ([`Node::writes_booleans`], but for the logical ops, which make them).
     pub fn moves_boolean(&self) -> bool {
-        self.b.ints.contains_key(&self.n.inputs[0]) && !self.b.g.integer.contains(&self.n.inputs[0])
+        let (ints, integer) = (&self.b.ints, &self.b.g.integer);
+        !self.n.op.def().logical()
+            && self
+                .n
+                .writes_booleans(|t| ints.contains_key(&t) && !integer.contains(&t))
     }
 
     /// A boolean input: a BOOL_8 tensor an earlier op wrote, or a constant (a causal mask) as a static one.
@@ -112,13 +117,59 @@ impl<'c, 'a> NodeCx<'c, 'a> {
     /// An intermediate tensor of `dims` holding what input 0 holds, for a node of the op's own lowering: on
     /// input 0's grid at the width the node computes at, or BOOL_8 where the op moves booleans.
     pub fn like_input(&mut self, what: &str, dims: &[u32]) -> Result<TensorRef> {
-        let name = self.b.fresh(what);
         if self.moves_boolean() {
-            let spec = TensorSpec::native(&name, DATATYPE_BOOL_8, dims, Quant::None);
-            return Ok(self.b.q.tensor(&spec)?);
+            return self.plain(what, dims, DATATYPE_BOOL_8);
         }
+        let name = self.b.fresh(what);
         let e = self.b.get(self.n.inputs[0], self.width())?.1;
         self.b.native(&name, dims, e, false)
+    }
+
+    /// A fresh native tensor of `dims` and unquantized `datatype` (BOOL_8, UINT_8).
+    fn plain(&mut self, what: &str, dims: &[u32], datatype: u32) -> Result<TensorRef> {
+        let name = self.b.fresh(what);
+        let spec = TensorSpec::native(&name, datatype, dims, Quant::None);
+        Ok(self.b.q.tensor(&spec)?)
+    }
+
+    /// [`NodeCx::emit`] for an op HTP moves UINT_8 through but not BOOL_8 (StridedSlice: the sets
+    /// backendValidateOpConfig lists hold UINT_8 and no BOOL_8): a boolean input 0 goes through it as 0/1
+    /// bytes between two Casts.
+    pub fn emit_bytes_for_booleans(
+        &mut self,
+        op: &str,
+        params: &[ParamSpec],
+        ins: &[TensorRef],
+    ) -> Result<()> {
+        if !self.moves_boolean() {
+            return self.emit(op, params, ins);
+        }
+        let n = self.n;
+        let what = &self.b.g.tensors[n.output].name;
+        let x = self.plain(
+            &format!("{what}_in_bytes"),
+            &qdims(self.in_shape(0), self.b.batch),
+            DATATYPE_UINT_8,
+        )?;
+        let y = self.plain(
+            &format!("{what}_bytes"),
+            &qdims(self.out_shape(), self.b.batch),
+            DATATYPE_UINT_8,
+        )?;
+        let cast = self.b.fresh(&format!("{}_to_bytes", n.name));
+        self.b.q.node(&cast, "Cast", &[], &ins[..1], &[x])?;
+        let mut moved = ins.to_vec();
+        moved[0] = x;
+        self.b.q.node(&n.name, op, params, &moved, &[y])?;
+        let out = self.plain(
+            what,
+            &qdims(self.out_shape(), self.b.batch),
+            DATATYPE_BOOL_8,
+        )?;
+        let cast = self.b.fresh(&format!("{}_to_booleans", n.name));
+        self.b.q.node(&cast, "Cast", &[], &[y], &[out])?;
+        self.b.ints.insert(n.output, out);
+        Ok(())
     }
 
     /// The op's node writing a boolean output (BOOL_8), which later ops read through [`NodeCx::boolean`].
@@ -198,7 +249,7 @@ impl<'c, 'a> NodeCx<'c, 'a> {
     /// width where that is narrower.
     pub fn emit(&mut self, op: &str, params: &[ParamSpec], ins: &[TensorRef]) -> Result<()> {
         let n = self.n;
-        if n.op.def().passthrough() && self.moves_boolean() {
+        if self.moves_boolean() {
             return self.emit_boolean_with(op, params, ins);
         }
         if n.op.def().passthrough() {

@@ -1,4 +1,5 @@
-//! Slice → StridedSlice, its `ranges` (begin, end, stride per axis) mapped through NHWC storage.
+//! Slice → StridedSlice, its `ranges` (begin, end, stride per axis) mapped through NHWC storage; booleans go
+//! through it as bytes (HTP's StridedSlice takes UINT_8, not BOOL_8).
 
 use qnn_sys::ParamSpec;
 
@@ -38,6 +39,7 @@ impl Lower for Slice {
         if end_mask != 0 {
             params.push(ParamSpec::U32("end_mask", end_mask));
         }
-        cx.node("StridedSlice", &params)
+        let ins = cx.inputs()?;
+        cx.emit_bytes_for_booleans("StridedSlice", &params, &ins)
     }
 }
