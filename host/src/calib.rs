@@ -23,6 +23,28 @@ pub struct CalibrationFile {
     pub stats: Stats,
 }
 
+/// The smallest and largest of `v` as `f32::min` and `f32::max` fold them (NaN skipped), lane by lane with
+/// plain comparisons (false for NaN), which compile to vector min/max: `f32::min` one element at a time was
+/// scalar, and half of a large model's calibration.
+fn min_max(v: &[f32]) -> (f32, f32) {
+    const LANES: usize = 16;
+    let (mut lo, mut hi) = ([f32::INFINITY; LANES], [f32::NEG_INFINITY; LANES]);
+    let chunks = v.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for k in 0..LANES {
+            lo[k] = if c[k] < lo[k] { c[k] } else { lo[k] };
+            hi[k] = if c[k] > hi[k] { c[k] } else { hi[k] };
+        }
+    }
+    let lo = rest.iter().chain(&lo).fold(f32::INFINITY, |m, &x| m.min(x));
+    let hi = rest
+        .iter()
+        .chain(&hi)
+        .fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+    (lo, hi)
+}
+
 /// Records min/max of every activation of `graph` over `inputs` (FP32, batches of `batch`), with the ranges
 /// of an attention mask's fill set as [`mask_fills`] says.
 pub fn calibrate(graph: Arc<Graph>, inputs: &Inputs, batch: usize) -> Result<Stats> {
@@ -39,10 +61,9 @@ pub fn calibrate(graph: Arc<Graph>, inputs: &Inputs, batch: usize) -> Result<Sta
     for start in (0..n).step_by(batch.max(1)) {
         let end = (start + batch).min(n);
         r.run_observed(&inputs.slice_batch(start, end), |t, a| {
-            for &v in &a.data {
-                mins[t] = mins[t].min(v);
-                maxs[t] = maxs[t].max(v);
-            }
+            let (lo, hi) = min_max(&a.data);
+            mins[t] = mins[t].min(lo);
+            maxs[t] = maxs[t].max(hi);
             if let Some(below) = fill_below {
                 let low = a.data.iter().filter(|&&v| v > below);
                 lows[t] = low.fold(lows[t], |m, &v| m.min(v));
@@ -252,6 +273,30 @@ mod tests {
             output: out,
         });
         out
+    }
+
+    /// The lane-wise fold is the sequential one: every length around the lane count, the extremes anywhere
+    /// (in a lane, in the remainder), NaN skipped, empty giving (∞, −∞).
+    #[test]
+    fn min_max_is_the_fold() {
+        let fold = |v: &[f32]| {
+            v.iter()
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &x| {
+                    (lo.min(x), hi.max(x))
+                })
+        };
+        for n in [0, 1, 15, 16, 17, 31, 33, 100] {
+            for at in 0..n {
+                let mut v: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+                v[at] = -7.5;
+                v[n - 1 - at] = 9.25;
+                if n > 2 {
+                    v[(at + 1) % n] = f32::NAN;
+                }
+                assert_eq!(min_max(&v), fold(&v), "n {n}, extremes at {at}");
+            }
+        }
+        assert_eq!(min_max(&[]), (f32::INFINITY, f32::NEG_INFINITY));
     }
 
     /// One mask added to the scores of two layers is one fill with both layers' scores; a huge constant whose
