@@ -181,15 +181,25 @@ impl Prepared {
         })
     }
 
-    /// Runs all of `x` in batches of `batch`, calling `each(samples)` after each batch: one array per model
-    /// output, every sample.
+    /// The batch a run of many samples in batches of `batch` takes: on the reference backend no more samples
+    /// than [`Reference::batch_cap`] keeps its largest activation small (the same outputs: samples are
+    /// independent), on HTP the graph's batch.
+    pub fn batch_for(&self, batch: usize) -> usize {
+        match self {
+            Prepared::Ref(r) => batch.clamp(1, r.batch_cap()),
+            Prepared::Htp(_) => batch.max(1),
+        }
+    }
+
+    /// Runs all of `x` in batches of `batch` (as [`Prepared::batch_for`] takes it), calling `each(samples)`
+    /// after each batch: one array per model output, every sample.
     pub fn run_batched(
         &mut self,
         x: &Inputs,
         batch: usize,
         mut each: impl FnMut(usize),
     ) -> anyhow::Result<Vec<Array>> {
-        let (n, batch) = (x.batch(), batch.max(1));
+        let (n, batch) = (x.batch(), self.batch_for(batch));
         let mut parts: Vec<Vec<Array>> = Vec::new();
         for s in (0..n).step_by(batch) {
             let e = (s + batch).min(n);
@@ -263,4 +273,41 @@ pub fn measure_latency(
         max_us: times[times.len() - 1],
         source: source.into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{Node, Op, Relu};
+
+    /// A model whose one activation is larger per sample than the reference takes in a batch runs one
+    /// sample at a time whatever batch is asked, with the outputs of one run over them all.
+    #[test]
+    fn the_reference_runs_large_activations_in_small_batches() {
+        let mut g = Graph::default();
+        let side = 2400;
+        let x = g.add_tensor("x", vec![1, 1, side, side], None);
+        let y = g.add_tensor("y", vec![1, 1, side, side], None);
+        g.nodes.push(Node {
+            name: "relu".into(),
+            op: Op::Relu(Relu),
+            inputs: vec![x],
+            output: y,
+        });
+        (g.inputs, g.outputs) = (vec![x], vec![y]);
+        let g = Arc::new(g);
+        let r = Reference::new(g.clone(), None).unwrap();
+        assert_eq!(r.batch_cap(), 1);
+        let n = 3;
+        let data: Vec<f32> = (0..n * side * side).map(|i| (i % 7) as f32 - 3.0).collect();
+        let xs = Inputs(vec![Array::new(vec![n, 1, side, side], data)]);
+        let whole = r.run(&xs.0).unwrap();
+        let mut model = Prepared::Ref(Box::new(r));
+        assert_eq!(model.batch_for(32), 1);
+        let mut sizes = Vec::new();
+        let got = model.run_batched(&xs, 32, |s| sizes.push(s)).unwrap();
+        assert_eq!(sizes, vec![1; n]);
+        assert_eq!(got[0].shape, whole[0].shape);
+        assert!(got[0].data == whole[0].data);
+    }
 }

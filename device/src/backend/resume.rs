@@ -113,7 +113,7 @@ impl Prefixes {
         let (Prepared::Ref(r), Some(sigs)) = (&*model, sigs) else {
             return model.run_batched(x, batch, |_| {});
         };
-        let (n, batch) = (x.batch(), batch.max(1));
+        let (n, batch) = (x.batch(), model.batch_for(batch));
         let half = self.budget / 2;
         let Layout { done, checkpoints } = self.layouts.entry(n).or_insert_with(|| {
             let done = work_before(r);

@@ -40,6 +40,10 @@ fn activation_clamp(op: &Op) -> Option<(f32, f32)> {
     op.def().activation_clamp()
 }
 
+/// Elements of the largest activation of a batch that [`Reference::batch_cap`] keeps to (40 MB of f32):
+/// EfficientNet-Lite0 then runs 8 samples at once, which measured faster than 4, 16 or 32 at a16w8.
+pub const BATCH_ELEMENTS: usize = 10 << 20;
+
 /// A graph prepared for execution at one precision plan (or FP32).
 pub struct Reference {
     graph: Arc<Graph>,
@@ -206,6 +210,21 @@ impl Reference {
             state,
             buffers: Mutex::new(Buffers::default()),
         })
+    }
+
+    /// The most samples a run of many takes at once: as many as keep the largest activation within
+    /// [`BATCH_ELEMENTS`] (at least one). An ImageNet model's early activations are megabytes per sample: 32
+    /// of them at once took the agent past a gigabyte while tuning EfficientNet-Lite0, and ran slower.
+    pub fn batch_cap(&self) -> usize {
+        let g = &*self.graph;
+        let largest = g
+            .tensors
+            .iter()
+            .filter(|t| !t.is_const())
+            .map(|t| t.shape.iter().product::<usize>())
+            .max()
+            .unwrap_or(1);
+        (BATCH_ELEMENTS / largest.max(1)).max(1)
     }
 
     pub fn graph(&self) -> &Graph {
