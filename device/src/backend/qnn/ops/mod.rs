@@ -161,11 +161,7 @@ impl<'c, 'a> NodeCx<'c, 'a> {
         let mut moved = ins.to_vec();
         moved[0] = x;
         self.b.q.node(&n.name, op, params, &moved, &[y])?;
-        let out = self.plain(
-            what,
-            &qdims(self.out_shape(), self.b.batch),
-            DATATYPE_BOOL_8,
-        )?;
+        let out = self.boolean_output()?;
         let cast = self.b.fresh(&format!("{}_to_booleans", n.name));
         self.b.q.node(&cast, "Cast", &[], &[y], &[out])?;
         self.b.ints.insert(n.output, out);
@@ -185,17 +181,20 @@ impl<'c, 'a> NodeCx<'c, 'a> {
         ins: &[TensorRef],
     ) -> Result<()> {
         let n = self.n;
-        let name = self.b.fresh(&self.b.g.tensors[n.output].name);
-        let dims = qdims(self.out_shape(), self.b.batch);
-        let y = self.b.q.tensor(&TensorSpec::native(
-            &name,
-            DATATYPE_BOOL_8,
-            &dims,
-            Quant::None,
-        ))?;
+        let y = self.boolean_output()?;
         self.b.q.node(&n.name, op, params, ins, &[y])?;
         self.b.ints.insert(n.output, y);
         Ok(())
+    }
+
+    /// A BOOL_8 tensor for the node's output.
+    fn boolean_output(&mut self) -> Result<TensorRef> {
+        let name = &self.b.g.tensors[self.n.output].name;
+        self.plain(
+            name,
+            &qdims(self.out_shape(), self.b.batch),
+            DATATYPE_BOOL_8,
+        )
     }
 
     /// The output's IR shape at batch 1.
