@@ -173,11 +173,8 @@ fn script_embedding(script: &str, model: &Path, data: &Path, out: &Path, extra: 
         .args(extra)
         .output()
         .unwrap();
-    assert!(
-        o.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{script}: {err}");
     let mut r = NpzReader::new(std::fs::File::open(out).unwrap()).unwrap();
     let a: ArrayD<f64> = match r.by_name::<ndarray::OwnedRepr<f32>, _>("embedding") {
         Ok(a) => a.mapv(f64::from),
