@@ -32,6 +32,20 @@ pub struct DataBlob {
     pub labels: Option<Vec<i64>>,
 }
 
+/// A [`DataBlob`] borrowed from the host's data: it serializes to the same bytes, without a copy of them.
+#[derive(Serialize)]
+pub struct DataBlobRef<'a> {
+    pub inputs: &'a crate::backend::Inputs,
+    pub labels: Option<&'a [i64]>,
+}
+
+/// `value`'s postcard bytes in a buffer of their exact size (a blob of data is hundreds of megabytes: a
+/// growing buffer would take up to twice that).
+pub fn to_exact_vec<T: Serialize>(value: &T) -> postcard::Result<Vec<u8>> {
+    let n = postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())?;
+    postcard::to_extend(value, Vec::with_capacity(n))
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Request {
     Hello {
@@ -186,6 +200,32 @@ mod tests {
         };
         write_frame(&mut buf, &m).unwrap();
         assert_eq!(read_frame::<Request>(&mut buf.as_slice()).unwrap(), m);
+    }
+
+    #[test]
+    fn a_borrowed_data_blob_is_the_same_blob_in_a_buffer_of_its_size() {
+        use crate::backend::{Array, Inputs};
+        let owned = DataBlob {
+            inputs: Inputs(vec![
+                Array::new(vec![3, 2], vec![0.5, -1.0, 2.0, 3.5, 1e-3, 7.0]),
+                Array::new(vec![3], vec![1.0, 2.0, 3.0]),
+            ]),
+            labels: Some(vec![4, 0, 9]),
+        };
+        for labels in [owned.labels.as_deref(), None] {
+            let want = DataBlob {
+                labels: labels.map(<[i64]>::to_vec),
+                ..owned.clone()
+            };
+            let bytes = to_exact_vec(&DataBlobRef {
+                inputs: &owned.inputs,
+                labels,
+            })
+            .unwrap();
+            assert_eq!(bytes, postcard::to_allocvec(&want).unwrap());
+            assert_eq!(bytes.capacity(), bytes.len());
+            assert_eq!(postcard::from_bytes::<DataBlob>(&bytes).unwrap(), want);
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use std::fs::File;
 use std::path::Path;
+use std::sync::Arc;
 
 use amp_device::backend::{Array, Inputs};
 use amp_device::ir::Graph;
@@ -47,7 +48,8 @@ pub enum DataError {
     },
 }
 
-/// One array per model input (batch first) and, when the data has them, integer labels.
+/// One array per model input (batch first) and, when the data has them, integer labels. The arrays are
+/// shared: a clone, or a head of every sample, takes no copy of them.
 #[derive(Clone, Debug)]
 pub struct Dataset {
     pub path: String,
@@ -55,8 +57,8 @@ pub struct Dataset {
     pub names: Vec<String>,
     /// Per array: whether it holds integers (token ids), kept as exact floats.
     pub integer: Vec<bool>,
-    pub inputs: Inputs,
-    pub labels: Option<Vec<i64>>,
+    pub inputs: Arc<Inputs>,
+    pub labels: Option<Arc<[i64]>>,
 }
 
 impl Dataset {
@@ -169,8 +171,8 @@ impl Dataset {
             path: p,
             names,
             integer,
-            inputs: Inputs(inputs),
-            labels,
+            inputs: Arc::new(Inputs(inputs)),
+            labels: labels.map(Arc::from),
         })
     }
 
@@ -209,7 +211,11 @@ impl Dataset {
         }
         self.names = order.iter().map(|&i| self.names[i].clone()).collect();
         self.integer = order.iter().map(|&i| self.integer[i]).collect();
-        self.inputs = Inputs(order.iter().map(|&i| self.inputs[i].clone()).collect());
+        let mut arrays = std::mem::take(Arc::make_mut(&mut self.inputs)).0;
+        let mut taken: Vec<Option<Array>> = arrays.drain(..).map(Some).collect();
+        self.inputs = Arc::new(Inputs(
+            order.iter().filter_map(|&i| taken[i].take()).collect(),
+        ));
         self.check_types(graph)
     }
 
@@ -261,15 +267,18 @@ impl Dataset {
         }
     }
 
-    /// The first `n` samples.
+    /// The first `n` samples (all of them shared, not copied).
     pub fn head(&self, n: usize) -> Dataset {
         let n = n.min(self.len());
+        if n == self.len() {
+            return self.clone();
+        }
         Dataset {
             path: self.path.clone(),
             names: self.names.clone(),
             integer: self.integer.clone(),
-            inputs: self.inputs.slice_batch(0, n),
-            labels: self.labels.as_ref().map(|l| l[..n].to_vec()),
+            inputs: Arc::new(self.inputs.slice_batch(0, n)),
+            labels: self.labels.as_ref().map(|l| Arc::from(&l[..n])),
         }
     }
 
@@ -290,7 +299,7 @@ impl Dataset {
         }
         if let Some(labels) = &self.labels {
             h.update(b"labels");
-            for l in labels {
+            for l in labels.iter() {
                 h.update(&l.to_le_bytes());
             }
         }
@@ -298,11 +307,20 @@ impl Dataset {
     }
 }
 
+/// The array as amp's, its buffer taken over when it is in row-major order (an `.npy` read is).
 fn to_array(a: ArrayD<f32>) -> Array {
-    Array::new(
-        a.shape().to_vec(),
-        a.as_standard_layout().iter().copied().collect(),
-    )
+    let shape = a.shape().to_vec();
+    if !a.is_standard_layout() {
+        return Array::new(shape, a.iter().copied().collect());
+    }
+    let n = a.len();
+    let (data, off) = a.into_raw_vec_and_offset();
+    let off = off.unwrap_or(0);
+    if off == 0 && data.len() == n {
+        Array::new(shape, data)
+    } else {
+        Array::new(shape, data[off..off + n].to_vec())
+    }
 }
 
 /// Integer data as exact floats (f32 holds every integer up to 2²⁴).

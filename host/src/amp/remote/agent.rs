@@ -12,8 +12,8 @@ use amp_device::backend::Array;
 use amp_device::error::EvalError;
 use amp_device::ir::Graph;
 use amp_device::protocol::{
-    blob_hash, read_frame, write_frame, BackendChoice, DataBlob, Request, Response, CHUNK,
-    MAX_FRAME, PROTOCOL_VERSION,
+    blob_hash, read_frame, to_exact_vec, write_frame, BackendChoice, DataBlobRef, Request,
+    Response, CHUNK, MAX_FRAME, PROTOCOL_VERSION,
 };
 use amp_device::quant::{Precision, Stats};
 use anyhow::{anyhow, Result};
@@ -173,9 +173,9 @@ impl AgentEvaluator {
             stats: s,
             backend: c.backend,
         })?;
-        let d = ev.push(&postcard::to_allocvec(&DataBlob {
-            inputs: c.data.inputs.clone(),
-            labels: c.data.labels.clone(),
+        let d = ev.push(&to_exact_vec(&DataBlobRef {
+            inputs: &c.data.inputs,
+            labels: c.data.labels.as_deref(),
         })?)?;
         ev.expect_ok(Request::LoadData { data: d })?;
         Ok(ev)
