@@ -118,6 +118,14 @@ fn err(message: impl Into<String>) -> Response {
     }
 }
 
+/// The hash of a file's content ([`blob_hash`]), read a piece at a time: a blob of data is hundreds of
+/// megabytes.
+fn file_hash(p: &Path) -> std::io::Result<String> {
+    let mut h = blake3::Hasher::new();
+    h.update_reader(fs::File::open(p)?)?;
+    Ok(h.finalize().to_hex().to_string())
+}
+
 fn load_blob<T: serde::de::DeserializeOwned>(work: &WorkDir, hash: &str) -> Result<T, String> {
     let p = work
         .blob(hash)
@@ -152,7 +160,7 @@ impl State {
             Request::BlobStatus { hash } => match self.work.blob(&hash) {
                 None => err(format!("blob name {hash:?} is not a hash")),
                 Some(p) => {
-                    let done = fs::read(&p).map(|b| blob_hash(&b) == hash).unwrap_or(false);
+                    let done = file_hash(&p).is_ok_and(|h| h == hash);
                     let have = if done {
                         u64::MAX
                     } else {
@@ -185,8 +193,7 @@ impl State {
                     return err(format!("blob {hash}: {e}"));
                 }
                 if offset + chunk.len() as u64 >= total {
-                    let bytes = fs::read(&part).unwrap_or_default();
-                    if blob_hash(&bytes) != hash {
+                    if !file_hash(&part).is_ok_and(|h| h == hash) {
                         let _ = fs::remove_file(&part);
                         return err(format!(
                             "blob {hash}: received content does not match its hash; discarded"
@@ -336,11 +343,10 @@ impl State {
             return Err(err("load a model and data first"));
         };
         let end = end.min(data.inputs.batch());
-        let x = data.inputs.slice_batch(start.min(end), end);
         let mut prefixes = std::mem::take(&mut self.prefixes);
         let r = self.model(plan, batch).and_then(|m| {
             prefixes
-                .run_batched(m, &x, start.min(end), batch)
+                .run_batched(m, &data.inputs, start.min(end)..end, batch)
                 .map_err(classify)
         });
         self.prefixes = prefixes;

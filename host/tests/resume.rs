@@ -42,24 +42,42 @@ fn configs(groups: usize) -> Vec<Vec<Precision>> {
 fn check(name: &str, g: &Arc<Graph>, stats: &Stats, x: &Inputs, budget: usize) -> f64 {
     let groups = Groups::new(g);
     let mut prefixes = Prefixes::new(budget);
+    let same = |a: &Array, b: &Array| {
+        a.shape == b.shape
+            && a.data
+                .iter()
+                .zip(&b.data)
+                .all(|(u, v)| u.to_bits() == v.to_bits())
+    };
     for cfg in configs(groups.len()) {
         let plan = QuantPlan::new(g, stats, &groups.bit_plan(g, &cfg, true)).unwrap();
         let mut model = prepare(&EvalBackend::Ref, g, Some(plan), 4).unwrap();
         let whole = model.run_batched(x, 4, |_| {}).unwrap();
-        let resumed = prefixes.run_batched(&mut model, x, 0, 4).unwrap();
-        let same = |a: &Array, b: &Array| {
-            a.shape == b.shape
-                && a.data
-                    .iter()
-                    .zip(&b.data)
-                    .all(|(u, v)| u.to_bits() == v.to_bits())
-        };
+        let resumed = prefixes
+            .run_batched(&mut model, x, 0..x.batch(), 4)
+            .unwrap();
         assert!(
             whole.len() == resumed.len() && whole.iter().zip(&resumed).all(|(a, b)| same(a, b)),
             "{name}, budget {budget} B: config {cfg:?} resumed differs from its whole run"
         );
     }
     let w = prefixes.work;
+    // a run of samples that do not start the data (the agent's ranges) reads them in place
+    if let Some(cfg) = configs(groups.len()).last() {
+        let plan = QuantPlan::new(g, stats, &groups.bit_plan(g, cfg, true)).unwrap();
+        let mut model = prepare(&EvalBackend::Ref, g, Some(plan), 4).unwrap();
+        let n = x.batch();
+        let whole = model
+            .run_batched(&x.slice_batch(3.min(n), n), 4, |_| {})
+            .unwrap();
+        let resumed = prefixes.run_batched(&mut model, x, 3.min(n)..n, 4).unwrap();
+        assert!(
+            !whole.is_empty()
+                && whole.len() == resumed.len()
+                && whole.iter().zip(&resumed).all(|(a, b)| same(a, b)),
+            "{name}: samples 3.. resumed differ from their whole run"
+        );
+    }
     if w.total > 0.0 {
         w.skipped / w.total
     } else {

@@ -197,12 +197,23 @@ impl Prepared {
         &mut self,
         x: &Inputs,
         batch: usize,
+        each: impl FnMut(usize),
+    ) -> anyhow::Result<Vec<Array>> {
+        self.run_samples(x, 0..x.batch(), batch, each)
+    }
+
+    /// [`Prepared::run_batched`] on samples `samples` of `x`: only a batch at a time is copied out of it.
+    pub fn run_samples(
+        &mut self,
+        x: &Inputs,
+        samples: std::ops::Range<usize>,
+        batch: usize,
         mut each: impl FnMut(usize),
     ) -> anyhow::Result<Vec<Array>> {
-        let (n, batch) = (x.batch(), self.batch_for(batch));
+        let batch = self.batch_for(batch);
         let mut parts: Vec<Vec<Array>> = Vec::new();
-        for s in (0..n).step_by(batch) {
-            let e = (s + batch).min(n);
+        for s in samples.clone().step_by(batch) {
+            let e = (s + batch).min(samples.end);
             let outs = self.run(&x.slice_batch(s, e))?;
             parts.resize_with(outs.len(), Vec::new);
             for (p, o) in parts.iter_mut().zip(outs) {

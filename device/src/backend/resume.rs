@@ -96,14 +96,14 @@ impl Prefixes {
         self.work = Work::default();
     }
 
-    /// Runs all of `x`, whose first sample is sample `first` of the data, in batches of `batch`, as
-    /// [`Prepared::run_batched`] does; on the reference backend, quantized, it starts each batch where a kept
-    /// run of the same samples hands over, and keeps this run's activations for later runs.
+    /// Runs samples `samples` of the data `x`, in batches of `batch`, as [`Prepared::run_samples`] does; on
+    /// the reference backend, quantized, it starts each batch where a kept run of the same samples hands
+    /// over, and keeps this run's activations for later runs.
     pub fn run_batched(
         &mut self,
         model: &mut Prepared,
         x: &Inputs,
-        first: usize,
+        samples: std::ops::Range<usize>,
         batch: usize,
     ) -> anyhow::Result<Vec<Array>> {
         let sigs = match &*model {
@@ -111,9 +111,9 @@ impl Prefixes {
             _ => None,
         };
         let (Prepared::Ref(r), Some(sigs)) = (&*model, sigs) else {
-            return model.run_batched(x, batch, |_| {});
+            return model.run_samples(x, samples, batch, |_| {});
         };
-        let (n, batch) = (x.batch(), model.batch_for(batch));
+        let (first, n, batch) = (samples.start, samples.len(), model.batch_for(batch));
         let half = self.budget / 2;
         let Layout { done, checkpoints } = self.layouts.entry(n).or_insert_with(|| {
             let done = work_before(r);
@@ -155,7 +155,7 @@ impl Prefixes {
         for s in (0..n).step_by(batch) {
             let e = (s + batch).min(n);
             let key = (first + s, e - s);
-            let xb = x.slice_batch(s, e);
+            let xb = x.slice_batch(first + s, first + e);
             let given = from.and_then(|(k, c)| {
                 let m = self.bases[k].kept.get(&key)?;
                 // the latest checkpoint up to the handover whose values this batch kept

@@ -247,7 +247,7 @@ impl Evaluator for LocalEvaluator {
             Subset::Phase1 => &self.phase1.inputs,
             Subset::Phase2 => &self.phase2.inputs,
         };
-        self.prefixes[subset as usize].run_batched(&mut model, x, 0, self.batch)
+        self.prefixes[subset as usize].run_batched(&mut model, x, 0..x.batch(), self.batch)
     }
 
     fn score(&mut self, config: Config, subset: Subset, metric: MetricSpec) -> Result<f64> {
