@@ -45,7 +45,8 @@ fn min_max(v: &[f32]) -> (f32, f32) {
     (lo, hi)
 }
 
-/// Records min/max of every activation of `graph` over `inputs` (FP32, batches of `batch`), with the ranges
+/// Records min/max of every activation of `graph` over `inputs` (FP32, batches of `batch` or of
+/// [`Reference::batch_cap`] when that is smaller), with the ranges
 /// of an attention mask's fill set as [`mask_fills`] says.
 pub fn calibrate(graph: Arc<Graph>, inputs: &Inputs, batch: usize) -> Result<Stats> {
     let r = Reference::new(graph.clone(), None)?;
@@ -57,8 +58,9 @@ pub fn calibrate(graph: Arc<Graph>, inputs: &Inputs, batch: usize) -> Result<Sta
     // the smallest value that is not a fill's
     let mut lows = vec![f32::INFINITY; graph.tensors.len()];
     let n = inputs.batch();
+    let batch = batch.clamp(1, r.batch_cap());
     let bar = progress::bar(n as u64, "calibrating");
-    for start in (0..n).step_by(batch.max(1)) {
+    for start in (0..n).step_by(batch) {
         let end = (start + batch).min(n);
         r.run_observed(&inputs.slice_batch(start, end), |t, a| {
             let (lo, hi) = min_max(&a.data);

@@ -42,7 +42,7 @@ fn activation_clamp(op: &Op) -> Option<(f32, f32)> {
 
 /// Elements of the largest activation of a batch that [`Reference::batch_cap`] keeps to (40 MB of f32):
 /// EfficientNet-Lite0 then runs 8 samples at once, which measured faster than 4, 16 or 32 at a16w8.
-pub const BATCH_ELEMENTS: usize = 10 << 20;
+pub const BATCH_ELEMENTS: usize = 4 << 20;
 
 /// A graph prepared for execution at one precision plan (or FP32).
 pub struct Reference {
@@ -378,6 +378,7 @@ impl Reference {
             .iter()
             .map(|&o| vals[o].take().expect("graph output computed"))
             .collect();
+        bufs.end_run();
         *self.lock_buffers() = bufs;
         Ok(outs)
     }
