@@ -13,7 +13,7 @@ use super::reference::Reference;
 use super::{Array, Inputs, Prepared};
 
 /// The memory budget when `AMP_RESUME_MB` does not set one.
-pub const DEFAULT_BUDGET_MB: usize = 96;
+pub const DEFAULT_BUDGET_MB: usize = 64;
 
 /// Kept activations of the last few runs, to resume later runs from.
 pub struct Prefixes {
