@@ -40,8 +40,9 @@ fn activation_clamp(op: &Op) -> Option<(f32, f32)> {
     op.def().activation_clamp()
 }
 
-/// Elements of the largest activation of a batch that [`Reference::batch_cap`] keeps to (40 MB of f32):
-/// EfficientNet-Lite0 then runs 8 samples at once, which measured faster than 4, 16 or 32 at a16w8.
+/// Elements of the largest activation of a batch that [`Reference::batch_cap`] keeps to (16 MB of f32):
+/// EfficientNet-Lite0 then runs 3 samples at once. Its full curve took 658 s and peaked at 498 MB so; at 8
+/// samples the agent took 100 MB more, and one at a time it took 782 s (and 528 MB).
 pub const BATCH_ELEMENTS: usize = 4 << 20;
 
 /// A graph prepared for execution at one precision plan (or FP32).
